@@ -1,0 +1,160 @@
+// JobSpec: the typed form of the one YAML file that describes a training job, shared by
+// every role (scheduler, servers, workers, LocalTrainer), and its validating parser.
+//
+//   StatusOr<JobSpec> spec = LoadJobSpec("job.yaml");
+//   if (!spec.ok()) LOG(FATAL) << spec.status();   // e.g. "tables[1].dim: must be > 0, got -4"
+//   const TableSpec* user = spec->FindTable("user");
+//
+// Every invalid value is refused with the path of the field ("model.experts",
+// "tasks[0].loss") and the reason. Unknown keys are refused too, so a typo never passes
+// silently. Field documentation lives beside each member below; launch/demo.yaml is a
+// complete example.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "protocol/status.h"
+
+namespace mtps {
+
+// Optimizer of a sparse table (applied on the servers) or of the dense parameters.
+struct OptimizerSpec {
+  enum class Type { kSgd, kAdagrad, kAdam, kAdamW, kFtrl };
+  Type type = Type::kAdagrad;
+  float lr = 0.01f;
+  float l2 = 0.0f;                  // L2 penalty added to the gradient (all types)
+  float weight_decay = 0.0f;        // decoupled decay, AdamW only
+  float beta1 = 0.9f;               // Adam/AdamW
+  float beta2 = 0.999f;             // Adam/AdamW
+  float epsilon = 1e-8f;            // Adam/AdamW/Adagrad
+  float initial_accumulator = 0.1f; // Adagrad
+  float ftrl_alpha = 0.05f;         // FTRL-Proximal learning-rate alpha (lr is unused)
+  float ftrl_beta = 1.0f;
+  float ftrl_l1 = 0.0f;
+  float ftrl_l2 = 0.0f;
+};
+const char* OptimizerTypeName(OptimizerSpec::Type type);
+
+// How a new row's embedding is drawn; a pure function of (table seed, key, index).
+struct InitializerSpec {
+  enum class Type { kNormal, kUniform, kZeros };
+  Type type = Type::kNormal;
+  float stddev = 0.01f;  // kNormal
+  float range = 0.01f;   // kUniform: U(-range, range)
+};
+
+struct TableSpec {
+  std::string name;
+  int dim = 16;
+  OptimizerSpec optimizer;
+  InitializerSpec initializer;
+  uint64_t seed = 0;             // defaults to a hash of the table name
+  uint64_t capacity_rows = 0;    // 0 = unbounded
+  uint64_t capacity_bytes = 0;   // 0 = unbounded
+  uint32_t admit_min_count = 1;  // 1 = every key is admitted at once
+  uint64_t ttl_steps = 0;        // 0 = rows never expire
+};
+
+enum class MissingPolicy {
+  kDefault,  // sparse: the field's "missing" key (a learned embedding); dense: `default_value`
+  kError,    // the record is bad (skipped and counted, or the job stops: data.on_bad_record)
+};
+
+enum class Pooling { kSum, kMean };
+
+struct SparseFieldSpec {
+  std::string name;       // feature name; keys are hashed with it, so fields never collide
+  std::string column;     // input column; defaults to `name`
+  std::string table;      // table that holds this field's embeddings
+  bool multi_valued = false;  // CSV cells list values separated by '|'
+  Pooling pooling = Pooling::kSum;
+  MissingPolicy missing = MissingPolicy::kDefault;
+};
+
+struct DenseFieldSpec {
+  std::string name;
+  std::string column;     // defaults to `name`
+  float default_value = 0.0f;
+  MissingPolicy missing = MissingPolicy::kDefault;
+};
+
+struct DataSpec {
+  enum class Format { kMtb, kCsv };
+  enum class BadRecordPolicy { kSkip, kStop };
+  Format format = Format::kMtb;
+  std::vector<std::string> train;  // files, directories or glob patterns
+  std::vector<std::string> eval;
+  std::string oracle;              // optional oracle.json of a generated data set
+  BadRecordPolicy on_bad_record = BadRecordPolicy::kStop;
+  int reader_threads = 1;
+  bool shuffle = true;
+};
+
+struct ModelSpec {
+  enum class Type { kSharedBottom, kMmoe, kPle, kEsmm };
+  Type type = Type::kMmoe;
+  std::vector<int> bottom_units = {128, 64};  // shared_bottom; also esmm's per-tower MLP
+  int experts = 8;                            // mmoe
+  std::vector<int> expert_units = {64};       // mmoe, ple
+  std::vector<int> tower_units = {32};        // every model: the per-task tower
+  int ple_levels = 2;
+  int ple_shared_experts = 2;
+  int ple_task_experts = 2;
+  float dropout = 0.0f;
+};
+const char* ModelTypeName(ModelSpec::Type type);
+
+struct TaskSpec {
+  enum class Loss { kBce, kMse };
+  std::string name;
+  std::string label;  // label column
+  Loss loss = Loss::kBce;
+  float weight = 1.0f;
+};
+
+struct TrainingSpec {
+  enum class Mode { kAsync, kSync };
+  enum class TaskWeighting { kFixed, kUncertainty };
+  int batch_size = 1024;
+  int epochs = 1;
+  uint64_t seed = 1;
+  Mode mode = Mode::kAsync;
+  int max_staleness = 4;  // async: steps a worker may run ahead of its acked pushes
+  int prefetch = 2;       // batches whose pulls are in flight ahead of compute
+  TaskWeighting task_weighting = TaskWeighting::kFixed;
+  OptimizerSpec dense_optimizer = {.type = OptimizerSpec::Type::kAdam, .lr = 0.001f};
+  int eval_batch_size = 4096;
+};
+
+struct CheckpointSpec {
+  std::string dir;            // empty = no checkpoints
+  uint64_t interval_steps = 0;  // 0 = only at the end of the job
+  int keep = 2;               // whole checkpoints kept on disk
+};
+
+struct JobSpec {
+  std::string name = "mtps";
+  DataSpec data;
+  std::vector<SparseFieldSpec> sparse_fields;
+  std::vector<DenseFieldSpec> dense_fields;
+  std::vector<TableSpec> tables;
+  ModelSpec model;
+  std::vector<TaskSpec> tasks;
+  TrainingSpec training;
+  CheckpointSpec checkpoint;
+
+  // 64-bit hash of the canonical form of the spec: equal for every node that read the
+  // same job, whatever the file's comments and layout.
+  uint64_t hash = 0;
+
+  const TableSpec* FindTable(const std::string& name) const;
+  int TableIndex(const std::string& name) const;  // -1 when absent
+};
+
+// Parses and validates YAML text. `origin` names the source in error messages.
+StatusOr<JobSpec> ParseJobSpec(const std::string& yaml_text, const std::string& origin = "job spec");
+StatusOr<JobSpec> LoadJobSpec(const std::string& path);
+
+}  // namespace mtps

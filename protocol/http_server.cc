@@ -1,0 +1,232 @@
+// HttpServer: Boost.Beast asynchronous HTTP/1.1 on one io_context thread; one Session
+// object per connection reads a request, answers it, and reads the next.
+#include "protocol/http_server.h"
+
+#include <atomic>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <glog/logging.h>
+
+namespace mtps {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+using Request = http::request<http::string_body>;
+using Response = http::response<http::string_body>;
+
+Response MakeResponse(http::status status, unsigned version, bool keep_alive, std::string body,
+                      const char* content_type = "text/plain; charset=utf-8") {
+  Response res{status, version};
+  res.set(http::field::server, "mtps");
+  res.set(http::field::content_type, content_type);
+  res.keep_alive(keep_alive);
+  res.body() = std::move(body);
+  res.prepare_payload();
+  return res;
+}
+
+// Errors after which the connection is simply gone: nobody left to answer.
+bool IsDisconnect(const beast::error_code& ec) {
+  return ec == http::error::end_of_stream || ec == http::error::partial_message ||
+         ec == beast::error::timeout || ec == asio::error::eof ||
+         ec == asio::error::connection_reset || ec == asio::error::operation_aborted ||
+         ec == asio::error::broken_pipe;
+}
+
+// Everything the connections need; HttpServer::Impl is this and nothing more.
+struct ServerCore {
+  const MetricsRegistry* registry;
+  HttpServerOptions options;
+
+  std::mutex health_mutex;
+  std::shared_ptr<const std::function<Status()>> health_check;  // GUARDED_BY(health_mutex)
+
+  std::unique_ptr<asio::io_context> ioc;
+  std::unique_ptr<tcp::acceptor> acceptor;
+  std::thread thread;
+  std::atomic<int> port{0};
+  std::mutex lifecycle_mutex;  // serializes Start/Stop
+  bool started = false;        // GUARDED_BY(lifecycle_mutex)
+
+  Response Route(const Request& req) {
+    const bool keep_alive = req.keep_alive();
+    std::string_view target(req.target().data(), req.target().size());
+    target = target.substr(0, target.find('?'));
+    if (target != "/healthz" && target != "/metrics") {
+      return MakeResponse(http::status::not_found, req.version(), keep_alive,
+                          "not found: " + std::string(target) + "\n");
+    }
+    if (req.method() != http::verb::get) {
+      Response res = MakeResponse(http::status::method_not_allowed, req.version(), keep_alive,
+                                  "method " + std::string(req.method_string()) +
+                                      " not allowed; use GET\n");
+      res.set(http::field::allow, "GET");
+      return res;
+    }
+    if (target == "/metrics") {
+      return MakeResponse(http::status::ok, req.version(), keep_alive,
+                          registry ? registry->Render() : std::string(),
+                          "text/plain; version=0.0.4; charset=utf-8");
+    }
+    std::shared_ptr<const std::function<Status()>> check;
+    {
+      std::lock_guard<std::mutex> lock(health_mutex);
+      check = health_check;
+    }
+    Status health = check ? (*check)() : Status::OK();
+    if (health.ok()) return MakeResponse(http::status::ok, req.version(), keep_alive, "ok\n");
+    return MakeResponse(http::status::service_unavailable, req.version(), keep_alive,
+                        health.ToString() + "\n");
+  }
+
+  void Accept();
+};
+
+// One connection. Kept alive by the shared_ptr that each pending operation holds.
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket socket, ServerCore* server)
+      : stream_(std::move(socket)), server_(server) {}
+
+  void Read() {
+    parser_.emplace();
+    parser_->header_limit(static_cast<uint32_t>(server_->options.max_request_bytes));
+    parser_->body_limit(server_->options.max_request_bytes);
+    stream_.expires_after(server_->options.idle_timeout);
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
+  }
+
+ private:
+  void OnRead(beast::error_code ec) {
+    if (ec) {
+      if (IsDisconnect(ec)) return Close();
+      // Malformed or oversized: tell the client why, then hang up.
+      http::status status = http::status::bad_request;
+      if (ec == http::error::body_limit) status = http::status::payload_too_large;
+      if (ec == http::error::header_limit) status = http::status::request_header_fields_too_large;
+      VLOG(1) << "http: bad request from " << Peer() << ": " << ec.message();
+      return Write(MakeResponse(status, 11, false, "bad request: " + ec.message() + "\n"));
+    }
+    Write(server_->Route(parser_->get()));
+  }
+
+  void Write(Response res) {
+    response_ = std::move(res);
+    stream_.expires_after(server_->options.idle_timeout);
+    http::async_write(stream_, response_,
+                      [self = shared_from_this()](beast::error_code ec, size_t) {
+                        if (ec || !self->response_.keep_alive()) return self->Close();
+                        self->Read();
+                      });
+  }
+
+  void Close() {
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  }
+
+  std::string Peer() {
+    beast::error_code ec;
+    auto ep = stream_.socket().remote_endpoint(ec);
+    return ec ? std::string("?") : ep.address().to_string() + ":" + std::to_string(ep.port());
+  }
+
+  beast::tcp_stream stream_;
+  ServerCore* server_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  Response response_;
+};
+
+}  // namespace
+
+void ServerCore::Accept() {
+  acceptor->async_accept([this](beast::error_code ec, tcp::socket socket) {
+    if (ec == asio::error::operation_aborted) return;  // Stop()
+    if (ec) {
+      LOG(WARNING) << "http: accept failed: " << ec.message();
+    } else {
+      std::make_shared<Session>(std::move(socket), this)->Read();
+    }
+    Accept();
+  });
+}
+
+}  // namespace
+
+struct HttpServer::Impl : ServerCore {};
+
+HttpServer::HttpServer(const MetricsRegistry* registry, HttpServerOptions options)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->registry = registry;
+  impl_->options = options;
+}
+
+HttpServer::~HttpServer() { Stop(); }
+
+void HttpServer::SetHealthCheck(std::function<Status()> check) {
+  auto shared = check ? std::make_shared<const std::function<Status()>>(std::move(check)) : nullptr;
+  std::lock_guard<std::mutex> lock(impl_->health_mutex);
+  impl_->health_check = std::move(shared);
+}
+
+StatusOr<int> HttpServer::Start(const std::string& host, int port) {
+  std::lock_guard<std::mutex> lock(impl_->lifecycle_mutex);
+  if (impl_->started) return FailedPrecondition("http server already started");
+  const std::string where = "http://" + host + ":" + std::to_string(port);
+  if (port < 0 || port > 65535) return InvalidArgument("http port out of range: " + where);
+
+  auto ioc = std::make_unique<asio::io_context>(1);
+  auto acceptor = std::make_unique<tcp::acceptor>(*ioc);
+  beast::error_code ec;
+  tcp::resolver resolver(*ioc);
+  auto endpoints = resolver.resolve(host, std::to_string(port),
+                                    tcp::resolver::passive | tcp::resolver::numeric_service, ec);
+  if (ec || endpoints.empty()) {
+    return Unavailable("cannot resolve " + where + ": " + (ec ? ec.message() : "no address"));
+  }
+  tcp::endpoint endpoint = endpoints.begin()->endpoint();
+  acceptor->open(endpoint.protocol(), ec);
+  if (!ec) acceptor->set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor->bind(endpoint, ec);
+  if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) return Unavailable("cannot listen on " + where + ": " + ec.message());
+  const int bound = acceptor->local_endpoint(ec).port();
+  if (ec) return Unavailable("cannot read the bound port of " + where + ": " + ec.message());
+
+  impl_->ioc = std::move(ioc);
+  impl_->acceptor = std::move(acceptor);
+  impl_->port = bound;
+  impl_->started = true;
+  impl_->Accept();
+  impl_->thread = std::thread([impl = impl_.get()] { impl->ioc->run(); });
+  LOG(INFO) << "http: serving /healthz and /metrics on " << host << ":" << bound;
+  return bound;
+}
+
+void HttpServer::Stop() {
+  std::lock_guard<std::mutex> lock(impl_->lifecycle_mutex);
+  if (!impl_->ioc) return;
+  impl_->ioc->stop();
+  if (impl_->thread.joinable()) impl_->thread.join();
+  // Destroying the io_context destroys the pending handlers, which own the sessions, so
+  // every connection closes here.
+  impl_->acceptor.reset();
+  impl_->ioc.reset();
+  impl_->port = 0;
+}
+
+int HttpServer::port() const { return impl_->port.load(); }
+
+}  // namespace mtps

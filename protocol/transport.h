@@ -1,0 +1,210 @@
+// ZeroMQ request-response transport for Cap'n Proto envelopes.
+//
+//   RpcServer server(options);
+//   server.Handle(proto::Envelope::Body::ECHO, [](IncomingMessage& req, Responder r) {
+//     auto reply = r.NewReply();                       // envelope filled: version, ids
+//     reply->body().setEcho(req.envelope().getBody().getEcho());
+//     r.Send(std::move(reply));
+//   });
+//   StatusOr<int> port = server.Bind("tcp://127.0.0.1:0");   // 0 = any free port
+//   server.Start();
+//
+//   auto client = RpcClient::Connect("tcp://127.0.0.1:" + std::to_string(*port), self, job);
+//   auto req = (*client)->NewRequest();
+//   req->body().setEcho(payload);
+//   StatusOr<IncomingMessage> reply = (*client)->Call(std::move(req), {}).get();
+//   // An Error reply arrives as !reply.ok() with the Status it carries.
+//
+// Wire format: one ZeroMQ multipart message per envelope, one frame per Cap'n Proto
+// segment (ROUTER adds the peer's identity frame in front). Segments are handed to ZeroMQ
+// without a copy; received frames are read in place (copied only when a frame is not
+// 8-byte aligned). A message over max_message_bytes, one that fails the traversal limit,
+// one of another protocol version or job, and one of an unknown kind is answered with an
+// Error reply (or, if it cannot even be parsed, dropped with one log line); the server
+// keeps serving.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <future>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <capnp/message.h>
+#include <zmq.hpp>
+
+#include "protocol/mtps.capnp.h"
+#include "protocol/status.h"
+
+namespace mtps {
+
+struct TransportOptions {
+  size_t max_message_bytes = size_t{1} << 30;   // larger messages are refused
+  uint64_t traversal_limit_words = uint64_t{1} << 28;
+  int handler_threads = 2;                      // RpcServer: threads that run handlers
+  uint64_t job_id = 0;                          // 0 = accept any job; else must match
+};
+
+// A received envelope. Owns the ZeroMQ frames it reads from; move-only.
+class IncomingMessage {
+ public:
+  // Parses frames (segments) into a readable envelope, checking size, alignment, the
+  // traversal limit and the protocol version.
+  static StatusOr<IncomingMessage> FromFrames(std::vector<zmq::message_t> frames,
+                                              const TransportOptions& options);
+  // As above; on failure `*request_id` holds the envelope's request id when it could still
+  // be read, so that a server can answer the bad request with an error.
+  static StatusOr<IncomingMessage> FromFrames(std::vector<zmq::message_t> frames,
+                                              const TransportOptions& options,
+                                              std::optional<uint64_t>* request_id);
+  IncomingMessage(IncomingMessage&&) noexcept;
+  IncomingMessage& operator=(IncomingMessage&&) noexcept;
+  ~IncomingMessage();
+
+  proto::Envelope::Reader envelope() const;
+  size_t byte_size() const;
+
+ private:
+  struct Impl;
+  explicit IncomingMessage(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// An envelope being built. Large payloads can be placed without a copy either by
+// building them in the message (init a Data field and write into it) or by referencing
+// external memory that outlives the send (KeepAlive + Orphanage::referenceExternalData).
+class OutgoingMessage {
+ public:
+  OutgoingMessage();
+  ~OutgoingMessage();
+  capnp::MessageBuilder& builder();
+  proto::Envelope::Builder envelope();
+  proto::Envelope::Body::Builder body() { return envelope().getBody(); }
+  // Keeps `owner` alive until ZeroMQ has sent the last frame of this message.
+  // (referenceExternalData needs word-aligned memory and reads up to the next word
+  // boundary past the data's end, so that memory must be readable too.)
+  void KeepAlive(std::shared_ptr<void> owner);
+  // The message as ZeroMQ frames, one per segment, pointing at the segments (no copy);
+  // every frame keeps this message's memory alive. For tests and tools that speak to a
+  // server through a raw socket; the builder must not change while frames are alive.
+  std::vector<zmq::message_t> ToFrames() const;
+
+ private:
+  friend class RpcClient;
+  friend class RpcServer;
+  friend class Responder;
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+// The header of an envelope; NewEnvelope builds a message with it set. RpcClient and
+// Responder fill it for you; tests use this to forge requests (wrong version, other job).
+struct EnvelopeHeader {
+  uint16_t version = proto::PROTOCOL_VERSION;
+  uint64_t job_id = 0;
+  uint64_t request_id = 0;
+  proto::Role role = proto::Role::CLIENT;
+  int32_t rank = -1;
+};
+std::unique_ptr<OutgoingMessage> NewEnvelope(const EnvelopeHeader& header);
+
+// "sparsePull", "echo", ... or "unknown kind 42": for log lines and error messages.
+std::string BodyKindName(proto::Envelope::Body::Which kind);
+
+// Fills `body` with an Error from `status` and reads one back.
+void SetError(proto::Envelope::Body::Builder body, const Status& status);
+Status StatusFromError(proto::Error::Reader error);
+// OK when `reply` is not an error reply; else the Status it carries.
+Status ReplyStatus(const IncomingMessage& reply);
+
+// Per-call policy. A call that gets no reply in `timeout` is sent again, up to
+// `max_attempts` times in all, then completes with kDeadlineExceeded. Only idempotent
+// requests should have max_attempts > 1. A timeout <= 0 waits forever.
+struct CallOptions {
+  std::chrono::milliseconds timeout{10000};
+  int max_attempts = 1;
+};
+
+// A DEALER socket to one server, with any number of requests in flight; replies are
+// matched to requests by request id. Thread-safe: any thread may call NewRequest and
+// Call/CallAsync. Callbacks run on the client's I/O thread and must not block; each call
+// completes exactly once: with the reply, with the Status of an Error reply, with
+// kDeadlineExceeded, or with kCancelled when the client is destroyed first.
+class RpcClient {
+ public:
+  using Callback = std::function<void(StatusOr<IncomingMessage>)>;
+
+  static StatusOr<std::unique_ptr<RpcClient>> Connect(const std::string& endpoint,
+                                                      proto::Role role, int32_t rank,
+                                                      const TransportOptions& options = {});
+  ~RpcClient();
+
+  // A request with version, job id, sender and a fresh request id set.
+  std::unique_ptr<OutgoingMessage> NewRequest();
+  void CallAsync(std::unique_ptr<OutgoingMessage> request, const CallOptions& options,
+                 Callback done);
+  std::future<StatusOr<IncomingMessage>> Call(std::unique_ptr<OutgoingMessage> request,
+                                              const CallOptions& options);
+  const std::string& endpoint() const;
+  void set_rank(int32_t rank);
+
+ private:
+  struct Impl;
+  explicit RpcClient(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// The right to answer one request, possibly later and from another thread (barriers,
+// sync aggregation). Exactly one of Send/SendError should be called; a Responder
+// destroyed unanswered sends kInternal so the caller never waits for nothing.
+class Responder {
+ public:
+  Responder(Responder&&) noexcept;
+  Responder& operator=(Responder&&) noexcept;
+  ~Responder();
+
+  // A reply envelope with version, job id, sender and the request's id already set.
+  std::unique_ptr<OutgoingMessage> NewReply();
+  void Send(std::unique_ptr<OutgoingMessage> reply);
+  void SendError(const Status& status);
+  void SendAck(uint64_t count = 0);
+
+ private:
+  friend class RpcServer;
+  struct Impl;
+  explicit Responder(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// A ROUTER socket serving requests: one I/O thread owns the socket, handler threads run
+// the handlers. Handle() must be called before Start().
+class RpcServer {
+ public:
+  using Handler = std::function<void(IncomingMessage& request, Responder responder)>;
+
+  explicit RpcServer(const TransportOptions& options, proto::Role role = proto::Role::SERVER,
+                     int32_t rank = -1);
+  ~RpcServer();  // Stop()s
+
+  void Handle(proto::Envelope::Body::Which kind, Handler handler);
+  // Binds "tcp://host:port"; port 0 picks a free port. Returns the bound port.
+  StatusOr<int> Bind(const std::string& endpoint);
+  Status Start();
+  void Stop();
+  void set_rank(int32_t rank);
+
+  struct Counters {
+    uint64_t requests = 0;
+    uint64_t rejected = 0;   // malformed, oversized, wrong version/job, unknown kind
+  };
+  Counters counters() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace mtps

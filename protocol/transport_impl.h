@@ -1,0 +1,49 @@
+// Internals shared by the transport's .cc files (not for other modules): the bodies of
+// OutgoingMessage and IncomingMessage, and sending/receiving them as ZeroMQ frames.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include <capnp/message.h>
+#include <capnp/serialize.h>
+#include <zmq.hpp>
+
+#include "protocol/transport.h"
+
+namespace mtps {
+
+struct OutgoingMessage::Impl {
+  capnp::MallocMessageBuilder builder;
+  std::vector<std::shared_ptr<void>> keep_alive;  // external data referenced by segments
+};
+
+struct IncomingMessage::Impl {
+  std::vector<zmq::message_t> frames;  // never resized once segments point into it
+  std::vector<kj::ArrayPtr<const capnp::word>> segments;
+  std::vector<kj::Array<capnp::word>> aligned_copies;  // of frames not 8-byte aligned
+  std::optional<capnp::SegmentArrayMessageReader> reader;
+  size_t bytes = 0;
+};
+
+namespace transport_internal {
+
+// Sends `message` as one multipart ZeroMQ message, each segment a zero-copy frame that
+// holds a reference to `message` until ZeroMQ is done with it. `identity`, when given,
+// goes first (ROUTER replies) and is consumed. Never blocks: returns false, sending
+// nothing, when the socket would block. Throws zmq::error_t on socket errors.
+bool SendMessage(zmq::socket_t& socket, const std::shared_ptr<OutgoingMessage::Impl>& message,
+                 zmq::message_t* identity);
+
+// Receives one whole multipart message if one is queued (never blocks); false if none.
+// `frames` is cleared first. Throws zmq::error_t on socket errors.
+bool ReceiveMultipart(zmq::socket_t& socket, std::vector<zmq::message_t>* frames);
+
+// Options every transport socket gets: no linger (Stop and destructors never hang) and no
+// high-water mark (a ROUTER would silently drop replies past it; the callers bound the
+// number of requests in flight).
+void ConfigureSocket(zmq::socket_t& socket);
+
+}  // namespace transport_internal
+}  // namespace mtps

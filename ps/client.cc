@@ -1,0 +1,373 @@
+// ps::Client: builds one request per involved server straight from the caller's keys and
+// values, sends them all, and scatters each answer into the caller's buffer as it lands.
+#include "ps/client.h"
+
+#include <atomic>
+#include <bit>
+#include <cmath>
+#include <cstring>
+#include <mutex>
+#include <utility>
+
+#include <kj/exception.h>
+
+#include "ps/jump_hash.h"
+#include "ps/key_routing.h"
+
+namespace mtps::ps {
+
+// Keys and floats travel as little-endian bytes and are read in place.
+static_assert(std::endian::native == std::endian::little, "mtps assumes a little-endian host");
+
+using Kind = proto::Envelope::Body::Which;
+
+// One caller's operation split over servers: counts the answers still to come, keeps the
+// first failure, and runs `finish` once, after the last answer.
+struct Client::Operation {
+  std::atomic<int> remaining{0};
+  std::mutex mutex;
+  Status error;  // GUARDED_BY(mutex)
+  std::atomic<uint64_t> applied{0};
+  std::atomic<uint64_t> dropped{0};
+  std::unique_ptr<KeyRouting> routing;  // sparse operations only
+  std::function<void(Operation&, Status)> finish;
+
+  void PartDone(Status status) {
+    if (!status.ok()) {
+      std::lock_guard<std::mutex> lock(mutex);
+      if (error.ok()) error = std::move(status);
+    }
+    if (remaining.fetch_sub(1, std::memory_order_acq_rel) == 1) Finish();
+  }
+  void Fail(Status status) {
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      error = std::move(status);
+    }
+    Finish();
+  }
+  void Finish() {
+    Status status;
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      status = error;
+    }
+    finish(*this, std::move(status));
+  }
+};
+
+// Routings are reused across operations so that steady-state pulls allocate no index
+// memory. Shared with operations so a late callback can still return its routing.
+struct Client::RoutingPool {
+  std::mutex mutex;
+  std::vector<std::unique_ptr<KeyRouting>> free;  // GUARDED_BY(mutex)
+
+  std::unique_ptr<KeyRouting> Acquire() {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (free.empty()) return std::make_unique<KeyRouting>();
+    auto routing = std::move(free.back());
+    free.pop_back();
+    return routing;
+  }
+  void Release(std::unique_ptr<KeyRouting> routing) {
+    std::lock_guard<std::mutex> lock(mutex);
+    free.push_back(std::move(routing));
+  }
+};
+
+namespace {
+
+const char* KindName(Kind kind) {
+  switch (kind) {
+    case Kind::SPARSE_PULL_REPLY: return "sparsePullReply";
+    case Kind::SPARSE_PUSH_REPLY: return "sparsePushReply";
+    case Kind::DENSE_PULL_REPLY: return "densePullReply";
+    case Kind::ACK: return "ack";
+    case Kind::STATS_REPLY: return "statsReply";
+    default: return "another kind";
+  }
+}
+
+Status ExpectKind(const IncomingMessage& reply, Kind expected) {
+  const Kind got = reply.envelope().getBody().which();
+  if (got == expected) return Status::OK();
+  return Internal(std::string("expected a ") + KindName(expected) + " reply, got body kind " +
+                  std::to_string(static_cast<int>(got)));
+}
+
+// Copies `count` floats and reports whether all of them are finite, in one pass.
+bool CopyFinite(float* dst, const float* src, size_t count) {
+  bool finite = true;
+  for (size_t k = 0; k < count; ++k) {
+    const float v = src[k];
+    dst[k] = v;
+    finite &= (v - v == 0.0f);  // NaN - NaN and Inf - Inf are NaN
+  }
+  return finite;
+}
+
+size_t FirstNonFinite(const float* values, size_t count) {
+  for (size_t k = 0; k < count; ++k)
+    if (!std::isfinite(values[k])) return k;
+  return count;
+}
+
+template <typename Block>
+std::vector<std::vector<size_t>> GroupBlocksByOwner(std::span<const Block> blocks,
+                                                    int32_t num_servers) {
+  std::vector<std::vector<size_t>> groups(num_servers);
+  for (size_t i = 0; i < blocks.size(); ++i)
+    groups[DenseBlockOwner(blocks[i].id, num_servers)].push_back(i);
+  return groups;
+}
+
+void SetDenseBlock(proto::DenseBlock::Builder out, const DenseBlockIn& block, bool with_name) {
+  out.setId(block.id);
+  if (with_name) out.setName(capnp::Text::Reader(block.name.data(), block.name.size()));
+  auto values = out.initValues(block.values.size() * sizeof(float));
+  std::memcpy(values.begin(), block.values.data(), values.size());
+}
+
+template <typename T>
+std::future<T> FutureOf(std::function<void(std::function<void(T)>)> start) {
+  auto promise = std::make_shared<std::promise<T>>();
+  std::future<T> future = promise->get_future();
+  start([promise](T result) { promise->set_value(std::move(result)); });
+  return future;
+}
+
+}  // namespace
+
+Client::Client(std::vector<std::unique_ptr<RpcClient>> servers, const ClientOptions& options)
+    : options_(options),
+      routing_pool_(std::make_shared<RoutingPool>()),
+      servers_(std::move(servers)) {}
+
+Client::~Client() = default;
+
+StatusOr<std::unique_ptr<Client>> Client::Connect(std::vector<std::string> server_addresses,
+                                                  const ClientOptions& options) {
+  if (server_addresses.empty()) return InvalidArgument("ps::Client needs at least one server");
+  if (options.pull_attempts < 1)
+    return InvalidArgument("pull_attempts must be >= 1, got " +
+                           std::to_string(options.pull_attempts));
+  std::vector<std::unique_ptr<RpcClient>> servers;
+  for (size_t rank = 0; rank < server_addresses.size(); ++rank) {
+    auto client = RpcClient::Connect(server_addresses[rank], options.role, options.rank,
+                                     options.transport);
+    if (!client.ok())
+      return client.status().WithContext("server " + std::to_string(rank) + " (" +
+                                         server_addresses[rank] + ")");
+    servers.push_back(std::move(client).value());
+  }
+  return std::unique_ptr<Client>(new Client(std::move(servers), options));
+}
+
+CallOptions Client::CallOptionsFor(bool idempotent) const {
+  return CallOptions{.timeout = options_.timeout,
+                     .max_attempts = idempotent ? options_.pull_attempts : 1};
+}
+
+template <typename OnReply>
+void Client::SendAll(std::shared_ptr<Operation> op,
+                     std::vector<std::unique_ptr<OutgoingMessage>> requests,
+                     const CallOptions& call_options, OnReply on_reply) {
+  int parts = 0;
+  for (const auto& request : requests) parts += request != nullptr;
+  if (parts == 0) {
+    op->Finish();
+    return;
+  }
+  op->remaining.store(parts, std::memory_order_relaxed);
+  for (size_t s = 0; s < requests.size(); ++s) {
+    if (!requests[s]) continue;
+    const std::string* endpoint = &servers_[s]->endpoint();
+    servers_[s]->CallAsync(
+        std::move(requests[s]), call_options,
+        [op, s, endpoint, on_reply](StatusOr<IncomingMessage> reply) {
+          Status status = reply.ok() ? ReplyStatus(*reply) : reply.status();
+          if (status.ok()) {
+            try {
+              status = on_reply(*op, static_cast<int32_t>(s), *reply);
+            } catch (const kj::Exception& e) {
+              status = DataLoss("malformed reply: " + std::string(e.getDescription().cStr()));
+            }
+          }
+          if (!status.ok())
+            status = status.WithContext("server " + std::to_string(s) + " (" + *endpoint + ")");
+          op->PartDone(std::move(status));
+        });
+  }
+}
+
+// ---- sparse ----
+
+void Client::PullAsync(uint32_t table_id, std::span<const uint64_t> keys, int dim, float* out,
+                       const PullOptions& options, DoneCallback done) {
+  if (dim <= 0) {
+    done(InvalidArgument("pull from table " + std::to_string(table_id) + ": dim must be > 0, got " +
+                         std::to_string(dim)));
+    return;
+  }
+  auto op = std::make_shared<Operation>();
+  op->routing = routing_pool_->Acquire();
+  KeyRouting& routing = *op->routing;
+  routing.Build(keys, num_servers());
+
+  const size_t row_bytes = static_cast<size_t>(dim) * sizeof(float);
+  op->finish = [pool = routing_pool_, out, row_bytes, done = std::move(done)](Operation& self,
+                                                                            Status status) {
+    if (status.ok()) {
+      for (const auto& d : self.routing->duplicates())
+        std::memcpy(reinterpret_cast<char*>(out) + d.position * row_bytes,
+                    reinterpret_cast<const char*>(out) + d.first_position * row_bytes, row_bytes);
+    }
+    pool->Release(std::move(self.routing));
+    done(std::move(status));
+  };
+
+  std::vector<std::unique_ptr<OutgoingMessage>> requests(num_servers());
+  for (int32_t s = 0; s < num_servers(); ++s) {
+    const auto positions = routing.positions(s);
+    if (positions.empty()) continue;
+    requests[s] = servers_[s]->NewRequest();
+    auto pull = requests[s]->body().initSparsePull();
+    pull.setTableId(table_id);
+    pull.setStep(options.step);
+    pull.setCountAsSighting(options.count_as_sighting);
+    auto key_bytes = pull.initKeys(positions.size() * sizeof(uint64_t));
+    auto* wire_keys = reinterpret_cast<uint64_t*>(key_bytes.begin());
+    for (size_t j = 0; j < positions.size(); ++j) wire_keys[j] = keys[positions[j]];
+  }
+
+  const size_t num_keys = keys.size();
+  SendAll(std::move(op), std::move(requests), CallOptionsFor(/*idempotent=*/true),
+          [routing = &routing, table_id, dim, out, row_bytes, num_keys](
+              Operation&, int32_t s, const IncomingMessage& reply) -> Status {
+            MTPS_RETURN_IF_ERROR(ExpectKind(reply, Kind::SPARSE_PULL_REPLY));
+            auto answer = reply.envelope().getBody().getSparsePullReply();
+            if (answer.getDim() != static_cast<uint32_t>(dim))
+              return InvalidArgument("table " + std::to_string(table_id) + " has dim " +
+                                     std::to_string(answer.getDim()) + ", the caller expects " +
+                                     std::to_string(dim));
+            const auto positions = routing->positions(s);
+            auto values = answer.getValues();
+            if (values.size() != positions.size() * row_bytes)
+              return DataLoss("pull reply of table " + std::to_string(table_id) + " holds " +
+                              std::to_string(values.size()) + " value bytes for " +
+                              std::to_string(positions.size()) + " keys of dim " +
+                              std::to_string(dim));
+            const char* src = reinterpret_cast<const char*>(values.begin());
+            char* dst = reinterpret_cast<char*>(out);
+            if (positions.size() == num_keys) {
+              // Every key unique and on this server: the answer is the caller's order.
+              std::memcpy(dst, src, values.size());
+            } else {
+              for (size_t j = 0; j < positions.size(); ++j)
+                std::memcpy(dst + positions[j] * row_bytes, src + j * row_bytes, row_bytes);
+            }
+            return Status::OK();
+          });
+}
+
+std::future<Status> Client::PullAsync(uint32_t table_id, std::span<const uint64_t> keys, int dim,
+                                      float* out, const PullOptions& options) {
+  return FutureOf<Status>([&](std::function<void(Status)> done) {
+    PullAsync(table_id, keys, dim, out, options, std::move(done));
+  });
+}
+
+Status Client::Pull(uint32_t table_id, std::span<const uint64_t> keys, int dim, float* out,
+                    const PullOptions& options) {
+  return PullAsync(table_id, keys, dim, out, options).get();
+}
+
+void Client::PushAsync(uint32_t table_id, std::span<const uint64_t> keys, int dim,
+                       const float* gradients, const PushOptions& options, PushCallback done) {
+  const std::string what = "push to table " + std::to_string(table_id);
+  if (dim <= 0) {
+    done(InvalidArgument(what + ": dim must be > 0, got " + std::to_string(dim)));
+    return;
+  }
+  auto op = std::make_shared<Operation>();
+  op->routing = routing_pool_->Acquire();
+  KeyRouting& routing = *op->routing;
+  routing.Build(keys, num_servers());
+  op->finish = [pool = routing_pool_, done = std::move(done)](Operation& self, Status status) {
+    pool->Release(std::move(self.routing));
+    if (!status.ok()) {
+      done(std::move(status));
+      return;
+    }
+    done(PushResult{.applied = self.applied.load(), .dropped = self.dropped.load()});
+  };
+
+  // Build every request before sending any, so a bad gradient stops the whole push.
+  const size_t row = static_cast<size_t>(dim);
+  std::vector<std::unique_ptr<OutgoingMessage>> requests(num_servers());
+  std::vector<float*> wire_rows(num_servers(), nullptr);
+  bool finite = true;
+  for (int32_t s = 0; s < num_servers(); ++s) {
+    const auto positions = routing.positions(s);
+    if (positions.empty()) continue;
+    requests[s] = servers_[s]->NewRequest();
+    auto push = requests[s]->body().initSparsePush();
+    push.setTableId(table_id);
+    push.setStep(options.step);
+    push.setSync(options.sync);
+    push.setWorkerRank(options.worker_rank);
+    push.setNumWorkers(options.num_workers);
+    auto key_bytes = push.initKeys(positions.size() * sizeof(uint64_t));
+    auto grad_bytes = push.initGradients(positions.size() * row * sizeof(float));
+    auto* wire_keys = reinterpret_cast<uint64_t*>(key_bytes.begin());
+    wire_rows[s] = reinterpret_cast<float*>(grad_bytes.begin());
+    for (size_t j = 0; j < positions.size(); ++j) {
+      wire_keys[j] = keys[positions[j]];
+      if (options_.check_finite) {
+        finite &= CopyFinite(wire_rows[s] + j * row, gradients + positions[j] * row, row);
+      } else {
+        std::memcpy(wire_rows[s] + j * row, gradients + positions[j] * row, row * sizeof(float));
+      }
+    }
+  }
+  for (const auto& d : routing.duplicates()) {
+    float* sum = wire_rows[routing.server_of(d.position)] + routing.slot_of(d.position) * row;
+    const float* add = gradients + d.position * row;
+    for (size_t k = 0; k < row; ++k) sum[k] += add[k];
+    if (options_.check_finite) finite &= FirstNonFinite(add, row) == row;
+  }
+  if (!finite) {
+    const size_t first_bad = FirstNonFinite(gradients, keys.size() * row);
+    const size_t i = first_bad / row;
+    op->Fail(InvalidArgument(what + ": gradient of key " + std::to_string(keys[i]) +
+                             " (position " + std::to_string(i) + ") holds " +
+                             std::to_string(gradients[first_bad]) + " at index " +
+                             std::to_string(first_bad % row) + "; nothing was sent"));
+    return;
+  }
+
+  SendAll(std::move(op), std::move(requests), CallOptionsFor(/*idempotent=*/false),
+          [](Operation& self, int32_t, const IncomingMessage& reply) -> Status {
+            MTPS_RETURN_IF_ERROR(ExpectKind(reply, Kind::SPARSE_PUSH_REPLY));
+            auto answer = reply.envelope().getBody().getSparsePushReply();
+            self.applied.fetch_add(answer.getApplied(), std::memory_order_relaxed);
+            self.dropped.fetch_add(answer.getDropped(), std::memory_order_relaxed);
+            return Status::OK();
+          });
+}
+
+std::future<StatusOr<PushResult>> Client::PushAsync(uint32_t table_id,
+                                                    std::span<const uint64_t> keys, int dim,
+                                                    const float* gradients,
+                                                    const PushOptions& options) {
+  return FutureOf<StatusOr<PushResult>>([&](std::function<void(StatusOr<PushResult>)> done) {
+    PushAsync(table_id, keys, dim, gradients, options, std::move(done));
+  });
+}
+
+StatusOr<PushResult> Client::Push(uint32_t table_id, std::span<const uint64_t> keys, int dim,
+                                  const float* gradients, const PushOptions& options) {
+  return PushAsync(table_id, keys, dim, gradients, options).get();
+}
+
+}  // namespace mtps::ps

@@ -1,0 +1,155 @@
+// ps::Client: how a worker reads and updates the parameter servers — sparse rows by key
+// (routed by jump hash) and dense blocks by id (block id % servers), all servers at once.
+//
+//   auto client = ps::Client::Connect({"tcp://10.0.0.1:7000", "tcp://10.0.0.2:7000"});
+//   std::vector<float> rows(keys.size() * dim);
+//   std::future<Status> pulled = (*client)->PullAsync(table_id, keys, dim, rows.data());
+//   ...                                   // compute while the rows travel
+//   MTPS_RETURN_IF_ERROR(pulled.get());   // rows[i*dim .. i*dim+dim) = row of keys[i]
+//   auto pushed = (*client)->Push(table_id, keys, dim, grads.data(), {.step = t});
+//
+// One operation sends at most one request to each server, to all servers at once, and
+// the answers are scattered straight into the caller's [n x dim] buffer. Keys may repeat:
+// a pull fills every position, a push sums the repeated rows' gradients. Pulls are
+// retried on timeout (they are idempotent); pushes are not. Every failure, local or
+// remote, reaches the caller as a Status naming the server.
+//
+// Thread-safety: every method may be called from any thread, with any number of
+// operations in flight. Callbacks run on a transport I/O thread and must not block.
+// Buffers: `keys` and input values may be reused once the call returns; an output
+// buffer must stay valid until the operation completes.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <future>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "protocol/status.h"
+#include "protocol/transport.h"
+
+namespace mtps::ps {
+
+class KeyRouting;
+
+struct ClientOptions {
+  proto::Role role = proto::Role::WORKER;
+  int32_t rank = -1;
+  TransportOptions transport;
+  std::chrono::milliseconds timeout{10000};  // per attempt
+  int pull_attempts = 3;                     // pulls are idempotent: sent again on timeout
+  // Refuse a push holding NaN or Inf before any server sees it, so no server applies
+  // its part of a push that another server would reject.
+  bool check_finite = true;
+};
+
+struct PullOptions {
+  uint64_t step = 0;
+  bool count_as_sighting = true;  // eval pulls pass false: they do not count for admission
+};
+
+struct PushOptions {
+  uint64_t step = 0;
+  bool sync = false;           // the servers apply once all num_workers pushes of `step` are in
+  int32_t worker_rank = -1;
+  uint32_t num_workers = 1;
+};
+
+struct PushResult {
+  uint64_t applied = 0;  // rows or blocks applied (or buffered in sync mode)
+  uint64_t dropped = 0;  // keys not yet admitted: gradient dropped
+};
+
+// A dense block to create (values = initial values) or to push (values = gradients).
+struct DenseBlockIn {
+  uint32_t id;
+  std::string_view name;  // used by DenseInit only
+  std::span<const float> values;
+};
+// Where a pulled dense block goes; its size must equal the block's.
+struct DenseBlockOut {
+  uint32_t id;
+  std::span<float> values;
+};
+
+struct TableStatsValue {
+  uint32_t table_id = 0;
+  std::string name;
+  uint64_t rows = 0, bytes = 0, admitted = 0, evicted = 0, expired = 0;
+  uint64_t dropped_pushes = 0, rejected_requests = 0;
+};
+struct ServerStatsValue {
+  int32_t server = 0;
+  std::vector<TableStatsValue> tables;
+  uint32_t dense_blocks = 0;
+  uint64_t requests = 0;
+};
+
+class Client {
+ public:
+  using DoneCallback = std::function<void(Status)>;
+  using PushCallback = std::function<void(StatusOr<PushResult>)>;
+
+  // `server_addresses[r]` is the endpoint of the server of rank r.
+  static StatusOr<std::unique_ptr<Client>> Connect(std::vector<std::string> server_addresses,
+                                                   const ClientOptions& options = {});
+  ~Client();  // operations still in flight complete with an error first
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  int32_t num_servers() const { return static_cast<int32_t>(servers_.size()); }
+
+  // Sparse rows. `out` and `gradients` are [keys.size() x dim] row-major.
+  void PullAsync(uint32_t table_id, std::span<const uint64_t> keys, int dim, float* out,
+                 const PullOptions& options, DoneCallback done);
+  std::future<Status> PullAsync(uint32_t table_id, std::span<const uint64_t> keys, int dim,
+                                float* out, const PullOptions& options = {});
+  Status Pull(uint32_t table_id, std::span<const uint64_t> keys, int dim, float* out,
+              const PullOptions& options = {});
+
+  void PushAsync(uint32_t table_id, std::span<const uint64_t> keys, int dim,
+                 const float* gradients, const PushOptions& options, PushCallback done);
+  std::future<StatusOr<PushResult>> PushAsync(uint32_t table_id, std::span<const uint64_t> keys,
+                                              int dim, const float* gradients,
+                                              const PushOptions& options = {});
+  StatusOr<PushResult> Push(uint32_t table_id, std::span<const uint64_t> keys, int dim,
+                            const float* gradients, const PushOptions& options = {});
+
+  // Dense blocks: created where absent (present ones are kept), pulled, pushed.
+  Status DenseInit(std::span<const DenseBlockIn> blocks);
+  std::future<Status> DensePullAsync(std::span<const DenseBlockOut> blocks);
+  Status DensePull(std::span<const DenseBlockOut> blocks);
+  std::future<StatusOr<PushResult>> DensePushAsync(std::span<const DenseBlockIn> gradients,
+                                                   const PushOptions& options = {});
+  StatusOr<PushResult> DensePush(std::span<const DenseBlockIn> gradients,
+                                 const PushOptions& options = {});
+
+  // One entry per server, by rank. `table_ids` empty = every table.
+  StatusOr<std::vector<ServerStatsValue>> Stats(std::span<const uint32_t> table_ids = {});
+
+ private:
+  struct Operation;
+  struct RoutingPool;
+
+  Client(std::vector<std::unique_ptr<RpcClient>> servers, const ClientOptions& options);
+  CallOptions CallOptionsFor(bool idempotent) const;
+  // Sends requests[s] to server s for every non-null one, all at once; `on_reply(s,
+  // reply)` reads an OK answer into the caller's buffers. The operation finishes after
+  // the last answer (at once when there is no request).
+  template <typename OnReply>
+  void SendAll(std::shared_ptr<Operation> op,
+               std::vector<std::unique_ptr<OutgoingMessage>> requests,
+               const CallOptions& call_options, OnReply on_reply);
+
+  const ClientOptions options_;
+  std::shared_ptr<RoutingPool> routing_pool_;
+  // Last member: destroyed first, so in-flight callbacks finish while the rest is alive.
+  std::vector<std::unique_ptr<RpcClient>> servers_;
+};
+
+}  // namespace mtps::ps

@@ -1,0 +1,172 @@
+// EmbeddingTable: one shard's part of a sparse table: 64-bit key -> row of `dim` floats
+// with its optimizer state and metadata, plus admission, eviction and expiry.
+//
+//   auto table = EmbeddingTable::Create(spec);         // spec: TableSpec (job_spec.h)
+//   if (!table.ok()) return table.status();
+//   (*table)->Pull(keys, n, out, step, /*count_as_sighting=*/true);  // out: n x dim
+//   StatusOr<PushResult> r = (*table)->Push(keys, grads, n, step);    // grads: n x dim
+//   // r->applied rows updated, r->dropped gradients of keys without a row (not admitted)
+//
+// Storage: rows live in slabs of kRowsPerChunk slots (no allocation per row), each slot
+//   [dim weights][StateFloats(dim) optimizer state][key u64][frequency u32]
+//   [last step u32][update count u32]
+// under a RowIndex (flat Robin Hood hash, 8 bytes per entry). Freed slots are reused.
+//
+// Semantics:
+// - A key without a row pulls its deterministic initial value (RowInitializer).
+// - Admission: a pull with count_as_sighting counts a sighting of a key without a row in
+//   a CountMinSketch; at admit_min_count sightings the key gets a row (initial value,
+//   initial optimizer state). With admit_min_count <= 1 a key gets its row on its first
+//   sighting pull or its first push. A push to a key without a row is dropped and counted
+//   when admit_min_count > 1.
+// - Metadata: frequency counts sighting pulls (saturating; a row made by a push starts
+//   at 1); last step is the largest step of any pull or push that touched the row
+//   (clamped to 32 bits); update count drives Adam's bias correction.
+// - Capacity: the table holds at most RowCapacity() rows, the tighter of
+//   spec.capacity_rows and what fits in spec.capacity_bytes (slabs + index + sketch),
+//   each divided by `capacity_share` (the number of shards that split the table). A new
+//   row in a full table first evicts a batch of the least valuable rows: each victim is
+//   the lowest of 8 sampled rows by frequency / (1 + steps since last seen).
+// - Expiry (ttl_steps > 0): a row idle for more than ttl_steps steps behaves as absent
+//   when touched, and every Pull/Push also sweeps a few index buckets for idle rows.
+// - A push whose gradients hold a NaN or an infinity is rejected as a whole
+//   (INVALID_ARGUMENT naming the key's index, the key and the value); nothing changes.
+//   Keys repeated within one push are applied one after the other.
+//
+// Thread-safety: single writer. All non-const methods must be called from one thread at
+// a time (ShardedTable gives each shard's tables to one thread). Counters() and
+// MemoryBytes() may be called from any thread at any time (relaxed atomics). Other const
+// methods need the same exclusion as writers.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "protocol/job_spec.h"
+#include "protocol/status.h"
+#include "ps/count_min_sketch.h"
+#include "ps/initializer.h"
+#include "ps/optimizer.h"
+#include "ps/page_memory.h"
+#include "ps/row_index.h"
+
+namespace mtps::ps {
+
+struct PushResult {
+  uint64_t applied = 0;  // rows updated (or, in sync mode, gradients buffered)
+  uint64_t dropped = 0;  // gradients of keys without a row, dropped
+};
+
+// The metadata stored beside each row; checkpoints keep it.
+struct RowMeta {
+  uint32_t frequency = 0;
+  uint32_t last_step = 0;
+  uint32_t update_count = 0;
+  friend bool operator==(const RowMeta&, const RowMeta&) = default;
+};
+
+// A snapshot of a table's counters (cumulative since creation, except rows and bytes).
+struct TableCounters {
+  uint64_t rows = 0;
+  uint64_t bytes = 0;          // MemoryBytes(): slabs + index + sketch
+  uint64_t admitted = 0;       // rows created
+  uint64_t evicted = 0;        // rows removed to stay under capacity
+  uint64_t expired = 0;        // rows removed for idling past ttl_steps
+  uint64_t dropped_pushes = 0; // gradients dropped for keys without a row
+  uint64_t rejected_requests = 0;  // pushes refused whole (non-finite gradients)
+  TableCounters& operator+=(const TableCounters& o);
+};
+
+class EmbeddingTable {
+ public:
+  static constexpr uint32_t kRowsPerChunk = 1024;
+
+  // Fails (INVALID_ARGUMENT) for a dim <= 0 or a capacity_bytes too small for one row.
+  static StatusOr<std::unique_ptr<EmbeddingTable>> Create(const TableSpec& spec,
+                                                          uint32_t capacity_share = 1);
+  ~EmbeddingTable();
+  EmbeddingTable(const EmbeddingTable&) = delete;
+  EmbeddingTable& operator=(const EmbeddingTable&) = delete;
+
+  // Writes the value of each key into out[i * dim]. See the class comment for admission.
+  void Pull(const uint64_t* keys, size_t n, float* out, uint64_t step, bool count_as_sighting);
+  // Validates, then applies. On error nothing changed and rejected_requests grew by one.
+  StatusOr<PushResult> Push(const uint64_t* keys, const float* grads, size_t n, uint64_t step);
+
+  // The same on the subset keys[pos[j]], j < m, of a request (one shard's part of a
+  // fanned-out request): out/grads rows are at pos[j] * dim. PushSubset does not validate;
+  // the caller has validated the whole request (ValidateGradients) before fanning out.
+  void PullSubset(const uint64_t* keys, const uint32_t* pos, size_t m, float* out, uint64_t step,
+                  bool count_as_sighting);
+  PushResult PushSubset(const uint64_t* keys, const uint32_t* pos, size_t m, const float* grads,
+                        uint64_t step);
+
+  // Removes rows idle past ttl_steps at `now_step`, looking at up to `max_buckets` index
+  // buckets from where the last sweep stopped. Returns the rows removed.
+  size_t ExpireIdle(uint64_t now_step, size_t max_buckets);
+
+  // --- Inspection, checkpoints and tests (no admission, no metadata change) ---
+  // Copies the row of `key` (any of the outputs may be null). False when it has no row.
+  bool Lookup(uint64_t key, float* weights, float* state, RowMeta* meta) const;
+  // Calls fn(key, values, meta) for every row; `values` holds dim + StateFloats floats.
+  void ForEachRow(const std::function<void(uint64_t, const float*, const RowMeta&)>& fn) const;
+  // Inserts or overwrites a row with the given values (dim + StateFloats floats) and
+  // metadata, bypassing admission; evicts if full. For checkpoint loading.
+  void InsertRow(uint64_t key, const float* values, const RowMeta& meta);
+  bool Erase(uint64_t key);
+  void Clear();
+
+  const TableSpec& spec() const { return spec_; }
+  int dim() const { return dim_; }
+  int state_floats() const { return state_floats_; }
+  int values_per_row() const { return dim_ + state_floats_; }
+  size_t rows() const { return index_.size(); }
+  uint64_t RowCapacity() const { return row_capacity_; }
+  // Bytes the table holds: slabs + index + sketch (page-exact, see PageBuffer).
+  uint64_t MemoryBytes() const { return bytes_.load(std::memory_order_relaxed); }
+  // The ideal bytes of one row: its floats (weights and optimizer state) and nothing else.
+  uint64_t IdealRowBytes() const { return uint64_t(values_per_row()) * sizeof(float); }
+  TableCounters Counters() const;
+  const RowInitializer& initializer() const { return initializer_; }
+  const RowOptimizer& optimizer() const { return optimizer_; }
+
+ private:
+  EmbeddingTable(const TableSpec& spec, uint32_t capacity_share);
+  class Impl;
+  friend class Impl;
+
+  TableSpec spec_;
+  int dim_;
+  int state_floats_;
+  RowOptimizer optimizer_;
+  RowInitializer initializer_;
+
+  // Slot storage.
+  size_t slot_bytes_;                 // stride of one slot
+  std::vector<PageBuffer> chunks_;    // kRowsPerChunk slots each
+  uint32_t slots_used_ = 0;           // slots ever handed out (high-water mark)
+  uint32_t free_head_;                // free list threaded through freed slots
+  RowIndex index_;
+  std::unique_ptr<CountMinSketch> sketch_;  // only when admit_min_count > 1
+  uint64_t row_capacity_;
+  size_t sweep_pos_ = 0;
+  uint64_t rng_state_;
+
+  std::atomic<uint64_t> bytes_{0};
+  std::atomic<uint64_t> rows_{0};
+  std::atomic<uint64_t> admitted_{0};
+  std::atomic<uint64_t> evicted_{0};
+  std::atomic<uint64_t> expired_{0};
+  std::atomic<uint64_t> dropped_pushes_{0};
+  std::atomic<uint64_t> rejected_requests_{0};
+};
+
+// Checks that every gradient is finite. The error names the first bad one: its key's
+// index in the request, the key, the element and the value.
+Status ValidateGradients(const uint64_t* keys, const float* grads, size_t n, int dim);
+
+}  // namespace mtps::ps

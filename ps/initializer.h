@@ -1,0 +1,40 @@
+// RowInitializer: the initial embedding of a key, a pure function of (table seed, key),
+// so every server, every restart and every test computes the same values.
+//
+//   RowInitializer init(table_spec.initializer, table_spec.seed);
+//   init.Fill(key, row, dim);   // row[i] depends only on (seed, key, i)
+//
+// Values come from a counter-based generator (splitmix64 of seed, key and the element
+// index), mapped to U(-range, range) or, by Box-Muller, to N(0, stddev^2).
+// Thread-safety: immutable; Fill may be called from any number of threads.
+#pragma once
+
+#include <cstdint>
+
+#include "protocol/job_spec.h"
+
+namespace mtps::ps {
+
+class RowInitializer {
+ public:
+  RowInitializer(const InitializerSpec& spec, uint64_t seed) : spec_(spec), seed_(seed) {}
+
+  void Fill(uint64_t key, float* out, int dim) const;
+
+  const InitializerSpec& spec() const { return spec_; }
+  uint64_t seed() const { return seed_; }
+
+ private:
+  InitializerSpec spec_;
+  uint64_t seed_;
+};
+
+// splitmix64's output function: a fast, well-mixed bijection of 64-bit values.
+inline uint64_t SplitMix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+}  // namespace mtps::ps

@@ -1,0 +1,156 @@
+// RowIndex: the flat open-addressing hash index of a table, key -> row slot number.
+// Robin Hood linear probing, power-of-two capacity, backward-shift deletion (no tombstones).
+//
+//   RowIndex index;
+//   auto key_of = [&](uint32_t slot) { return slab_key[slot]; };
+//   uint64_t h = IndexHash(key);
+//   size_t pos = index.Find(key, h, key_of);
+//   if (pos == RowIndex::kNotFound) index.Insert(h, new_slot);
+//   else index.EraseAt(pos);
+//
+// An entry is 8 bytes: the high 32 bits of the key's hash (the tag) and the slot. Keys
+// themselves live in the rows, so the index costs 8 / load bytes per row; the tag filters
+// almost every mismatch before the row is touched. The home bucket is derived from the
+// tag alone (fastrange), so growing and shifting never need the keys. The table stays
+// below 7/8 full; Robin Hood keeps probe runs short at that load and lets a miss stop early.
+// Thread-safety: none; the owner serialises all calls (const calls may run concurrently
+// with each other but not with a mutation).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <utility>
+
+#include "ps/page_memory.h"
+
+namespace mtps::ps {
+
+class RowIndex {
+ public:
+  static constexpr size_t kNotFound = std::numeric_limits<size_t>::max();
+  static constexpr uint32_t kEmptySlot = std::numeric_limits<uint32_t>::max();
+
+  explicit RowIndex(size_t initial_capacity = 1024) { Allocate(RoundUpPow2(initial_capacity)); }
+
+  // Position of `key` (whose IndexHash is `hash`), or kNotFound. `key_of(slot)` returns
+  // the key stored in a slot.
+  template <typename KeyOf>
+  size_t Find(uint64_t key, uint64_t hash, const KeyOf& key_of) const {
+    const uint32_t tag = TagOf(hash);
+    size_t pos = Home(tag);
+    for (size_t dist = 0;; ++dist) {
+      const Entry e = entries_[pos];
+      if (e.slot == kEmptySlot) return kNotFound;
+      if (((pos - Home(e.tag)) & mask_) < dist) return kNotFound;  // Robin Hood: passed it
+      if (e.tag == tag && key_of(e.slot) == key) return pos;
+      pos = (pos + 1) & mask_;
+    }
+  }
+
+  // Pulls the cache line of `hash`'s home bucket in ahead of a Find.
+  void Prefetch(uint64_t hash) const { __builtin_prefetch(&entries_[Home(TagOf(hash))]); }
+
+  // Adds an entry for a key known to be absent. Grows (rehashes) past 7/8 load.
+  void Insert(uint64_t hash, uint32_t slot) {
+    if (size_ + 1 > max_size_) Grow();
+    InsertNoGrow({TagOf(hash), slot});
+    ++size_;
+  }
+
+  // Removes the entry at `pos` (from Find or a scan) by shifting its run back.
+  void EraseAt(size_t pos) {
+    size_t next = (pos + 1) & mask_;
+    while (entries_[next].slot != kEmptySlot && ((next - Home(entries_[next].tag)) & mask_) != 0) {
+      entries_[pos] = entries_[next];
+      pos = next;
+      next = (next + 1) & mask_;
+    }
+    entries_[pos] = Entry{0, kEmptySlot};
+    --size_;
+  }
+
+  // Bucket access for scans (eviction sampling, expiry sweeps, iteration).
+  size_t capacity() const { return mask_ + 1; }
+  bool Occupied(size_t pos) const { return entries_[pos].slot != kEmptySlot; }
+  uint32_t SlotAt(size_t pos) const { return entries_[pos].slot; }
+  void SetSlotAt(size_t pos, uint32_t slot) { entries_[pos].slot = slot; }
+
+  size_t size() const { return size_; }
+  size_t MemoryBytes() const { return buffer_.bytes(); }
+  // The capacity the index needs to hold `rows` entries below its load limit.
+  static size_t CapacityFor(size_t rows) {
+    size_t cap = 16;
+    while (MaxSizeFor(cap) < rows) cap <<= 1;
+    return cap;
+  }
+  static size_t BytesFor(size_t rows) {
+    return PageBuffer::RoundUpToPages(CapacityFor(rows) * sizeof(Entry));
+  }
+
+  void Clear() { Allocate(16); }
+
+ private:
+  struct Entry {
+    uint32_t tag;
+    uint32_t slot;
+  };
+
+  static uint32_t TagOf(uint64_t hash) { return static_cast<uint32_t>(hash >> 32); }
+  size_t Home(uint32_t tag) const { return static_cast<size_t>((uint64_t{tag} * (mask_ + 1)) >> 32); }
+  static size_t MaxSizeFor(size_t cap) { return cap - cap / 8; }
+  static size_t RoundUpPow2(size_t n) {
+    size_t cap = 16;
+    while (cap < n) cap <<= 1;
+    return cap;
+  }
+
+  void Allocate(size_t cap) {
+    // Zero pages are not empty entries (slot 0 is valid), so mark every bucket.
+    buffer_ = PageBuffer(cap * sizeof(Entry));
+    entries_ = buffer_.as<Entry>();
+    for (size_t i = 0; i < cap; ++i) entries_[i] = Entry{0, kEmptySlot};
+    mask_ = cap - 1;
+    max_size_ = MaxSizeFor(cap);
+    size_ = 0;
+  }
+
+  void InsertNoGrow(Entry e) {
+    size_t pos = Home(e.tag);
+    size_t dist = 0;
+    for (;;) {
+      Entry& cur = entries_[pos];
+      if (cur.slot == kEmptySlot) {
+        cur = e;
+        return;
+      }
+      const size_t cur_dist = (pos - Home(cur.tag)) & mask_;
+      if (cur_dist < dist) {  // take from the rich: the newcomer is farther from home
+        std::swap(cur, e);
+        dist = cur_dist;
+      }
+      pos = (pos + 1) & mask_;
+      ++dist;
+    }
+  }
+
+  void Grow() {
+    PageBuffer old = std::move(buffer_);
+    const Entry* old_entries = old.as<Entry>();
+    const size_t old_cap = mask_ + 1;
+    const size_t old_size = size_;
+    Allocate(old_cap * 2);
+    for (size_t i = 0; i < old_cap; ++i) {
+      if (old_entries[i].slot != kEmptySlot) InsertNoGrow(old_entries[i]);
+    }
+    size_ = old_size;
+  }
+
+  PageBuffer buffer_;
+  Entry* entries_ = nullptr;
+  size_t mask_ = 0;
+  size_t max_size_ = 0;
+  size_t size_ = 0;
+};
+
+}  // namespace mtps::ps

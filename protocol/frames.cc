@@ -211,12 +211,17 @@ bool SendMessage(zmq::socket_t& socket, const std::shared_ptr<OutgoingMessage::I
   return true;
 }
 
-bool ReceiveMultipart(zmq::socket_t& socket, std::vector<zmq::message_t>* frames) {
+bool ReceiveMultipart(zmq::socket_t& socket, zmq::message_t* identity,
+                      std::vector<zmq::message_t>* frames) {
   frames->clear();
   zmq::message_t first;
   if (!socket.recv(first, zmq::recv_flags::dontwait)) return false;
   bool more = first.more();
-  frames->push_back(std::move(first));
+  if (identity != nullptr) {
+    *identity = std::move(first);
+  } else {
+    frames->push_back(std::move(first));
+  }
   while (more) {
     zmq::message_t part;
     // The parts of a multipart message arrive together: this never waits.
@@ -225,6 +230,12 @@ bool ReceiveMultipart(zmq::socket_t& socket, std::vector<zmq::message_t>* frames
     frames->push_back(std::move(part));
   }
   return true;
+}
+
+void Poll(zmq_pollitem_t* items, int count, long timeout_ms) {
+  while (zmq_poll(items, count, timeout_ms) < 0) {
+    if (zmq_errno() != EINTR) throw zmq::error_t();
+  }
 }
 
 void ConfigureSocket(zmq::socket_t& socket) {

@@ -149,8 +149,6 @@ class Session : public std::enable_shared_from_this<Session> {
   Response response_;
 };
 
-}  // namespace
-
 void ServerCore::Accept() {
   acceptor->async_accept([this](beast::error_code ec, tcp::socket socket) {
     if (ec == asio::error::operation_aborted) return;  // Stop()

@@ -37,8 +37,13 @@ bool SendMessage(zmq::socket_t& socket, const std::shared_ptr<OutgoingMessage::I
                  zmq::message_t* identity);
 
 // Receives one whole multipart message if one is queued (never blocks); false if none.
-// `frames` is cleared first. Throws zmq::error_t on socket errors.
-bool ReceiveMultipart(zmq::socket_t& socket, std::vector<zmq::message_t>* frames);
+// When `identity` is given, the first part (ROUTER's peer identity) goes there and the
+// rest to `frames`, which is cleared first. Throws zmq::error_t on socket errors.
+bool ReceiveMultipart(zmq::socket_t& socket, zmq::message_t* identity,
+                      std::vector<zmq::message_t>* frames);
+
+// zmq_poll that retries on EINTR. Throws zmq::error_t on other errors.
+void Poll(zmq_pollitem_t* items, int count, long timeout_ms);
 
 // Options every transport socket gets: no linger (Stop and destructors never hang) and no
 // high-water mark (a ROUTER would silently drop replies past it; the callers bound the

@@ -371,3 +371,170 @@ StatusOr<PushResult> Client::Push(uint32_t table_id, std::span<const uint64_t> k
 }
 
 }  // namespace mtps::ps
+
+// ---- dense ----
+
+namespace mtps::ps {
+
+Status Client::DenseInit(std::span<const DenseBlockIn> blocks) {
+  auto groups = GroupBlocksByOwner(blocks, num_servers());
+  std::vector<std::unique_ptr<OutgoingMessage>> requests(num_servers());
+  for (int32_t s = 0; s < num_servers(); ++s) {
+    if (groups[s].empty()) continue;
+    requests[s] = servers_[s]->NewRequest();
+    auto list = requests[s]->body().initDenseInit().initBlocks(groups[s].size());
+    for (size_t j = 0; j < groups[s].size(); ++j)
+      SetDenseBlock(list[j], blocks[groups[s][j]], /*with_name=*/true);
+  }
+  auto op = std::make_shared<Operation>();
+  auto promise = std::make_shared<std::promise<Status>>();
+  auto future = promise->get_future();
+  op->finish = [promise](Operation&, Status status) { promise->set_value(std::move(status)); };
+  // Creating a block that exists keeps it, so sending again is harmless.
+  SendAll(std::move(op), std::move(requests), CallOptionsFor(/*idempotent=*/true),
+          [](Operation&, int32_t, const IncomingMessage& reply) {
+            return ExpectKind(reply, Kind::ACK);
+          });
+  return future.get();
+}
+
+std::future<Status> Client::DensePullAsync(std::span<const DenseBlockOut> blocks) {
+  auto groups = GroupBlocksByOwner(blocks, num_servers());
+  std::vector<std::unique_ptr<OutgoingMessage>> requests(num_servers());
+  for (int32_t s = 0; s < num_servers(); ++s) {
+    if (groups[s].empty()) continue;
+    requests[s] = servers_[s]->NewRequest();
+    auto ids = requests[s]->body().initDensePull().initBlockIds(groups[s].size());
+    for (size_t j = 0; j < groups[s].size(); ++j) ids.set(j, blocks[groups[s][j]].id);
+  }
+  auto op = std::make_shared<Operation>();
+  auto promise = std::make_shared<std::promise<Status>>();
+  auto future = promise->get_future();
+  op->finish = [promise](Operation&, Status status) { promise->set_value(std::move(status)); };
+  // The caller's list of destinations may go away once this returns; the buffers not.
+  auto wanted = std::make_shared<std::vector<DenseBlockOut>>(blocks.begin(), blocks.end());
+  auto owned_groups = std::make_shared<std::vector<std::vector<size_t>>>(std::move(groups));
+  SendAll(std::move(op), std::move(requests), CallOptionsFor(/*idempotent=*/true),
+          [wanted, owned_groups](Operation&, int32_t s, const IncomingMessage& reply) -> Status {
+            MTPS_RETURN_IF_ERROR(ExpectKind(reply, Kind::DENSE_PULL_REPLY));
+            auto got = reply.envelope().getBody().getDensePullReply().getBlocks();
+            const auto& group = (*owned_groups)[s];
+            if (got.size() != group.size())
+              return DataLoss("dense pull asked for " + std::to_string(group.size()) +
+                              " blocks, the reply holds " + std::to_string(got.size()));
+            for (size_t j = 0; j < group.size(); ++j) {
+              const DenseBlockOut& dest = (*wanted)[group[j]];
+              auto block = got[j];
+              if (block.getId() != dest.id)
+                return DataLoss("dense pull reply lists block " + std::to_string(block.getId()) +
+                                " where block " + std::to_string(dest.id) + " was asked for");
+              auto values = block.getValues();
+              if (values.size() != dest.values.size_bytes())
+                return InvalidArgument("dense block " + std::to_string(dest.id) + " holds " +
+                                       std::to_string(values.size() / sizeof(float)) +
+                                       " floats, the caller's buffer " +
+                                       std::to_string(dest.values.size()));
+              std::memcpy(dest.values.data(), values.begin(), values.size());
+            }
+            return Status::OK();
+          });
+  return future;
+}
+
+Status Client::DensePull(std::span<const DenseBlockOut> blocks) {
+  return DensePullAsync(blocks).get();
+}
+
+std::future<StatusOr<PushResult>> Client::DensePushAsync(std::span<const DenseBlockIn> gradients,
+                                                         const PushOptions& options) {
+  auto promise = std::make_shared<std::promise<StatusOr<PushResult>>>();
+  auto future = promise->get_future();
+  auto op = std::make_shared<Operation>();
+  op->finish = [promise](Operation& self, Status status) {
+    if (!status.ok()) {
+      promise->set_value(std::move(status));
+      return;
+    }
+    promise->set_value(PushResult{.applied = self.applied.load(), .dropped = 0});
+  };
+  if (options_.check_finite) {
+    for (const DenseBlockIn& block : gradients) {
+      const size_t k = FirstNonFinite(block.values.data(), block.values.size());
+      if (k == block.values.size()) continue;
+      op->Fail(InvalidArgument("dense push: gradient of block " + std::to_string(block.id) +
+                               " holds " + std::to_string(block.values[k]) + " at index " +
+                               std::to_string(k) + "; nothing was sent"));
+      return future;
+    }
+  }
+  auto groups = GroupBlocksByOwner(gradients, num_servers());
+  std::vector<std::unique_ptr<OutgoingMessage>> requests(num_servers());
+  for (int32_t s = 0; s < num_servers(); ++s) {
+    if (groups[s].empty()) continue;
+    requests[s] = servers_[s]->NewRequest();
+    auto push = requests[s]->body().initDensePush();
+    push.setStep(options.step);
+    push.setSync(options.sync);
+    push.setWorkerRank(options.worker_rank);
+    push.setNumWorkers(options.num_workers);
+    auto list = push.initBlocks(groups[s].size());
+    for (size_t j = 0; j < groups[s].size(); ++j)
+      SetDenseBlock(list[j], gradients[groups[s][j]], /*with_name=*/false);
+  }
+  SendAll(std::move(op), std::move(requests), CallOptionsFor(/*idempotent=*/false),
+          [](Operation& self, int32_t, const IncomingMessage& reply) -> Status {
+            MTPS_RETURN_IF_ERROR(ExpectKind(reply, Kind::ACK));
+            self.applied.fetch_add(reply.envelope().getBody().getAck().getCount(),
+                                   std::memory_order_relaxed);
+            return Status::OK();
+          });
+  return future;
+}
+
+StatusOr<PushResult> Client::DensePush(std::span<const DenseBlockIn> gradients,
+                                       const PushOptions& options) {
+  return DensePushAsync(gradients, options).get();
+}
+
+// ---- stats ----
+
+StatusOr<std::vector<ServerStatsValue>> Client::Stats(std::span<const uint32_t> table_ids) {
+  std::vector<std::unique_ptr<OutgoingMessage>> requests(num_servers());
+  for (int32_t s = 0; s < num_servers(); ++s) {
+    requests[s] = servers_[s]->NewRequest();
+    auto ids = requests[s]->body().initStats().initTableIds(table_ids.size());
+    for (size_t j = 0; j < table_ids.size(); ++j) ids.set(j, table_ids[j]);
+  }
+  // Each callback writes only its own server's entry.
+  auto result = std::make_shared<std::vector<ServerStatsValue>>(num_servers());
+  auto promise = std::make_shared<std::promise<Status>>();
+  auto future = promise->get_future();
+  auto op = std::make_shared<Operation>();
+  op->finish = [promise](Operation&, Status status) { promise->set_value(std::move(status)); };
+  SendAll(std::move(op), std::move(requests), CallOptionsFor(/*idempotent=*/true),
+          [result](Operation&, int32_t s, const IncomingMessage& reply) -> Status {
+            MTPS_RETURN_IF_ERROR(ExpectKind(reply, Kind::STATS_REPLY));
+            auto stats = reply.envelope().getBody().getStatsReply();
+            ServerStatsValue& out = (*result)[s];
+            out.server = s;
+            out.dense_blocks = stats.getDenseBlocks();
+            out.requests = stats.getRequests();
+            for (auto t : stats.getTables()) {
+              out.tables.push_back(TableStatsValue{
+                  .table_id = t.getTableId(),
+                  .name = t.getName().cStr(),
+                  .rows = t.getRows(),
+                  .bytes = t.getBytes(),
+                  .admitted = t.getAdmitted(),
+                  .evicted = t.getEvicted(),
+                  .expired = t.getExpired(),
+                  .dropped_pushes = t.getDroppedPushes(),
+                  .rejected_requests = t.getRejectedRequests()});
+            }
+            return Status::OK();
+          });
+  MTPS_RETURN_IF_ERROR(future.get());
+  return std::move(*result);
+}
+
+}  // namespace mtps::ps

@@ -136,8 +136,6 @@ class EmbeddingTable {
 
  private:
   EmbeddingTable(const TableSpec& spec, uint32_t capacity_share);
-  class Impl;
-  friend class Impl;
 
   TableSpec spec_;
   int dim_;

@@ -41,6 +41,17 @@ Status ReplyStatus(const IncomingMessage& reply) {
   return StatusFromError(body.getError());
 }
 
+std::string RoleName(proto::Role role) {
+  switch (role) {
+    case proto::Role::UNKNOWN: return "unknown";
+    case proto::Role::SCHEDULER: return "scheduler";
+    case proto::Role::SERVER: return "server";
+    case proto::Role::WORKER: return "worker";
+    case proto::Role::CLIENT: return "client";
+  }
+  return "role(" + std::to_string(static_cast<int>(role)) + ")";
+}
+
 std::string BodyKindName(proto::Envelope::Body::Which kind) {
   capnp::StructSchema body = capnp::Schema::from<proto::Envelope::Body>();
   KJ_IF_MAYBE(field, body.getFieldByDiscriminant(static_cast<uint16_t>(kind))) {

@@ -31,17 +31,6 @@ void InitSegmentFrame(zmq_msg_t* frame, kj::ArrayPtr<const capnp::word> segment,
   }
 }
 
-std::string RoleName(proto::Role role) {
-  switch (role) {
-    case proto::Role::UNKNOWN: return "unknown";
-    case proto::Role::SCHEDULER: return "scheduler";
-    case proto::Role::SERVER: return "server";
-    case proto::Role::WORKER: return "worker";
-    case proto::Role::CLIENT: return "client";
-  }
-  return "role(" + std::to_string(static_cast<int>(role)) + ")";
-}
-
 // Reads the header and checks the whole message (bounds of every pointer, traversal and
 // nesting limits, version, job) on a throwaway reader, so that the reader kept for the
 // handlers starts with its full traversal budget.

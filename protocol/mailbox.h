@@ -33,8 +33,9 @@ class Mailbox {
   Mailbox(const Mailbox&) = delete;
   Mailbox& operator=(const Mailbox&) = delete;
 
-  // Queues `item` and wakes the I/O thread. Returns false (and drops `item`) once closed.
-  bool Post(T item) {
+  // Queues `item` and wakes the I/O thread. Once closed, returns false and leaves `item`
+  // untouched, so the caller can still fail it.
+  bool Post(T&& item) {
     bool wake;
     {
       std::lock_guard<std::mutex> lock(mutex_);

@@ -92,11 +92,12 @@ class OutgoingMessage {
   // server through a raw socket; the builder must not change while frames are alive.
   std::vector<zmq::message_t> ToFrames() const;
 
+  struct Impl;  // opaque outside the transport's own files
+
  private:
   friend class RpcClient;
   friend class RpcServer;
   friend class Responder;
-  struct Impl;
   std::shared_ptr<Impl> impl_;
 };
 
@@ -113,6 +114,8 @@ std::unique_ptr<OutgoingMessage> NewEnvelope(const EnvelopeHeader& header);
 
 // "sparsePull", "echo", ... or "unknown kind 42": for log lines and error messages.
 std::string BodyKindName(proto::Envelope::Body::Which kind);
+// "server", "worker", ...
+std::string RoleName(proto::Role role);
 
 // Fills `body` with an Error from `status` and reads one back.
 void SetError(proto::Envelope::Body::Builder body, const Status& status);

@@ -32,6 +32,7 @@
 
 #include "protocol/status.h"
 #include "protocol/transport.h"
+#include "ps/push_result.h"
 
 namespace mtps::ps {
 
@@ -60,10 +61,6 @@ struct PushOptions {
   uint32_t num_workers = 1;
 };
 
-struct PushResult {
-  uint64_t applied = 0;  // rows or blocks applied (or buffered in sync mode)
-  uint64_t dropped = 0;  // keys not yet admitted: gradient dropped
-};
 
 // A dense block to create (values = initial values) or to push (values = gradients).
 struct DenseBlockIn {

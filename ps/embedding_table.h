@@ -52,14 +52,10 @@
 #include "ps/initializer.h"
 #include "ps/optimizer.h"
 #include "ps/page_memory.h"
+#include "ps/push_result.h"
 #include "ps/row_index.h"
 
 namespace mtps::ps {
-
-struct PushResult {
-  uint64_t applied = 0;  // rows updated (or, in sync mode, gradients buffered)
-  uint64_t dropped = 0;  // gradients of keys without a row, dropped
-};
 
 // The metadata stored beside each row; checkpoints keep it.
 struct RowMeta {

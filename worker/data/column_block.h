@@ -10,6 +10,7 @@
 // Thread-safety: none; a block belongs to one thread at a time.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 

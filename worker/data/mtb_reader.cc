@@ -158,7 +158,7 @@ Status MtbReader::ParseFooter() {
     total += gr.rows;
     groups_.push_back(gr);
   }
-  uint64_t stored_total;
+  uint64_t stored_total = 0;
   c.U64(&stored_total);
   if (expected_offset != footer_offset || stored_total != total) {
     return DataLoss(path_ + ": footer index does not cover the file (row groups end at byte " +

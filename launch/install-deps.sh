@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs the Debian packages that building and testing mtps needs, only those missing.
+# Quiet when nothing is missing; safe to run again. Used by tests/run.sh and launch/local.sh.
+set -euo pipefail
+
+packages=(build-essential cmake ninja-build pkg-config capnproto libcapnp-dev libzmq3-dev
+  cppzmq-dev libgoogle-glog-dev libgflags-dev libgtest-dev libgmock-dev libbenchmark-dev
+  libboost-dev libboost-system-dev libopenblas-dev libyaml-cpp-dev python3)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "install-deps: installing ${missing[*]}"
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

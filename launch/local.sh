@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# Runs a whole mtps cluster on this machine: a scheduler, N parameter servers and M
+# workers as processes on loopback, then prints the run's per-task AUC.
+#
+# With no arguments: installs what is missing, builds, generates a small e-commerce data
+# set, trains MMoE with 2 servers and 2 workers, prints AUC beside the oracle AUC.
+#
+# Usage: launch/local.sh [--config FILE] [--servers N] [--workers N] [--run-dir DIR]
+#                        [--device cpu|cuda:N] [--rows N] [--build-dir DIR]
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+
+config=""; servers=2; workers=2; run_dir=""; device=cpu; rows=200000
+build_dir="$root/build"; heartbeat_timeout=10
+
+usage() { sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --config) config="$2"; shift 2 ;;
+    --servers) servers="$2"; shift 2 ;;
+    --workers) workers="$2"; shift 2 ;;
+    --run-dir) run_dir="$2"; shift 2 ;;
+    --device) device="$2"; shift 2 ;;
+    --rows) rows="$2"; shift 2 ;;
+    --build-dir) build_dir="$2"; shift 2 ;;
+    -h|--help) usage 0 ;;
+    *) echo "local.sh: unknown argument '$1'" >&2; usage 2 ;;
+  esac
+done
+for n in "$servers" "$workers" "$rows"; do
+  [[ "$n" =~ ^[1-9][0-9]*$ ]] || { echo "local.sh: counts must be positive integers, got '$n'" >&2; exit 2; }
+done
+[ -z "$config" ] || [ -f "$config" ] || { echo "local.sh: no such config '$config'" >&2; exit 2; }
+[ -n "$run_dir" ] || run_dir="$root/runs/$(date +%Y%m%d-%H%M%S)"
+mkdir -p "$run_dir"
+run_dir="$(cd "$run_dir" && pwd)"
+bin="$build_dir/bin"
+
+# Build what is missing.
+need_build=0
+for b in mtps-scheduler mtps-server mtps-worker mtps-datagen; do
+  [ -x "$bin/$b" ] || need_build=1
+done
+if [ "$need_build" -eq 1 ]; then
+  echo "local.sh: building into $build_dir (first run takes a few minutes)"
+  bash "$root/launch/install-deps.sh"
+  cmake -S "$root" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  cmake --build "$build_dir" -j "$(nproc)" --target mtps-scheduler mtps-server mtps-worker \
+    mtps-datagen >"$run_dir/build.log" 2>&1 || { tail -30 "$run_dir/build.log"; exit 1; }
+fi
+
+# The built-in demo: a generated data set and the job spec written beside it.
+if [ -z "$config" ]; then
+  echo "local.sh: generating $rows rows of synthetic e-commerce data in $run_dir/data"
+  "$bin/mtps-datagen" --out "$run_dir/data" --rows "$rows" --seed 1 \
+    --train_files "$((workers > 4 ? workers : 4))" >"$run_dir/datagen.log" 2>&1 \
+    || { tail -20 "$run_dir/datagen.log"; exit 1; }
+  config="$run_dir/data/job.yaml"
+fi
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+pids=(); names=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  sleep 0.5
+  for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+}
+trap 'echo "local.sh: interrupted, stopping every process"; cleanup; exit 130' INT TERM
+start() {  # start NAME COMMAND...: runs it in the background, logging to RUN/NAME.log
+  local name="$1"; shift
+  "$@" >"$run_dir/$name.log" 2>&1 &
+  pids+=("$!"); names+=("$name")
+}
+
+sched_port="$(free_port)"
+scheduler="tcp://127.0.0.1:$sched_port"
+start scheduler "$bin/mtps-scheduler" --config "$config" --port "$sched_port" --http_port 0 \
+  --num_servers "$servers" --num_workers "$workers" --run_dir "$run_dir" \
+  --heartbeat_timeout "$heartbeat_timeout" --logtostderr
+for ((s = 0; s < servers; s++)); do
+  start "server-$s" "$bin/mtps-server" --config "$config" --scheduler "$scheduler" \
+    --host 127.0.0.1 --port 0 --http_port 0 --threads 2 \
+    --checkpoint_dir "$run_dir/checkpoints" --logtostderr
+done
+for ((w = 0; w < workers; w++)); do
+  start "worker-$w" "$bin/mtps-worker" --config "$config" --scheduler "$scheduler" \
+    --device "$device" --http_port 0 --logtostderr
+done
+echo "local.sh: scheduler, $servers servers and $workers workers started; logs in $run_dir"
+
+# The scheduler ends the job; any process that fails first fails the run.
+status=0
+while :; do
+  if ! kill -0 "${pids[0]}" 2>/dev/null; then
+    wait "${pids[0]}" || status=$?
+    break
+  fi
+  for i in "${!pids[@]}"; do
+    [ "$i" -eq 0 ] && continue
+    if ! kill -0 "${pids[$i]}" 2>/dev/null; then
+      rc=0; wait "${pids[$i]}" || rc=$?
+      if [ "$rc" -ne 0 ]; then
+        echo "local.sh: ${names[$i]} failed (exit $rc); the end of its log:" >&2
+        tail -20 "$run_dir/${names[$i]}.log" >&2
+        status=$rc
+        break 2
+      fi
+      pids[$i]=0
+    fi
+  done
+  sleep 0.5
+done
+if [ "$status" -ne 0 ]; then
+  echo "local.sh: the run failed (exit $status); the end of the scheduler's log:" >&2
+  tail -20 "$run_dir/scheduler.log" >&2
+  cleanup
+  exit "$status"
+fi
+# Let servers and workers finish their shutdown, then make sure nothing is left.
+for i in "${!pids[@]}"; do
+  [ "${pids[$i]}" -ne 0 ] || continue
+  for _ in $(seq 1 20); do kill -0 "${pids[$i]}" 2>/dev/null || break; sleep 0.25; done
+done
+cleanup
+
+python3 - "$run_dir/summary.json" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+print(f"\nmtps {s['model']} ({s['mode']}): {s['servers']} servers, {s['workers']} workers, "
+      f"{s['epochs']} epoch(s), {s['samples']} samples in {s['train_seconds']:.1f} s "
+      f"= {s['samples_per_sec']:.0f} samples/s\n")
+print(f"{'task':<12}{'AUC':>8}{'oracle AUC':>12}{'logloss':>10}")
+for name, t in s["tasks"].items():
+    oracle = t.get("oracle_auc")
+    oracle = f"{oracle:.4f}" if oracle is not None else "-"
+    print(f"{name:<12}{t['auc']:>8.4f}{oracle:>12}{t['logloss']:>10.4f}")
+print(f"\nsummary: {sys.argv[1]}")
+PY

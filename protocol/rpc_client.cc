@@ -1,0 +1,264 @@
+// RpcClient: a DEALER socket owned by one I/O thread that sends requests submitted from any
+// thread, matches replies by request id, and resends or fails calls whose time is up.
+#include <atomic>
+#include <chrono>
+#include <deque>
+#include <queue>
+#include <string>
+#include <thread>
+#include <unordered_map>
+
+#include <glog/logging.h>
+
+#include "protocol/mailbox.h"
+#include "protocol/transport_impl.h"
+
+namespace mtps {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// How many replies the I/O thread reads before it looks at new submissions again.
+constexpr int kReceiveBatch = 64;
+
+}  // namespace
+
+struct RpcClient::Impl {
+  // A call on its way from the submitting thread to the I/O thread.
+  struct Submission {
+    uint64_t request_id;
+    proto::Envelope::Body::Which kind;
+    std::shared_ptr<OutgoingMessage::Impl> message;
+    CallOptions options;
+    Callback done;
+  };
+  // A call in flight; owned by the I/O thread.
+  struct Pending {
+    proto::Envelope::Body::Which kind;
+    std::shared_ptr<OutgoingMessage::Impl> message;  // kept for resending
+    CallOptions options;
+    Callback done;
+    int attempts = 0;
+  };
+  struct Deadline {
+    Clock::time_point when;
+    uint64_t request_id;
+    int attempt;  // stale once the call was sent again or completed
+    bool operator>(const Deadline& other) const { return when > other.when; }
+  };
+
+  Impl(std::string e, proto::Role r, int32_t k, const TransportOptions& o)
+      : endpoint(std::move(e)), role(r), rank(k), options(o) {}
+
+  void IoLoop();
+  void Begin(Submission& submission);
+  void SendAttempt(uint64_t request_id, Pending& pending);
+  void OnReply(std::vector<zmq::message_t> frames);
+  void ExpireDeadlines(Clock::time_point now);
+  void Complete(uint64_t request_id, StatusOr<IncomingMessage> result);
+  long PollTimeoutMs(Clock::time_point now) const;
+
+  const std::string endpoint;
+  const proto::Role role;
+  std::atomic<int32_t> rank;
+  const TransportOptions options;
+  std::atomic<uint64_t> next_request_id{1};
+  Mailbox<Submission> submissions;
+  zmq::context_t context{1};
+  zmq::socket_t socket;  // owned by the I/O thread once it runs
+  std::atomic<bool> stopping{false};
+  std::thread io_thread;
+
+  // I/O thread only.
+  std::unordered_map<uint64_t, Pending> pending;
+  std::priority_queue<Deadline, std::vector<Deadline>, std::greater<Deadline>> deadlines;
+  std::deque<uint64_t> unsent;  // refused by the socket for now (EAGAIN); sent on POLLOUT
+};
+
+void RpcClient::Impl::IoLoop() {
+  zmq_pollitem_t items[2] = {{socket.handle(), 0, ZMQ_POLLIN, 0},
+                             {nullptr, submissions.fd(), ZMQ_POLLIN, 0}};
+  std::vector<Submission> batch;
+  std::vector<zmq::message_t> frames;
+  try {
+    while (!stopping.load(std::memory_order_acquire)) {
+      items[0].events = ZMQ_POLLIN | (unsent.empty() ? 0 : ZMQ_POLLOUT);
+      transport_internal::Poll(items, 2, PollTimeoutMs(Clock::now()));
+      if (items[1].revents & ZMQ_POLLIN) {
+        submissions.Drain(&batch);
+        for (Submission& submission : batch) Begin(submission);
+        batch.clear();
+      }
+      if (items[0].revents & ZMQ_POLLIN) {
+        for (int i = 0;
+             i < kReceiveBatch && transport_internal::ReceiveMultipart(socket, nullptr, &frames);
+             ++i) {
+          OnReply(std::move(frames));
+        }
+      }
+      while (!unsent.empty()) {
+        auto it = pending.find(unsent.front());
+        if (it != pending.end() &&
+            !transport_internal::SendMessage(socket, it->second.message, nullptr)) {
+          break;
+        }
+        unsent.pop_front();
+      }
+      ExpireDeadlines(Clock::now());
+    }
+  } catch (const zmq::error_t& e) {
+    LOG(ERROR) << "RPC client of " << endpoint << ": I/O thread stops: " << e.what();
+  }
+  socket.close();
+  // Nothing can complete any more: every call still open is cancelled, exactly once.
+  const Status cancelled = Cancelled("RPC client of " + endpoint + " was shut down");
+  for (Submission& submission : submissions.Close()) submission.done(cancelled);
+  while (!pending.empty()) Complete(pending.begin()->first, cancelled);
+}
+
+long RpcClient::Impl::PollTimeoutMs(Clock::time_point now) const {
+  if (deadlines.empty()) return -1;
+  const auto left = deadlines.top().when - now;
+  if (left <= Clock::duration::zero()) return 0;
+  // Round up: waking before the deadline would only spin.
+  return std::chrono::ceil<std::chrono::milliseconds>(left).count();
+}
+
+void RpcClient::Impl::Begin(Submission& submission) {
+  auto [it, inserted] = pending.try_emplace(submission.request_id);
+  if (!inserted) {
+    submission.done(AlreadyExists("request id " + std::to_string(submission.request_id) +
+                                  " is already in flight to " + endpoint));
+    return;
+  }
+  Pending& call = it->second;
+  call.kind = submission.kind;
+  call.message = std::move(submission.message);
+  call.options = submission.options;
+  call.done = std::move(submission.done);
+  SendAttempt(submission.request_id, call);
+}
+
+void RpcClient::Impl::SendAttempt(uint64_t request_id, Pending& call) {
+  ++call.attempts;
+  if (!transport_internal::SendMessage(socket, call.message, nullptr)) {
+    unsent.push_back(request_id);
+  }
+  if (call.options.timeout.count() > 0) {
+    deadlines.push(Deadline{Clock::now() + call.options.timeout, request_id, call.attempts});
+  }
+}
+
+void RpcClient::Impl::OnReply(std::vector<zmq::message_t> frames) {
+  std::optional<uint64_t> request_id;
+  StatusOr<IncomingMessage> reply =
+      IncomingMessage::FromFrames(std::move(frames), options, &request_id);
+  if (!reply.ok()) {
+    if (request_id.has_value() && pending.count(*request_id) != 0) {
+      Complete(*request_id, reply.status().WithContext("bad reply from " + endpoint));
+    } else {
+      LOG(WARNING) << "dropped an unreadable reply from " << endpoint << ": " << reply.status();
+    }
+    return;
+  }
+  proto::Envelope::Reader envelope = reply->envelope();
+  const uint64_t id = envelope.getRequestId();
+  if (pending.count(id) == 0) {
+    VLOG(1) << "late or duplicate reply to request " << id << " from " << endpoint;
+    return;
+  }
+  if (envelope.getBody().which() == proto::Envelope::Body::ERROR) {
+    Complete(id, StatusFromError(envelope.getBody().getError()));
+  } else {
+    Complete(id, std::move(reply));
+  }
+}
+
+void RpcClient::Impl::ExpireDeadlines(Clock::time_point now) {
+  while (!deadlines.empty() && deadlines.top().when <= now) {
+    const Deadline deadline = deadlines.top();
+    deadlines.pop();
+    auto it = pending.find(deadline.request_id);
+    if (it == pending.end() || it->second.attempts != deadline.attempt) continue;
+    Pending& call = it->second;
+    if (call.attempts < call.options.max_attempts) {
+      VLOG(1) << "request " << deadline.request_id << " to " << endpoint
+              << " timed out; sending attempt " << call.attempts + 1;
+      SendAttempt(deadline.request_id, call);
+      continue;
+    }
+    Complete(deadline.request_id,
+             DeadlineExceeded("no reply from " + endpoint + " to " + BodyKindName(call.kind) +
+                              " request " + std::to_string(deadline.request_id) + " after " +
+                              std::to_string(call.attempts) + " attempt(s) of " +
+                              std::to_string(call.options.timeout.count()) + " ms"));
+  }
+}
+
+void RpcClient::Impl::Complete(uint64_t request_id, StatusOr<IncomingMessage> result) {
+  auto node = pending.extract(request_id);
+  if (node.empty()) return;
+  try {
+    node.mapped().done(std::move(result));
+  } catch (const std::exception& e) {
+    LOG(ERROR) << "callback of request " << request_id << " to " << endpoint
+               << " threw: " << e.what();
+  }
+}
+
+RpcClient::RpcClient(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+RpcClient::~RpcClient() {
+  impl_->stopping.store(true, std::memory_order_release);
+  impl_->submissions.Wake();
+  impl_->io_thread.join();
+  impl_->context.close();
+}
+
+StatusOr<std::unique_ptr<RpcClient>> RpcClient::Connect(const std::string& endpoint,
+                                                        proto::Role role, int32_t rank,
+                                                        const TransportOptions& options) {
+  auto impl = std::make_unique<Impl>(endpoint, role, rank, options);
+  try {
+    impl->socket = zmq::socket_t(impl->context, zmq::socket_type::dealer);
+    transport_internal::ConfigureSocket(impl->socket);
+    impl->socket.connect(endpoint);
+  } catch (const zmq::error_t& e) {
+    return InvalidArgument("cannot connect an RPC client to '" + endpoint + "': " + e.what());
+  }
+  Impl* raw = impl.get();
+  impl->io_thread = std::thread([raw] { raw->IoLoop(); });
+  return std::unique_ptr<RpcClient>(new RpcClient(std::move(impl)));
+}
+
+std::unique_ptr<OutgoingMessage> RpcClient::NewRequest() {
+  return NewEnvelope(EnvelopeHeader{
+      proto::PROTOCOL_VERSION, impl_->options.job_id,
+      impl_->next_request_id.fetch_add(1, std::memory_order_relaxed), impl_->role,
+      impl_->rank.load(std::memory_order_relaxed)});
+}
+
+void RpcClient::CallAsync(std::unique_ptr<OutgoingMessage> request, const CallOptions& options,
+                          Callback done) {
+  proto::Envelope::Builder envelope = request->envelope();
+  Impl::Submission submission{envelope.getRequestId(), envelope.getBody().which(),
+                              std::move(request->impl_), options, std::move(done)};
+  if (!impl_->submissions.Post(std::move(submission))) {
+    submission.done(Cancelled("RPC client of " + impl_->endpoint + " was shut down"));
+  }
+}
+
+std::future<StatusOr<IncomingMessage>> RpcClient::Call(std::unique_ptr<OutgoingMessage> request,
+                                                       const CallOptions& options) {
+  auto promise = std::make_shared<std::promise<StatusOr<IncomingMessage>>>();
+  std::future<StatusOr<IncomingMessage>> result = promise->get_future();
+  CallAsync(std::move(request), options,
+            [promise](StatusOr<IncomingMessage> reply) { promise->set_value(std::move(reply)); });
+  return result;
+}
+
+const std::string& RpcClient::endpoint() const { return impl_->endpoint; }
+
+void RpcClient::set_rank(int32_t rank) { impl_->rank.store(rank, std::memory_order_relaxed); }
+
+}  // namespace mtps

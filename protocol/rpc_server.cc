@@ -1,0 +1,283 @@
+// RpcServer and Responder: a ROUTER socket owned by one I/O thread that checks each request,
+// hands it to a handler on a worker thread and sends the replies that come back.
+#include <atomic>
+#include <string>
+#include <thread>
+
+#include <glog/logging.h>
+#include <kj/exception.h>
+
+#include "protocol/mailbox.h"
+#include "protocol/transport_impl.h"
+#include "protocol/worker_threads.h"
+
+namespace mtps {
+namespace {
+
+// A reply on its way from a handler thread to the I/O thread.
+struct PendingReply {
+  zmq::message_t identity;  // of the requesting peer (ROUTER routing frame)
+  std::shared_ptr<OutgoingMessage::Impl> message;
+};
+
+// How many requests the I/O thread reads before it looks at the replies again.
+constexpr int kReceiveBatch = 64;
+
+// The part of a server that Responders share: they may outlive the server.
+struct ServerCore {
+  ServerCore(const TransportOptions& o, proto::Role r, int32_t k)
+      : options(o), role(r), rank(k) {}
+  const TransportOptions options;
+  const proto::Role role;
+  std::atomic<int32_t> rank;
+  Mailbox<PendingReply> outbox;
+  std::atomic<uint64_t> requests{0};
+  std::atomic<uint64_t> rejected{0};
+
+  EnvelopeHeader ReplyHeader(uint64_t request_id) const {
+    return EnvelopeHeader{proto::PROTOCOL_VERSION, options.job_id, request_id, role,
+                          rank.load(std::memory_order_relaxed)};
+  }
+};
+
+}  // namespace
+
+// ---- Responder ----
+
+struct Responder::Impl {
+  std::shared_ptr<ServerCore> core;
+  zmq::message_t identity;
+  uint64_t request_id = 0;
+  proto::Envelope::Body::Which kind{};
+  bool answered = false;
+};
+
+Responder::Responder(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Responder::Responder(Responder&&) noexcept = default;
+
+Responder& Responder::operator=(Responder&& other) noexcept {
+  if (this != &other) {
+    Responder previous(std::move(*this));  // answers its request on the way out, if unanswered
+    impl_ = std::move(other.impl_);
+  }
+  return *this;
+}
+
+Responder::~Responder() {
+  if (impl_ != nullptr && !impl_->answered) {
+    SendError(Internal("the handler of " + BodyKindName(impl_->kind) + " request " +
+                       std::to_string(impl_->request_id) + " dropped it without an answer"));
+  }
+}
+
+std::unique_ptr<OutgoingMessage> Responder::NewReply() {
+  CHECK(impl_ != nullptr) << "NewReply on a moved-from Responder";
+  return NewEnvelope(impl_->core->ReplyHeader(impl_->request_id));
+}
+
+void Responder::Send(std::unique_ptr<OutgoingMessage> reply) {
+  CHECK(impl_ != nullptr) << "Send on a moved-from Responder";
+  if (impl_->answered) {
+    LOG(DFATAL) << BodyKindName(impl_->kind) << " request " << impl_->request_id
+                << " answered twice; the second reply is dropped";
+    return;
+  }
+  impl_->answered = true;
+  // After Stop() the mailbox is closed and the reply is dropped: no one can send it.
+  impl_->core->outbox.Post(PendingReply{std::move(impl_->identity), std::move(reply->impl_)});
+}
+
+void Responder::SendError(const Status& status) {
+  auto reply = NewReply();
+  SetError(reply->body(), status);
+  Send(std::move(reply));
+}
+
+void Responder::SendAck(uint64_t count) {
+  auto reply = NewReply();
+  reply->body().initAck().setCount(count);
+  Send(std::move(reply));
+}
+
+// ---- RpcServer ----
+
+struct RpcServer::Impl {
+  struct Request {
+    zmq::message_t identity;
+    IncomingMessage message;
+    const Handler* handler;
+  };
+
+  Impl(const TransportOptions& options, proto::Role role, int32_t rank)
+      : core(std::make_shared<ServerCore>(options, role, rank)) {}
+
+  void IoLoop();
+  void Accept(zmq::message_t identity, std::vector<zmq::message_t> frames);
+  void Reject(zmq::message_t& identity, std::optional<uint64_t> request_id,
+              const Status& status);
+  void Serve(Request& request);
+
+  std::shared_ptr<ServerCore> core;
+  std::vector<Handler> handlers;  // by Body::Which; empty = none; fixed after Start()
+  zmq::context_t context{1};
+  zmq::socket_t socket;  // owned by the I/O thread after Start()
+  bool bound = false;
+  bool started = false;
+  bool stopped = false;
+  std::atomic<bool> stopping{false};
+  std::unique_ptr<WorkerThreads<Request>> workers;
+  std::thread io_thread;
+};
+
+void RpcServer::Impl::IoLoop() {
+  zmq_pollitem_t items[2] = {{socket.handle(), 0, ZMQ_POLLIN, 0},
+                             {nullptr, core->outbox.fd(), ZMQ_POLLIN, 0}};
+  std::vector<PendingReply> replies;
+  zmq::message_t identity;
+  std::vector<zmq::message_t> frames;
+  try {
+    while (!stopping.load(std::memory_order_acquire)) {
+      transport_internal::Poll(items, 2, -1);
+      if (items[1].revents & ZMQ_POLLIN) {
+        core->outbox.Drain(&replies);
+        for (PendingReply& reply : replies) {
+          transport_internal::SendMessage(socket, reply.message, &reply.identity);
+        }
+        replies.clear();
+      }
+      if (items[0].revents & ZMQ_POLLIN) {
+        for (int i = 0; i < kReceiveBatch &&
+                        transport_internal::ReceiveMultipart(socket, &identity, &frames);
+             ++i) {
+          Accept(std::move(identity), std::move(frames));
+        }
+      }
+    }
+  } catch (const zmq::error_t& e) {
+    LOG(ERROR) << "RPC server I/O thread stops: " << e.what();
+  }
+  socket.close();
+}
+
+void RpcServer::Impl::Accept(zmq::message_t identity, std::vector<zmq::message_t> frames) {
+  std::optional<uint64_t> request_id;
+  StatusOr<IncomingMessage> message =
+      IncomingMessage::FromFrames(std::move(frames), core->options, &request_id);
+  if (!message.ok()) {
+    Reject(identity, request_id, message.status());
+    return;
+  }
+  proto::Envelope::Reader envelope = message->envelope();
+  const auto kind = envelope.getBody().which();
+  const auto index = static_cast<size_t>(kind);
+  if (index >= handlers.size() || !handlers[index]) {
+    Reject(identity, envelope.getRequestId(),
+           Unimplemented("no handler for " + BodyKindName(kind) + " requests on this " +
+                         RoleName(core->role)));
+    return;
+  }
+  core->requests.fetch_add(1, std::memory_order_relaxed);
+  workers->Submit(Request{std::move(identity), std::move(*message), &handlers[index]});
+}
+
+void RpcServer::Impl::Reject(zmq::message_t& identity, std::optional<uint64_t> request_id,
+                             const Status& status) {
+  core->rejected.fetch_add(1, std::memory_order_relaxed);
+  if (!request_id.has_value()) {
+    LOG(WARNING) << "dropped an unreadable request: " << status;
+    return;
+  }
+  LOG(WARNING) << "refused request " << *request_id << ": " << status;
+  auto reply = NewEnvelope(core->ReplyHeader(*request_id));
+  SetError(reply->body(), status);
+  transport_internal::SendMessage(socket, reply->impl_, &identity);
+}
+
+void RpcServer::Impl::Serve(Request& request) {
+  proto::Envelope::Reader envelope = request.message.envelope();
+  auto responder_impl = std::make_unique<Responder::Impl>();
+  responder_impl->core = core;
+  responder_impl->identity = std::move(request.identity);
+  responder_impl->request_id = envelope.getRequestId();
+  responder_impl->kind = envelope.getBody().which();
+  try {
+    (*request.handler)(request.message, Responder(std::move(responder_impl)));
+  } catch (const kj::Exception& e) {
+    // The handler's Responder, unwound unanswered, has sent kInternal.
+    LOG(ERROR) << "handler of " << BodyKindName(envelope.getBody().which()) << " request "
+               << envelope.getRequestId() << " threw: " << e.getDescription().cStr();
+  } catch (const std::exception& e) {
+    LOG(ERROR) << "handler of " << BodyKindName(envelope.getBody().which()) << " request "
+               << envelope.getRequestId() << " threw: " << e.what();
+  }
+}
+
+RpcServer::RpcServer(const TransportOptions& options, proto::Role role, int32_t rank)
+    : impl_(std::make_unique<Impl>(options, role, rank)) {}
+
+RpcServer::~RpcServer() { Stop(); }
+
+void RpcServer::Handle(proto::Envelope::Body::Which kind, Handler handler) {
+  CHECK(!impl_->started) << "RpcServer::Handle(" << BodyKindName(kind) << ") after Start()";
+  const auto index = static_cast<size_t>(kind);
+  if (index >= impl_->handlers.size()) impl_->handlers.resize(index + 1);
+  impl_->handlers[index] = std::move(handler);
+}
+
+StatusOr<int> RpcServer::Bind(const std::string& endpoint) {
+  if (impl_->started) return FailedPrecondition("Bind(" + endpoint + ") after Start()");
+  try {
+    if (!impl_->bound) {
+      impl_->socket = zmq::socket_t(impl_->context, zmq::socket_type::router);
+      transport_internal::ConfigureSocket(impl_->socket);
+    }
+    impl_->socket.bind(endpoint);
+    impl_->bound = true;
+    const std::string bound = impl_->socket.get(zmq::sockopt::last_endpoint);
+    const size_t colon = bound.rfind(':');
+    if (bound.rfind("tcp://", 0) != 0 || colon == std::string::npos) return 0;
+    return std::stoi(bound.substr(colon + 1));
+  } catch (const zmq::error_t& e) {
+    const Status status = e.num() == EADDRINUSE
+                              ? Unavailable(std::string("address in use: ") + e.what())
+                              : InvalidArgument(e.what());
+    return status.WithContext("cannot bind RPC server to '" + endpoint + "'");
+  }
+}
+
+Status RpcServer::Start() {
+  if (impl_->started) return FailedPrecondition("RpcServer::Start() called twice");
+  if (!impl_->bound) return FailedPrecondition("RpcServer::Start() before a successful Bind()");
+  impl_->started = true;
+  Impl* impl = impl_.get();
+  impl_->workers = std::make_unique<WorkerThreads<Impl::Request>>(
+      impl_->core->options.handler_threads, [impl](Impl::Request& r) { impl->Serve(r); });
+  impl_->io_thread = std::thread([impl] { impl->IoLoop(); });
+  return Status::OK();
+}
+
+void RpcServer::Stop() {
+  if (impl_->stopped) return;
+  impl_->stopped = true;
+  if (impl_->io_thread.joinable()) {
+    impl_->stopping.store(true, std::memory_order_release);
+    impl_->core->outbox.Wake();
+    impl_->io_thread.join();  // it closes the socket
+  } else if (impl_->bound) {
+    impl_->socket.close();
+  }
+  impl_->core->outbox.Close();  // replies of handlers still running are dropped
+  if (impl_->workers != nullptr) impl_->workers->Stop();
+  impl_->context.close();
+}
+
+void RpcServer::set_rank(int32_t rank) {
+  impl_->core->rank.store(rank, std::memory_order_relaxed);
+}
+
+RpcServer::Counters RpcServer::counters() const {
+  return Counters{impl_->core->requests.load(std::memory_order_relaxed),
+                  impl_->core->rejected.load(std::memory_order_relaxed)};
+}
+
+}  // namespace mtps

@@ -126,7 +126,8 @@ class Session : public std::enable_shared_from_this<Session> {
     stream_.expires_after(server_->options.idle_timeout);
     http::async_write(stream_, response_,
                       [self = shared_from_this()](beast::error_code ec, size_t) {
-                        if (ec || !self->response_.keep_alive()) return self->Close();
+                        if (ec) return self->Close();
+                        if (!self->response_.keep_alive()) return self->CloseGracefully();
                         self->Read();
                       });
   }
@@ -134,6 +135,23 @@ class Session : public std::enable_shared_from_this<Session> {
   void Close() {
     beast::error_code ignored;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  }
+
+  // Half-closes, then reads and discards until the client closes (bounded by a short
+  // timeout): closing with unread input would send a reset that can destroy the answer
+  // (a 400 or 413) before the client reads it.
+  void CloseGracefully() {
+    Close();
+    stream_.expires_after(std::min<std::chrono::steady_clock::duration>(
+        server_->options.idle_timeout, std::chrono::seconds(2)));
+    Drain();
+  }
+
+  void Drain() {
+    stream_.async_read_some(asio::buffer(drain_buffer_),
+                            [self = shared_from_this()](beast::error_code ec, size_t) {
+                              if (!ec) self->Drain();
+                            });
   }
 
   std::string Peer() {
@@ -147,6 +165,7 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   Response response_;
+  char drain_buffer_[1024];
 };
 
 void ServerCore::Accept() {

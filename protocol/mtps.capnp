@@ -268,4 +268,5 @@ struct Progress {
   phase @4 :Text;           # "train", "eval", "done"
   epoch @5 :UInt32;
   dataPosition @6 :UInt64;  # records consumed in this epoch, for resumption
+  trainSeconds @7 :Float64; # seconds spent training (not evaluating) since the job began
 }

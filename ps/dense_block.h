@@ -82,6 +82,10 @@ class DenseBlockStore {
  private:
   struct Block;
   StatusOr<std::shared_ptr<Block>> Find(uint32_t id) const;
+  // Answers the blocks' waiting sync steps with `reason`; `retire` also refuses every
+  // later push to them (they were replaced by Restore).
+  static void CancelBlocks(const std::vector<std::shared_ptr<Block>>& blocks,
+                           const Status& reason, bool retire);
 
   RowOptimizer optimizer_;
   mutable std::shared_mutex map_mutex_;  // guards the map, not the blocks

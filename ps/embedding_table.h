@@ -8,8 +8,8 @@
 //   // r->applied rows updated, r->dropped gradients of keys without a row (not admitted)
 //
 // Storage: rows live in slabs of kRowsPerChunk slots (no allocation per row), each slot
-//   [dim weights][StateFloats(dim) optimizer state][key u64][frequency u32]
-//   [last step u32][update count u32]
+//   [key u64][frequency u32][last step u32][update count u32]
+//   [dim weights][StateFloats(dim) optimizer state]
 // under a RowIndex (flat Robin Hood hash, 8 bytes per entry). Freed slots are reused.
 //
 // Semantics:
@@ -96,10 +96,12 @@ class EmbeddingTable {
   // The same on the subset keys[pos[j]], j < m, of a request (one shard's part of a
   // fanned-out request): out/grads rows are at pos[j] * dim. PushSubset does not validate;
   // the caller has validated the whole request (ValidateGradients) before fanning out.
+  // When `accepted` is given, accepted[j] says whether keys[pos[j]] met a row (1) or was
+  // dropped (0).
   void PullSubset(const uint64_t* keys, const uint32_t* pos, size_t m, float* out, uint64_t step,
                   bool count_as_sighting);
   PushResult PushSubset(const uint64_t* keys, const uint32_t* pos, size_t m, const float* grads,
-                        uint64_t step);
+                        uint64_t step, uint8_t* accepted = nullptr);
 
   // Removes rows idle past ttl_steps at `now_step`, looking at up to `max_buckets` index
   // buckets from where the last sweep stopped. Returns the rows removed.
@@ -133,20 +135,51 @@ class EmbeddingTable {
  private:
   EmbeddingTable(const TableSpec& spec, uint32_t capacity_share);
 
+  // The first kMetaBytes of a slot: key u64, frequency, last step, update count (u32).
+  static constexpr size_t kMetaBytes = 20;
+  char* SlotAddress(uint32_t slot) const {
+    return chunks_[slot / kRowsPerChunk].as<char>() + size_t{slot % kRowsPerChunk} * slot_bytes_;
+  }
+  float* SlotValues(uint32_t slot) const {
+    return reinterpret_cast<float*>(SlotAddress(slot) + kMetaBytes);
+  }
+  uint64_t SlotKey(uint32_t slot) const;
+  RowMeta SlotMeta(uint32_t slot) const;
+  void PrefetchSlot(uint32_t slot) const;
+  size_t FindPos(uint64_t key, uint64_t hash) const;
+
+  uint32_t AllocateSlot();
+  // Makes a row for an absent key with its initial values (evicting first when full);
+  // returns its slot.
+  uint32_t CreateRow(uint64_t key, uint64_t hash, uint64_t step, uint32_t frequency);
+  // Removes the row at index position `pos`; its slot goes to the free list.
+  void RemoveAt(size_t pos);
+  void EvictForNewRow(uint64_t now_step);
+  bool IsExpired(uint32_t slot, uint64_t now_step) const;
+  void SweepSome(uint64_t now_step, size_t requested_rows);
+  void PublishSize();
+
+  template <typename PositionOf>
+  void PullRows(const uint64_t* keys, PositionOf position_of, size_t m, float* out,
+                uint64_t step, bool count_as_sighting);
+  template <typename PositionOf>
+  PushResult PushRows(const uint64_t* keys, PositionOf position_of, size_t m,
+                      const float* grads, uint64_t step, uint8_t* accepted);
+
   TableSpec spec_;
   int dim_;
   int state_floats_;
   RowOptimizer optimizer_;
   RowInitializer initializer_;
 
-  // Slot storage.
-  size_t slot_bytes_;                 // stride of one slot
+  size_t slot_bytes_;                 // stride of one slot: kMetaBytes + values
+  size_t chunk_bytes_;                // page-rounded bytes of one chunk
   std::vector<PageBuffer> chunks_;    // kRowsPerChunk slots each
   uint32_t slots_used_ = 0;           // slots ever handed out (high-water mark)
   uint32_t free_head_;                // free list threaded through freed slots
   RowIndex index_;
   std::unique_ptr<CountMinSketch> sketch_;  // only when admit_min_count > 1
-  uint64_t row_capacity_;
+  uint64_t row_capacity_ = 0;
   size_t sweep_pos_ = 0;
   uint64_t rng_state_;
 

@@ -51,6 +51,19 @@ class RowIndex {
   // Pulls the cache line of `hash`'s home bucket in ahead of a Find.
   void Prefetch(uint64_t hash) const { __builtin_prefetch(&entries_[Home(TagOf(hash))]); }
 
+  // The slot of the first entry whose tag matches `hash` (kEmptySlot if none), without
+  // touching any row: a guess of where Find will land, to prefetch that row.
+  uint32_t GuessSlot(uint64_t hash) const {
+    const uint32_t tag = TagOf(hash);
+    size_t pos = Home(tag);
+    for (size_t dist = 0;; ++dist) {
+      const Entry e = entries_[pos];
+      if (e.slot == kEmptySlot || ((pos - Home(e.tag)) & mask_) < dist) return kEmptySlot;
+      if (e.tag == tag) return e.slot;
+      pos = (pos + 1) & mask_;
+    }
+  }
+
   // Adds an entry for a key known to be absent. Grows (rehashes) past 7/8 load.
   void Insert(uint64_t hash, uint32_t slot) {
     if (size_ + 1 > max_size_) Grow();
@@ -89,6 +102,11 @@ class RowIndex {
   }
 
   void Clear() { Allocate(16); }
+  // Empties the index but keeps its buffer, for scratch maps reused request after request.
+  void ClearKeepCapacity() {
+    for (size_t i = 0; i <= mask_; ++i) entries_[i] = Entry{0, kEmptySlot};
+    size_ = 0;
+  }
 
  private:
   struct Entry {

@@ -97,16 +97,27 @@ class ShardedTables {
  private:
   struct Shard;
   struct Request;
-  struct SyncContribution;
+  struct SyncStep;
+  struct SyncRegistry;
+  struct Task;
   ShardedTables(const std::vector<TableSpec>& specs, int num_shards);
 
   Status CheckTable(uint32_t table_id) const;
-  void FanOut(Request* request, const uint64_t* keys, size_t n);
-  void RunOnShard(int shard, std::function<void()> fn);
+  // Groups the request's keys by shard and queues one task per non-empty part; takes
+  // ownership of `request` (freed by the shard that finishes it last).
+  void FanOut(std::unique_ptr<Request> request);
+  void Enqueue(int shard, Task task);
+  void ShardLoop(Shard* shard);
+  void RunTask(Shard* shard, Task& task);
+  void FinishRequestPart(Request* request);
+  void ApplySyncPart(Shard* shard, SyncStep* step);
+  void FinishSyncStep(SyncStep* step);
+  Status RunOnShard(int shard, const std::function<void()>& fn);
 
   std::vector<TableSpec> specs_;
   int num_shards_;
   std::vector<std::unique_ptr<Shard>> shards_;
+  std::vector<std::unique_ptr<SyncRegistry>> sync_;  // per table
   // Non-finite pushes refused before fan-out, per table (the shards never see them).
   std::unique_ptr<std::atomic<uint64_t>[]> rejected_;
 };

@@ -1,0 +1,45 @@
+// The manifest that makes a checkpoint directory whole: written last, it lists every
+// file with its size and checksum; a directory without one is an unfinished checkpoint.
+//
+//   MTPS_RETURN_IF_ERROR(WriteCheckpointManifest(fs, ManifestPath(dir), manifest));
+//   StatusOr<CheckpointManifest> m = ReadCheckpointManifest(ManifestPath(dir));
+//   StatusOr<std::string> newest = FindNewestCheckpoint(root, /*server_rank=*/1);
+//
+// Text format, one item a line: "mtps-checkpoint-manifest 1", "id <u64>", "step <u64>",
+// then "file <bytes> <checksum> <path>" per file (path last: it may hold spaces). The
+// scheduler writes "<dir>/MANIFEST" for the whole cluster; a standalone server (no
+// scheduler) writes "<dir>/MANIFEST.server-<rank>" for its own files.
+//
+// Thread-safety: free functions without shared state.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "protocol/status.h"
+#include "ps/checkpoint.h"
+#include "ps/checkpoint_fs.h"
+
+namespace mtps::ps {
+
+struct CheckpointManifest {
+  uint64_t id = 0;
+  uint64_t step = 0;
+  std::vector<CheckpointFileInfo> files;
+};
+
+std::string ManifestPath(const std::string& dir);                       // cluster's
+std::string ServerManifestPath(const std::string& dir, int server_rank);  // standalone
+
+// Writes to a temporary name, syncs, renames, syncs the directory.
+Status WriteCheckpointManifest(CheckpointFileSystem& fs, const std::string& path,
+                               const CheckpointManifest& manifest);
+// DATA_LOSS naming the path and line for a malformed manifest.
+StatusOr<CheckpointManifest> ReadCheckpointManifest(const std::string& path);
+
+// The directory under `root` holding the whole checkpoint with the largest id that
+// `server_rank` can restore from (a cluster manifest or its own). NOT_FOUND when none.
+StatusOr<std::string> FindNewestCheckpoint(const std::string& root, int server_rank);
+
+}  // namespace mtps::ps

@@ -1,0 +1,262 @@
+// DenseBlockStore: blocks in a map under a reader-writer lock (written only when blocks
+// are created or restored), each block under its own mutex; sync steps gather one
+// gradient pointer per worker and sum them in rank order when the last one arrives.
+#include "ps/dense_block.h"
+
+#include <cmath>
+#include <utility>
+
+namespace mtps::ps {
+
+struct DenseBlockStore::Block {
+  struct PendingStep {
+    int num_workers = 0;
+    int arrived = 0;
+    std::vector<const float*> grads;  // by worker rank
+    std::vector<Done> dones;
+  };
+
+  std::mutex mu;
+  uint32_t id = 0;
+  std::string name;                      // immutable after creation
+  std::vector<float> values;             // GUARDED_BY(mu); size immutable
+  std::vector<float> state;              // GUARDED_BY(mu)
+  uint64_t update_count = 0;             // GUARDED_BY(mu)
+  std::map<uint64_t, PendingStep> pending;  // GUARDED_BY(mu)
+  bool retired = false;                  // GUARDED_BY(mu); replaced by Restore
+  std::vector<float> sum;                // GUARDED_BY(mu); scratch of sync steps
+};
+
+Status ValidateFinite(const float* values, size_t n, const char* what) {
+  // x * 0 is NaN exactly for NaN and +-Inf; 16 lanes let the loop vectorize.
+  constexpr size_t kLanes = 16;
+  float lanes[kLanes] = {};
+  size_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    for (size_t l = 0; l < kLanes; ++l) lanes[l] += values[i + l] * 0.0f;
+  }
+  for (; i < n; ++i) lanes[0] += values[i] * 0.0f;
+  float probe = 0.0f;
+  for (size_t l = 0; l < kLanes; ++l) probe += lanes[l];
+  if (probe == 0.0f) return Status::OK();
+  for (i = 0; i < n; ++i) {
+    if (!std::isfinite(values[i])) {
+      return InvalidArgument(std::string("non-finite ") + what + " " + std::to_string(values[i]) +
+                             " at element " + std::to_string(i));
+    }
+  }
+  return Status::OK();
+}
+
+DenseBlockStore::DenseBlockStore(const OptimizerSpec& spec) : optimizer_(spec) {}
+
+DenseBlockStore::~DenseBlockStore() {
+  CancelPendingSyncSteps(Cancelled("the parameter server is shutting down"));
+}
+
+StatusOr<std::shared_ptr<DenseBlockStore::Block>> DenseBlockStore::Find(uint32_t id) const {
+  std::shared_lock<std::shared_mutex> lock(map_mutex_);
+  auto it = blocks_.find(id);
+  if (it == blocks_.end()) {
+    return NotFound("unknown dense block " + std::to_string(id) + " (" +
+                    std::to_string(blocks_.size()) + " blocks on this server)");
+  }
+  return it->second;
+}
+
+namespace {
+
+Status SizeMismatch(uint32_t id, const std::string& name, size_t have, size_t got) {
+  return InvalidArgument("dense block " + std::to_string(id) + " ('" + name + "') has " +
+                         std::to_string(have) + " values, the request has " + std::to_string(got));
+}
+
+}  // namespace
+
+Status DenseBlockStore::Init(uint32_t id, const std::string& name, const float* values, size_t n) {
+  MTPS_RETURN_IF_ERROR(ValidateFinite(values, n, "initial value"));
+  std::unique_lock<std::shared_mutex> lock(map_mutex_);
+  auto it = blocks_.find(id);
+  if (it != blocks_.end()) {
+    const size_t have = it->second->values.size();  // immutable: no block lock needed
+    return have == n ? Status::OK() : SizeMismatch(id, it->second->name, have, n);
+  }
+  auto block = std::make_shared<Block>();
+  block->id = id;
+  block->name = name;
+  block->values.assign(values, values + n);
+  block->state.resize(static_cast<size_t>(ps::StateFloats(spec(), static_cast<int>(n))));
+  optimizer_.InitState(block->state.data(), static_cast<int>(n));
+  blocks_.emplace(id, std::move(block));
+  return Status::OK();
+}
+
+Status DenseBlockStore::Pull(uint32_t id, float* out, size_t n) const {
+  MTPS_ASSIGN_OR_RETURN(std::shared_ptr<Block> block, Find(id));
+  std::lock_guard<std::mutex> lock(block->mu);
+  if (block->values.size() != n) return SizeMismatch(id, block->name, block->values.size(), n);
+  std::copy(block->values.begin(), block->values.end(), out);
+  return Status::OK();
+}
+
+StatusOr<size_t> DenseBlockStore::Size(uint32_t id) const {
+  MTPS_ASSIGN_OR_RETURN(std::shared_ptr<Block> block, Find(id));
+  return block->values.size();
+}
+
+std::vector<uint32_t> DenseBlockStore::BlockIds() const {
+  std::shared_lock<std::shared_mutex> lock(map_mutex_);
+  std::vector<uint32_t> ids;
+  for (const auto& [id, block] : blocks_) ids.push_back(id);
+  return ids;
+}
+
+size_t DenseBlockStore::num_blocks() const {
+  std::shared_lock<std::shared_mutex> lock(map_mutex_);
+  return blocks_.size();
+}
+
+Status DenseBlockStore::Push(uint32_t id, const float* grad, size_t n) {
+  MTPS_ASSIGN_OR_RETURN(std::shared_ptr<Block> block, Find(id));
+  if (block->values.size() != n) return SizeMismatch(id, block->name, block->values.size(), n);
+  MTPS_RETURN_IF_ERROR(
+      ValidateFinite(grad, n, "gradient").WithContext("dense block " + std::to_string(id)));
+  std::lock_guard<std::mutex> lock(block->mu);
+  if (block->retired) return Unavailable("dense block " + std::to_string(id) + " was just restored; push again");
+  ++block->update_count;
+  optimizer_.Apply(block->values.data(), block->state.data(), grad, static_cast<int>(n),
+                   block->update_count);
+  return Status::OK();
+}
+
+void DenseBlockStore::PushSync(uint32_t id, const float* grad, size_t n, uint64_t step,
+                               int worker_rank, int num_workers, Done done) {
+  auto found = Find(id);
+  if (!found.ok()) return done(found.status());
+  std::shared_ptr<Block> block = std::move(found).value();
+  if (block->values.size() != n) return done(SizeMismatch(id, block->name, block->values.size(), n));
+  if (num_workers < 1 || worker_rank < 0 || worker_rank >= num_workers) {
+    return done(InvalidArgument("sync push of dense block " + std::to_string(id) + " step " +
+                                std::to_string(step) + ": worker rank " +
+                                std::to_string(worker_rank) + " is outside [0, num_workers=" +
+                                std::to_string(num_workers) + ")"));
+  }
+  Status valid = ValidateFinite(grad, n, "gradient");
+  if (!valid.ok()) return done(valid.WithContext("dense block " + std::to_string(id)));
+
+  std::vector<Done> finished;
+  {
+    std::lock_guard<std::mutex> lock(block->mu);
+    if (block->retired) {
+      return done(Unavailable("dense block " + std::to_string(id) + " was just restored; push again"));
+    }
+    Block::PendingStep& p = block->pending[step];
+    if (p.num_workers == 0) {
+      p.num_workers = num_workers;
+      p.grads.assign(num_workers, nullptr);
+      p.dones.resize(num_workers);
+    }
+    if (p.num_workers != num_workers) {
+      valid = InvalidArgument("sync push of dense block " + std::to_string(id) + " step " +
+                              std::to_string(step) + " says num_workers=" +
+                              std::to_string(num_workers) + ", the step's first push said " +
+                              std::to_string(p.num_workers));
+    } else if (p.grads[worker_rank] != nullptr) {
+      valid = InvalidArgument("second sync push of dense block " + std::to_string(id) +
+                              " step " + std::to_string(step) + " from worker " +
+                              std::to_string(worker_rank));
+    } else {
+      p.grads[worker_rank] = grad;
+      p.dones[worker_rank] = std::move(done);
+      if (++p.arrived == num_workers) {
+        // Rank order: the sum does not depend on the order the pushes came in.
+        block->sum.assign(p.grads[0], p.grads[0] + n);
+        for (int r = 1; r < num_workers; ++r) {
+          const float* g = p.grads[r];
+          for (size_t i = 0; i < n; ++i) block->sum[i] += g[i];
+        }
+        ++block->update_count;
+        optimizer_.Apply(block->values.data(), block->state.data(), block->sum.data(),
+                         static_cast<int>(n), block->update_count);
+        finished = std::move(p.dones);
+        block->pending.erase(step);
+      }
+    }
+  }
+  if (!valid.ok()) return done(valid);
+  for (Done& d : finished) d(Status::OK());
+}
+
+void DenseBlockStore::CancelPendingSyncSteps(const Status& reason) {
+  std::vector<std::shared_ptr<Block>> blocks;
+  {
+    std::shared_lock<std::shared_mutex> lock(map_mutex_);
+    for (const auto& [id, block] : blocks_) blocks.push_back(block);
+  }
+  CancelBlocks(blocks, reason, /*retire=*/false);
+}
+
+void DenseBlockStore::CancelBlocks(const std::vector<std::shared_ptr<Block>>& blocks,
+                                   const Status& reason, bool retire) {
+  for (const auto& block : blocks) {
+    std::map<uint64_t, Block::PendingStep> pending;
+    {
+      std::lock_guard<std::mutex> lock(block->mu);
+      pending.swap(block->pending);
+      block->retired = block->retired || retire;
+    }
+    for (auto& [step, p] : pending) {
+      for (Done& d : p.dones) {
+        if (d) d(reason.WithContext("dense block " + std::to_string(block->id) + " sync step " +
+                                    std::to_string(step)));
+      }
+    }
+  }
+}
+
+std::vector<DenseBlockSnapshot> DenseBlockStore::Snapshot() const {
+  std::vector<std::shared_ptr<Block>> blocks;
+  {
+    std::shared_lock<std::shared_mutex> lock(map_mutex_);
+    for (const auto& [id, block] : blocks_) blocks.push_back(block);
+  }
+  std::vector<DenseBlockSnapshot> out;
+  out.reserve(blocks.size());
+  for (const auto& block : blocks) {
+    std::lock_guard<std::mutex> lock(block->mu);
+    out.push_back({block->id, block->name, block->update_count, block->values, block->state});
+  }
+  return out;
+}
+
+Status DenseBlockStore::Restore(std::vector<DenseBlockSnapshot> snapshots) {
+  std::map<uint32_t, std::shared_ptr<Block>> fresh;
+  for (DenseBlockSnapshot& s : snapshots) {
+    const size_t want = static_cast<size_t>(ps::StateFloats(spec(), static_cast<int>(s.values.size())));
+    if (s.state.size() != want) {
+      return InvalidArgument("dense block " + std::to_string(s.id) + " ('" + s.name + "') has " +
+                             std::to_string(s.state.size()) + " state floats, " +
+                             OptimizerTypeName(spec().type) + " needs " + std::to_string(want));
+    }
+    auto block = std::make_shared<Block>();
+    block->id = s.id;
+    block->name = std::move(s.name);
+    block->values = std::move(s.values);
+    block->state = std::move(s.state);
+    block->update_count = s.update_count;
+    if (!fresh.emplace(s.id, std::move(block)).second) {
+      return InvalidArgument("dense block " + std::to_string(s.id) + " appears twice");
+    }
+  }
+  {
+    std::unique_lock<std::shared_mutex> lock(map_mutex_);
+    blocks_.swap(fresh);
+  }
+  // `fresh` now holds the old blocks: answer whatever still waits on them.
+  std::vector<std::shared_ptr<Block>> old;
+  for (auto& [id, block] : fresh) old.push_back(block);
+  CancelBlocks(old, Cancelled("dense blocks were restored from a checkpoint"), /*retire=*/true);
+  return Status::OK();
+}
+
+}  // namespace mtps::ps

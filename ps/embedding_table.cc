@@ -1,0 +1,482 @@
+// EmbeddingTable: slab-allocated rows under a RowIndex, with admission (CountMinSketch),
+// sampled eviction and ttl expiry. Pull and push walk a request in a software pipeline
+// (prefetch the index bucket, then the row) so that cache misses overlap.
+#include "ps/embedding_table.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <string>
+
+#include "ps/key_hash.h"
+
+namespace mtps::ps {
+namespace {
+
+constexpr uint64_t kMaxRows = std::numeric_limits<uint32_t>::max() - 1;  // slot ids are u32
+constexpr uint32_t kNoSlot = RowIndex::kEmptySlot;
+constexpr int kEvictionSamples = 8;
+// Pipeline distances (in keys): index bucket prefetched kIndexAhead keys ahead, the row
+// kRowAhead keys ahead.
+constexpr size_t kIndexAhead = 16;
+constexpr size_t kRowAhead = 8;
+constexpr size_t kHashRing = 32;  // > kIndexAhead, power of two
+
+inline uint32_t ClampStep(uint64_t step) {
+  return static_cast<uint32_t>(std::min<uint64_t>(step, std::numeric_limits<uint32_t>::max()));
+}
+
+struct Identity {
+  size_t operator()(size_t j) const { return j; }
+};
+struct Subset {
+  const uint32_t* pos;
+  size_t operator()(size_t j) const { return pos[j]; }
+};
+
+// Meta field offsets inside a slot.
+constexpr size_t kKeyOffset = 0;
+constexpr size_t kFrequencyOffset = 8;
+constexpr size_t kLastStepOffset = 12;
+constexpr size_t kUpdateCountOffset = 16;
+
+inline uint32_t LoadU32(const char* slot, size_t offset) {
+  uint32_t v;
+  std::memcpy(&v, slot + offset, sizeof(v));
+  return v;
+}
+inline void StoreU32(char* slot, size_t offset, uint32_t v) {
+  std::memcpy(slot + offset, &v, sizeof(v));
+}
+
+}  // namespace
+
+TableCounters& TableCounters::operator+=(const TableCounters& o) {
+  rows += o.rows;
+  bytes += o.bytes;
+  admitted += o.admitted;
+  evicted += o.evicted;
+  expired += o.expired;
+  dropped_pushes += o.dropped_pushes;
+  rejected_requests += o.rejected_requests;
+  return *this;
+}
+
+Status ValidateGradients(const uint64_t* keys, const float* grads, size_t n, int dim) {
+  const size_t total = n * static_cast<size_t>(dim);
+  // x * 0 is 0 for every finite x and NaN for NaN and +-Inf: one branch-free pass, in
+  // 16 independent lanes so that it vectorizes without reassociating float adds.
+  constexpr size_t kLanes = 16;
+  float lanes[kLanes] = {};
+  size_t i = 0;
+  for (; i + kLanes <= total; i += kLanes) {
+    for (size_t l = 0; l < kLanes; ++l) lanes[l] += grads[i + l] * 0.0f;
+  }
+  for (; i < total; ++i) lanes[0] += grads[i] * 0.0f;
+  float probe = 0.0f;
+  for (size_t l = 0; l < kLanes; ++l) probe += lanes[l];
+  if (probe == 0.0f) return Status::OK();
+  for (i = 0; i < total; ++i) {
+    if (!std::isfinite(grads[i])) {
+      const size_t row = i / static_cast<size_t>(dim);
+      return InvalidArgument("non-finite gradient " + std::to_string(grads[i]) + " at key index " +
+                             std::to_string(row) + " (key " + std::to_string(keys[row]) +
+                             ", element " + std::to_string(i % dim) + ")");
+    }
+  }
+  return Status::OK();
+}
+
+StatusOr<std::unique_ptr<EmbeddingTable>> EmbeddingTable::Create(const TableSpec& spec,
+                                                                uint32_t capacity_share) {
+  if (spec.dim <= 0) {
+    return InvalidArgument("table '" + spec.name + "': dim must be > 0, got " +
+                           std::to_string(spec.dim));
+  }
+  if (capacity_share == 0) return InvalidArgument("capacity_share must be >= 1");
+  std::unique_ptr<EmbeddingTable> table(new EmbeddingTable(spec, capacity_share));
+  if (table->row_capacity_ == 0) {
+    return InvalidArgument("table '" + spec.name + "': capacity_bytes " +
+                           std::to_string(spec.capacity_bytes) + " over " +
+                           std::to_string(capacity_share) + " shard(s) holds no row of " +
+                           std::to_string(table->slot_bytes_) + " bytes");
+  }
+  return table;
+}
+
+EmbeddingTable::EmbeddingTable(const TableSpec& spec, uint32_t capacity_share)
+    : spec_(spec),
+      dim_(spec.dim),
+      state_floats_(StateFloats(spec.optimizer, spec.dim)),
+      optimizer_(spec.optimizer),
+      initializer_(spec.initializer, spec.seed),
+      slot_bytes_(kMetaBytes + sizeof(float) * static_cast<size_t>(dim_ + state_floats_)),
+      chunk_bytes_(PageBuffer::RoundUpToPages(slot_bytes_ * kRowsPerChunk)),
+      free_head_(kNoSlot),
+      index_(16),
+      rng_state_(SplitMix64(spec.seed ^ 0x5eed)) {
+  uint64_t rows_cap = kMaxRows;
+  if (spec.capacity_rows > 0) {
+    rows_cap = std::min<uint64_t>(rows_cap, (spec.capacity_rows + capacity_share - 1) / capacity_share);
+  }
+  if (spec.admit_min_count > 1) {
+    // Enough counters that the rare keys of a full table rarely collide with each other.
+    const uint64_t expected = spec.capacity_rows > 0 ? rows_cap : (uint64_t{1} << 16);
+    sketch_ = std::make_unique<CountMinSketch>(
+        std::clamp<uint64_t>(expected, uint64_t{1} << 10, uint64_t{1} << 22));
+  }
+  if (spec.capacity_bytes > 0) {
+    // The most rows whose slabs, index and sketch fit in this shard's byte budget.
+    const uint64_t budget = spec.capacity_bytes / capacity_share;
+    const uint64_t sketch = sketch_ ? sketch_->MemoryBytes() : 0;
+    auto bytes_for = [&](uint64_t rows) {
+      const uint64_t chunks = (rows + kRowsPerChunk - 1) / kRowsPerChunk;
+      return chunks * chunk_bytes_ + RowIndex::BytesFor(rows) + sketch;
+    };
+    uint64_t lo = 0, hi = rows_cap;
+    while (lo < hi) {
+      const uint64_t mid = lo + (hi - lo + 1) / 2;
+      if (bytes_for(mid) <= budget) lo = mid; else hi = mid - 1;
+    }
+    rows_cap = lo;
+  }
+  row_capacity_ = rows_cap;
+  PublishSize();
+}
+
+EmbeddingTable::~EmbeddingTable() = default;
+
+uint64_t EmbeddingTable::SlotKey(uint32_t slot) const {
+  uint64_t key;
+  std::memcpy(&key, SlotAddress(slot) + kKeyOffset, sizeof(key));
+  return key;
+}
+
+RowMeta EmbeddingTable::SlotMeta(uint32_t slot) const {
+  const char* s = SlotAddress(slot);
+  return RowMeta{LoadU32(s, kFrequencyOffset), LoadU32(s, kLastStepOffset),
+                 LoadU32(s, kUpdateCountOffset)};
+}
+
+void EmbeddingTable::PrefetchSlot(uint32_t slot) const {
+  const char* s = SlotAddress(slot);
+  for (size_t off = 0; off < slot_bytes_; off += 64) __builtin_prefetch(s + off, 1);
+  __builtin_prefetch(s + slot_bytes_ - 1, 1);
+}
+
+size_t EmbeddingTable::FindPos(uint64_t key, uint64_t hash) const {
+  return index_.Find(key, hash, [this](uint32_t slot) { return SlotKey(slot); });
+}
+
+void EmbeddingTable::PublishSize() {
+  const uint64_t sketch = sketch_ ? sketch_->MemoryBytes() : 0;
+  bytes_.store(chunks_.size() * chunk_bytes_ + index_.MemoryBytes() + sketch,
+               std::memory_order_relaxed);
+  rows_.store(index_.size(), std::memory_order_relaxed);
+}
+
+uint32_t EmbeddingTable::AllocateSlot() {
+  if (free_head_ != kNoSlot) {
+    const uint32_t slot = free_head_;
+    std::memcpy(&free_head_, SlotAddress(slot), sizeof(free_head_));
+    return slot;
+  }
+  if (slots_used_ % kRowsPerChunk == 0 && slots_used_ / kRowsPerChunk == chunks_.size()) {
+    chunks_.emplace_back(chunk_bytes_);
+  }
+  return slots_used_++;
+}
+
+void EmbeddingTable::RemoveAt(size_t pos) {
+  const uint32_t slot = index_.SlotAt(pos);
+  index_.EraseAt(pos);
+  std::memcpy(SlotAddress(slot), &free_head_, sizeof(free_head_));
+  free_head_ = slot;
+}
+
+void EmbeddingTable::EvictForNewRow(uint64_t now_step) {
+  // A batch at a time, so that a full table pays the sampling once per many inserts.
+  const size_t target = std::max<size_t>(1, row_capacity_ / 256);
+  const size_t cap = index_.capacity();
+  size_t removed = 0;
+  while (removed < target && index_.size() > 0) {
+    size_t victim = RowIndex::kNotFound;
+    float victim_score = std::numeric_limits<float>::infinity();
+    for (int s = 0; s < kEvictionSamples; ++s) {
+      rng_state_ = SplitMix64(rng_state_);
+      size_t pos = rng_state_ & (cap - 1);
+      while (!index_.Occupied(pos)) pos = (pos + 1) & (cap - 1);
+      const RowMeta meta = SlotMeta(index_.SlotAt(pos));
+      const uint64_t age = now_step > meta.last_step ? now_step - meta.last_step : 0;
+      // Rare and long unseen rows are worth least.
+      const float score = static_cast<float>(meta.frequency) / (1.0f + static_cast<float>(age));
+      if (score < victim_score) {
+        victim_score = score;
+        victim = pos;
+      }
+    }
+    RemoveAt(victim);
+    ++removed;
+  }
+  evicted_.fetch_add(removed, std::memory_order_relaxed);
+}
+
+bool EmbeddingTable::IsExpired(uint32_t slot, uint64_t now_step) const {
+  if (spec_.ttl_steps == 0) return false;
+  const uint32_t last = LoadU32(SlotAddress(slot), kLastStepOffset);
+  return now_step > last && now_step - last > spec_.ttl_steps;
+}
+
+uint32_t EmbeddingTable::CreateRow(uint64_t key, uint64_t hash, uint64_t step,
+                                   uint32_t frequency) {
+  if (index_.size() >= row_capacity_) EvictForNewRow(step);
+  const uint32_t slot = AllocateSlot();
+  char* s = SlotAddress(slot);
+  std::memcpy(s + kKeyOffset, &key, sizeof(key));
+  StoreU32(s, kFrequencyOffset, frequency);
+  StoreU32(s, kLastStepOffset, ClampStep(step));
+  StoreU32(s, kUpdateCountOffset, 0);
+  float* values = SlotValues(slot);
+  initializer_.Fill(key, values, dim_);
+  optimizer_.InitState(values + dim_, dim_);
+  index_.Insert(hash, slot);
+  admitted_.fetch_add(1, std::memory_order_relaxed);
+  return slot;
+}
+
+void EmbeddingTable::SweepSome(uint64_t now_step, size_t requested_rows) {
+  if (spec_.ttl_steps == 0) return;
+  ExpireIdle(now_step, requested_rows / 2 + 8);
+}
+
+size_t EmbeddingTable::ExpireIdle(uint64_t now_step, size_t max_buckets) {
+  if (spec_.ttl_steps == 0 || index_.size() == 0) return 0;
+  const size_t cap = index_.capacity();
+  size_t pos = sweep_pos_ % cap;
+  size_t removed = 0;
+  for (size_t seen = 0; seen < max_buckets && seen < cap; ++seen) {
+    if (index_.Occupied(pos) && IsExpired(index_.SlotAt(pos), now_step)) {
+      RemoveAt(pos);  // a later entry may shift into `pos`: look at it again
+      ++removed;
+      continue;
+    }
+    pos = (pos + 1) & (cap - 1);
+  }
+  sweep_pos_ = pos;
+  if (removed > 0) {
+    expired_.fetch_add(removed, std::memory_order_relaxed);
+    PublishSize();
+  }
+  return removed;
+}
+
+template <typename PositionOf>
+void EmbeddingTable::PullRows(const uint64_t* keys, PositionOf position_of, size_t m,
+                              float* out, uint64_t step, bool count_as_sighting) {
+  uint64_t hashes[kHashRing];
+  const size_t warm = std::min(m, kIndexAhead);
+  for (size_t j = 0; j < warm; ++j) {
+    hashes[j % kHashRing] = IndexHash(keys[position_of(j)]);
+    index_.Prefetch(hashes[j % kHashRing]);
+  }
+  const uint32_t step32 = ClampStep(step);
+  const size_t dim = static_cast<size_t>(dim_);
+  for (size_t j = 0; j < m; ++j) {
+    if (j + kIndexAhead < m) {
+      const uint64_t h = IndexHash(keys[position_of(j + kIndexAhead)]);
+      hashes[(j + kIndexAhead) % kHashRing] = h;
+      index_.Prefetch(h);
+    }
+    if (j + kRowAhead < m) {
+      const uint32_t guess = index_.GuessSlot(hashes[(j + kRowAhead) % kHashRing]);
+      if (guess != kNoSlot) PrefetchSlot(guess);
+    }
+    const size_t p = position_of(j);
+    const uint64_t key = keys[p];
+    const uint64_t hash = hashes[j % kHashRing];
+    float* dst = out + p * dim;
+    size_t pos = FindPos(key, hash);
+    if (pos != RowIndex::kNotFound && IsExpired(index_.SlotAt(pos), step)) {
+      RemoveAt(pos);
+      expired_.fetch_add(1, std::memory_order_relaxed);
+      pos = RowIndex::kNotFound;
+    }
+    uint32_t slot = kNoSlot;
+    if (pos != RowIndex::kNotFound) {
+      slot = index_.SlotAt(pos);
+      if (count_as_sighting) {
+        char* s = SlotAddress(slot);
+        const uint32_t f = LoadU32(s, kFrequencyOffset);
+        StoreU32(s, kFrequencyOffset, f + (f != std::numeric_limits<uint32_t>::max()));
+        StoreU32(s, kLastStepOffset, std::max(LoadU32(s, kLastStepOffset), step32));
+      }
+    } else if (count_as_sighting) {
+      if (!sketch_ || sketch_->Increment(key) >= spec_.admit_min_count) {
+        slot = CreateRow(key, hash, step, 1);
+      }
+    }
+    if (slot != kNoSlot) {
+      std::memcpy(dst, SlotValues(slot), dim * sizeof(float));
+    } else {
+      initializer_.Fill(key, dst, dim_);
+    }
+  }
+  SweepSome(step, m);
+  PublishSize();
+}
+
+template <typename PositionOf>
+PushResult EmbeddingTable::PushRows(const uint64_t* keys, PositionOf position_of, size_t m,
+                                    const float* grads, uint64_t step, uint8_t* accepted) {
+  PushResult result;
+  uint64_t hashes[kHashRing];
+  const size_t warm = std::min(m, kIndexAhead);
+  for (size_t j = 0; j < warm; ++j) {
+    hashes[j % kHashRing] = IndexHash(keys[position_of(j)]);
+    index_.Prefetch(hashes[j % kHashRing]);
+  }
+  const uint32_t step32 = ClampStep(step);
+  const size_t dim = static_cast<size_t>(dim_);
+  const bool admit_on_push = spec_.admit_min_count <= 1;
+  for (size_t j = 0; j < m; ++j) {
+    if (j + kIndexAhead < m) {
+      const uint64_t h = IndexHash(keys[position_of(j + kIndexAhead)]);
+      hashes[(j + kIndexAhead) % kHashRing] = h;
+      index_.Prefetch(h);
+    }
+    if (j + kRowAhead < m) {
+      const uint32_t guess = index_.GuessSlot(hashes[(j + kRowAhead) % kHashRing]);
+      if (guess != kNoSlot) PrefetchSlot(guess);
+    }
+    const size_t p = position_of(j);
+    const uint64_t key = keys[p];
+    const uint64_t hash = hashes[j % kHashRing];
+    size_t pos = FindPos(key, hash);
+    if (pos != RowIndex::kNotFound && IsExpired(index_.SlotAt(pos), step)) {
+      RemoveAt(pos);
+      expired_.fetch_add(1, std::memory_order_relaxed);
+      pos = RowIndex::kNotFound;
+    }
+    uint32_t slot;
+    if (pos != RowIndex::kNotFound) {
+      slot = index_.SlotAt(pos);
+    } else if (admit_on_push) {
+      slot = CreateRow(key, hash, step, 1);
+    } else {
+      ++result.dropped;
+      if (accepted) accepted[j] = 0;
+      continue;
+    }
+    if (accepted) accepted[j] = 1;
+    char* s = SlotAddress(slot);
+    uint32_t updates = LoadU32(s, kUpdateCountOffset);
+    updates += (updates != std::numeric_limits<uint32_t>::max());
+    StoreU32(s, kUpdateCountOffset, updates);
+    StoreU32(s, kLastStepOffset, std::max(LoadU32(s, kLastStepOffset), step32));
+    float* values = SlotValues(slot);
+    optimizer_.Apply(values, values + dim, grads + p * dim, dim_, updates);
+    ++result.applied;
+  }
+  if (result.dropped > 0) dropped_pushes_.fetch_add(result.dropped, std::memory_order_relaxed);
+  SweepSome(step, m);
+  PublishSize();
+  return result;
+}
+
+void EmbeddingTable::Pull(const uint64_t* keys, size_t n, float* out, uint64_t step,
+                          bool count_as_sighting) {
+  PullRows(keys, Identity{}, n, out, step, count_as_sighting);
+}
+
+StatusOr<PushResult> EmbeddingTable::Push(const uint64_t* keys, const float* grads, size_t n,
+                                          uint64_t step) {
+  Status valid = ValidateGradients(keys, grads, n, dim_);
+  if (!valid.ok()) {
+    rejected_requests_.fetch_add(1, std::memory_order_relaxed);
+    return valid.WithContext("table '" + spec_.name + "'");
+  }
+  return PushRows(keys, Identity{}, n, grads, step, nullptr);
+}
+
+void EmbeddingTable::PullSubset(const uint64_t* keys, const uint32_t* pos, size_t m, float* out,
+                                uint64_t step, bool count_as_sighting) {
+  PullRows(keys, Subset{pos}, m, out, step, count_as_sighting);
+}
+
+PushResult EmbeddingTable::PushSubset(const uint64_t* keys, const uint32_t* pos, size_t m,
+                                      const float* grads, uint64_t step, uint8_t* accepted) {
+  return PushRows(keys, Subset{pos}, m, grads, step, accepted);
+}
+
+bool EmbeddingTable::Lookup(uint64_t key, float* weights, float* state, RowMeta* meta) const {
+  const size_t pos = FindPos(key, IndexHash(key));
+  if (pos == RowIndex::kNotFound) return false;
+  const uint32_t slot = index_.SlotAt(pos);
+  const float* values = SlotValues(slot);
+  if (weights) std::memcpy(weights, values, sizeof(float) * dim_);
+  if (state) std::memcpy(state, values + dim_, sizeof(float) * state_floats_);
+  if (meta) *meta = SlotMeta(slot);
+  return true;
+}
+
+void EmbeddingTable::ForEachRow(
+    const std::function<void(uint64_t, const float*, const RowMeta&)>& fn) const {
+  const size_t cap = index_.capacity();
+  for (size_t pos = 0; pos < cap; ++pos) {
+    if (!index_.Occupied(pos)) continue;
+    const uint32_t slot = index_.SlotAt(pos);
+    fn(SlotKey(slot), SlotValues(slot), SlotMeta(slot));
+  }
+}
+
+void EmbeddingTable::InsertRow(uint64_t key, const float* values, const RowMeta& meta) {
+  const uint64_t hash = IndexHash(key);
+  const size_t pos = FindPos(key, hash);
+  uint32_t slot;
+  if (pos != RowIndex::kNotFound) {
+    slot = index_.SlotAt(pos);
+  } else {
+    if (index_.size() >= row_capacity_) EvictForNewRow(meta.last_step);
+    slot = AllocateSlot();
+    std::memcpy(SlotAddress(slot) + kKeyOffset, &key, sizeof(key));
+    index_.Insert(hash, slot);
+  }
+  char* s = SlotAddress(slot);
+  StoreU32(s, kFrequencyOffset, meta.frequency);
+  StoreU32(s, kLastStepOffset, meta.last_step);
+  StoreU32(s, kUpdateCountOffset, meta.update_count);
+  std::memcpy(SlotValues(slot), values, sizeof(float) * values_per_row());
+  PublishSize();
+}
+
+bool EmbeddingTable::Erase(uint64_t key) {
+  const size_t pos = FindPos(key, IndexHash(key));
+  if (pos == RowIndex::kNotFound) return false;
+  RemoveAt(pos);
+  PublishSize();
+  return true;
+}
+
+void EmbeddingTable::Clear() {
+  index_.Clear();
+  chunks_.clear();
+  slots_used_ = 0;
+  free_head_ = kNoSlot;
+  sweep_pos_ = 0;
+  PublishSize();
+}
+
+TableCounters EmbeddingTable::Counters() const {
+  TableCounters c;
+  c.rows = rows_.load(std::memory_order_relaxed);
+  c.bytes = bytes_.load(std::memory_order_relaxed);
+  c.admitted = admitted_.load(std::memory_order_relaxed);
+  c.evicted = evicted_.load(std::memory_order_relaxed);
+  c.expired = expired_.load(std::memory_order_relaxed);
+  c.dropped_pushes = dropped_pushes_.load(std::memory_order_relaxed);
+  c.rejected_requests = rejected_requests_.load(std::memory_order_relaxed);
+  return c;
+}
+
+}  // namespace mtps::ps

@@ -1,0 +1,127 @@
+// ProgressTracker: validation of progress reports and their aggregation over workers.
+#include "scheduler/progress_tracker.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+namespace mtps::scheduler {
+
+ProgressTracker::ProgressTracker(int num_workers, std::vector<std::string> task_names)
+    : task_names_(std::move(task_names)), workers_(num_workers) {}
+
+Status ProgressTracker::Record(int worker_rank, proto::Progress::Reader progress) {
+  const std::string who = "progress of worker " + std::to_string(worker_rank);
+  if (worker_rank < 0 || worker_rank >= static_cast<int>(workers_.size())) {
+    return InvalidArgument(who + ": no such worker (the job has " +
+                           std::to_string(workers_.size()) + ")");
+  }
+  const std::string phase = progress.getPhase();
+  if (phase != "train" && phase != "eval" && phase != "done") {
+    return InvalidArgument(who + ": unknown phase '" + phase + "' (train, eval or done)");
+  }
+  std::map<std::string, TaskMetrics> tasks;
+  for (auto task : progress.getTasks()) {
+    const std::string name = task.getName();
+    if (std::find(task_names_.begin(), task_names_.end(), name) == task_names_.end()) {
+      return InvalidArgument(who + ": unknown task '" + name + "'");
+    }
+    tasks[name] = TaskMetrics{task.getLoss(), task.getAuc(), task.getLogloss(), task.getMse()};
+  }
+  if (!std::isfinite(progress.getSamplesPerSec()) || !std::isfinite(progress.getTrainSeconds())) {
+    return InvalidArgument(who + ": samplesPerSec " + std::to_string(progress.getSamplesPerSec()) +
+                           " and trainSeconds " + std::to_string(progress.getTrainSeconds()) +
+                           " must be finite");
+  }
+  std::lock_guard<std::mutex> lock(mutex_);
+  WorkerState& w = workers_[worker_rank];
+  if (w.done) return FailedPrecondition(who + ": phase '" + phase + "' after the worker was done");
+  w.reported = true;
+  w.epoch = progress.getEpoch();
+  w.step = progress.getStep();
+  w.samples = progress.getSamples();
+  w.samples_per_sec = progress.getSamplesPerSec();
+  w.train_seconds = progress.getTrainSeconds();
+  if (phase == "train") {
+    for (const auto& [name, m] : tasks) w.train_loss[name] = m.loss;
+  } else if (!tasks.empty()) {
+    w.eval = std::move(tasks);
+  }
+  if (phase == "done") {
+    w.done = true;
+    w.samples_per_sec = 0;
+  }
+  return Status::OK();
+}
+
+ClusterProgress ProgressTracker::Current() const {
+  ClusterProgress c;
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::map<std::string, int> loss_count;
+  std::map<std::string, int> eval_count;
+  bool first = true;
+  for (const WorkerState& w : workers_) {
+    if (!w.reported) continue;
+    ++c.reporting;
+    c.done += w.done;
+    c.epoch = first ? w.epoch : std::min(c.epoch, w.epoch);
+    c.min_step = first ? w.step : std::min(c.min_step, w.step);
+    c.max_step = std::max(c.max_step, w.step);
+    first = false;
+    c.samples += w.samples;
+    c.samples_per_sec += w.samples_per_sec;
+    c.train_seconds = std::max(c.train_seconds, w.train_seconds);
+    for (const auto& [name, loss] : w.train_loss) {
+      c.train_loss[name] += loss;
+      ++loss_count[name];
+    }
+    for (const auto& [name, m] : w.eval) {
+      TaskMetrics& sum = c.eval[name];
+      sum.loss += m.loss;
+      sum.auc += m.auc;
+      sum.logloss += m.logloss;
+      sum.mse += m.mse;
+      ++eval_count[name];
+    }
+  }
+  for (auto& [name, loss] : c.train_loss) loss /= loss_count[name];
+  for (auto& [name, m] : c.eval) {
+    const double n = eval_count[name];
+    m.loss /= n;
+    m.auc /= n;
+    m.logloss /= n;
+    m.mse /= n;
+  }
+  return c;
+}
+
+bool ProgressTracker::AllDone() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return std::all_of(workers_.begin(), workers_.end(), [](const WorkerState& w) { return w.done; });
+}
+
+std::string ProgressTracker::Line() const {
+  const ClusterProgress c = Current();
+  char buf[160];
+  std::snprintf(buf, sizeof(buf), "epoch %u step %llu | %llu samples | %.0f samples/s | %d/%zu workers done",
+                c.epoch, static_cast<unsigned long long>(c.max_step),
+                static_cast<unsigned long long>(c.samples), c.samples_per_sec, c.done,
+                workers_.size());
+  std::string line = buf;
+  for (const std::string& task : task_names_) {
+    auto loss = c.train_loss.find(task);
+    if (loss != c.train_loss.end()) {
+      std::snprintf(buf, sizeof(buf), " | %s loss %.4f", task.c_str(), loss->second);
+      line += buf;
+    }
+    auto eval = c.eval.find(task);
+    if (eval != c.eval.end()) {
+      std::snprintf(buf, sizeof(buf), " eval auc %.4f logloss %.4f", eval->second.auc,
+                    eval->second.logloss);
+      line += buf;
+    }
+  }
+  return line;
+}
+
+}  // namespace mtps::scheduler

@@ -1,0 +1,125 @@
+// Finite-difference checks, in double precision, of every model's gradients: every dense
+// block (experts, gates, towers, task heads, uncertainty log-variances) and the embedding
+// row gradients, for each model type, loss mix and task weighting.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "models/cpu_backend.h"
+#include "models/multitask_model.h"
+#include "tests/models/model_test_util.h"
+
+namespace mtps::models {
+namespace {
+
+using testing::RandomBatch;
+using testing::SmallSpec;
+
+struct GradCase {
+  std::string name;
+  ModelSpec::Type type;
+  TaskSpec::Loss second_loss;
+  bool uncertainty;
+  float dropout;
+  int tasks;
+};
+
+class ModelGradientTest : public ::testing::TestWithParam<GradCase> {};
+
+TEST_P(ModelGradientTest, GradientsMatchCentralDifferences) {
+  const GradCase& c = GetParam();
+  JobSpec spec = SmallSpec(c.type, c.second_loss, c.tasks);
+  spec.model.dropout = c.dropout;
+  if (c.uncertainty) spec.training.task_weighting = TrainingSpec::TaskWeighting::kUncertainty;
+  auto created = MultiTaskModel<double>::Create(spec, MakeCpuBackend<double>(1));
+  ASSERT_TRUE(created.ok()) << created.status();
+  auto& model = *created;
+  DenseParameters<double>& params = model->parameters();
+
+  std::vector<double> values(params.size());
+  params.CopyValuesToHost(values.data());
+  if (c.uncertainty) {
+    // Away from zero so exp(-s) differs per task.
+    const DenseBlock* lv = params.Find("task_weighting/log_variance");
+    ASSERT_NE(lv, nullptr);
+    for (size_t t = 0; t < lv->size; ++t) values[lv->offset + t] = 0.3 - 0.25 * t;
+    params.CopyValuesFromHost(values.data());
+  }
+
+  RandomBatch<double> batch(spec, 8, /*seed=*/11);
+  constexpr uint64_t kStep = 5;
+  ModelOutputT<double> out;
+  ASSERT_TRUE(model->Train(batch.input(), kStep, &out).ok());
+  std::vector<double> grads(params.size());
+  params.CopyGradsToHost(grads.data());
+
+  auto objective = [&]() {
+    ModelOutputT<double> o;
+    Status s = model->TrainingLoss(batch.input(), kStep, &o);
+    EXPECT_TRUE(s.ok()) << s;
+    return o.objective;
+  };
+  EXPECT_NEAR(objective(), out.objective, 1e-12) << "TrainingLoss differs from Train's forward";
+
+  constexpr double kEps = 1e-6;
+  auto expect_close = [](double analytic, double numeric, const std::string& where) {
+    EXPECT_NEAR(analytic, numeric, 1e-7 + 1e-5 * std::abs(numeric)) << where;
+  };
+  std::mt19937 rng(3);
+  for (const DenseBlock& block : params.blocks()) {
+    double max_abs = 0;
+    for (size_t i = 0; i < block.size; ++i) max_abs = std::max(max_abs, std::abs(grads[block.offset + i]));
+    // Every block takes part in the objective (dropout may silence a few units only).
+    EXPECT_GT(max_abs, 0.0) << "no gradient reaches " << block.name;
+    std::vector<size_t> picks = {0, block.size - 1, rng() % block.size, rng() % block.size};
+    if (getenv("ALLPICKS")) { picks.clear(); for (size_t i = 0; i < block.size; ++i) picks.push_back(i); }
+    for (size_t i : picks) {
+      const size_t k = block.offset + i;
+      const double saved = values[k];
+      values[k] = saved + kEps;
+      params.CopyValuesFromHost(values.data());
+      const double up = objective();
+      values[k] = saved - kEps;
+      params.CopyValuesFromHost(values.data());
+      const double down = objective();
+      values[k] = saved;
+      params.CopyValuesFromHost(values.data());
+      expect_close(grads[k], (up - down) / (2 * kEps), block.name + "[" + std::to_string(i) + "]");
+    }
+  }
+  ASSERT_EQ(out.row_grads.size(), batch.tables.size());
+  for (size_t t = 0; t < batch.tables.size(); ++t) {
+    ASSERT_EQ(out.row_grads[t].size(), batch.tables[t].size());
+    for (size_t k = 0; k < batch.tables[t].size(); ++k) {
+      const double saved = batch.tables[t][k];
+      batch.tables[t][k] = saved + kEps;
+      const double up = objective();
+      batch.tables[t][k] = saved - kEps;
+      const double down = objective();
+      batch.tables[t][k] = saved;
+      expect_close(out.row_grads[t][k], (up - down) / (2 * kEps),
+                   spec.tables[t].name + " row value " + std::to_string(k));
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    AllModels, ModelGradientTest,
+    ::testing::Values(
+        GradCase{"SharedBottomBceMse", ModelSpec::Type::kSharedBottom, TaskSpec::Loss::kMse, false, 0.0f, 2},
+        GradCase{"SharedBottomUncertaintyDropout", ModelSpec::Type::kSharedBottom, TaskSpec::Loss::kBce, true, 0.3f, 2},
+        GradCase{"DbgSbDrop", ModelSpec::Type::kSharedBottom, TaskSpec::Loss::kBce, false, 0.3f, 2},
+        GradCase{"DbgSbDrop1", ModelSpec::Type::kSharedBottom, TaskSpec::Loss::kMse, false, 0.3f, 2},
+        GradCase{"DbgMmoeDrop", ModelSpec::Type::kMmoe, TaskSpec::Loss::kBce, true, 0.3f, 2},
+        GradCase{"MmoeBceBce", ModelSpec::Type::kMmoe, TaskSpec::Loss::kBce, false, 0.0f, 2},
+        GradCase{"MmoeMseUncertainty", ModelSpec::Type::kMmoe, TaskSpec::Loss::kMse, true, 0.0f, 2},
+        GradCase{"MmoeThreeTasksDropout", ModelSpec::Type::kMmoe, TaskSpec::Loss::kMse, false, 0.25f, 3},
+        GradCase{"PleBceMse", ModelSpec::Type::kPle, TaskSpec::Loss::kMse, false, 0.0f, 2},
+        GradCase{"PleThreeTasksUncertainty", ModelSpec::Type::kPle, TaskSpec::Loss::kBce, true, 0.0f, 3},
+        GradCase{"EsmmCtrCtcvr", ModelSpec::Type::kEsmm, TaskSpec::Loss::kBce, false, 0.0f, 2},
+        GradCase{"EsmmUncertaintyExtraTask", ModelSpec::Type::kEsmm, TaskSpec::Loss::kBce, true, 0.0f, 3}),
+    [](const ::testing::TestParamInfo<GradCase>& info) { return info.param.name; });
+
+}  // namespace
+}  // namespace mtps::models

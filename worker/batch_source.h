@@ -1,0 +1,27 @@
+// BatchSource: what a trainer reads batches from — the data pipeline of one epoch, or an
+// in-memory list in tests.
+//
+//   while (true) {
+//     MTPS_ASSIGN_OR_RETURN(Batch* batch, source->Next());
+//     if (batch == nullptr) break;       // end of the epoch
+//     ...
+//     source->Release(batch);            // the batch buffer goes back to the pool
+//   }
+//
+// A batch stays valid until it is released; several may be held at once (prefetch).
+// Used by one thread.
+#pragma once
+
+#include "protocol/status.h"
+#include "worker/batch.h"
+
+namespace mtps {
+
+class BatchSource {
+ public:
+  virtual ~BatchSource() = default;
+  virtual StatusOr<Batch*> Next() = 0;
+  virtual void Release(Batch* batch) = 0;
+};
+
+}  // namespace mtps

@@ -1,0 +1,102 @@
+// BatchAssembler: record copies into a Batch (range and gather forms) and the per-table
+// dedup that yields unique keys and the inverse index.
+#include "worker/data/batch_assembler.h"
+
+namespace mtps {
+namespace {
+
+void AppendStrided(const ColumnView::Strided& s, int64_t begin, int64_t end, std::vector<float>* out) {
+  const int n = static_cast<int>(s.column.size());
+  if (n == 0) return;
+  if (s.identity) {
+    out->insert(out->end(), s.base + begin * n, s.base + end * n);
+    return;
+  }
+  for (int64_t r = begin; r < end; ++r) {
+    const float* row = s.base + r * s.stride;
+    for (int j = 0; j < n; ++j) out->push_back(row[s.column[j]]);
+  }
+}
+
+void GatherStrided(const ColumnView::Strided& s, const uint32_t* rows, int64_t count, std::vector<float>* out) {
+  const int n = static_cast<int>(s.column.size());
+  if (n == 0) return;
+  const size_t at = out->size();
+  out->resize(at + count * n);
+  float* dst = out->data() + at;
+  for (int64_t i = 0; i < count; ++i) {
+    const float* row = s.base + static_cast<int64_t>(rows[i]) * s.stride;
+    if (s.identity) {
+      for (int j = 0; j < n; ++j) dst[j] = row[j];
+    } else {
+      for (int j = 0; j < n; ++j) dst[j] = row[s.column[j]];
+    }
+    dst += n;
+  }
+}
+
+}  // namespace
+
+BatchAssembler::BatchAssembler(const FeatureMap& map) : map_(map), table_fields_(map.num_tables()) {
+  for (int f = 0; f < map.num_sparse(); ++f) table_fields_[map.sparse(f).table_index].push_back(f);
+}
+
+void BatchAssembler::Begin(Batch* batch) const {
+  batch->fields.resize(map_.num_sparse());
+  batch->tables.resize(map_.num_tables());
+  batch->Clear();
+  batch->num_tasks = map_.num_tasks();
+  batch->num_dense = map_.num_dense();
+  for (Batch::Field& f : batch->fields) f.offsets.push_back(0);
+}
+
+void BatchAssembler::AppendRange(const ColumnView& view, int64_t begin, int64_t end, Batch* batch) const {
+  AppendStrided(view.labels, begin, end, &batch->labels);
+  AppendStrided(view.dense, begin, end, &batch->dense);
+  for (size_t f = 0; f < view.sparse.size(); ++f) {
+    const ColumnView::Sparse& s = view.sparse[f];
+    Batch::Field& out = batch->fields[f];
+    const int32_t base = out.offsets.back();
+    const uint32_t first = s.offsets[begin];
+    for (int64_t r = begin + 1; r <= end; ++r) {
+      out.offsets.push_back(base + static_cast<int32_t>(s.offsets[r] - first));
+    }
+    out.keys.insert(out.keys.end(), s.keys + first, s.keys + s.offsets[end]);
+  }
+  batch->size += static_cast<int>(end - begin);
+}
+
+void BatchAssembler::AppendRows(const ColumnView& view, const uint32_t* rows, int64_t n, Batch* batch) const {
+  GatherStrided(view.labels, rows, n, &batch->labels);
+  GatherStrided(view.dense, rows, n, &batch->dense);
+  for (size_t f = 0; f < view.sparse.size(); ++f) {
+    const ColumnView::Sparse& s = view.sparse[f];
+    Batch::Field& out = batch->fields[f];
+    int32_t end = out.offsets.back();
+    for (int64_t i = 0; i < n; ++i) {
+      const uint32_t r = rows[i];
+      const uint32_t a = s.offsets[r], b = s.offsets[r + 1];
+      out.keys.insert(out.keys.end(), s.keys + a, s.keys + b);
+      end += static_cast<int32_t>(b - a);
+      out.offsets.push_back(end);
+    }
+  }
+  batch->size += static_cast<int>(n);
+}
+
+void BatchAssembler::Finish(Batch* batch) {
+  for (size_t t = 0; t < table_fields_.size(); ++t) {
+    std::vector<uint64_t>& unique = batch->tables[t].unique_keys;
+    unique.clear();
+    size_t total = 0;
+    for (int f : table_fields_[t]) total += batch->fields[f].keys.size();
+    dedup_.Reset(total);
+    for (int f : table_fields_[t]) {
+      Batch::Field& field = batch->fields[f];
+      field.unique_index.resize(field.keys.size());
+      for (size_t i = 0; i < field.keys.size(); ++i) field.unique_index[i] = dedup_.Insert(field.keys[i], &unique);
+    }
+  }
+}
+
+}  // namespace mtps

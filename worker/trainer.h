@@ -1,0 +1,112 @@
+// Trainer: the one training loop of mtps, for LocalTrainer (parameters in process) and
+// for the distributed worker (parameters on the servers) alike — read, pull, forward and
+// backward, push — with prefetching and bounded staleness.
+//
+//   LocalParameterStore store(spec);
+//   MTPS_ASSIGN_OR_RETURN(auto trainer, Trainer::Create(spec, &store, {.device = "cpu"}));
+//   MTPS_RETURN_IF_ERROR(trainer->InitParameters());
+//   MTPS_RETURN_IF_ERROR(trainer->TrainEpoch(&train_source, on_step));
+//   MTPS_ASSIGN_OR_RETURN(EvalResult eval, trainer->Evaluate(&eval_source));
+//
+// One step t: pull the rows of the batch's unique keys of every table and the dense
+// blocks; the model computes losses and gradients; the row gradients and dense gradients
+// are pushed. With prefetch = 0 and synchronous pushes (the default), every pull sees
+// every earlier push: the run is plain sequential SGD, and a one-worker distributed run
+// equals the local one. With prefetch = k the pulls of the next k batches are in flight
+// while this one computes; in async mode at most max_staleness steps' pushes are
+// unacknowledged at once.
+//
+// Not thread-safe: one thread drives a Trainer.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <future>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "models/multitask_model.h"
+#include "protocol/job_spec.h"
+#include "protocol/status.h"
+#include "worker/batch_source.h"
+#include "worker/parameter_store.h"
+
+namespace mtps {
+
+struct TrainerOptions {
+  std::string device = "cpu";  // "cpu" or "cuda:N"
+  int cpu_threads = 1;         // OpenBLAS threads for the CPU backend
+  int worker_rank = 0;
+  int num_workers = 1;
+  bool sync = false;           // servers aggregate all workers' step t, then apply once
+  int prefetch = 0;            // batches whose pulls run ahead of compute
+  int max_staleness = 0;       // async: steps whose pushes may be unacknowledged
+};
+
+// Reported after every training step.
+struct StepReport {
+  uint64_t step = 0;
+  int batch_size = 0;
+  std::vector<double> task_loss;  // mean loss of this batch, per task
+};
+
+struct TaskEval {
+  std::string name;
+  double auc = 0;      // NaN when a class is absent from the evaluation set
+  double logloss = 0;  // bce tasks
+  double mse = 0;      // mse tasks
+  double loss = 0;     // mean loss, the task's own
+};
+
+struct EvalResult {
+  uint64_t samples = 0;
+  std::vector<TaskEval> tasks;
+};
+
+class Trainer {
+ public:
+  static StatusOr<std::unique_ptr<Trainer>> Create(const JobSpec& spec, ParameterStore* store,
+                                                   const TrainerOptions& options);
+  ~Trainer();
+
+  // Creates the dense blocks in the store from this model's initial values (a block that
+  // exists already is kept: the first worker's values win), then loads the store's values.
+  Status InitParameters();
+
+  // Trains on every batch `source` yields; `on_step` (may be empty) sees each step.
+  // Returns after all of the epoch's pushes were acknowledged.
+  Status TrainEpoch(BatchSource* source, const std::function<void(const StepReport&)>& on_step);
+
+  // Scores every batch of `source` with the current parameters (pulls do not count
+  // toward admission) and computes each task's metrics over all of them.
+  StatusOr<EvalResult> Evaluate(BatchSource* source);
+
+  uint64_t step() const { return step_; }
+  models::MultiTaskModel<float>& model() { return *model_; }
+  // The dense parameters as the store holds them, block by block in one flat array.
+  Status PullDenseValues(std::vector<float>* values);
+
+ private:
+  struct Slot;  // one batch with its pulled rows and dense values
+
+  Trainer(const JobSpec& spec, ParameterStore* store, const TrainerOptions& options);
+  void IssuePulls(Slot* slot, bool train, bool with_dense);
+  Status WaitPulls(Slot* slot);
+  models::ModelInput InputFor(const Slot& slot) const;
+  Status Push(const Slot& slot, const models::ModelOutput& out);
+  Status WaitPushes(size_t keep_at_most);
+
+  JobSpec spec_;
+  ParameterStore* store_;
+  TrainerOptions options_;
+  std::unique_ptr<models::MultiTaskModel<float>> model_;
+  std::vector<float> dense_grads_;        // host copy of the gradients (CUDA)
+  std::vector<std::unique_ptr<Slot>> free_slots_;
+  std::deque<std::vector<std::future<Status>>> pending_pushes_;
+  models::ModelOutput out_;
+  uint64_t step_ = 0;
+};
+
+}  // namespace mtps

@@ -16,6 +16,7 @@
 #include <memory>
 #include <string>
 
+#include "models/kernel_math.h"
 #include "protocol/status.h"
 
 namespace mtps::models {
@@ -28,9 +29,9 @@ enum class Activation { kNone, kRelu };
 struct ExpertRanges {
   int begin0 = 0, count0 = 0;
   int begin1 = 0, count1 = 0;
-  int total() const { return count0 + count1; }
+  MTPS_HOST_DEVICE int total() const { return count0 + count1; }
   // The expert column block of the j-th mixed expert, j < total().
-  int expert(int j) const { return j < count0 ? begin0 + j : begin1 + (j - count0); }
+  MTPS_HOST_DEVICE int expert(int j) const { return j < count0 ? begin0 + j : begin1 + (j - count0); }
 };
 
 // One sparse field pooled into a column slice of the model's input matrix.

@@ -3,7 +3,7 @@
 #include <atomic>
 #include <chrono>
 #include <deque>
-#include <queue>
+#include <algorithm>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -56,6 +56,7 @@ struct RpcClient::Impl {
   void OnReply(std::vector<zmq::message_t> frames);
   void ExpireDeadlines(Clock::time_point now);
   void Complete(uint64_t request_id, StatusOr<IncomingMessage> result);
+  void PruneDeadlines();
   long PollTimeoutMs(Clock::time_point now) const;
 
   const std::string endpoint;
@@ -68,10 +69,17 @@ struct RpcClient::Impl {
   zmq::socket_t socket;  // owned by the I/O thread once it runs
   std::atomic<bool> stopping{false};
   std::thread io_thread;
+  // Set by the I/O thread before it runs any callback: a callback's own CallAsync starts
+  // its call right there instead of going through the mailbox.
+  std::atomic<std::thread::id> io_thread_id;
+  bool io_open = true;  // I/O thread only: false once the socket is closed
 
   // I/O thread only.
   std::unordered_map<uint64_t, Pending> pending;
-  std::priority_queue<Deadline, std::vector<Deadline>, std::greater<Deadline>> deadlines;
+  // A min-heap (std::push_heap with greater) of deadlines; entries of calls that completed
+  // stay until they surface or until PruneDeadlines drops them, so the heap stays within a
+  // small multiple of the calls in flight.
+  std::vector<Deadline> deadlines;
   std::deque<uint64_t> unsent;  // refused by the socket for now (EAGAIN); sent on POLLOUT
 };
 
@@ -110,6 +118,7 @@ void RpcClient::Impl::IoLoop() {
     LOG(ERROR) << "RPC client of " << endpoint << ": I/O thread stops: " << e.what();
   }
   socket.close();
+  io_open = false;
   // Nothing can complete any more: every call still open is cancelled, exactly once.
   const Status cancelled = Cancelled("RPC client of " + endpoint + " was shut down");
   for (Submission& submission : submissions.Close()) submission.done(cancelled);
@@ -118,7 +127,7 @@ void RpcClient::Impl::IoLoop() {
 
 long RpcClient::Impl::PollTimeoutMs(Clock::time_point now) const {
   if (deadlines.empty()) return -1;
-  const auto left = deadlines.top().when - now;
+  const auto left = deadlines.front().when - now;
   if (left <= Clock::duration::zero()) return 0;
   // Round up: waking before the deadline would only spin.
   return std::chrono::ceil<std::chrono::milliseconds>(left).count();
@@ -145,7 +154,8 @@ void RpcClient::Impl::SendAttempt(uint64_t request_id, Pending& call) {
     unsent.push_back(request_id);
   }
   if (call.options.timeout.count() > 0) {
-    deadlines.push(Deadline{Clock::now() + call.options.timeout, request_id, call.attempts});
+    deadlines.push_back(Deadline{Clock::now() + call.options.timeout, request_id, call.attempts});
+    std::push_heap(deadlines.begin(), deadlines.end(), std::greater<Deadline>());
   }
 }
 
@@ -175,9 +185,10 @@ void RpcClient::Impl::OnReply(std::vector<zmq::message_t> frames) {
 }
 
 void RpcClient::Impl::ExpireDeadlines(Clock::time_point now) {
-  while (!deadlines.empty() && deadlines.top().when <= now) {
-    const Deadline deadline = deadlines.top();
-    deadlines.pop();
+  while (!deadlines.empty() && deadlines.front().when <= now) {
+    std::pop_heap(deadlines.begin(), deadlines.end(), std::greater<Deadline>());
+    const Deadline deadline = deadlines.back();
+    deadlines.pop_back();
     auto it = pending.find(deadline.request_id);
     if (it == pending.end() || it->second.attempts != deadline.attempt) continue;
     Pending& call = it->second;
@@ -198,12 +209,21 @@ void RpcClient::Impl::ExpireDeadlines(Clock::time_point now) {
 void RpcClient::Impl::Complete(uint64_t request_id, StatusOr<IncomingMessage> result) {
   auto node = pending.extract(request_id);
   if (node.empty()) return;
+  if (deadlines.size() > 2 * pending.size() + 1024) PruneDeadlines();
   try {
     node.mapped().done(std::move(result));
   } catch (const std::exception& e) {
     LOG(ERROR) << "callback of request " << request_id << " to " << endpoint
                << " threw: " << e.what();
   }
+}
+
+void RpcClient::Impl::PruneDeadlines() {
+  std::erase_if(deadlines, [this](const Deadline& d) {
+    auto it = pending.find(d.request_id);
+    return it == pending.end() || it->second.attempts != d.attempt;
+  });
+  std::make_heap(deadlines.begin(), deadlines.end(), std::greater<Deadline>());
 }
 
 RpcClient::RpcClient(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -228,6 +248,7 @@ StatusOr<std::unique_ptr<RpcClient>> RpcClient::Connect(const std::string& endpo
   }
   Impl* raw = impl.get();
   impl->io_thread = std::thread([raw] { raw->IoLoop(); });
+  impl->io_thread_id.store(impl->io_thread.get_id(), std::memory_order_release);
   return std::unique_ptr<RpcClient>(new RpcClient(std::move(impl)));
 }
 
@@ -243,6 +264,14 @@ void RpcClient::CallAsync(std::unique_ptr<OutgoingMessage> request, const CallOp
   proto::Envelope::Builder envelope = request->envelope();
   Impl::Submission submission{envelope.getRequestId(), envelope.getBody().which(),
                               std::move(request->impl_), options, std::move(done)};
+  if (std::this_thread::get_id() == impl_->io_thread_id.load(std::memory_order_acquire)) {
+    if (impl_->io_open) {
+      impl_->Begin(submission);
+    } else {
+      submission.done(Cancelled("RPC client of " + impl_->endpoint + " was shut down"));
+    }
+    return;
+  }
   if (!impl_->submissions.Post(std::move(submission))) {
     submission.done(Cancelled("RPC client of " + impl_->endpoint + " was shut down"));
   }

@@ -31,6 +31,10 @@ struct ServerCore {
   const proto::Role role;
   std::atomic<int32_t> rank;
   Mailbox<PendingReply> outbox;
+  // Set by the I/O thread before it reads the first request. Replies made on that thread
+  // (handlers run inline, or a handler answering a request it held) skip the mailbox.
+  std::atomic<std::thread::id> io_thread_id;
+  std::vector<PendingReply> io_thread_replies;  // touched by the I/O thread only
   std::atomic<uint64_t> requests{0};
   std::atomic<uint64_t> rejected{0};
 
@@ -83,8 +87,14 @@ void Responder::Send(std::unique_ptr<OutgoingMessage> reply) {
     return;
   }
   impl_->answered = true;
+  PendingReply pending{std::move(impl_->identity), std::move(reply->impl_)};
+  ServerCore& core = *impl_->core;
+  if (std::this_thread::get_id() == core.io_thread_id.load(std::memory_order_acquire)) {
+    core.io_thread_replies.push_back(std::move(pending));
+    return;
+  }
   // After Stop() the mailbox is closed and the reply is dropped: no one can send it.
-  impl_->core->outbox.Post(PendingReply{std::move(impl_->identity), std::move(reply->impl_)});
+  core.outbox.Post(std::move(pending));
 }
 
 void Responder::SendError(const Status& status) {
@@ -116,6 +126,7 @@ struct RpcServer::Impl {
   void Reject(zmq::message_t& identity, std::optional<uint64_t> request_id,
               const Status& status);
   void Serve(Request& request);
+  void SendReplies(std::vector<PendingReply>& replies);
 
   std::shared_ptr<ServerCore> core;
   std::vector<Handler> handlers;  // by Body::Which; empty = none; fixed after Start()
@@ -135,15 +146,13 @@ void RpcServer::Impl::IoLoop() {
   std::vector<PendingReply> replies;
   zmq::message_t identity;
   std::vector<zmq::message_t> frames;
+  core->io_thread_id.store(std::this_thread::get_id(), std::memory_order_release);
   try {
     while (!stopping.load(std::memory_order_acquire)) {
       transport_internal::Poll(items, 2, -1);
       if (items[1].revents & ZMQ_POLLIN) {
         core->outbox.Drain(&replies);
-        for (PendingReply& reply : replies) {
-          transport_internal::SendMessage(socket, reply.message, &reply.identity);
-        }
-        replies.clear();
+        SendReplies(replies);
       }
       if (items[0].revents & ZMQ_POLLIN) {
         for (int i = 0; i < kReceiveBatch &&
@@ -151,12 +160,22 @@ void RpcServer::Impl::IoLoop() {
              ++i) {
           Accept(std::move(identity), std::move(frames));
         }
+        SendReplies(core->io_thread_replies);
       }
     }
   } catch (const zmq::error_t& e) {
     LOG(ERROR) << "RPC server I/O thread stops: " << e.what();
   }
+  core->io_thread_id.store(std::thread::id(), std::memory_order_release);  // ids are reused
+  core->io_thread_replies.clear();
   socket.close();
+}
+
+void RpcServer::Impl::SendReplies(std::vector<PendingReply>& replies) {
+  for (PendingReply& reply : replies) {
+    transport_internal::SendMessage(socket, reply.message, &reply.identity);
+  }
+  replies.clear();
 }
 
 void RpcServer::Impl::Accept(zmq::message_t identity, std::vector<zmq::message_t> frames) {
@@ -177,7 +196,12 @@ void RpcServer::Impl::Accept(zmq::message_t identity, std::vector<zmq::message_t
     return;
   }
   core->requests.fetch_add(1, std::memory_order_relaxed);
-  workers->Submit(Request{std::move(identity), std::move(*message), &handlers[index]});
+  Request request{std::move(identity), std::move(*message), &handlers[index]};
+  if (workers == nullptr) {
+    Serve(request);  // handler_threads == 0: inline
+  } else {
+    workers->Submit(std::move(request));
+  }
 }
 
 void RpcServer::Impl::Reject(zmq::message_t& identity, std::optional<uint64_t> request_id,
@@ -250,8 +274,10 @@ Status RpcServer::Start() {
   if (!impl_->bound) return FailedPrecondition("RpcServer::Start() before a successful Bind()");
   impl_->started = true;
   Impl* impl = impl_.get();
-  impl_->workers = std::make_unique<WorkerThreads<Impl::Request>>(
-      impl_->core->options.handler_threads, [impl](Impl::Request& r) { impl->Serve(r); });
+  if (impl_->core->options.handler_threads > 0) {
+    impl_->workers = std::make_unique<WorkerThreads<Impl::Request>>(
+        impl_->core->options.handler_threads, [impl](Impl::Request& r) { impl->Serve(r); });
+  }
   impl_->io_thread = std::thread([impl] { impl->IoLoop(); });
   return Status::OK();
 }

@@ -9,7 +9,8 @@
 //   StatusOr<int> port = server.Bind("tcp://127.0.0.1:0");   // 0 = any free port
 //   server.Start();
 //
-//   auto client = RpcClient::Connect("tcp://127.0.0.1:" + std::to_string(*port), self, job);
+//   auto client = RpcClient::Connect("tcp://127.0.0.1:" + std::to_string(*port),
+//                                    proto::Role::WORKER, rank, options);
 //   auto req = (*client)->NewRequest();
 //   req->body().setEcho(payload);
 //   StatusOr<IncomingMessage> reply = (*client)->Call(std::move(req), {}).get();
@@ -44,7 +45,9 @@ namespace mtps {
 struct TransportOptions {
   size_t max_message_bytes = size_t{1} << 30;   // larger messages are refused
   uint64_t traversal_limit_words = uint64_t{1} << 28;
-  int handler_threads = 2;                      // RpcServer: threads that run handlers
+  // RpcServer: threads that run handlers. 0 runs them on the I/O thread itself, which saves
+  // two thread hops per request but is only for handlers that never block.
+  int handler_threads = 2;
   uint64_t job_id = 0;                          // 0 = accept any job; else must match
 };
 
@@ -135,7 +138,9 @@ struct CallOptions {
 // matched to requests by request id. Thread-safe: any thread may call NewRequest and
 // Call/CallAsync. Callbacks run on the client's I/O thread and must not block; each call
 // completes exactly once: with the reply, with the Status of an Error reply, with
-// kDeadlineExceeded, or with kCancelled when the client is destroyed first.
+// kDeadlineExceeded, or with kCancelled when the client is destroyed first. A retry is
+// made only on a timeout, never on an error reply. Do not destroy a client from one of its
+// own callbacks.
 class RpcClient {
  public:
   using Callback = std::function<void(StatusOr<IncomingMessage>)>;
@@ -183,7 +188,11 @@ class Responder {
 };
 
 // A ROUTER socket serving requests: one I/O thread owns the socket, handler threads run
-// the handlers. Handle() must be called before Start().
+// the handlers. Handle() and Bind() must be called before Start(); Handle, Bind, Start and
+// Stop from one thread, counters() and set_rank() from any. Handlers run concurrently on
+// handler_threads threads; a handler may move the IncomingMessage out of its argument to
+// keep it (e.g. to reply with its memory via KeepAlive) and may keep the Responder to
+// answer later from any thread. Do not Stop() from inside a handler.
 class RpcServer {
  public:
   using Handler = std::function<void(IncomingMessage& request, Responder responder)>;
@@ -193,7 +202,8 @@ class RpcServer {
   ~RpcServer();  // Stop()s
 
   void Handle(proto::Envelope::Body::Which kind, Handler handler);
-  // Binds "tcp://host:port"; port 0 picks a free port. Returns the bound port.
+  // Binds "tcp://host:port"; port 0 picks a free port. Returns the bound port (0 for a
+  // non-tcp endpoint such as inproc://). May be called more than once before Start().
   StatusOr<int> Bind(const std::string& endpoint);
   Status Start();
   void Stop();

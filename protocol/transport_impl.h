@@ -15,7 +15,11 @@
 namespace mtps {
 
 struct OutgoingMessage::Impl {
-  capnp::MallocMessageBuilder builder;
+  // Cap'n Proto zeroes every segment it allocates: a small first segment keeps that cheap
+  // for the many small messages (header + small body fit in 1 KB); a large body (keys,
+  // values) gets a segment of its own size.
+  static constexpr unsigned kFirstSegmentWords = 128;
+  capnp::MallocMessageBuilder builder{kFirstSegmentWords};
   std::vector<std::shared_ptr<void>> keep_alive;  // external data referenced by segments
 };
 

@@ -122,7 +122,9 @@ Status DenseBlockStore::Push(uint32_t id, const float* grad, size_t n) {
   MTPS_RETURN_IF_ERROR(
       ValidateFinite(grad, n, "gradient").WithContext("dense block " + std::to_string(id)));
   std::lock_guard<std::mutex> lock(block->mu);
-  if (block->retired) return Unavailable("dense block " + std::to_string(id) + " was just restored; push again");
+  if (block->retired) {
+    return Unavailable("dense block " + std::to_string(id) + " was just restored; push again");
+  }
   ++block->update_count;
   optimizer_.Apply(block->values.data(), block->state.data(), grad, static_cast<int>(n),
                    block->update_count);
@@ -147,16 +149,16 @@ void DenseBlockStore::PushSync(uint32_t id, const float* grad, size_t n, uint64_
   std::vector<Done> finished;
   {
     std::lock_guard<std::mutex> lock(block->mu);
-    if (block->retired) {
-      return done(Unavailable("dense block " + std::to_string(id) + " was just restored; push again"));
-    }
     Block::PendingStep& p = block->pending[step];
     if (p.num_workers == 0) {
       p.num_workers = num_workers;
       p.grads.assign(num_workers, nullptr);
       p.dones.resize(num_workers);
     }
-    if (p.num_workers != num_workers) {
+    if (block->retired) {
+      block->pending.erase(step);
+      valid = Unavailable("dense block " + std::to_string(id) + " was just restored; push again");
+    } else if (p.num_workers != num_workers) {
       valid = InvalidArgument("sync push of dense block " + std::to_string(id) + " step " +
                               std::to_string(step) + " says num_workers=" +
                               std::to_string(num_workers) + ", the step's first push said " +

@@ -8,7 +8,7 @@
 //   // r->applied rows updated, r->dropped gradients of keys without a row (not admitted)
 //
 // Storage: rows live in slabs of kRowsPerChunk slots (no allocation per row), each slot
-//   [key u64][frequency u32][last step u32][update count u32]
+//   [key u64][last step u32][frequency u16][update count u16]
 //   [dim weights][StateFloats(dim) optimizer state]
 // under a RowIndex (flat Robin Hood hash, 8 bytes per entry). Freed slots are reused.
 //
@@ -19,9 +19,11 @@
 //   initial optimizer state). With admit_min_count <= 1 a key gets its row on its first
 //   sighting pull or its first push. A push to a key without a row is dropped and counted
 //   when admit_min_count > 1.
-// - Metadata: frequency counts sighting pulls (saturating; a row made by a push starts
-//   at 1); last step is the largest step of any pull or push that touched the row
-//   (clamped to 32 bits); update count drives Adam's bias correction.
+// - Metadata: frequency counts sighting pulls (saturating at 65535; a row made by a push
+//   starts at 1); last step is the largest step of any sighting pull or push that touched
+//   the row (clamped to 32 bits); update count drives Adam's bias correction and
+//   saturates at 65535 (where 1 - beta2^t is 1 for beta2 <= 0.999; for beta2 = 0.9999 it
+//   stays 0.14% short of 1 from then on).
 // - Capacity: the table holds at most RowCapacity() rows, the tighter of
 //   spec.capacity_rows and what fits in spec.capacity_bytes (slabs + index + sketch),
 //   each divided by `capacity_share` (the number of shards that split the table). A new
@@ -135,8 +137,8 @@ class EmbeddingTable {
  private:
   EmbeddingTable(const TableSpec& spec, uint32_t capacity_share);
 
-  // The first kMetaBytes of a slot: key u64, frequency, last step, update count (u32).
-  static constexpr size_t kMetaBytes = 20;
+  // The first kMetaBytes of a slot: key u64, last step u32, frequency u16, update count u16.
+  static constexpr size_t kMetaBytes = 16;
   char* SlotAddress(uint32_t slot) const {
     return chunks_[slot / kRowsPerChunk].as<char>() + size_t{slot % kRowsPerChunk} * slot_bytes_;
   }

@@ -1,8 +1,8 @@
 // mtps-server: one parameter server process — the RPC endpoint for sparse tables and
 // dense blocks, /healthz and /metrics over HTTP, clean exit on SIGTERM or SIGINT.
 //
-//   mtps-server --standalone --config=job.yaml --port=7000 --http_port=7100 \
-//       --rank=0 --num_servers=2 --threads=4 --checkpoint_dir=/ckpt --restore
+//   mtps-server --standalone --config=job.yaml --port=7000 --http_port=7100
+//               --rank=0 --num_servers=2 --threads=4 --checkpoint_dir=/ckpt --restore
 //
 // With --port=0 / --http_port=0 it binds free ports; --port_file then receives
 // "<rpc port> <http port>" once the server is serving (written atomically), which is how
@@ -98,6 +98,10 @@ int Run() {
   transport.job_id = job->hash;
   mtps::RpcServer rpc(transport, mtps::proto::Role::SERVER, FLAGS_rank);
   (*server)->RegisterHandlers(rpc);
+  metrics.AddGaugeFunction("mtps_rpc_refused_messages",
+                           "Messages the transport refused (malformed, oversized, wrong "
+                           "version or job, unknown kind).",
+                           {}, [&rpc] { return static_cast<double>(rpc.counters().rejected); });
   mtps::StatusOr<int> port = rpc.Bind("tcp://" + FLAGS_host + ":" + std::to_string(FLAGS_port));
   if (!port.ok()) return Fail(port.status());
   if (Status s = rpc.Start(); !s.ok()) return Fail(s);

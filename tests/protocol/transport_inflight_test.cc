@@ -3,6 +3,8 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstring>
+#include <functional>
+#include <thread>
 #include <mutex>
 #include <vector>
 
@@ -113,6 +115,49 @@ TEST(TransportInFlight, ManyThreadsShareOneClient) {
   }
   for (auto& t : threads) t.join();
   EXPECT_EQ(good.load(), kThreads * kCallsEach);
+}
+
+TEST(TransportInFlight, InlineHandlersAndCallsChainedFromCallbacks) {
+  // handler_threads = 0: handlers run on the server's I/O thread; each callback issues the
+  // next call from the client's I/O thread. Both take the short paths that skip a mailbox.
+  TransportOptions options;
+  options.handler_threads = 0;
+  RpcServer server(options);
+  testing::ServeEcho(server);
+  const std::string endpoint = testing::StartOnLoopback(server);
+  auto client = RpcClient::Connect(endpoint, proto::Role::WORKER, 0);
+  ASSERT_TRUE(client.ok()) << client.status();
+
+  constexpr int kChains = 4;
+  constexpr int kLinks = 250;
+  std::mutex mutex;
+  std::condition_variable done;
+  int finished_chains = 0;
+  int good = 0;
+  std::function<void(int, int)> call = [&](int chain, int link) {
+    auto request = (*client)->NewRequest();
+    const std::string payload = std::to_string(chain) + "/" + std::to_string(link);
+    request->body().setEcho(testing::AsData(payload));
+    (*client)->CallAsync(std::move(request), {std::chrono::milliseconds(5000), 1},
+                         [&, chain, link, payload](StatusOr<IncomingMessage> reply) {
+                           const bool ok =
+                               reply.ok() &&
+                               testing::AsString(reply->envelope().getBody().getEcho()) == payload;
+                           std::unique_lock<std::mutex> lock(mutex);
+                           if (ok) ++good;
+                           if (!ok || link + 1 == kLinks) {
+                             if (++finished_chains == kChains) done.notify_all();
+                             return;
+                           }
+                           lock.unlock();
+                           call(chain, link + 1);
+                         });
+  };
+  for (int c = 0; c < kChains; ++c) call(c, 0);
+  std::unique_lock<std::mutex> lock(mutex);
+  ASSERT_TRUE(done.wait_for(lock, std::chrono::seconds(8), [&] { return finished_chains == kChains; }));
+  EXPECT_EQ(good, kChains * kLinks);
+  EXPECT_EQ(server.counters().requests, static_cast<uint64_t>(kChains * kLinks));
 }
 
 }  // namespace

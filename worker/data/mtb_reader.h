@@ -49,6 +49,7 @@ class MtbReader {
   int64_t total_rows() const { return total_rows_; }
   uint64_t file_bytes() const { return size_; }
   uint64_t row_group_bytes(int g) const { return groups_[g].payload_bytes + kMtbRowGroupHeaderBytes; }
+  uint64_t row_group_offset(int g) const { return groups_[g].offset; }
 
   // Maps each label/dense/sparse column of `map` to this file's columns; refuses a spec
   // column the file lacks, naming it.

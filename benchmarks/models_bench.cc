@@ -1,0 +1,100 @@
+// Forward + backward throughput of the multi-task models on the CPU backend: MMoE with
+// 8 experts of 64 units, towers of 32, 8 single-valued sparse fields of dim 16, 2 bce
+// tasks, batch 1024 (the reference model), at 1 and 2 OpenBLAS threads.
+// benchmarks/models_vs_torch.sh runs it beside the same model in PyTorch.
+//
+//   build/bin/models_bench --benchmark_filter=Mmoe   # counter samples/s
+#include <benchmark/benchmark.h>
+
+#include <random>
+
+#include "models/backend.h"
+#include "models/multitask_model.h"
+
+namespace mtps::models {
+namespace {
+
+constexpr int kBatch = 1024, kFields = 8, kDim = 16, kRowsPerTable = 1000;
+
+JobSpec ReferenceSpec(ModelSpec::Type type) {
+  JobSpec spec;
+  for (int f = 0; f < kFields; ++f) {
+    const std::string name = "f" + std::to_string(f);
+    spec.tables.push_back({.name = name, .dim = kDim});
+    spec.sparse_fields.push_back({.name = name, .table = name});
+  }
+  spec.model.type = type;
+  spec.model.experts = 8;
+  spec.model.expert_units = {64};
+  spec.model.tower_units = {32};
+  spec.model.bottom_units = {64};
+  spec.model.ple_levels = 1;
+  spec.model.ple_shared_experts = 4;
+  spec.model.ple_task_experts = 2;
+  spec.tasks = {{.name = "ctr", .label = "click"}, {.name = "ctcvr", .label = "buy"}};
+  spec.training.batch_size = kBatch;
+  spec.training.eval_batch_size = kBatch;
+  return spec;
+}
+
+void BM_TrainStep(benchmark::State& state, ModelSpec::Type type) {
+  const int threads = static_cast<int>(state.range(0));
+  JobSpec spec = ReferenceSpec(type);
+  auto backend = MakeBackend<float>("cpu", threads);
+  auto model = MultiTaskModel<float>::Create(spec, std::move(*backend));
+  if (!model.ok()) {
+    state.SkipWithError(model.status().ToString().c_str());
+    return;
+  }
+  std::mt19937_64 rng(1);
+  std::normal_distribution<float> normal(0.0f, 0.1f);
+  std::vector<std::vector<float>> tables(kFields, std::vector<float>(kRowsPerTable * kDim));
+  std::vector<std::vector<int32_t>> rows(kFields, std::vector<int32_t>(kBatch));
+  std::vector<int32_t> offsets(kBatch + 1);
+  for (int b = 0; b <= kBatch; ++b) offsets[b] = b;
+  std::vector<float> labels(kBatch * 2);
+  for (auto& t : tables) {
+    for (float& v : t) v = normal(rng);
+  }
+  for (auto& r : rows) {
+    for (int32_t& v : r) v = static_cast<int32_t>(rng() % kRowsPerTable);
+  }
+  for (int b = 0; b < kBatch; ++b) {
+    labels[2 * b] = static_cast<float>(rng() % 2);
+    labels[2 * b + 1] = labels[2 * b] * static_cast<float>(rng() % 2);
+  }
+  ModelInput in;
+  in.batch_size = kBatch;
+  in.labels = labels.data();
+  for (int f = 0; f < kFields; ++f) {
+    in.fields.push_back({offsets.data(), rows[f].data()});
+    in.tables.push_back({tables[f].data(), kRowsPerTable});
+  }
+  ModelOutput out;
+  uint64_t step = 0;
+  for (auto _ : state) {
+    Status s = (*model)->Train(in, ++step, &out);
+    if (!s.ok()) {
+      state.SkipWithError(s.ToString().c_str());
+      return;
+    }
+    benchmark::DoNotOptimize(out.task_loss.data());
+  }
+  state.counters["samples/s"] =
+      benchmark::Counter(static_cast<double>(state.iterations()) * kBatch,
+                         benchmark::Counter::kIsRate);
+}
+
+BENCHMARK_CAPTURE(BM_TrainStep, Mmoe, ModelSpec::Type::kMmoe)
+    ->Arg(1)->Arg(2)->ArgName("threads")->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_TrainStep, SharedBottom, ModelSpec::Type::kSharedBottom)
+    ->Arg(1)->ArgName("threads")->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_TrainStep, Ple, ModelSpec::Type::kPle)
+    ->Arg(1)->ArgName("threads")->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_TrainStep, Esmm, ModelSpec::Type::kEsmm)
+    ->Arg(1)->ArgName("threads")->UseRealTime()->Unit(benchmark::kMillisecond);
+
+}  // namespace
+}  // namespace mtps::models
+
+BENCHMARK_MAIN();

@@ -1,0 +1,137 @@
+// CheckpointCoordinator: begin → acks → manifest → commit, and retention of old checkpoints.
+#include "scheduler/checkpoint_coordinator.h"
+
+#include <algorithm>
+#include <cinttypes>
+#include <cstdio>
+#include <filesystem>
+#include <future>
+
+#include <glog/logging.h>
+
+#include "ps/checkpoint_manifest.h"
+
+namespace mtps::scheduler {
+
+namespace {
+
+constexpr char kDirPrefix[] = "ckpt-";
+
+// Ids of the directories under `root` named like CheckpointDir(); `whole` keeps only
+// those with a cluster manifest.
+std::vector<uint64_t> CheckpointIds(const std::string& root, bool whole) {
+  std::vector<uint64_t> ids;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(root, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (!name.starts_with(kDirPrefix)) continue;
+    uint64_t id = 0;
+    if (std::sscanf(name.c_str() + sizeof(kDirPrefix) - 1, "%" SCNu64, &id) != 1) continue;
+    if (whole && !std::filesystem::exists(ps::ManifestPath(entry.path().string()), ec)) continue;
+    ids.push_back(id);
+  }
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
+}  // namespace
+
+std::string CheckpointDir(const std::string& root, uint64_t id) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%s%010" PRIu64, kDirPrefix, id);
+  return root + "/" + buf;
+}
+
+uint64_t NextCheckpointId(const std::string& root) {
+  std::vector<uint64_t> ids = CheckpointIds(root, /*whole=*/false);
+  return ids.empty() ? 1 : ids.back() + 1;
+}
+
+CheckpointCoordinator::CheckpointCoordinator(ps::CheckpointFileSystem* fs, CheckpointOptions options)
+    : fs_(fs), options_(std::move(options)) {}
+
+StatusOr<std::string> CheckpointCoordinator::Run(const std::vector<RpcClient*>& servers,
+                                                 uint64_t id, uint64_t step) {
+  const std::string dir = CheckpointDir(options_.root, id);
+  const std::string what = "checkpoint " + std::to_string(id) + " (" + dir + ")";
+  MTPS_RETURN_IF_ERROR(fs_->CreateDirs(dir).WithContext(what));
+
+  // Begin everywhere at once; the servers write in parallel.
+  std::vector<std::future<StatusOr<IncomingMessage>>> begun;
+  for (RpcClient* server : servers) {
+    auto request = server->NewRequest();
+    auto begin = request->body().initCheckpointBegin();
+    begin.setCheckpointId(id);
+    begin.setDir(dir);
+    begin.setStep(step);
+    begun.push_back(server->Call(std::move(request), {.timeout = options_.ack_timeout}));
+  }
+  ps::CheckpointManifest manifest{id, step, {}};
+  std::string failures;
+  for (size_t rank = 0; rank < begun.size(); ++rank) {
+    StatusOr<IncomingMessage> reply = begun[rank].get();
+    Status status = reply.ok() ? ReplyStatus(*reply) : reply.status();
+    if (status.ok()) {
+      auto body = reply->envelope().getBody();
+      if (body.which() != proto::Envelope::Body::CHECKPOINT_ACK) {
+        status = InvalidArgument("answered checkpointBegin with another message kind");
+      } else {
+        auto ack = body.getCheckpointAck();
+        if (ack.getCheckpointId() != id || ack.getServerRank() != static_cast<int32_t>(rank)) {
+          status = InvalidArgument("acknowledged checkpoint " + std::to_string(ack.getCheckpointId()) +
+                                   " as server " + std::to_string(ack.getServerRank()));
+        } else {
+          for (auto file : ack.getFiles()) {
+            manifest.files.push_back({file.getPath(), file.getBytes(), file.getChecksum()});
+          }
+        }
+      }
+    }
+    if (!status.ok()) {
+      failures += (failures.empty() ? "" : "; ") + std::string("server ") + std::to_string(rank) +
+                  " (" + servers[rank]->endpoint() + "): " + status.ToString();
+    }
+  }
+  if (!failures.empty()) {
+    return Unavailable(what + " abandoned, no manifest written: " + failures);
+  }
+
+  // The manifest is what makes the checkpoint whole: written only now, after every ack.
+  MTPS_RETURN_IF_ERROR(
+      ps::WriteCheckpointManifest(*fs_, ps::ManifestPath(dir), manifest).WithContext(what));
+
+  std::vector<std::future<StatusOr<IncomingMessage>>> committed;
+  for (RpcClient* server : servers) {
+    auto request = server->NewRequest();
+    request->body().initCheckpointCommit().setCheckpointId(id);
+    committed.push_back(server->Call(std::move(request), {.timeout = options_.commit_timeout}));
+  }
+  for (size_t rank = 0; rank < committed.size(); ++rank) {
+    StatusOr<IncomingMessage> reply = committed[rank].get();
+    Status status = reply.ok() ? ReplyStatus(*reply) : reply.status();
+    // The manifest already makes the checkpoint whole; a server that missed the commit
+    // only lacks its own manifest, which it needs when it runs without a scheduler.
+    LOG_IF(WARNING, !status.ok()) << what << ": commit on server " << rank << " failed: " << status;
+  }
+  LOG(INFO) << what << " is whole: " << manifest.files.size() << " files from " << servers.size()
+            << " servers at step " << step;
+  RemoveOldCheckpoints();
+  return dir;
+}
+
+void CheckpointCoordinator::RemoveOldCheckpoints() {
+  if (options_.keep <= 0) return;
+  std::vector<uint64_t> whole = CheckpointIds(options_.root, /*whole=*/true);
+  if (whole.size() <= static_cast<size_t>(options_.keep)) return;
+  const uint64_t oldest_kept = whole[whole.size() - options_.keep];
+  // Also removes abandoned (manifest-less) directories older than the oldest kept one.
+  for (uint64_t id : CheckpointIds(options_.root, /*whole=*/false)) {
+    if (id >= oldest_kept) break;
+    std::error_code ec;
+    std::filesystem::remove_all(CheckpointDir(options_.root, id), ec);
+    LOG_IF(WARNING, ec) << "cannot remove old checkpoint " << CheckpointDir(options_.root, id)
+                        << ": " << ec.message();
+  }
+}
+
+}  // namespace mtps::scheduler

@@ -1,0 +1,51 @@
+// CheckpointCoordinator: one cluster-wide checkpoint. Every server is asked to write its
+// files (checkpointBegin); only when all have acknowledged, naming their files, does the
+// scheduler write the manifest (atomically: temporary name, fsync, rename), and only then
+// tells the servers to commit. A checkpoint without a manifest is not a checkpoint, so a
+// failure anywhere before the manifest leaves nothing that a restore would pick.
+//
+//   CheckpointCoordinator checkpoints(fs.get(), {.root = spec.checkpoint.dir, .keep = 2});
+//   StatusOr<std::string> dir = checkpoints.Run(server_clients, NextCheckpointId(root), step);
+//
+// Thread-safety: one Run() at a time.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "protocol/status.h"
+#include "protocol/transport.h"
+#include "ps/checkpoint_fs.h"
+
+namespace mtps::scheduler {
+
+struct CheckpointOptions {
+  std::string root;                               // spec.checkpoint.dir
+  int keep = 2;                                   // whole checkpoints kept; older ones removed
+  std::chrono::milliseconds ack_timeout{600000};  // for every server to write its files
+  std::chrono::milliseconds commit_timeout{30000};
+};
+
+// "<root>/ckpt-0000000007".
+std::string CheckpointDir(const std::string& root, uint64_t id);
+// One more than the largest id of a checkpoint directory under `root` (1 when none).
+uint64_t NextCheckpointId(const std::string& root);
+
+class CheckpointCoordinator {
+ public:
+  CheckpointCoordinator(ps::CheckpointFileSystem* fs, CheckpointOptions options);
+
+  // `servers[r]` talks to the server of rank r. Returns the checkpoint's directory.
+  // Errors name the server and its reason; no manifest is written then.
+  StatusOr<std::string> Run(const std::vector<RpcClient*>& servers, uint64_t id, uint64_t step);
+
+ private:
+  void RemoveOldCheckpoints();
+
+  ps::CheckpointFileSystem* fs_;
+  CheckpointOptions options_;
+};
+
+}  // namespace mtps::scheduler

@@ -1,0 +1,139 @@
+// Scheduler: forms the cluster and runs the job's life. It answers registrations once
+// every expected node is in (rank + cluster view), watches heartbeats, holds barriers,
+// logs the workers' progress, takes checkpoints (every `checkpoint.interval_steps` and at
+// the end), writes summary.json, and tells every node to shut down.
+//
+//   Scheduler scheduler(options, &clock, fs.get(), &registry);
+//   StatusOr<int> port = scheduler.Start();      // RPC endpoint; 0 in options = any port
+//   Status result = scheduler.Run();             // blocks until the job ends
+//   // elsewhere (signal thread): scheduler.RequestStop("SIGTERM");
+//
+// Phases: forming (registrations; --register_timeout) → running (workers train and
+// evaluate, reporting progress; checkpoints at interval) → finishing (all workers sent
+// phase "done": final checkpoint, summary.json, shutdown to every node) → done. A node
+// silent past the heartbeat timeout fails the job (this version has no recovery): every
+// live node gets a shutdown marked failed, and Run() returns the error naming the node.
+//
+// Thread-safety: Start() then Run() from one thread; RequestStop(), health() and
+// ListeningPort() from any thread. Handlers run on the RPC server's threads.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "protocol/job_spec.h"
+#include "protocol/metrics.h"
+#include "protocol/status.h"
+#include "protocol/transport.h"
+#include "ps/checkpoint_fs.h"
+#include "scheduler/barrier_table.h"
+#include "scheduler/checkpoint_coordinator.h"
+#include "scheduler/clock.h"
+#include "scheduler/failure_detector.h"
+#include "scheduler/membership.h"
+#include "scheduler/progress_tracker.h"
+#include "scheduler/run_summary.h"
+
+namespace mtps::scheduler {
+
+struct SchedulerOptions {
+  JobSpec spec;
+  int num_servers = 1;
+  int num_workers = 1;
+  std::string endpoint = "tcp://0.0.0.0:0";  // where nodes reach the scheduler
+  std::string run_dir;                       // summary.json goes here; empty = none
+  std::chrono::milliseconds heartbeat_timeout{10000};
+  std::chrono::milliseconds register_timeout{120000};
+  std::chrono::milliseconds barrier_timeout{600000};
+  std::chrono::milliseconds checkpoint_timeout{600000};
+  std::chrono::milliseconds shutdown_timeout{3000};  // for each node to acknowledge
+  std::chrono::milliseconds progress_interval{10000};  // between progress log lines
+  std::chrono::milliseconds tick{50};                  // how often deadlines are checked
+};
+
+class Scheduler {
+ public:
+  // `clock`, `fs` and `metrics` must outlive the scheduler.
+  Scheduler(SchedulerOptions options, const Clock* clock, ps::CheckpointFileSystem* fs,
+            MetricsRegistry* metrics);
+  ~Scheduler();
+
+  StatusOr<int> Start();
+  // Runs the job to its end. OK when every worker finished and the summary was written;
+  // the job's failure otherwise (a dead node, a registration timeout, a failed checkpoint,
+  // or CANCELLED after RequestStop).
+  Status Run();
+  void RequestStop(const std::string& reason);
+
+  // For /healthz: OK unless the job failed.
+  Status health() const;
+  const ProgressTracker& progress() const { return progress_; }
+  // The summary as written at the end (for tests and logs).
+  RunSummary Summary() const;
+
+ private:
+  enum class Phase { kForming, kRunning, kFinishing, kDone, kFailed };
+  struct PendingRegistration;
+
+  void HandleRegister(IncomingMessage& request, Responder responder);
+  void HandleHeartbeat(IncomingMessage& request, Responder responder);
+  void HandleBarrier(IncomingMessage& request, Responder responder);
+  void HandleProgress(IncomingMessage& request, Responder responder);
+
+  void CompleteFormationLocked();          // requires mutex_
+  void FailLocked(const Status& reason);   // requires mutex_
+  // Checks deadlines; returns true when the job should leave the main loop.
+  void CheckDeadlines();
+  Status RunCheckpoint(uint64_t step);
+  void BroadcastShutdown(const std::string& reason, bool failed);
+  proto::NodeState JobStateLocked() const;  // requires mutex_
+
+  const SchedulerOptions options_;
+  const Clock* clock_;
+  ps::CheckpointFileSystem* fs_;
+  std::vector<std::string> task_names_;
+
+  RpcServer rpc_;
+  FailureDetector detector_;
+  BarrierTable barriers_;
+  ProgressTracker progress_;
+  CheckpointCoordinator checkpoints_;
+
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;
+  Phase phase_ = Phase::kForming;                                      // GUARDED_BY(mutex_)
+  Status failure_;                                                     // GUARDED_BY(mutex_)
+  Membership membership_;                                              // GUARDED_BY(mutex_)
+  std::map<NodeKey, std::unique_ptr<PendingRegistration>> pending_;    // GUARDED_BY(mutex_)
+  std::map<NodeKey, std::unique_ptr<RpcClient>> node_clients_;         // GUARDED_BY(mutex_)
+  std::vector<NodeKey> dead_;                                          // GUARDED_BY(mutex_)
+  Clock::TimePoint started_at_;
+  Clock::TimePoint formed_at_;                                         // GUARDED_BY(mutex_)
+  uint64_t next_checkpoint_step_ = 0;                                  // GUARDED_BY(mutex_)
+  bool stop_requested_ = false;                                        // GUARDED_BY(mutex_)
+  std::string stop_reason_;                                            // GUARDED_BY(mutex_)
+  RunSummary summary_;                                                 // GUARDED_BY(mutex_)
+
+  struct Metrics {
+    Gauge* registered_servers;
+    Gauge* registered_workers;
+    Gauge* phase;
+    Counter* heartbeats;
+    Counter* barriers;
+    Counter* progress_reports;
+    Counter* refused;
+    Counter* dead_nodes;
+    Counter* checkpoints_ok;
+    Counter* checkpoints_failed;
+    Gauge* samples;
+    Gauge* samples_per_sec;
+    std::map<std::string, Gauge*> train_loss;
+  } metrics_;
+};
+
+}  // namespace mtps::scheduler

@@ -1,0 +1,226 @@
+// SchedulerClient: registration, the heartbeat thread, barriers, progress reports and the
+// three ways a shutdown reaches a node.
+#include "scheduler/scheduler_client.h"
+
+#include <unistd.h>
+
+#include <glog/logging.h>
+
+namespace mtps::scheduler {
+
+namespace {
+
+using Kind = proto::Envelope::Body;
+
+std::string Hostname() {
+  char buf[256] = {0};
+  if (gethostname(buf, sizeof(buf) - 1) != 0) return "unknown";
+  return buf;
+}
+
+Status CallStatus(const StatusOr<IncomingMessage>& reply) {
+  return reply.ok() ? ReplyStatus(*reply) : reply.status();
+}
+
+}  // namespace
+
+SchedulerClient::SchedulerClient(SchedulerClientOptions options) : options_(std::move(options)) {}
+
+StatusOr<std::unique_ptr<SchedulerClient>> SchedulerClient::Create(SchedulerClientOptions options) {
+  if (options.role != proto::Role::SERVER && options.role != proto::Role::WORKER) {
+    return InvalidArgument("a scheduler client must be a server or a worker");
+  }
+  std::unique_ptr<SchedulerClient> client(new SchedulerClient(std::move(options)));
+  SchedulerClientOptions& o = client->options_;
+  MTPS_ASSIGN_OR_RETURN(client->rpc_, RpcClient::Connect(o.scheduler, o.role, -1));
+  if (o.address.empty()) {
+    client->control_ = std::make_unique<RpcServer>(TransportOptions{.handler_threads = 1}, o.role, -1);
+    client->InstallHandlers(*client->control_);
+    MTPS_ASSIGN_OR_RETURN(int port, client->control_->Bind("tcp://" + o.control_bind_host + ":0"));
+    MTPS_RETURN_IF_ERROR(client->control_->Start());
+    o.address = "tcp://" + o.control_host + ":" + std::to_string(port);
+  }
+  return client;
+}
+
+SchedulerClient::~SchedulerClient() { Stop(); }
+
+void SchedulerClient::InstallHandlers(RpcServer& rpc) {
+  rpc.Handle(Kind::SHUTDOWN, [this](IncomingMessage& m, Responder r) { HandleShutdown(m, std::move(r)); });
+}
+
+void SchedulerClient::HandleShutdown(IncomingMessage& request, Responder responder) {
+  auto shutdown = request.envelope().getBody().getShutdown();
+  ShutdownNotice notice{shutdown.getReason(), shutdown.getFailed()};
+  responder.SendAck();
+  Notify(std::move(notice));
+}
+
+StatusOr<ClusterInfo> SchedulerClient::Register() {
+  auto request = rpc_->NewRequest();
+  auto reg = request->body().initRegister();
+  reg.setRole(options_.role);
+  reg.setAddress(options_.address);
+  reg.setHttpAddress(options_.http_address);
+  reg.setSpecHash(options_.spec_hash);
+  reg.setRequestedRank(options_.requested_rank);
+  reg.setHostname(Hostname());
+  reg.setPid(static_cast<uint32_t>(getpid()));
+  StatusOr<IncomingMessage> reply =
+      rpc_->Call(std::move(request), {.timeout = options_.register_timeout}).get();
+  Status status = CallStatus(reply);
+  if (!status.ok()) return status.WithContext("registering with the scheduler at " + options_.scheduler);
+  auto body = reply->envelope().getBody();
+  if (body.which() != Kind::REGISTER_REPLY) {
+    return Internal("the scheduler at " + options_.scheduler + " answered register with another kind");
+  }
+  auto answer = body.getRegisterReply();
+  ClusterInfo info;
+  info.rank = answer.getRank();
+  info.view_epoch = answer.getView().getEpoch();
+  info.spec_hash = answer.getView().getSpecHash();
+  for (auto node : answer.getView().getServers()) {
+    info.servers.push_back({node.getRank(), node.getAddress(), node.getHttpAddress()});
+  }
+  for (auto node : answer.getView().getWorkers()) {
+    info.workers.push_back({node.getRank(), node.getAddress(), node.getHttpAddress()});
+  }
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    rank_ = info.rank;
+    if (heartbeats_.joinable() || stopping_) return info;
+  }
+  rpc_->set_rank(info.rank);
+  if (control_) control_->set_rank(info.rank);
+  heartbeats_ = std::thread([this] { HeartbeatLoop(); });
+  return info;
+}
+
+Status SchedulerClient::Barrier(const std::string& name, uint32_t count,
+                                std::chrono::milliseconds timeout) {
+  auto request = rpc_->NewRequest();
+  auto barrier = request->body().initBarrier();
+  barrier.setName(name);
+  barrier.setCount(count);
+  return CallStatus(rpc_->Call(std::move(request), {.timeout = timeout}).get())
+      .WithContext("barrier '" + name + "'");
+}
+
+Status SchedulerClient::ReportProgress(const ProgressReport& report) {
+  auto request = rpc_->NewRequest();
+  auto progress = request->body().initProgress();
+  progress.setPhase(report.phase);
+  progress.setEpoch(report.epoch);
+  progress.setStep(report.step);
+  progress.setSamples(report.samples);
+  progress.setSamplesPerSec(report.samples_per_sec);
+  progress.setTrainSeconds(report.train_seconds);
+  progress.setDataPosition(report.data_position);
+  auto tasks = progress.initTasks(report.tasks.size());
+  for (size_t i = 0; i < report.tasks.size(); ++i) {
+    tasks[i].setName(report.tasks[i].name);
+    tasks[i].setLoss(report.tasks[i].loss);
+    tasks[i].setAuc(report.tasks[i].auc);
+    tasks[i].setLogloss(report.tasks[i].logloss);
+    tasks[i].setMse(report.tasks[i].mse);
+  }
+  return CallStatus(rpc_->Call(std::move(request), {.timeout = options_.call_timeout}).get())
+      .WithContext("progress report");
+}
+
+void SchedulerClient::SetState(proto::NodeState state, uint64_t step) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  state_ = state;
+  step_ = step;
+}
+
+void SchedulerClient::HeartbeatLoop() {
+  auto last_answer = std::chrono::steady_clock::now();
+  for (;;) {
+    proto::NodeState state;
+    uint64_t step;
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      changed_.wait_for(lock, options_.heartbeat_interval, [this] { return stopping_; });
+      if (stopping_ || notice_) return;
+      state = state_;
+      step = step_;
+    }
+    auto request = rpc_->NewRequest();
+    auto beat = request->body().initHeartbeat();
+    beat.setState(state);
+    beat.setStep(step);
+    const auto timeout = std::max(options_.heartbeat_interval, std::chrono::milliseconds(1000));
+    StatusOr<IncomingMessage> reply = rpc_->Call(std::move(request), {.timeout = timeout}).get();
+    const auto now = std::chrono::steady_clock::now();
+    Status status = CallStatus(reply);
+    if (status.ok() && reply->envelope().getBody().which() == Kind::HEARTBEAT_REPLY) {
+      last_answer = now;
+      if (reply->envelope().getBody().getHeartbeatReply().getJobState() == proto::NodeState::FAILED) {
+        Notify({"the scheduler reports that the job failed", true});
+        return;
+      }
+    } else if (status.code() == StatusCode::kNotFound) {
+      Notify({"the scheduler no longer counts this node as live: " + status.message(), true});
+      return;
+    } else if (now - last_answer > options_.scheduler_timeout) {
+      Notify({"lost the scheduler at " + options_.scheduler + ": no heartbeat answer for " +
+                  std::to_string(std::chrono::duration_cast<std::chrono::seconds>(now - last_answer).count()) +
+                  " s (" + status.ToString() + ")",
+              true});
+      return;
+    }
+  }
+}
+
+void SchedulerClient::Notify(ShutdownNotice notice) {
+  std::function<void(const ShutdownNotice&)> callback;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (notice_) return;
+    notice_ = notice;
+    callback = on_shutdown_;
+    changed_.notify_all();
+  }
+  LOG(INFO) << "scheduler client: shutdown (" << (notice.failed ? "failed" : "ok") << "): "
+            << notice.reason;
+  if (callback) callback(notice);
+}
+
+void SchedulerClient::OnShutdown(std::function<void(const ShutdownNotice&)> callback) {
+  std::optional<ShutdownNotice> already;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    on_shutdown_ = callback;
+    already = notice_;
+  }
+  if (already && callback) callback(*already);
+}
+
+std::optional<ShutdownNotice> SchedulerClient::shutdown_notice() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return notice_;
+}
+
+std::optional<ShutdownNotice> SchedulerClient::WaitForShutdown(std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  changed_.wait_for(lock, timeout, [this] { return notice_.has_value(); });
+  return notice_;
+}
+
+int SchedulerClient::rank() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return rank_;
+}
+
+void SchedulerClient::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = true;
+    changed_.notify_all();
+  }
+  if (heartbeats_.joinable()) heartbeats_.join();
+  if (control_) control_->Stop();
+}
+
+}  // namespace mtps::scheduler

@@ -1,0 +1,70 @@
+// The CUDA backend computes what the CPU backend computes: same model, same seed, same
+// random batch (dropout on) -> losses, predictions, dense and row gradients agree to
+// float rounding. Skipped where no CUDA device is present.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "models/backend.h"
+#include "models/cpu_backend.h"
+#include "models/multitask_model.h"
+#include "tests/models/model_test_util.h"
+
+namespace mtps::models {
+namespace {
+
+using testing::RandomBatch;
+using testing::SmallSpec;
+
+void ExpectClose(const std::vector<float>& cpu, const std::vector<float>& gpu,
+                 const std::string& what) {
+  ASSERT_EQ(cpu.size(), gpu.size()) << what;
+  for (size_t i = 0; i < cpu.size(); ++i) {
+    EXPECT_NEAR(cpu[i], gpu[i], 2e-5 + 1e-3 * std::abs(cpu[i])) << what << "[" << i << "]";
+  }
+}
+
+class CudaAgreementTest : public ::testing::TestWithParam<ModelSpec::Type> {};
+
+TEST_P(CudaAgreementTest, CpuAndCudaAgree) {
+  if (CudaDeviceCount() == 0) GTEST_SKIP() << "no CUDA device";
+  JobSpec spec = SmallSpec(GetParam(), GetParam() == ModelSpec::Type::kEsmm
+                                           ? TaskSpec::Loss::kBce
+                                           : TaskSpec::Loss::kMse);
+  spec.model.dropout = 0.2f;
+  spec.training.task_weighting = TrainingSpec::TaskWeighting::kUncertainty;
+  spec.training.batch_size = 300;  // more than one CUDA block of rows
+  auto cuda_backend = MakeBackend<float>("cuda:0");
+  ASSERT_TRUE(cuda_backend.ok()) << cuda_backend.status();
+  auto cpu = MultiTaskModel<float>::Create(spec, MakeCpuBackend<float>(1));
+  auto gpu = MultiTaskModel<float>::Create(spec, std::move(*cuda_backend));
+  ASSERT_TRUE(cpu.ok() && gpu.ok());
+  RandomBatch<float> batch(spec, 300, 77, /*rows_per_table=*/40);
+  for (uint64_t step : {1, 2}) {
+    ModelOutput a, b;
+    ASSERT_TRUE((*cpu)->Train(batch.input(), step, &a).ok());
+    ASSERT_TRUE((*gpu)->Train(batch.input(), step, &b).ok());
+    for (size_t t = 0; t < a.task_loss.size(); ++t) {
+      EXPECT_NEAR(a.task_loss[t], b.task_loss[t], 1e-5 + 1e-4 * std::abs(a.task_loss[t]));
+      ExpectClose(a.predictions[t], b.predictions[t], "predictions " + std::to_string(t));
+    }
+    for (size_t t = 0; t < a.row_grads.size(); ++t) {
+      ExpectClose(a.row_grads[t], b.row_grads[t], "row grads " + std::to_string(t));
+    }
+    DenseParameters<float>& pa = (*cpu)->parameters();
+    std::vector<float> ga(pa.size()), gb(pa.size());
+    pa.CopyGradsToHost(ga.data());
+    (*gpu)->parameters().CopyGradsToHost(gb.data());
+    ExpectClose(ga, gb, "dense grads");
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllModels, CudaAgreementTest,
+                         ::testing::Values(ModelSpec::Type::kSharedBottom, ModelSpec::Type::kMmoe,
+                                           ModelSpec::Type::kPle, ModelSpec::Type::kEsmm),
+                         [](const ::testing::TestParamInfo<ModelSpec::Type>& info) {
+                           return std::string(ModelTypeName(info.param));
+                         });
+
+}  // namespace
+}  // namespace mtps::models

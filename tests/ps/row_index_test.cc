@@ -1,0 +1,116 @@
+// RowIndex (Robin Hood, backward-shift deletion) against std::unordered_map under heavy
+// insert/erase churn, through growth; plus CRC32C and the Count-Min sketch.
+#include "ps/row_index.h"
+
+#include <gtest/gtest.h>
+
+#include <random>
+#include <unordered_map>
+#include <vector>
+
+#include "ps/count_min_sketch.h"
+#include "ps/crc32c.h"
+#include "ps/key_hash.h"
+
+namespace mtps::ps {
+namespace {
+
+TEST(RowIndexTest, AgreesWithUnorderedMapUnderChurn) {
+  RowIndex index(16);
+  std::vector<uint64_t> slot_keys;
+  std::vector<uint32_t> free_slots;
+  std::unordered_map<uint64_t, uint32_t> reference;
+  auto key_of = [&](uint32_t slot) { return slot_keys[slot]; };
+  std::mt19937_64 rng(5);
+  // Keys from a small range so inserts, hits, misses and erases all happen often.
+  for (int op = 0; op < 300000; ++op) {
+    const uint64_t key = rng() % 20000;
+    const size_t pos = index.Find(key, IndexHash(key), key_of);
+    auto it = reference.find(key);
+    ASSERT_EQ(pos != RowIndex::kNotFound, it != reference.end()) << "op " << op;
+    if (pos != RowIndex::kNotFound) {
+      ASSERT_EQ(index.SlotAt(pos), it->second);
+    }
+    const bool erase = (rng() % 100) < (op < 150000 ? 30 : 60);  // grow, then shrink
+    if (pos == RowIndex::kNotFound && !erase) {
+      uint32_t slot;
+      if (!free_slots.empty()) {
+        slot = free_slots.back();
+        free_slots.pop_back();
+        slot_keys[slot] = key;
+      } else {
+        slot = static_cast<uint32_t>(slot_keys.size());
+        slot_keys.push_back(key);
+      }
+      index.Insert(IndexHash(key), slot);
+      reference[key] = slot;
+    } else if (pos != RowIndex::kNotFound && erase) {
+      free_slots.push_back(index.SlotAt(pos));
+      index.EraseAt(pos);
+      reference.erase(it);
+    }
+    ASSERT_EQ(index.size(), reference.size());
+  }
+  // Every key is findable and every occupied bucket is a key of the reference.
+  size_t occupied = 0;
+  for (size_t p = 0; p < index.capacity(); ++p) {
+    if (!index.Occupied(p)) continue;
+    ++occupied;
+    ASSERT_EQ(reference.at(slot_keys[index.SlotAt(p)]), index.SlotAt(p));
+  }
+  EXPECT_EQ(occupied, reference.size());
+  for (const auto& [key, slot] : reference) {
+    const size_t pos = index.Find(key, IndexHash(key), key_of);
+    ASSERT_NE(pos, RowIndex::kNotFound);
+    EXPECT_EQ(index.SlotAt(pos), slot);
+  }
+}
+
+TEST(RowIndexTest, StaysBelowSevenEighthsLoadAndReportsItsPages) {
+  RowIndex index(16);
+  std::vector<uint64_t> keys;
+  for (uint32_t i = 0; i < 100000; ++i) {
+    keys.push_back(i * 7919ULL);
+    index.Insert(IndexHash(keys.back()), i);
+    ASSERT_LE(index.size() * 8, index.capacity() * 7);
+  }
+  EXPECT_EQ(index.MemoryBytes(), index.capacity() * 8);
+  EXPECT_EQ(RowIndex::CapacityFor(100000), index.capacity());
+}
+
+TEST(Crc32cTest, KnownValueAndBothPathsAgree) {
+  const char* text = "123456789";
+  EXPECT_EQ(Crc32c(text, 9), 0xE3069283u);
+  std::vector<uint8_t> data(10007);
+  std::mt19937 rng(1);
+  for (auto& b : data) b = static_cast<uint8_t>(rng());
+  EXPECT_EQ(Crc32c(data.data(), data.size()), Crc32cExtendPortable(0, data.data(), data.size()));
+  const uint32_t split = Crc32cExtend(Crc32c(data.data(), 1234), data.data() + 1234, data.size() - 1234);
+  EXPECT_EQ(split, Crc32c(data.data(), data.size()));
+}
+
+TEST(CountMinSketchTest, NeverUndercountsAndRarelyOvercountsWhenWide) {
+  CountMinSketch sketch(1 << 14);
+  std::unordered_map<uint64_t, uint32_t> truth;
+  std::mt19937_64 rng(8);
+  for (int i = 0; i < 20000; ++i) {  // below the aging threshold (8 * width)
+    const uint64_t key = rng() % 3000;
+    const uint32_t est = sketch.Increment(key);
+    ++truth[key];
+    ASSERT_GE(est, truth[key]);
+  }
+  int exact = 0;
+  for (const auto& [key, count] : truth) exact += sketch.Estimate(key) == count;
+  EXPECT_GT(exact, static_cast<int>(truth.size() * 95 / 100));
+}
+
+TEST(CountMinSketchTest, AgingHalvesOldCounts) {
+  CountMinSketch sketch(64);  // ages after 8 * 64 increments
+  for (int i = 0; i < 100; ++i) sketch.Increment(1);
+  EXPECT_GE(sketch.Estimate(1), 100u);
+  for (int i = 0; i < 8 * 64; ++i) sketch.Increment(1000 + i);
+  EXPECT_LT(sketch.Estimate(1), 100u);
+}
+
+}  // namespace
+}  // namespace mtps::ps

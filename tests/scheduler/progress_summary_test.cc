@@ -1,0 +1,141 @@
+// Tests of ProgressTracker (validation, aggregation over workers) and of summary.json and
+// oracle.json handling.
+#include <capnp/message.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <boost/property_tree/json_parser.hpp>
+#include <boost/property_tree/ptree.hpp>
+#include <cmath>
+#include <fstream>
+
+#include "scheduler/progress_tracker.h"
+#include "scheduler/run_summary.h"
+#include "tests/scheduler/scheduler_test_util.h"
+
+namespace mtps::scheduler {
+namespace {
+
+using ::mtps::scheduler::testing::ReadFile;
+using ::mtps::scheduler::testing::TempDir;
+using ::testing::HasSubstr;
+
+struct Task {
+  std::string name;
+  double loss, auc, logloss;
+};
+
+Status Report(ProgressTracker& t, int rank, const std::string& phase, uint64_t step, uint64_t samples,
+              double sps, double train_seconds, std::vector<Task> tasks) {
+  capnp::MallocMessageBuilder message;
+  auto p = message.initRoot<proto::Progress>();
+  p.setPhase(phase);
+  p.setStep(step);
+  p.setSamples(samples);
+  p.setSamplesPerSec(sps);
+  p.setTrainSeconds(train_seconds);
+  p.setEpoch(1);
+  auto list = p.initTasks(tasks.size());
+  for (size_t i = 0; i < tasks.size(); ++i) {
+    list[i].setName(tasks[i].name);
+    list[i].setLoss(tasks[i].loss);
+    list[i].setAuc(tasks[i].auc);
+    list[i].setLogloss(tasks[i].logloss);
+  }
+  return t.Record(rank, p.asReader());
+}
+
+TEST(ProgressTrackerTest, AggregatesOverWorkers) {
+  ProgressTracker t(2, {"ctr", "cvr"});
+  ASSERT_TRUE(Report(t, 0, "train", 100, 1000, 500, 2, {{"ctr", 0.5, NAN, NAN}, {"cvr", 0.2, NAN, NAN}}).ok());
+  ASSERT_TRUE(Report(t, 1, "train", 120, 3000, 700, 4, {{"ctr", 0.7, NAN, NAN}}).ok());
+  ClusterProgress c = t.Current();
+  EXPECT_EQ(c.reporting, 2);
+  EXPECT_EQ(c.samples, 4000u);
+  EXPECT_DOUBLE_EQ(c.samples_per_sec, 1200);
+  EXPECT_DOUBLE_EQ(c.train_seconds, 4);
+  EXPECT_EQ(c.min_step, 100u);
+  EXPECT_EQ(c.max_step, 120u);
+  EXPECT_DOUBLE_EQ(c.train_loss["ctr"], 0.6);
+  EXPECT_DOUBLE_EQ(c.train_loss["cvr"], 0.2);
+  EXPECT_TRUE(c.eval.empty());
+  EXPECT_THAT(t.Line(), HasSubstr("4000 samples | 1200 samples/s | 0/2 workers done | ctr loss 0.6000"));
+
+  ASSERT_TRUE(Report(t, 0, "eval", 100, 1000, 0, 2, {{"ctr", 0.4, 0.70, 0.45}}).ok());
+  ASSERT_TRUE(Report(t, 1, "done", 150, 3500, 0, 5, {{"ctr", 0.4, 0.80, 0.35}}).ok());
+  c = t.Current();
+  EXPECT_DOUBLE_EQ(c.eval["ctr"].auc, 0.75);
+  EXPECT_DOUBLE_EQ(c.eval["ctr"].logloss, 0.40);
+  EXPECT_EQ(c.done, 1);
+  EXPECT_FALSE(t.AllDone());
+  ASSERT_TRUE(Report(t, 0, "done", 140, 2000, 0, 3, {}).ok());
+  EXPECT_TRUE(t.AllDone());
+  EXPECT_DOUBLE_EQ(t.Current().eval["ctr"].auc, 0.75) << "an empty done report keeps the eval";
+}
+
+TEST(ProgressTrackerTest, BadReportsAreRefusedNamingTheValue) {
+  ProgressTracker t(1, {"ctr"});
+  Status s = Report(t, 3, "train", 1, 1, 1, 1, {});
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(s.message(), HasSubstr("worker 3: no such worker (the job has 1)"));
+  s = Report(t, 0, "warmup", 1, 1, 1, 1, {});
+  EXPECT_THAT(s.message(), HasSubstr("unknown phase 'warmup'"));
+  s = Report(t, 0, "train", 1, 1, 1, 1, {{"ctrr", 0.1, NAN, NAN}});
+  EXPECT_THAT(s.message(), HasSubstr("unknown task 'ctrr'"));
+  s = Report(t, 0, "train", 1, 1, INFINITY, 1, {});
+  EXPECT_THAT(s.message(), HasSubstr("must be finite"));
+  EXPECT_EQ(t.Current().reporting, 0) << "refused reports change nothing";
+  ASSERT_TRUE(Report(t, 0, "done", 1, 1, 1, 1, {}).ok());
+  EXPECT_EQ(Report(t, 0, "train", 2, 2, 1, 1, {}).code(), StatusCode::kFailedPrecondition);
+}
+
+TEST(RunSummaryTest, WritesEveryFieldAsJson) {
+  TempDir dir;
+  RunSummary s{.model = "mmoe", .mode = "async", .servers = 2, .workers = 3, .epochs = 4,
+               .samples = 123456, .train_seconds = 2.5, .samples_per_sec = 49382.4,
+               .tasks = {{"ctr", 0.75, 0.41, 0.78}, {"cvr", NAN, 0.1, std::nullopt}}};
+  auto fs = ps::NewPosixFileSystem();
+  const std::string run_dir = dir.path() + "/run/nested";
+  ASSERT_TRUE(WriteRunSummary(*fs, run_dir, s).ok());
+  EXPECT_FALSE(std::filesystem::exists(SummaryPath(run_dir) + ".tmp"));
+  const std::string text = ReadFile(SummaryPath(run_dir));
+  EXPECT_THAT(text, HasSubstr("\"cvr\": {\"auc\": null, \"logloss\": 0.1}"));
+  boost::property_tree::ptree root;
+  std::istringstream in(text);
+  boost::property_tree::read_json(in, root);
+  EXPECT_EQ(root.get<std::string>("model"), "mmoe");
+  EXPECT_EQ(root.get<std::string>("mode"), "async");
+  EXPECT_EQ(root.get<int>("servers"), 2);
+  EXPECT_EQ(root.get<int>("workers"), 3);
+  EXPECT_EQ(root.get<int>("epochs"), 4);
+  EXPECT_EQ(root.get<uint64_t>("samples"), 123456u);
+  EXPECT_DOUBLE_EQ(root.get<double>("train_seconds"), 2.5);
+  EXPECT_DOUBLE_EQ(root.get<double>("samples_per_sec"), 49382.4);
+  EXPECT_DOUBLE_EQ(root.get<double>("tasks.ctr.auc"), 0.75);
+  EXPECT_DOUBLE_EQ(root.get<double>("tasks.ctr.logloss"), 0.41);
+  EXPECT_DOUBLE_EQ(root.get<double>("tasks.ctr.oracle_auc"), 0.78);
+  EXPECT_FALSE(root.get_optional<double>("tasks.cvr.oracle_auc"));
+}
+
+TEST(RunSummaryTest, ReadsOracleAucsInEveryAcceptedShape) {
+  TempDir dir;
+  const std::string path = dir.path() + "/oracle.json";
+  std::ofstream(path) << R"({"tasks": {"ctr": {"auc": 0.81}, "cvr": {"oracle_auc": 0.9}}, "rating": 0.6})";
+  auto aucs = ReadOracleAucs(path, {"ctr", "cvr", "rating", "absent"});
+  ASSERT_TRUE(aucs.ok()) << aucs.status();
+  EXPECT_DOUBLE_EQ(aucs->at("ctr"), 0.81);
+  EXPECT_DOUBLE_EQ(aucs->at("cvr"), 0.9);
+  EXPECT_DOUBLE_EQ(aucs->at("rating"), 0.6);
+  EXPECT_EQ(aucs->count("absent"), 0u);
+
+  std::ofstream(path) << R"({"ctr": {"auc": 1.7}})";
+  EXPECT_THAT(ReadOracleAucs(path, {"ctr"}).status().message(), HasSubstr("no AUC in [0, 1]"));
+  std::ofstream(path) << R"({"ctr": {"auc": 0.7)";
+  auto truncated = ReadOracleAucs(path, {"ctr"});
+  EXPECT_EQ(truncated.status().code(), StatusCode::kDataLoss);
+  EXPECT_THAT(truncated.status().message(), HasSubstr(path));
+  EXPECT_EQ(ReadOracleAucs(dir.path() + "/missing.json", {"ctr"}).status().code(), StatusCode::kDataLoss);
+}
+
+}  // namespace
+}  // namespace mtps::scheduler

@@ -1,0 +1,358 @@
+// Tests of the Scheduler with in-process SchedulerClients over loopback ZeroMQ: ranks and
+// views, spec-hash refusal, failure detection, barriers, registration timeout, and a whole
+// job from progress reports to summary.json, final checkpoint and shutdown.
+#include "scheduler/scheduler.h"
+
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <set>
+#include <thread>
+
+#include <boost/property_tree/json_parser.hpp>
+#include <boost/property_tree/ptree.hpp>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "ps/checkpoint_manifest.h"
+#include "scheduler/scheduler_client.h"
+#include "tests/scheduler/scheduler_test_util.h"
+
+namespace mtps::scheduler {
+namespace {
+
+using ::mtps::scheduler::testing::TempDir;
+using ::mtps::scheduler::testing::TestSpec;
+using ::testing::HasSubstr;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using Kind = proto::Envelope::Body;
+
+class SchedulerTest : public ::testing::Test {
+ protected:
+  // Starts a scheduler for `servers` + `workers` and runs it on a thread.
+  void StartScheduler(int servers, int workers, const Clock* clock = nullptr,
+                      std::function<void(SchedulerOptions&)> adjust = {}) {
+    SchedulerOptions options;
+    options.spec = TestSpec();
+    options.num_servers = servers;
+    options.num_workers = workers;
+    options.endpoint = "tcp://127.0.0.1:0";
+    options.run_dir = run_dir_.path() + "/run";
+    options.heartbeat_timeout = seconds(5);
+    options.register_timeout = seconds(10);
+    options.barrier_timeout = seconds(10);
+    options.shutdown_timeout = milliseconds(1000);
+    options.tick = milliseconds(10);
+    if (adjust) adjust(options);
+    spec_ = options.spec;
+    scheduler_ = std::make_unique<Scheduler>(options, clock ? clock : &steady_, fs_.get(), &metrics_);
+    StatusOr<int> port = scheduler_->Start();
+    ASSERT_TRUE(port.ok()) << port.status();
+    endpoint_ = "tcp://127.0.0.1:" + std::to_string(*port);
+    result_ = std::async(std::launch::async, [this] { return scheduler_->Run(); });
+  }
+
+  std::unique_ptr<SchedulerClient> NewClient(proto::Role role, uint64_t hash = 0,
+                                             const std::string& address = "") {
+    SchedulerClientOptions o;
+    o.scheduler = endpoint_;
+    o.role = role;
+    o.address = address;
+    o.spec_hash = hash ? hash : spec_.hash;
+    o.heartbeat_interval = milliseconds(50);
+    o.register_timeout = seconds(10);
+    o.scheduler_timeout = seconds(5);
+    auto client = SchedulerClient::Create(o);
+    EXPECT_TRUE(client.ok()) << client.status();
+    return std::move(*client);
+  }
+
+  // Registers every client at once (registration blocks until all are in).
+  std::vector<StatusOr<ClusterInfo>> RegisterAll(std::vector<std::unique_ptr<SchedulerClient>>& clients) {
+    std::vector<std::future<StatusOr<ClusterInfo>>> pending;
+    for (auto& c : clients) {
+      pending.push_back(std::async(std::launch::async, [&c] { return c->Register(); }));
+    }
+    std::vector<StatusOr<ClusterInfo>> infos;
+    for (auto& p : pending) infos.push_back(p.get());
+    return infos;
+  }
+
+  Status JobResult(seconds limit = seconds(10)) {
+    if (result_.wait_for(limit) != std::future_status::ready) return DeadlineExceeded("Run() hangs");
+    return result_.get();
+  }
+
+  void TearDown() override {
+    if (scheduler_ && result_.valid()) {
+      scheduler_->RequestStop("test over");
+      result_.wait_for(seconds(10));
+    }
+  }
+
+  TempDir run_dir_;
+  SteadyClock steady_;
+  std::unique_ptr<ps::CheckpointFileSystem> fs_ = ps::NewPosixFileSystem();
+  MetricsRegistry metrics_;
+  JobSpec spec_;
+  std::unique_ptr<Scheduler> scheduler_;
+  std::string endpoint_;
+  std::future<Status> result_;
+};
+
+TEST_F(SchedulerTest, RegistrationGivesDistinctRanksAndTheSameView) {
+  StartScheduler(2, 3);
+  std::vector<std::unique_ptr<SchedulerClient>> clients;
+  for (int i = 0; i < 2; ++i) clients.push_back(NewClient(proto::Role::SERVER));
+  for (int i = 0; i < 3; ++i) clients.push_back(NewClient(proto::Role::WORKER));
+  std::vector<StatusOr<ClusterInfo>> infos = RegisterAll(clients);
+  std::set<int> server_ranks, worker_ranks;
+  for (size_t i = 0; i < infos.size(); ++i) {
+    ASSERT_TRUE(infos[i].ok()) << infos[i].status();
+    (i < 2 ? server_ranks : worker_ranks).insert(infos[i]->rank);
+    EXPECT_EQ(clients[i]->rank(), infos[i]->rank);
+    EXPECT_EQ(infos[i]->spec_hash, spec_.hash);
+    EXPECT_EQ(infos[i]->view_epoch, 5u);
+    ASSERT_EQ(infos[i]->servers.size(), 2u);
+    ASSERT_EQ(infos[i]->workers.size(), 3u);
+    for (size_t n = 0; n < infos[i]->servers.size(); ++n) {
+      EXPECT_EQ(infos[i]->servers[n].address, infos[0]->servers[n].address);
+    }
+    for (size_t n = 0; n < infos[i]->workers.size(); ++n) {
+      EXPECT_EQ(infos[i]->workers[n].address, infos[0]->workers[n].address);
+    }
+    // Each node is listed at its own rank, with its own address.
+    const auto& listed = i < 2 ? infos[i]->servers : infos[i]->workers;
+    EXPECT_EQ(listed[infos[i]->rank].address, clients[i]->address());
+    EXPECT_EQ(listed[infos[i]->rank].rank, infos[i]->rank);
+  }
+  EXPECT_EQ(server_ranks, (std::set<int>{0, 1}));
+  EXPECT_EQ(worker_ranks, (std::set<int>{0, 1, 2}));
+  EXPECT_THAT(metrics_.Render(), HasSubstr("mtps_scheduler_registered_nodes{role=\"worker\"} 3\n"));
+
+  // SIGTERM's path: everyone is told, the scheduler returns CANCELLED.
+  scheduler_->RequestStop("operator");
+  EXPECT_EQ(JobResult().code(), StatusCode::kCancelled);
+  for (auto& c : clients) {
+    auto notice = c->WaitForShutdown(seconds(5));
+    ASSERT_TRUE(notice.has_value());
+    EXPECT_THAT(notice->reason, HasSubstr("operator"));
+  }
+}
+
+TEST_F(SchedulerTest, ANodeWithAnotherSpecIsRefusedWithBothHashes) {
+  StartScheduler(1, 1);
+  auto stranger = NewClient(proto::Role::WORKER, /*hash=*/0x00000000deadbeefull);
+  StatusOr<ClusterInfo> refused = stranger->Register();
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_THAT(refused.status().message(), HasSubstr("0x00000000deadbeef"));
+  EXPECT_THAT(refused.status().message(), HasSubstr("0x5eed5eed12345678"));
+  // The refusal took no rank: the right nodes still form the cluster.
+  std::vector<std::unique_ptr<SchedulerClient>> clients;
+  clients.push_back(NewClient(proto::Role::SERVER));
+  clients.push_back(NewClient(proto::Role::WORKER));
+  for (auto& info : RegisterAll(clients)) EXPECT_TRUE(info.ok()) << info.status();
+  EXPECT_THAT(metrics_.Render(), HasSubstr("mtps_scheduler_refused_requests_total 1\n"));
+}
+
+TEST_F(SchedulerTest, ASilentNodeIsDetectedAndTheOthersAreShutDown) {
+  ManualClock clock;
+  StartScheduler(1, 2, &clock);
+  std::vector<std::unique_ptr<SchedulerClient>> clients;
+  clients.push_back(NewClient(proto::Role::SERVER));
+  clients.push_back(NewClient(proto::Role::WORKER));
+  clients.push_back(NewClient(proto::Role::WORKER));
+  std::vector<StatusOr<ClusterInfo>> infos = RegisterAll(clients);
+  for (auto& info : infos) ASSERT_TRUE(info.ok()) << info.status();
+  SchedulerClient* silent = infos[1]->rank == 1 ? clients[1].get() : clients[2].get();
+  silent->Stop();  // no more heartbeats: as if the process hung or died
+
+  // The timeout is 5 s of the scheduler's clock. Live nodes beat every 50 ms of real time.
+  clock.Advance(seconds(3));
+  std::this_thread::sleep_for(milliseconds(300));
+  EXPECT_EQ(result_.wait_for(milliseconds(0)), std::future_status::timeout) << "3 s is not dead";
+  clock.Advance(seconds(3));  // the silent worker: 6 s; the others: about 3 s
+  Status result = JobResult();
+  EXPECT_EQ(result.code(), StatusCode::kUnavailable);
+  EXPECT_THAT(result.message(), HasSubstr("worker 1 (" + silent->address() + ")"));
+  EXPECT_THAT(result.message(), HasSubstr("sent no heartbeat for 6.0 s (heartbeat timeout 5.0 s)"));
+  for (auto& c : clients) {
+    if (c.get() == silent) continue;
+    auto notice = c->WaitForShutdown(seconds(5));
+    ASSERT_TRUE(notice.has_value());
+    EXPECT_TRUE(notice->failed);
+    EXPECT_THAT(notice->reason, HasSubstr("worker 1"));
+  }
+  EXPECT_FALSE(silent->shutdown_notice().has_value()) << "a dead node is not sent anything";
+  EXPECT_FALSE(scheduler_->health().ok());
+  EXPECT_THAT(metrics_.Render(), HasSubstr("mtps_scheduler_dead_nodes_total 1\n"));
+}
+
+TEST_F(SchedulerTest, BarriersReleaseEveryoneAtOnceAndTimeOutCleanly) {
+  StartScheduler(1, 2, nullptr, [](SchedulerOptions& o) { o.barrier_timeout = milliseconds(400); });
+  std::vector<std::unique_ptr<SchedulerClient>> clients;
+  clients.push_back(NewClient(proto::Role::SERVER));
+  clients.push_back(NewClient(proto::Role::WORKER));
+  clients.push_back(NewClient(proto::Role::WORKER));
+  for (auto& info : RegisterAll(clients)) ASSERT_TRUE(info.ok()) << info.status();
+
+  auto first = std::async(std::launch::async, [&] { return clients[0]->Barrier("start"); });
+  auto second = std::async(std::launch::async, [&] { return clients[1]->Barrier("start"); });
+  EXPECT_EQ(first.wait_for(milliseconds(200)), std::future_status::timeout);
+  EXPECT_EQ(second.wait_for(milliseconds(0)), std::future_status::timeout);
+  EXPECT_TRUE(clients[2]->Barrier("start").ok());
+  ASSERT_EQ(first.wait_for(seconds(2)), std::future_status::ready);
+  ASSERT_EQ(second.wait_for(seconds(2)), std::future_status::ready);
+  EXPECT_TRUE(first.get().ok());
+  EXPECT_TRUE(second.get().ok());
+
+  // Two of the workers only, by count.
+  auto w0 = std::async(std::launch::async, [&] { return clients[1]->Barrier("workers", 2); });
+  EXPECT_TRUE(clients[2]->Barrier("workers", 2).ok());
+  EXPECT_TRUE(w0.get().ok());
+
+  // Nobody else comes: the barrier times out with the scheduler's reason.
+  auto start = std::chrono::steady_clock::now();
+  Status lonely = clients[1]->Barrier("epoch-1");
+  EXPECT_EQ(lonely.code(), StatusCode::kDeadlineExceeded);
+  EXPECT_THAT(lonely.message(), HasSubstr("barrier 'epoch-1' timed out"));
+  EXPECT_THAT(lonely.message(), HasSubstr("1 of 3 nodes arrived (worker"));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, seconds(3));
+  EXPECT_EQ(clients[1]->Barrier("too-many", 9).code(), StatusCode::kInvalidArgument);
+}
+
+TEST_F(SchedulerTest, RegistrationTimesOutNamingTheMissingNodes) {
+  StartScheduler(1, 2, nullptr, [](SchedulerOptions& o) { o.register_timeout = milliseconds(300); });
+  auto server = NewClient(proto::Role::SERVER);
+  StatusOr<ClusterInfo> info = server->Register();
+  ASSERT_FALSE(info.ok());
+  EXPECT_EQ(info.status().code(), StatusCode::kDeadlineExceeded);
+  EXPECT_THAT(info.status().message(), HasSubstr("1 of 1 servers and 0 of 2 workers registered"));
+  EXPECT_THAT(info.status().message(), HasSubstr("missing worker 0, worker 1"));
+  EXPECT_EQ(JobResult().code(), StatusCode::kDeadlineExceeded);
+}
+
+// A server as the real one is wired: the scheduler client's handlers on the node's own
+// RpcServer, next to checkpoint handlers that write a file.
+class CheckpointingServer {
+ public:
+  explicit CheckpointingServer(SchedulerTest* test, std::function<std::unique_ptr<SchedulerClient>(const std::string&)> make)
+      : rpc_(TransportOptions{}, proto::Role::SERVER) {
+    const int port = *rpc_.Bind("tcp://127.0.0.1:0");
+    client_ = make("tcp://127.0.0.1:" + std::to_string(port));
+    client_->InstallHandlers(rpc_);
+    rpc_.Handle(Kind::CHECKPOINT_BEGIN, [this](IncomingMessage& m, Responder r) {
+      auto begin = m.envelope().getBody().getCheckpointBegin();
+      const std::string path = std::string(begin.getDir()) + "/server-0.ckpt";
+      std::ofstream(path) << "model";
+      auto reply = r.NewReply();
+      auto ack = reply->body().initCheckpointAck();
+      ack.setCheckpointId(begin.getCheckpointId());
+      ack.setServerRank(0);
+      auto file = ack.initFiles(1)[0];
+      file.setPath(path);
+      file.setBytes(5);
+      r.Send(std::move(reply));
+    });
+    rpc_.Handle(Kind::CHECKPOINT_COMMIT, [](IncomingMessage&, Responder r) { r.SendAck(); });
+    EXPECT_TRUE(rpc_.Start().ok());
+    (void)test;
+  }
+  SchedulerClient& client() { return *client_; }
+
+ private:
+  RpcServer rpc_;
+  std::unique_ptr<SchedulerClient> client_;
+};
+
+TEST_F(SchedulerTest, AWholeJobEndsWithSummaryFinalCheckpointAndShutdown) {
+  TempDir checkpoints;
+  const std::string oracle = run_dir_.path() + "/oracle.json";
+  std::ofstream(oracle) << R"({"tasks": {"ctr": {"auc": 0.8125}, "cvr": {"auc": 0.875}}})";
+  StartScheduler(1, 2, nullptr, [&](SchedulerOptions& o) {
+    o.spec.checkpoint.dir = checkpoints.path();
+    o.spec.data.oracle = oracle;
+  });
+  CheckpointingServer server(this, [&](const std::string& address) {
+    return NewClient(proto::Role::SERVER, 0, address);
+  });
+  std::vector<std::unique_ptr<SchedulerClient>> workers;
+  workers.push_back(NewClient(proto::Role::WORKER));
+  workers.push_back(NewClient(proto::Role::WORKER));
+  auto server_info = std::async(std::launch::async, [&] { return server.client().Register(); });
+  for (auto& info : RegisterAll(workers)) ASSERT_TRUE(info.ok()) << info.status();
+  ASSERT_TRUE(server_info.get().ok());
+
+  for (int w = 0; w < 2; ++w) {
+    ProgressReport train{.phase = "train", .epoch = 1, .step = 50, .samples = 5000u * (w + 1),
+                         .samples_per_sec = 1000, .train_seconds = 5.0 * (w + 1),
+                         .tasks = {{.name = "ctr", .loss = 0.5}, {.name = "cvr", .loss = 0.1}}};
+    ASSERT_TRUE(workers[w]->ReportProgress(train).ok());
+  }
+  EXPECT_THAT(metrics_.Render(), HasSubstr("mtps_job_samples 15000\n"));
+  EXPECT_THAT(metrics_.Render(), HasSubstr("mtps_job_train_loss{task=\"ctr\"} 0.5\n"));
+  EXPECT_EQ(result_.wait_for(milliseconds(100)), std::future_status::timeout);
+  for (int w = 0; w < 2; ++w) {
+    ProgressReport done{.phase = "done", .epoch = 2, .step = 100, .samples = 10000u * (w + 1),
+                        .train_seconds = 8.0 * (w + 1),
+                        .tasks = {{.name = "ctr", .auc = 0.70 + 0.1 * w, .logloss = 0.4},
+                                  {.name = "cvr", .auc = 0.60, .logloss = 0.2 + 0.1 * w}}};
+    ASSERT_TRUE(workers[w]->ReportProgress(done).ok());
+  }
+  Status result = JobResult();
+  ASSERT_TRUE(result.ok()) << result;
+
+  // summary.json
+  boost::property_tree::ptree summary;
+  boost::property_tree::read_json(SummaryPath(run_dir_.path() + "/run"), summary);
+  EXPECT_EQ(summary.get<std::string>("model"), "mmoe");
+  EXPECT_EQ(summary.get<std::string>("mode"), "async");
+  EXPECT_EQ(summary.get<int>("servers"), 1);
+  EXPECT_EQ(summary.get<int>("workers"), 2);
+  EXPECT_EQ(summary.get<int>("epochs"), 2);
+  EXPECT_EQ(summary.get<uint64_t>("samples"), 30000u);
+  EXPECT_DOUBLE_EQ(summary.get<double>("train_seconds"), 16.0);
+  EXPECT_DOUBLE_EQ(summary.get<double>("samples_per_sec"), 30000.0 / 16.0);
+  EXPECT_NEAR(summary.get<double>("tasks.ctr.auc"), 0.75, 1e-12);
+  EXPECT_NEAR(summary.get<double>("tasks.ctr.logloss"), 0.4, 1e-12);
+  EXPECT_DOUBLE_EQ(summary.get<double>("tasks.ctr.oracle_auc"), 0.8125);
+  EXPECT_NEAR(summary.get<double>("tasks.cvr.logloss"), 0.25, 1e-12);
+  EXPECT_DOUBLE_EQ(summary.get<double>("tasks.cvr.oracle_auc"), 0.875);
+
+  // The final checkpoint is whole.
+  StatusOr<ps::CheckpointManifest> manifest =
+      ps::ReadCheckpointManifest(ps::ManifestPath(CheckpointDir(checkpoints.path(), 1)));
+  ASSERT_TRUE(manifest.ok()) << manifest.status();
+  EXPECT_EQ(manifest->step, 100u);
+  ASSERT_EQ(manifest->files.size(), 1u);
+
+  // Everyone was told the job finished, not failed.
+  for (SchedulerClient* c : {&server.client(), workers[0].get(), workers[1].get()}) {
+    auto notice = c->WaitForShutdown(seconds(5));
+    ASSERT_TRUE(notice.has_value());
+    EXPECT_FALSE(notice->failed);
+    EXPECT_EQ(notice->reason, "the job finished");
+  }
+  EXPECT_TRUE(scheduler_->health().ok());
+  EXPECT_THAT(metrics_.Render(), HasSubstr("mtps_scheduler_checkpoints_total{result=\"ok\"} 1\n"));
+}
+
+TEST_F(SchedulerTest, BadProgressIsRefusedAndChangesNothing) {
+  StartScheduler(1, 1);
+  std::vector<std::unique_ptr<SchedulerClient>> clients;
+  clients.push_back(NewClient(proto::Role::SERVER));
+  clients.push_back(NewClient(proto::Role::WORKER));
+  for (auto& info : RegisterAll(clients)) ASSERT_TRUE(info.ok()) << info.status();
+  Status s = clients[1]->ReportProgress({.phase = "train", .tasks = {{.name = "ctrr"}}});
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(s.message(), HasSubstr("unknown task 'ctrr'"));
+  s = clients[0]->ReportProgress({.phase = "train"});
+  EXPECT_THAT(s.message(), HasSubstr("only workers report progress"));
+  EXPECT_EQ(scheduler_->progress().Current().reporting, 0);
+  EXPECT_EQ(result_.wait_for(milliseconds(0)), std::future_status::timeout);
+}
+
+}  // namespace
+}  // namespace mtps::scheduler

@@ -1,0 +1,314 @@
+// Tests of BatchPipeline: CSV and .mtb give the same batches, sharding reads every record
+// exactly once, shuffling is seeded, resumption continues exactly, dedup is right, and
+// bad input stops the pipeline with a named error or is skipped and counted.
+#include "worker/data/batch_pipeline.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <set>
+
+#include "data_test_util.h"
+#include "worker/data/csv_to_mtb.h"
+#include "worker/data/datagen.h"
+#include "worker/data/input_files.h"
+
+namespace mtps {
+namespace {
+
+using testing_data::Drain;
+using testing_data::ReadFile;
+using testing_data::Record;
+using testing_data::ScratchDir;
+using testing_data::WriteFile;
+using ::testing::HasSubstr;
+
+// A small generated data set in both formats (same seed, so the same records).
+class PipelineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    DatagenOptions o;
+    o.rows = 3000;
+    o.eval_fraction = 0.1;
+    o.train_files = 3;
+    o.row_group_rows = 128;
+    o.world.users = 300;
+    o.world.items = 500;
+    o.world.categories = 20;
+    o.world.shops = 50;
+    o.world.seed = 11;
+    o.out_dir = dir_.File("mtb");
+    ASSERT_TRUE(GenerateDataset(o).ok());
+    o.format = DataSpec::Format::kCsv;
+    o.out_dir = dir_.File("csv");
+    ASSERT_TRUE(GenerateDataset(o).ok());
+    StatusOr<JobSpec> spec = LoadJobSpec(dir_.File("mtb/job.yaml"));
+    ASSERT_TRUE(spec.ok()) << spec.status();
+    spec_ = *spec;
+    map_ = *FeatureMap::Create(spec_);
+    mtb_files_ = *ExpandInputFiles({dir_.File("mtb/train-*.mtb")}, DataSpec::Format::kMtb);
+    csv_files_ = *ExpandInputFiles({dir_.File("csv/train-*.csv")}, DataSpec::Format::kCsv);
+    ASSERT_EQ(mtb_files_.size(), 3u);
+    ASSERT_EQ(csv_files_.size(), 3u);
+  }
+
+  PipelineOptions Options(DataSpec::Format format, int rank = 0, int workers = 1) const {
+    PipelineOptions o;
+    o.format = format;
+    o.batch_size = 100;
+    o.shuffle = false;
+    o.worker_rank = rank;
+    o.num_workers = workers;
+    o.csv_window_rows = 300;
+    return o;
+  }
+  std::vector<Record> ReadAll(const std::vector<std::string>& files, const PipelineOptions& o,
+                              std::vector<int>* sizes = nullptr) {
+    auto p = BatchPipeline::Create(map_, files, o);
+    EXPECT_TRUE(p.ok()) << p.status();
+    if (!p.ok()) return {};
+    return Drain(p->get(), sizes);
+  }
+
+  ScratchDir dir_;
+  JobSpec spec_;
+  FeatureMap map_;
+  std::vector<std::string> mtb_files_, csv_files_;
+};
+
+TEST_F(PipelineTest, CsvThroughMtbGivesTheSameBatchesAsCsv) {
+  // Convert the CSV files with the converter, then compare three readings.
+  std::vector<std::string> converted;
+  for (size_t i = 0; i < csv_files_.size(); ++i) {
+    converted.push_back(dir_.File("conv-" + std::to_string(i) + ".mtb"));
+    StatusOr<ConvertReport> r = ConvertCsvToMtb(csv_files_[i], map_, DataSpec::BadRecordPolicy::kStop, converted.back(), 200);
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->bad_records, 0);
+  }
+  std::vector<int> csv_sizes, conv_sizes, gen_sizes;
+  const std::vector<Record> from_csv = ReadAll(csv_files_, Options(DataSpec::Format::kCsv), &csv_sizes);
+  const std::vector<Record> from_converted = ReadAll(converted, Options(DataSpec::Format::kMtb), &conv_sizes);
+  const std::vector<Record> from_generated_mtb = ReadAll(mtb_files_, Options(DataSpec::Format::kMtb), &gen_sizes);
+  ASSERT_EQ(from_csv.size(), 2700u);
+  EXPECT_TRUE(from_csv == from_converted);
+  EXPECT_TRUE(from_csv == from_generated_mtb);
+  EXPECT_EQ(csv_sizes, conv_sizes);
+  EXPECT_EQ(csv_sizes, gen_sizes);
+  EXPECT_EQ(csv_sizes.size(), 27u);
+}
+
+TEST_F(PipelineTest, BatchesCarryUniqueKeysAndTheInverseIndex) {
+  auto p = *BatchPipeline::Create(map_, mtb_files_, Options(DataSpec::Format::kMtb));
+  int batches = 0;
+  while (Batch* b = *p->Next()) {
+    ++batches;
+    ASSERT_EQ(b->tables.size(), spec_.tables.size());
+    ASSERT_EQ(static_cast<int>(b->labels.size()), b->size * b->num_tasks);
+    ASSERT_EQ(static_cast<int>(b->dense.size()), b->size * b->num_dense);
+    std::vector<std::set<uint64_t>> used(b->tables.size());
+    for (int f = 0; f < map_.num_sparse(); ++f) {
+      const Batch::Field& field = b->fields[f];
+      const auto& unique = b->tables[map_.sparse(f).table_index].unique_keys;
+      ASSERT_EQ(static_cast<int>(field.offsets.size()), b->size + 1);
+      ASSERT_EQ(field.unique_index.size(), field.keys.size());
+      for (size_t i = 0; i < field.keys.size(); ++i) {
+        ASSERT_EQ(unique[field.unique_index[i]], field.keys[i]);
+        used[map_.sparse(f).table_index].insert(field.keys[i]);
+      }
+    }
+    for (size_t t = 0; t < b->tables.size(); ++t) {
+      const auto& unique = b->tables[t].unique_keys;
+      EXPECT_EQ(std::set<uint64_t>(unique.begin(), unique.end()).size(), unique.size());  // distinct
+      EXPECT_EQ(used[t].size(), unique.size());  // and every one used
+    }
+    // item_id and recent_items share the item table: their keys dedup together.
+    const int item_table = spec_.TableIndex("item");
+    EXPECT_LT(b->tables[item_table].unique_keys.size(), b->fields[1].keys.size() + b->fields[5].keys.size());
+    p->Release(b);
+  }
+  EXPECT_EQ(batches, 27);
+}
+
+// Every record of the epoch is read by exactly one of W workers.
+void ExpectExactlyOnce(const std::vector<Record>& all, const std::vector<std::vector<Record>>& shards) {
+  std::vector<Record> merged;
+  for (const auto& s : shards) merged.insert(merged.end(), s.begin(), s.end());
+  std::vector<Record> expected = all;
+  std::sort(merged.begin(), merged.end());
+  std::sort(expected.begin(), expected.end());
+  EXPECT_EQ(merged.size(), expected.size());
+  EXPECT_TRUE(merged == expected);
+}
+
+TEST_F(PipelineTest, ShardingOverOneToFourWorkersReadsEveryRecordOnce) {
+  for (DataSpec::Format format : {DataSpec::Format::kMtb, DataSpec::Format::kCsv}) {
+    const auto& files = format == DataSpec::Format::kMtb ? mtb_files_ : csv_files_;
+    const std::vector<Record> all = ReadAll(files, Options(format));
+    for (int w = 1; w <= 4; ++w) {  // CSV with 4 workers and 3 files splits by record index
+      SCOPED_TRACE("format " + std::to_string(static_cast<int>(format)) + ", workers " + std::to_string(w));
+      std::vector<std::vector<Record>> shards;
+      for (int r = 0; r < w; ++r) {
+        PipelineOptions o = Options(format, r, w);
+        o.shuffle = true;
+        o.epochs = 2;
+        std::vector<Record> two_epochs = ReadAll(files, o);
+        // Both epochs hold the same records.
+        std::vector<Record> first(two_epochs.begin(), two_epochs.begin() + two_epochs.size() / 2);
+        std::vector<Record> second(two_epochs.begin() + two_epochs.size() / 2, two_epochs.end());
+        std::sort(first.begin(), first.end());
+        std::sort(second.begin(), second.end());
+        EXPECT_TRUE(first == second);
+        shards.push_back(first);
+        if (w > 1) {
+          EXPECT_LT(first.size(), all.size());
+        }
+      }
+      ExpectExactlyOnce(all, shards);
+    }
+  }
+}
+
+TEST_F(PipelineTest, ShuffleIsSeededAndDiffersByEpoch) {
+  PipelineOptions o = Options(DataSpec::Format::kMtb);
+  o.shuffle = true;
+  o.epochs = 2;
+  o.seed = 5;
+  const std::vector<Record> a = ReadAll(mtb_files_, o);
+  const std::vector<Record> b = ReadAll(mtb_files_, o);
+  EXPECT_TRUE(a == b);
+  const std::vector<Record> epoch0(a.begin(), a.begin() + 2700), epoch1(a.begin() + 2700, a.end());
+  EXPECT_FALSE(epoch0 == epoch1);
+  o.seed = 6;
+  const std::vector<Record> c = ReadAll(mtb_files_, o);
+  EXPECT_FALSE(a == c);
+  const std::vector<Record> plain = ReadAll(mtb_files_, Options(DataSpec::Format::kMtb));
+  EXPECT_FALSE(epoch0 == plain);  // records inside row groups moved too
+}
+
+TEST_F(PipelineTest, ResumingFromAPositionContinuesExactly) {
+  for (DataSpec::Format format : {DataSpec::Format::kMtb, DataSpec::Format::kCsv}) {
+    const auto& files = format == DataSpec::Format::kMtb ? mtb_files_ : csv_files_;
+    PipelineOptions o = Options(format);
+    o.shuffle = true;
+    o.epochs = 2;
+    o.batch_size = 70;  // batches straddle row groups and windows
+    const std::vector<Record> full = ReadAll(files, o);
+    // Consume 45 batches (3150 records: into epoch 1), then resume elsewhere.
+    auto p = *BatchPipeline::Create(map_, files, o);
+    for (int i = 0; i < 45; ++i) p->Release(*p->Next());
+    const PipelinePosition pos = p->position();
+    EXPECT_EQ(pos.epoch, 1u);
+    EXPECT_EQ(pos.records, 3150u - 2700u);
+    p.reset();
+    o.start = pos;
+    const std::vector<Record> rest = ReadAll(files, o);
+    ASSERT_EQ(rest.size(), full.size() - 3150);
+    EXPECT_TRUE(std::equal(rest.begin(), rest.end(), full.begin() + 3150));
+  }
+}
+
+TEST_F(PipelineTest, CorruptRowGroupStopsThePipelineNamingIt) {
+  std::string bytes = ReadFile(mtb_files_[1]);
+  const uint64_t at = (*MtbReader::Open(mtb_files_[1]))->row_group_offset(2) + kMtbRowGroupHeaderBytes + 5;
+  bytes[at] ^= 0x40;
+  WriteFile(mtb_files_[1], bytes);
+  auto p = *BatchPipeline::Create(map_, mtb_files_, Options(DataSpec::Format::kMtb));
+  Status error;
+  int batches = 0;
+  while (true) {
+    StatusOr<Batch*> b = p->Next();
+    if (!b.ok()) {
+      error = b.status();
+      break;
+    }
+    if (*b == nullptr) break;
+    ++batches;
+    p->Release(*b);
+  }
+  EXPECT_EQ(error.code(), StatusCode::kDataLoss);
+  EXPECT_THAT(error.message(), HasSubstr(mtb_files_[1] + ": row group 2 of"));
+  EXPECT_GT(batches, 0);
+  EXPECT_FALSE(p->Next().ok());  // the error stays
+}
+
+TEST_F(PipelineTest, TruncatedFileOrMissingColumnIsRefusedBeforeTraining) {
+  JobSpec extra = spec_;
+  extra.dense_fields.push_back({.name = "discount"});
+  FeatureMap map = *FeatureMap::Create(extra);
+  StatusOr<std::unique_ptr<BatchPipeline>> p = BatchPipeline::Create(map, mtb_files_, Options(DataSpec::Format::kMtb));
+  ASSERT_FALSE(p.ok());
+  EXPECT_THAT(p.status().message(), HasSubstr("'discount', which the file lacks"));
+  p = BatchPipeline::Create(map, csv_files_, Options(DataSpec::Format::kCsv));
+  ASSERT_FALSE(p.ok());
+  EXPECT_THAT(p.status().message(), HasSubstr(csv_files_[0] + ": the job spec's dense field 'discount' needs column 'discount'"));
+
+  const std::string bytes = ReadFile(mtb_files_[2]);
+  WriteFile(mtb_files_[2], bytes.substr(0, bytes.size() / 2));
+  p = BatchPipeline::Create(map_, mtb_files_, Options(DataSpec::Format::kMtb));
+  ASSERT_FALSE(p.ok());
+  EXPECT_THAT(p.status().message(), HasSubstr(mtb_files_[2] + ": truncated"));
+}
+
+TEST_F(PipelineTest, BadCsvRecordsAreSkippedAndCountedOrStopTheJob) {
+  std::string text = ReadFile(csv_files_[0]);
+  // Break data lines 3 and 10 (1-based file lines): a bad float and a missing column.
+  std::vector<std::string> lines;
+  size_t start = 0;
+  for (size_t nl; (nl = text.find('\n', start)) != std::string::npos; start = nl + 1) lines.push_back(text.substr(start, nl - start));
+  const size_t third = lines[2].find(',', lines[2].find(',') + 1) + 1;  // the position column
+  lines[2] = lines[2].substr(0, third) + "12.x" + lines[2].substr(lines[2].find(',', third));
+  lines[9] = lines[9].substr(0, lines[9].rfind(','));
+  std::string broken;
+  for (const std::string& l : lines) broken += l + "\n";
+  WriteFile(csv_files_[0], broken);
+
+  PipelineOptions o = Options(DataSpec::Format::kCsv);
+  o.on_bad_record = DataSpec::BadRecordPolicy::kSkip;
+  auto p = *BatchPipeline::Create(map_, csv_files_, o);
+  const std::vector<Record> got = Drain(p.get());
+  EXPECT_EQ(got.size(), 2698u);
+  EXPECT_EQ(p->stats().bad_records, 2u);
+  EXPECT_THAT(p->stats().first_bad_record, HasSubstr(csv_files_[0] + ":3: "));
+
+  o.on_bad_record = DataSpec::BadRecordPolicy::kStop;
+  p = *BatchPipeline::Create(map_, csv_files_, o);
+  Status error;
+  while (true) {
+    StatusOr<Batch*> b = p->Next();
+    if (!b.ok()) {
+      error = b.status();
+      break;
+    }
+    ASSERT_NE(*b, nullptr) << "the stop policy must end the stream with the error";
+    p->Release(*b);
+  }
+  EXPECT_THAT(error.message(), HasSubstr(csv_files_[0] + ":3: "));
+}
+
+TEST_F(PipelineTest, RefusesBadOptions) {
+  PipelineOptions o = Options(DataSpec::Format::kMtb, 4, 4);
+  EXPECT_THAT(BatchPipeline::Create(map_, mtb_files_, o).status().message(), HasSubstr("rank 4 is not in [0, 4)"));
+  o = Options(DataSpec::Format::kMtb);
+  o.batch_size = 0;
+  EXPECT_FALSE(BatchPipeline::Create(map_, mtb_files_, o).ok());
+  EXPECT_FALSE(BatchPipeline::Create(map_, {}, Options(DataSpec::Format::kMtb)).ok());
+  EXPECT_EQ(ExpandInputFiles({dir_.File("nothing-*.mtb")}, DataSpec::Format::kMtb).status().code(),
+            StatusCode::kNotFound);
+}
+
+TEST_F(PipelineTest, OptionsFromTheSpec) {
+  const PipelineOptions t = PipelineOptions::ForTraining(spec_, 1, 3);
+  EXPECT_EQ(t.batch_size, spec_.training.batch_size);
+  EXPECT_EQ(t.epochs, spec_.training.epochs);
+  EXPECT_TRUE(t.shuffle);
+  EXPECT_EQ(t.worker_rank, 1);
+  EXPECT_EQ(t.num_workers, 3);
+  const PipelineOptions e = PipelineOptions::ForEval(spec_, 0, 1);
+  EXPECT_EQ(e.batch_size, spec_.training.eval_batch_size);
+  EXPECT_EQ(e.epochs, 1);
+  EXPECT_FALSE(e.shuffle);
+}
+
+}  // namespace
+}  // namespace mtps

@@ -1,0 +1,49 @@
+// LocalTrainer: the Trainer over in-process parameters and the job's whole data set.
+#include "worker/local_trainer.h"
+
+namespace mtps {
+
+StatusOr<std::unique_ptr<LocalTrainer>> LocalTrainer::Create(const JobSpec& spec,
+                                                             const LocalTrainerOptions& options) {
+  std::unique_ptr<LocalTrainer> local(new LocalTrainer());
+  local->spec_ = spec;
+  local->options_ = options;
+  MTPS_ASSIGN_OR_RETURN(local->data_, TrainingData::Open(spec));
+  local->store_ = std::make_unique<LocalParameterStore>(spec);
+  MTPS_RETURN_IF_ERROR(local->store_->status());
+  // Exact sequential SGD: no prefetch, every push applied before the next pull.
+  MTPS_ASSIGN_OR_RETURN(local->trainer_,
+                        Trainer::Create(spec, local->store_.get(),
+                                        {.device = options.device,
+                                         .cpu_threads = options.cpu_threads,
+                                         .sync = true}));
+  MTPS_RETURN_IF_ERROR(local->trainer_->InitParameters());
+  return local;
+}
+
+Status LocalTrainer::TrainEpoch(int epoch) {
+  MTPS_ASSIGN_OR_RETURN(auto source, data_->TrainEpoch(epoch, 0, 1));
+  return trainer_->TrainEpoch(source.get(), [this](const StepReport& report) {
+    samples_ += report.batch_size;
+    if (options_.on_step) options_.on_step(report);
+  });
+}
+
+StatusOr<EvalResult> LocalTrainer::Evaluate() {
+  MTPS_ASSIGN_OR_RETURN(auto source, data_->Eval(0, 1));
+  return trainer_->Evaluate(source.get());
+}
+
+StatusOr<EvalResult> LocalTrainer::Run(
+    const std::function<void(int, const EvalResult&)>& on_epoch) {
+  EvalResult last;
+  for (int epoch = 0; epoch < spec_.training.epochs; ++epoch) {
+    MTPS_RETURN_IF_ERROR(TrainEpoch(epoch).WithContext("epoch " + std::to_string(epoch)));
+    if (data_->eval_files().empty()) continue;
+    MTPS_ASSIGN_OR_RETURN(last, Evaluate());
+    if (on_epoch) on_epoch(epoch, last);
+  }
+  return last;
+}
+
+}  // namespace mtps

@@ -1,0 +1,58 @@
+// LocalTrainer: trains a job in one process, with no network — the embeddings in the
+// parameter server's own tables (LocalParameterStore), the dense part on the chosen
+// device, through the same Trainer loop the distributed workers run. It is the reference
+// that a distributed run must equal, and the fast path for small experiments.
+//
+//   MTPS_ASSIGN_OR_RETURN(JobSpec spec, LoadJobSpec("job.yaml"));
+//   MTPS_ASSIGN_OR_RETURN(auto local, LocalTrainer::Create(spec, {.device = "cpu"}));
+//   MTPS_ASSIGN_OR_RETURN(EvalResult eval, local->Run([](int epoch, const EvalResult& e) {
+//     LOG(INFO) << "epoch " << epoch << " ctr auc " << e.tasks[0].auc;
+//   }));
+//
+// Not thread-safe.
+#pragma once
+
+#include <functional>
+#include <memory>
+
+#include "protocol/job_spec.h"
+#include "worker/local_parameter_store.h"
+#include "worker/trainer.h"
+#include "worker/training_data.h"
+
+namespace mtps {
+
+struct LocalTrainerOptions {
+  std::string device = "cpu";
+  int cpu_threads = 1;
+  std::function<void(const StepReport&)> on_step;  // may be empty
+};
+
+class LocalTrainer {
+ public:
+  static StatusOr<std::unique_ptr<LocalTrainer>> Create(const JobSpec& spec,
+                                                        const LocalTrainerOptions& options);
+
+  // Trains every epoch of the spec; after each, evaluates on the eval split (when the
+  // job has one) and calls `on_epoch`. Returns the last evaluation.
+  StatusOr<EvalResult> Run(const std::function<void(int, const EvalResult&)>& on_epoch = {});
+  Status TrainEpoch(int epoch);
+  StatusOr<EvalResult> Evaluate();
+
+  Trainer& trainer() { return *trainer_; }
+  LocalParameterStore& store() { return *store_; }
+  const TrainingData& data() const { return *data_; }
+  uint64_t samples() const { return samples_; }
+
+ private:
+  LocalTrainer() = default;
+
+  JobSpec spec_;
+  LocalTrainerOptions options_;
+  std::unique_ptr<TrainingData> data_;
+  std::unique_ptr<LocalParameterStore> store_;
+  std::unique_ptr<Trainer> trainer_;
+  uint64_t samples_ = 0;
+};
+
+}  // namespace mtps

@@ -3,7 +3,8 @@
 // tasks, batch 1024 (the reference model), at 1 and 2 OpenBLAS threads.
 // benchmarks/models_vs_torch.sh runs it beside the same model in PyTorch.
 //
-//   build/bin/models_bench --benchmark_filter=Mmoe   # counter samples/s
+//   build/bin/models_bench --benchmark_filter=Mmoe   # counter samples/s (wall time);
+//                                                    # CPU column: all threads of the process
 #include <benchmark/benchmark.h>
 
 #include <random>
@@ -37,10 +38,14 @@ JobSpec ReferenceSpec(ModelSpec::Type type) {
   return spec;
 }
 
-void BM_TrainStep(benchmark::State& state, ModelSpec::Type type) {
+void BM_TrainStep(benchmark::State& state, ModelSpec::Type type, const char* device) {
   const int threads = static_cast<int>(state.range(0));
   JobSpec spec = ReferenceSpec(type);
-  auto backend = MakeBackend<float>("cpu", threads);
+  auto backend = MakeBackend<float>(device, threads);
+  if (!backend.ok()) {
+    state.SkipWithError(backend.status().ToString().c_str());
+    return;
+  }
   auto model = MultiTaskModel<float>::Create(spec, std::move(*backend));
   if (!model.ok()) {
     state.SkipWithError(model.status().ToString().c_str());
@@ -85,14 +90,16 @@ void BM_TrainStep(benchmark::State& state, ModelSpec::Type type) {
                          benchmark::Counter::kIsRate);
 }
 
-BENCHMARK_CAPTURE(BM_TrainStep, Mmoe, ModelSpec::Type::kMmoe)
-    ->Arg(1)->Arg(2)->ArgName("threads")->UseRealTime()->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(BM_TrainStep, SharedBottom, ModelSpec::Type::kSharedBottom)
-    ->Arg(1)->ArgName("threads")->UseRealTime()->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(BM_TrainStep, Ple, ModelSpec::Type::kPle)
-    ->Arg(1)->ArgName("threads")->UseRealTime()->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(BM_TrainStep, Esmm, ModelSpec::Type::kEsmm)
-    ->Arg(1)->ArgName("threads")->UseRealTime()->Unit(benchmark::kMillisecond);
+#define MTPS_MODEL_BENCH(name, type, device)                                  \
+  BENCHMARK_CAPTURE(BM_TrainStep, name, type, device)                        \
+      ->ArgName("threads")->UseRealTime()->MeasureProcessCPUTime()          \
+      ->Unit(benchmark::kMillisecond)
+MTPS_MODEL_BENCH(Mmoe, ModelSpec::Type::kMmoe, "cpu")->Arg(1)->Arg(2);
+MTPS_MODEL_BENCH(SharedBottom, ModelSpec::Type::kSharedBottom, "cpu")->Arg(1);
+MTPS_MODEL_BENCH(Ple, ModelSpec::Type::kPle, "cpu")->Arg(1);
+MTPS_MODEL_BENCH(Esmm, ModelSpec::Type::kEsmm, "cpu")->Arg(1);
+// Reported as an error (skipped) where there is no CUDA device or no CUDA build.
+MTPS_MODEL_BENCH(MmoeCuda, ModelSpec::Type::kMmoe, "cuda:0")->Arg(1);
 
 }  // namespace
 }  // namespace mtps::models

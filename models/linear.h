@@ -6,7 +6,8 @@
 //   fc.Backward(backend, x, y, dy, &dx, /*dx_beta=*/1);  // dx += dy W^T; dW, db overwritten
 //
 // Weights are [in x out] per group (row-major) so forward needs no transpose; backward
-// uses sgemm's transpose flags instead of copies. Stateless apart from its block offsets.
+// uses sgemm's transpose flags instead of copies. It holds only its block offsets: calls
+// on distinct parameter arrays may run concurrently, calls on one array may not.
 #pragma once
 
 #include <string>

@@ -15,6 +15,12 @@
 // both over all impressions; pCTCVR = pCTR * pCVR, and the CTCVR prediction is reported
 // for tasks[1]. Tasks after the first two get ordinary towers.
 //
+// Task weighting (training.task_weighting): kFixed minimizes sum_t weight_t * loss_t with
+// the spec's weights; kUncertainty (Kendall et al. 2018) minimizes
+// sum_t exp(-s_t) * loss_t + s_t with s_t a learned log variance in the dense block
+// "task_weighting/log_variance" (starting at 0; the spec's weights are then unused).
+// loss_t is the batch mean of the task's loss (bce from logits, or squared error).
+//
 // Buffers are allocated at Create() for max_batch; steady-state steps allocate nothing.
 // A model is used by one thread at a time.
 #pragma once

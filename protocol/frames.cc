@@ -1,5 +1,6 @@
 // OutgoingMessage and IncomingMessage: Cap'n Proto segments to ZeroMQ frames without a
 // copy, and frames back to a checked, readable envelope.
+#include <algorithm>
 #include <cstring>
 #include <string>
 
@@ -13,6 +14,8 @@ namespace {
 
 // Cap'n Proto's own stream reader refuses more segments than this; so do we.
 constexpr size_t kMaxSegments = 512;
+// How much of a refused message is read to find its request id.
+constexpr size_t kPeekBytes = 1024;
 
 void ReleaseSegment(void* /*data*/, void* hint) {
   delete static_cast<std::shared_ptr<OutgoingMessage::Impl>*>(hint);
@@ -31,14 +34,10 @@ void InitSegmentFrame(zmq_msg_t* frame, kj::ArrayPtr<const capnp::word> segment,
   }
 }
 
-// Reads the header and checks the whole message (bounds of every pointer, traversal and
-// nesting limits, version, job) on a throwaway reader, so that the reader kept for the
-// handlers starts with its full traversal budget.
-Status CheckEnvelope(kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments,
-                     const TransportOptions& options, capnp::ReaderOptions reader_options,
+// Reads the header and checks the whole message: bounds of every pointer, traversal and
+// nesting limits, version, job. `check_contents` false: only the request id is read.
+Status CheckEnvelope(proto::Envelope::Reader envelope, const TransportOptions& options,
                      bool check_contents, std::optional<uint64_t>* request_id) {
-  capnp::SegmentArrayMessageReader reader(segments, reader_options);
-  proto::Envelope::Reader envelope = reader.getRoot<proto::Envelope>();
   if (request_id != nullptr) *request_id = envelope.getRequestId();
   if (!check_contents) return Status::OK();
   if (envelope.getVersion() != proto::PROTOCOL_VERSION) {
@@ -54,7 +53,15 @@ Status CheckEnvelope(kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segment
                               std::to_string(envelope.getSender().getRank()) +
                               ", this node runs job " + std::to_string(options.job_id));
   }
-  envelope.totalSize();  // visits every pointer: throws on any out-of-bounds one
+  // Visits every pointer (throws on any out-of-bounds one) and counts the words a full
+  // read takes, which for a hostile message (pointers sharing one target) can be far more
+  // than its size.
+  const uint64_t words = envelope.totalSize().wordCount;
+  if (words > options.traversal_limit_words) {
+    return ResourceExhausted("reading the message takes " + std::to_string(words) +
+                             " words, over the traversal limit of " +
+                             std::to_string(options.traversal_limit_words));
+  }
   return Status::OK();
 }
 
@@ -93,7 +100,7 @@ IncomingMessage& IncomingMessage::operator=(IncomingMessage&&) noexcept = defaul
 IncomingMessage::~IncomingMessage() = default;
 
 proto::Envelope::Reader IncomingMessage::envelope() const {
-  return impl_->reader->getRoot<proto::Envelope>();
+  return impl_->envelope;
 }
 
 size_t IncomingMessage::byte_size() const { return impl_->bytes; }
@@ -135,17 +142,19 @@ StatusOr<IncomingMessage> IncomingMessage::FromFrames(std::vector<zmq::message_t
   auto impl = std::make_unique<Impl>();
   impl->frames = std::move(frames);
   impl->bytes = total;
-  // A bad message still gets its first segment read, for the request id of the error reply.
+  // A bad message still gets the start of its first segment read, where a builder puts the
+  // envelope's header, for the request id of the error reply.
   const size_t usable = error.ok() ? count : (impl->frames[0].size() % 8 == 0 ? 1 : 0);
   impl->segments.reserve(usable);
   for (size_t i = 0; i < usable; ++i) {
     const zmq::message_t& frame = impl->frames[i];
-    const size_t words = frame.size() / sizeof(capnp::word);
+    const size_t bytes = error.ok() ? frame.size() : std::min(frame.size(), kPeekBytes);
+    const size_t words = bytes / sizeof(capnp::word);
     const void* data = frame.data();
     if (reinterpret_cast<uintptr_t>(data) % alignof(capnp::word) != 0) {
       // ZeroMQ packs small frames into its receive buffer at any offset.
       kj::Array<capnp::word> copy = kj::heapArray<capnp::word>(words);
-      std::memcpy(copy.begin(), data, frame.size());
+      std::memcpy(copy.begin(), data, bytes);
       impl->segments.emplace_back(copy.begin(), words);
       impl->aligned_copies.push_back(std::move(copy));
     } else {
@@ -154,21 +163,35 @@ StatusOr<IncomingMessage> IncomingMessage::FromFrames(std::vector<zmq::message_t
   }
   if (usable == 0) return error;
 
+  // The check reads the whole message once (at most traversal_limit_words, else refused);
+  // the handlers get a budget of traversal_limit_words of their own on top.
   capnp::ReaderOptions reader_options;
-  reader_options.traversalLimitInWords = options.traversal_limit_words;
+  reader_options.traversalLimitInWords =
+      options.traversal_limit_words > UINT64_MAX / 2 ? UINT64_MAX
+                                                     : 2 * options.traversal_limit_words;
   const kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments(impl->segments.data(),
                                                                     impl->segments.size());
   try {
-    Status checked = CheckEnvelope(segments, options, reader_options, error.ok(), request_id);
+    impl->reader.emplace(segments, reader_options);
+    impl->envelope = impl->reader->getRoot<proto::Envelope>();
+    Status checked = CheckEnvelope(impl->envelope, options, error.ok(), request_id);
     if (error.ok()) error = std::move(checked);
   } catch (const kj::Exception& e) {
-    if (error.ok()) {
+    const std::string what = e.getDescription().cStr();
+    if (!error.ok()) {
+      // Keep the first problem found.
+    } else if (what.find("traversal limit") != std::string::npos) {
+      // Cap'n Proto's own limiter (at twice ours) stopped the check first.
+      error = ResourceExhausted("reading the message takes over " +
+                                std::to_string(reader_options.traversalLimitInWords) +
+                                " words, over the traversal limit of " +
+                                std::to_string(options.traversal_limit_words));
+    } else {
       error = DataLoss("malformed Cap'n Proto message (" + std::to_string(total) + " bytes in " +
-                       std::to_string(count) + " frames): " + e.getDescription().cStr());
+                       std::to_string(count) + " frames): " + what);
     }
   }
   if (!error.ok()) return error;
-  impl->reader.emplace(segments, reader_options);
   return IncomingMessage(std::move(impl));
 }
 

@@ -142,6 +142,7 @@ struct Heartbeat {
 struct HeartbeatReply {
   viewEpoch @0 :UInt64;   # a node whose view is older asks for the new one
   jobState @1 :NodeState;
+  reason @2 :Text;        # why, when jobState is failed (the same text the shutdown carries)
 }
 
 struct Barrier {

@@ -28,6 +28,7 @@ struct IncomingMessage::Impl {
   std::vector<kj::ArrayPtr<const capnp::word>> segments;
   std::vector<kj::Array<capnp::word>> aligned_copies;  // of frames not 8-byte aligned
   std::optional<capnp::SegmentArrayMessageReader> reader;
+  proto::Envelope::Reader envelope;  // the root, checked
   size_t bytes = 0;
 };
 

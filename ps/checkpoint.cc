@@ -234,6 +234,10 @@ class FrameReader {
     if (head[2] > kMaxBlockBytes) {
       return Error(BlockError("claims " + std::to_string(head[2]) + " bytes"));
     }
+    if (head[2] > file_->Size() - offset_) {  // checked before allocating for it
+      return Error(BlockError("truncated: the block claims " + std::to_string(head[2]) +
+                              " bytes, " + std::to_string(file_->Size() - offset_) + " remain"));
+    }
     payload->resize(head[2]);
     MTPS_RETURN_IF_ERROR(ReadExactly(payload->data(), payload->size(), "a block"));
     if (Crc32c(payload->data(), payload->size()) != head[3]) {

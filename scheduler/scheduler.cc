@@ -138,6 +138,7 @@ void Scheduler::HandleRegister(IncomingMessage& request, Responder responder) {
       }
     }
     metrics_.refused->Increment();
+    if (phase_ == Phase::kFailed) return responder.SendError(failure_);
     responder.SendError(FailedPrecondition(
         "refused " + std::string(RoleName(node.role)) + " at " + node.address +
         ": the cluster is already formed (" + membership_.CountSummary() + ")"));
@@ -221,6 +222,7 @@ void Scheduler::HandleHeartbeat(IncomingMessage& request, Responder responder) {
   auto body = reply->body().initHeartbeatReply();
   body.setViewEpoch(membership_.epoch());
   body.setJobState(JobStateLocked());
+  if (phase_ == Phase::kFailed) body.setReason(failure_.ToString());
   responder.Send(std::move(reply));
 }
 
@@ -285,7 +287,11 @@ void Scheduler::FailLocked(const Status& reason) {
   phase_ = Phase::kFailed;
   metrics_.phase->Set(4);
   failure_ = reason;
-  LOG(ERROR) << "scheduler: the job failed: " << reason;
+  if (reason.code() == StatusCode::kCancelled) {
+    LOG(WARNING) << "scheduler: the job is stopped: " << reason;
+  } else {
+    LOG(ERROR) << "scheduler: the job failed: " << reason;
+  }
   for (auto& [key, pending] : pending_) pending->responder.SendError(reason);
   pending_.clear();
   wake_.notify_all();

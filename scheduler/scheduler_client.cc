@@ -156,8 +156,11 @@ void SchedulerClient::HeartbeatLoop() {
     Status status = CallStatus(reply);
     if (status.ok() && reply->envelope().getBody().which() == Kind::HEARTBEAT_REPLY) {
       last_answer = now;
-      if (reply->envelope().getBody().getHeartbeatReply().getJobState() == proto::NodeState::FAILED) {
-        Notify({"the scheduler reports that the job failed", true});
+      auto answer = reply->envelope().getBody().getHeartbeatReply();
+      if (answer.getJobState() == proto::NodeState::FAILED) {
+        Notify({answer.getReason().size() ? std::string(answer.getReason())
+                                          : "the scheduler reports that the job failed",
+                true});
         return;
       }
     } else if (status.code() == StatusCode::kNotFound) {

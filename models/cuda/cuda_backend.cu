@@ -72,7 +72,8 @@ __global__ void DropoutKernel(int rows, int cols, float rate, uint64_t seed, flo
   if (i >= size_t(rows) * cols) return;
   int r = i / cols, c = i % cols;
   float* v = x + size_t(r) * ldx + c;
-  *v = HashUniform(seed, uint64_t(r) * cols + c) >= rate ? *v / (1.0f - rate) : 0.0f;
+  const float scale = 1.0f / (1.0f - rate);  // as the CPU computes it, bit for bit
+  *v = HashUniform(seed, uint64_t(r) * cols + c) >= rate ? *v * scale : 0.0f;
 }
 
 // One thread per row: gates have a handful of experts.

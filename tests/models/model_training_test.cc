@@ -27,16 +27,21 @@ struct PlantedData {
 
   // Fills ids and labels of one batch: click ~ Bernoulli(sigmoid(a_u + b_i)), purchase
   // = click and Bernoulli(sigmoid(b_i - 1)) (a funnel, as ESMM expects).
-  void Draw(std::vector<int32_t>* users, std::vector<int32_t>* items, std::vector<float>* labels) {
+  // `truth`, when given, receives the true click probabilities.
+  void Draw(std::vector<int32_t>* users, std::vector<int32_t>* items, std::vector<float>* labels,
+            std::vector<float>* truth = nullptr) {
     std::uniform_real_distribution<double> uni(0.0, 1.0);
     users->clear();
     items->clear();
     labels->clear();
+    if (truth != nullptr) truth->clear();
     for (int b = 0; b < kBatch; ++b) {
       int u = static_cast<int>(rng() % kUsers), i = static_cast<int>(rng() % kItems);
       users->push_back(u);
       items->push_back(i);
-      bool click = uni(rng) < 1 / (1 + std::exp(-(user_effect[u] + item_effect[i])));
+      const double p_click = 1 / (1 + std::exp(-(user_effect[u] + item_effect[i])));
+      if (truth != nullptr) truth->push_back(static_cast<float>(p_click));
+      bool click = uni(rng) < p_click;
       bool buy = click && uni(rng) < 1 / (1 + std::exp(-(item_effect[i] - 1)));
       labels->push_back(click);
       labels->push_back(buy);
@@ -111,17 +116,27 @@ TEST_P(ModelTrainingTest, LossFallsOnAPlantedProblem) {
   const double after = mean_loss(20);
   EXPECT_LT(after, before - 0.1) << "before " << before << " after " << after;
 
-  // Held-out clicks are ranked by the planted effects.
-  StreamingAuc auc;
-  for (int i = 0; i < 20; ++i) {
-    data.Draw(&users, &items, &labels);
+  // Held-out clicks are ranked nearly as well as the true probabilities rank them.
+  std::vector<float> truth, predicted, oracle, clicks;
+  for (int i = 0; i < 40; ++i) {
+    data.Draw(&users, &items, &labels, &truth);
     in.fields[0].rows = users.data();
     in.fields[1].rows = items.data();
     in.labels = labels.data();
     ASSERT_TRUE(model->Evaluate(in, &out).ok());
-    for (int b = 0; b < kBatch; ++b) auc.Add(out.predictions[0][b], labels[2 * b]);
+    for (int b = 0; b < kBatch; ++b) {
+      predicted.push_back(out.predictions[0][b]);
+      oracle.push_back(truth[b]);
+      clicks.push_back(labels[2 * b]);
+      if (GetParam() == ModelSpec::Type::kEsmm) {
+        // pCTCVR = pCTR * pCVR can never exceed pCTR.
+        EXPECT_LE(out.predictions[1][b], out.predictions[0][b]);
+      }
+    }
   }
-  EXPECT_GT(*auc.Auc(), 0.75);
+  const double model_auc = *ExactAuc(predicted, clicks), oracle_auc = *ExactAuc(oracle, clicks);
+  EXPECT_GT(model_auc, oracle_auc - 0.02) << "oracle " << oracle_auc;
+  EXPECT_GT(oracle_auc, 0.75);  // the planted signal is strong
 }
 
 INSTANTIATE_TEST_SUITE_P(AllModels, ModelTrainingTest,

@@ -185,6 +185,31 @@ TEST_F(TransportBadInput, OversizedMessageIsRefusedWithTheSizes) {
   WaitForRejected();
 }
 
+TEST(TransportTraversalLimit, MessageThatTakesTooLongToReadIsRefused) {
+  TransportOptions options;
+  options.traversal_limit_words = 256;  // 2 KB of reading
+  RpcServer server(options);
+  testing::ServeEcho(server);
+  const std::string endpoint = testing::StartOnLoopback(server);
+  auto client = RpcClient::Connect(endpoint, proto::Role::WORKER, 0);
+  ASSERT_TRUE(client.ok()) << client.status();
+  StatusOr<std::string> big = testing::Echo(**client, std::string(4096, 'k'));
+  ASSERT_FALSE(big.ok());
+  EXPECT_EQ(big.status().code(), StatusCode::kResourceExhausted) << big.status();
+  EXPECT_NE(big.status().message().find("over the traversal limit of 256"), std::string::npos)
+      << big.status();
+  // Between the limit and Cap'n Proto's own limiter (twice ours): refused by our check.
+  StatusOr<std::string> medium = testing::Echo(**client, std::string(3000, 'm'));
+  ASSERT_FALSE(medium.ok());
+  EXPECT_EQ(medium.status().code(), StatusCode::kResourceExhausted) << medium.status();
+  EXPECT_NE(medium.status().message().find("over the traversal limit of 256"), std::string::npos)
+      << medium.status();
+  StatusOr<std::string> small = testing::Echo(**client, std::string(1024, 's'));
+  ASSERT_TRUE(small.ok()) << small.status();
+  EXPECT_EQ(*small, std::string(1024, 's'));
+  EXPECT_EQ(server.counters().rejected, 2u);
+}
+
 TEST_F(TransportBadInput, UnknownKindsGetUnimplemented) {
   // A kind of the schema that this server has no handler for.
   auto message = NewEnvelope(EnvelopeHeader{proto::PROTOCOL_VERSION, kJob, 4001});

@@ -42,6 +42,10 @@ struct SilentServer {
     });
     endpoint = testing::StartOnLoopback(server);
   }
+  void AnswerFromAttempt(int attempt) {
+    std::lock_guard<std::mutex> lock(mutex);
+    answer_from_attempt = attempt;
+  }
   std::vector<uint64_t> Attempts() {
     std::lock_guard<std::mutex> lock(mutex);
     return attempt_ids;
@@ -66,7 +70,7 @@ TEST(TransportTimeout, UnansweredCallFailsWithDeadlineExceeded) {
 
 TEST(TransportTimeout, RetryResendsTheSameRequestAndSucceeds) {
   SilentServer silent;
-  silent.answer_from_attempt = 2;  // the first attempt is swallowed
+  silent.AnswerFromAttempt(2);  // the first attempt is swallowed
   auto client = RpcClient::Connect(silent.endpoint, proto::Role::WORKER, 0);
   ASSERT_TRUE(client.ok()) << client.status();
   StatusOr<std::string> echoed = testing::Echo(**client, "second time lucky", {milliseconds(150), 3});

@@ -42,7 +42,7 @@ class SchedulerTest : public ::testing::Test {
     options.heartbeat_timeout = seconds(5);
     options.register_timeout = seconds(10);
     options.barrier_timeout = seconds(10);
-    options.shutdown_timeout = milliseconds(1000);
+    options.shutdown_timeout = milliseconds(300);  // clients of a test may be gone already
     options.tick = milliseconds(10);
     if (adjust) adjust(options);
     spec_ = options.spec;

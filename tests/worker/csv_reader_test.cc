@@ -134,7 +134,7 @@ INSTANTIATE_TEST_SUITE_P(
                       BadCase{"InfiniteFloat", "1,0,inf,2,u,i,t", "bad float \"inf\""},
                       BadCase{"MissingValueUnderError", "1,0,1,,u,i,t", "dense field 'age': missing value"},
                       BadCase{"UnparsableIdBlank", "1,0,1,2, u,i,t", "sparse field 'user': unparsable id \" u\""},
-                      BadCase{"UnparsableIdControl", "1,0,1,2,u\x01,i,t", "control character"},
+                      BadCase{"UnparsableIdControl", "1,0,1,2,u\x01,i,t", "unparsable id \"u\\x01\": control character"},
                       BadCase{"UnparsableIdEmptyListItem", "1,0,1,2,u,i,a||b", "empty value in a multi-valued list"},
                       BadCase{"StrayQuote", "1,0,1,2,u\"x,i,t", "quote inside an unquoted field"},
                       BadCase{"TextAfterClosingQuote", "1,0,1,2,\"u\"x,i,t", "after a closing quote"}),

@@ -5,6 +5,7 @@
 #include <glog/logging.h>
 
 #include <charconv>
+#include <cstdio>
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -23,23 +24,36 @@ bool ParseFloat(std::string_view s, float* out) {
   return ec == std::errc() && ptr == s.data() + s.size() && std::isfinite(*out);
 }
 
+// The value as a message shows it: quoted, cut at 40 bytes, control bytes as \xNN.
 std::string Quoted(std::string_view s) {
   constexpr size_t kMax = 40;
   std::string out = "\"";
-  out.append(s.substr(0, kMax));
+  for (char c : s.substr(0, kMax)) {
+    const unsigned char u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", u);
+      out += buf;
+    } else {
+      out.push_back(c);
+    }
+  }
   if (s.size() > kMax) out += "...";
   return out + "\"";
 }
 
-// An id is unparsable when it has control characters or surrounding blanks: such values
-// come from a broken export, and hashing them would silently make new keys.
+// An id is unparsable when it has surrounding blanks or control characters (a line end or
+// tab is allowed, as only a quoted cell can hold one): such values come from a broken
+// export, and hashing them would silently make new keys. The NUL byte is refused always,
+// which keeps every field's missing key out of reach of raw values.
 const char* BadIdReason(std::string_view v) {
   if (v.empty()) return "empty value in a multi-valued list";
   if (v.front() == ' ' || v.back() == ' ' || v.front() == '\t' || v.back() == '\t') {
     return "leading or trailing blank";
   }
   for (char c : v) {
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return "control character";
+    const unsigned char u = static_cast<unsigned char>(c);
+    if ((u < 0x20 && c != '\n' && c != '\r' && c != '\t') || u == 0x7f) return "control character";
   }
   return nullptr;
 }

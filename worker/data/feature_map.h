@@ -28,13 +28,13 @@ namespace mtps {
 inline uint64_t FieldSeed(std::string_view field_name) {
   std::string s(field_name);
   s.push_back('\0');
-  return Xxh64(s);
+  return Xxh64String(s);
 }
 inline uint64_t FeatureKey(uint64_t field_seed, std::string_view value) {
-  return Xxh64(value, field_seed);
+  return Xxh64String(value, field_seed);
 }
 inline uint64_t MissingFeatureKey(uint64_t field_seed) {
-  return Xxh64(std::string_view("\0missing", 8), field_seed);
+  return Xxh64String(std::string_view("\0missing", 8), field_seed);
 }
 
 class FeatureMap {

@@ -1,8 +1,8 @@
 // 64-bit hashing for the data path: XXH64 (the public xxHash algorithm, written out here
 // so no dependency is added) for feature keys and .mtb checksums, and a cheap mixer.
 //
-//   uint64_t seed = Xxh64("user_id", 7, 0);
-//   uint64_t key = Xxh64(value.data(), value.size(), seed);
+//   uint64_t seed = Xxh64String("user_id");
+//   uint64_t key = Xxh64String(value, seed);
 //   uint64_t sum = Xxh64(payload, bytes);          // row-group checksum
 //
 // Thread-safety: pure functions.
@@ -92,7 +92,8 @@ inline uint64_t Xxh64(const void* data, size_t len, uint64_t seed = 0) {
   return h;
 }
 
-inline uint64_t Xxh64(std::string_view s, uint64_t seed = 0) { return Xxh64(s.data(), s.size(), seed); }
+// A distinct name: with an overload, Xxh64("literal", seed) would bind to (data, len).
+inline uint64_t Xxh64String(std::string_view s, uint64_t seed = 0) { return Xxh64(s.data(), s.size(), seed); }
 
 // splitmix64 finalizer: spreads already-random 64-bit keys over hash-table slots and
 // derives independent random streams from (seed, index).

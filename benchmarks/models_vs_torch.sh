@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Forward + backward samples/s of the reference MMoE (8 experts x 64, towers of 32, 8 sparse
+# fields of dim 16, 2 tasks, batch 1024) on the CPU: mtps (models_bench) beside PyTorch
+# (Debian's python3-torch, benchmarks/models_vs_torch.py), same thread counts, and the ratio.
+#
+#   benchmarks/models_vs_torch.sh [build-dir]       # default: build
+#
+# Each side runs REPS times per thread count; the median and the range are printed, since
+# the machine may be shared. Needs: apt-get install -y python3-torch (runs under /usr/bin/python3).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=${1:-build}
+reps=${REPS:-5}
+if [ ! -x "$build/bin/models_bench" ]; then
+  cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMTPS_CUDA=OFF >/dev/null
+  cmake --build "$build" --target models_bench -j "$(nproc)"
+fi
+if ! /usr/bin/python3 -c "import torch" 2>/dev/null; then
+  echo "models_vs_torch.sh: PyTorch missing; apt-get install -y python3-torch" >&2
+  exit 1
+fi
+
+summary() {  # reads numbers, prints "median (min..max)"
+  sort -g | awk '{v[NR]=$1} END {printf "%.0f (%.0f..%.0f)", v[int((NR+1)/2)], v[1], v[NR]}'
+}
+
+printf "%-8s %-28s %-28s %s\n" threads "mtps samples/s" "torch samples/s" "mtps/torch (medians)"
+for threads in 1 2; do
+  export OPENBLAS_NUM_THREADS=$threads OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads
+  mtps=$("$build/bin/models_bench" --benchmark_filter="Mmoe/threads:$threads/" \
+      --benchmark_repetitions="$reps" --benchmark_min_time=1 --benchmark_format=json 2>/dev/null |
+    /usr/bin/python3 -c '
+import json, sys
+for b in json.load(sys.stdin)["benchmarks"]:
+    if b.get("run_type") == "iteration":
+        print(b["samples/s"])' | summary)
+  torch=$(for _ in $(seq "$reps"); do
+      /usr/bin/python3 benchmarks/models_vs_torch.py --threads "$threads" --seconds 2 |
+        sed -E 's/.*samples\/s=([0-9.]+).*/\1/'
+    done | summary)
+  ratio=$(awk -v a="${mtps%% *}" -v b="${torch%% *}" 'BEGIN {printf "%.2fx", a / b}')
+  printf "%-8s %-28s %-28s %s\n" "$threads" "$mtps" "$torch" "$ratio"
+done

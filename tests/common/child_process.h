@@ -1,0 +1,126 @@
+// ChildProcess: a real mtps binary started by a test, with its output in a log file, a
+// bounded Wait(), and a kill at destruction so no test leaves a process behind. FreePort()
+// finds a loopback port for it. The multi-process tests use these the way ps-lite's
+// tests/local.sh starts its servers and workers.
+//
+//   ChildProcess server(BinPath("mtps-server"), {"--config", spec, "--port", "0"}, log);
+//   std::optional<int> exit_code = server.Wait(std::chrono::seconds(30));
+//   ASSERT_TRUE(exit_code.has_value()) << server.Log();
+//
+// Not thread-safe; one test thread owns a ChildProcess.
+#pragma once
+
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <fcntl.h>
+
+#include <chrono>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace mtps::testing {
+
+inline std::string BinPath(const std::string& name) { return std::string(MTPS_BIN_DIR) + "/" + name; }
+
+// A TCP port on 127.0.0.1 that was free a moment ago (the kernel picks it).
+inline int FreePort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  int port = -1;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+    socklen_t len = sizeof(addr);
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) port = ntohs(addr.sin_port);
+  }
+  ::close(fd);
+  return port;
+}
+
+inline std::string ReadWholeFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+class ChildProcess {
+ public:
+  ChildProcess(const std::string& binary, const std::vector<std::string>& args,
+               std::string log_path)
+      : log_path_(std::move(log_path)) {
+    std::vector<std::string> all = {binary};
+    all.insert(all.end(), args.begin(), args.end());
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      int fd = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      if (fd >= 0) {
+        ::dup2(fd, STDOUT_FILENO);
+        ::dup2(fd, STDERR_FILENO);
+        ::close(fd);
+      }
+      std::vector<char*> argv;
+      for (std::string& a : all) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execv(argv[0], argv.data());
+      ::_exit(127);
+    }
+  }
+  ~ChildProcess() {
+    if (running()) {
+      ::kill(pid_, SIGKILL);
+      Wait(std::chrono::seconds(5));
+    }
+  }
+  ChildProcess(const ChildProcess&) = delete;
+  ChildProcess& operator=(const ChildProcess&) = delete;
+
+  pid_t pid() const { return pid_; }
+  bool running() {
+    Reap(WNOHANG);
+    return pid_ > 0 && !exit_code_.has_value();
+  }
+  void Signal(int signal) {
+    if (running()) ::kill(pid_, signal);
+  }
+  // The exit code (128 + signal when killed), or nothing if it still runs after `limit`.
+  std::optional<int> Wait(std::chrono::milliseconds limit) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (running() && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return exit_code_;
+  }
+  std::string Log() const { return ReadWholeFile(log_path_); }
+  // The last `lines` lines of the log, for assertion messages.
+  std::string LogTail(int lines = 30) const {
+    std::string log = Log();
+    size_t at = log.size();
+    for (int i = 0; i <= lines && at != std::string::npos && at > 0; ++i) at = log.rfind('\n', at - 1);
+    return at == std::string::npos ? log : log.substr(at + 1);
+  }
+  const std::string& log_path() const { return log_path_; }
+
+ private:
+  void Reap(int flags) {
+    if (pid_ <= 0 || exit_code_.has_value()) return;
+    int status = 0;
+    if (::waitpid(pid_, &status, flags) == pid_) {
+      exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }
+  }
+
+  std::string log_path_;
+  pid_t pid_ = -1;
+  std::optional<int> exit_code_;
+};
+
+}  // namespace mtps::testing

@@ -1,0 +1,283 @@
+// Whole-cluster tests: a real mtps-scheduler, mtps-server and mtps-worker processes on
+// loopback. A one-worker synchronous run must equal LocalTrainer on every parameter; an
+// asynchronous 2 x 2 run must reach LocalTrainer's AUC; a node with another job spec is
+// refused; a worker killed mid-training fails the job within the heartbeat timeout.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ps/checkpoint.h"
+#include "ps/checkpoint_manifest.h"
+#include "tests/common/child_process.h"
+#include "worker/data/datagen.h"
+#include "worker/local_trainer.h"
+
+namespace mtps {
+namespace {
+
+namespace fs = std::filesystem;
+using mtps::testing::BinPath;
+using mtps::testing::ChildProcess;
+using mtps::testing::FreePort;
+using std::chrono::seconds;
+
+// A job over a generated e-commerce data set: two optimizers (Adagrad and Adam, whose
+// bias correction depends on the per-row update count) so that both travel the wire.
+std::string JobYaml(const fs::path& data, const std::string& mode, int epochs,
+                    const fs::path& checkpoints) {
+  return "name: cluster-test\n"
+         "data:\n  format: mtb\n  train: [\"" + (data / "train-*.mtb").string() + "\"]\n"
+         "  eval: [\"" + (data / "eval-*.mtb").string() + "\"]\n"
+         "  oracle: \"" + (data / "oracle.json").string() + "\"\n"
+         "features:\n  sparse:\n"
+         "    - {name: user_id, table: user}\n"
+         "    - {name: item_id, table: item}\n"
+         "    - {name: category, table: item}\n"
+         "    - {name: shop, table: shop}\n"
+         "    - {name: recent_items, table: item, multi_valued: true, pooling: mean}\n"
+         "  dense: [position, price, user_activity]\n"
+         "tables:\n"
+         "  - {name: user, dim: 8, optimizer: {type: adagrad, lr: 0.05}}\n"
+         "  - {name: item, dim: 8, optimizer: {type: adam, lr: 0.01}}\n"
+         "  - {name: shop, dim: 4, optimizer: {type: sgd, lr: 0.05, l2: 0.001}}\n"
+         "model: {type: mmoe, experts: 3, expert_units: [16], tower_units: [8]}\n"
+         "tasks:\n  - {name: ctr, label: click}\n  - {name: cvr, label: purchase}\n"
+         "training: {batch_size: 256, epochs: " + std::to_string(epochs) + ", mode: " + mode +
+         ", prefetch: 1, max_staleness: 2, eval_batch_size: 2048,"
+         " dense_optimizer: {type: adam, lr: 0.003}}\n"
+         "checkpoint: {dir: \"" + checkpoints.string() + "\"}\n";
+}
+
+class ClusterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::path(::testing::TempDir()) /
+           ("cluster_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_ / "logs");
+  }
+  void TearDown() override {
+    if (!HasFailure()) fs::remove_all(dir_);
+  }
+
+  void Generate(int64_t rows) {
+    DatagenOptions options;
+    options.out_dir = (dir_ / "data").string();
+    options.rows = rows;
+    options.train_files = 4;
+    options.row_group_rows = 1024;
+    options.world.seed = 5;
+    options.world.users = 300;
+    options.world.items = 200;
+    options.world.categories = 12;
+    options.world.shops = 30;
+    StatusOr<DatagenReport> report = GenerateDataset(options);
+    ASSERT_TRUE(report.ok()) << report.status();
+  }
+
+  std::string WriteSpec(const std::string& name, const std::string& yaml) {
+    std::string path = (dir_ / name).string();
+    std::ofstream(path) << yaml;
+    return path;
+  }
+
+  // Starts a scheduler, `servers` servers and `workers` workers on `spec_path`.
+  void StartCluster(const std::string& spec_path, int servers, int workers,
+                    double heartbeat_timeout = 10) {
+    const int port = FreePort();
+    scheduler_endpoint_ = "tcp://127.0.0.1:" + std::to_string(port);
+    scheduler_ = std::make_unique<ChildProcess>(
+        BinPath("mtps-scheduler"),
+        std::vector<std::string>{"--config", spec_path, "--host", "127.0.0.1", "--port",
+                                 std::to_string(port), "--http_port", "0", "--num_servers",
+                                 std::to_string(servers), "--num_workers", std::to_string(workers),
+                                 "--run_dir", (dir_ / "run").string(), "--heartbeat_timeout",
+                                 std::to_string(heartbeat_timeout), "--register_timeout", "60",
+                                 "--logtostderr"},
+        (dir_ / "logs" / "scheduler.log").string());
+    for (int s = 0; s < servers; ++s) StartServer(spec_path, s);
+    for (int w = 0; w < workers; ++w) StartWorker(spec_path, w);
+  }
+  void StartServer(const std::string& spec_path, int index) {
+    servers_.push_back(std::make_unique<ChildProcess>(
+        BinPath("mtps-server"),
+        std::vector<std::string>{"--config", spec_path, "--scheduler", scheduler_endpoint_,
+                                 "--host", "127.0.0.1", "--port", "0", "--http_port", "0",
+                                 "--threads", "2", "--logtostderr"},
+        (dir_ / "logs" / ("server-" + std::to_string(index) + ".log")).string()));
+  }
+  void StartWorker(const std::string& spec_path, int index) {
+    workers_.push_back(std::make_unique<ChildProcess>(
+        BinPath("mtps-worker"),
+        std::vector<std::string>{"--config", spec_path, "--scheduler", scheduler_endpoint_,
+                                 "--http_port", "0", "--log_every", "5", "--logtostderr"},
+        (dir_ / "logs" / ("worker-" + std::to_string(index) + ".log")).string()));
+  }
+
+  std::string AllLogs() {
+    std::string logs = "--- scheduler\n" + scheduler_->LogTail(40);
+    for (size_t i = 0; i < servers_.size(); ++i) {
+      logs += "--- server " + std::to_string(i) + "\n" + servers_[i]->LogTail(20);
+    }
+    for (size_t i = 0; i < workers_.size(); ++i) {
+      logs += "--- worker " + std::to_string(i) + "\n" + workers_[i]->LogTail(20);
+    }
+    return logs;
+  }
+
+  // Every process of a successful job exits 0 within `limit`.
+  void ExpectJobSucceeds(seconds limit) {
+    std::optional<int> code = scheduler_->Wait(limit);
+    ASSERT_TRUE(code.has_value()) << "the scheduler did not finish\n" << AllLogs();
+    ASSERT_EQ(*code, 0) << AllLogs();
+    for (auto& p : servers_) EXPECT_EQ(p->Wait(seconds(20)), std::optional<int>(0)) << AllLogs();
+    for (auto& p : workers_) EXPECT_EQ(p->Wait(seconds(20)), std::optional<int>(0)) << AllLogs();
+  }
+
+  fs::path dir_;
+  std::string scheduler_endpoint_;
+  std::unique_ptr<ChildProcess> scheduler_;
+  std::vector<std::unique_ptr<ChildProcess>> servers_;
+  std::vector<std::unique_ptr<ChildProcess>> workers_;
+};
+
+TEST_F(ClusterTest, OneSyncWorkerEqualsLocalTrainerOnEveryParameter) {
+  Generate(8000);
+  const std::string spec_path = WriteSpec("job.yaml", JobYaml(dir_ / "data", "sync", 1, dir_ / "ckpt"));
+  StartCluster(spec_path, 1, 1);
+  ExpectJobSucceeds(seconds(120));
+  if (HasFatalFailure()) return;
+
+  StatusOr<JobSpec> spec = LoadJobSpec(spec_path);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  StatusOr<std::unique_ptr<LocalTrainer>> local = LocalTrainer::Create(*spec, {});
+  ASSERT_TRUE(local.ok()) << local.status();
+  ASSERT_TRUE((*local)->TrainEpoch(0).ok());
+
+  // The servers' final checkpoint holds every parameter of the distributed run.
+  StatusOr<std::string> checkpoint = ps::FindNewestCheckpoint((dir_ / "ckpt").string(), 0);
+  ASSERT_TRUE(checkpoint.ok()) << checkpoint.status() << "\n" << AllLogs();
+  auto files = ps::NewPosixFileSystem();
+  size_t rows_compared = 0;
+  for (uint32_t t = 0; t < spec->tables.size(); ++t) {
+    const TableSpec& table_spec = spec->tables[t];
+    auto loaded = ps::LoadTableParts(*files, ps::TableCheckpointPath(*checkpoint, 0, table_spec.name),
+                                     table_spec, 1);
+    ASSERT_TRUE(loaded.ok()) << loaded.status();
+    const ps::EmbeddingTable& remote = *(*loaded)[0];
+    const ps::EmbeddingTable* reference = (*local)->store().table(t);
+    ASSERT_EQ(remote.rows(), reference->rows()) << table_spec.name;
+    const int values = reference->values_per_row();
+    std::vector<float> weights(table_spec.dim), state(values - table_spec.dim);
+    reference->ForEachRow([&](uint64_t key, const float* expected, const ps::RowMeta& meta) {
+      ps::RowMeta remote_meta;
+      ASSERT_TRUE(remote.Lookup(key, weights.data(), state.data(), &remote_meta)) << key;
+      for (int d = 0; d < table_spec.dim; ++d) ASSERT_NEAR(weights[d], expected[d], 1e-5) << key;
+      for (size_t s = 0; s < state.size(); ++s) {
+        ASSERT_NEAR(state[s], expected[table_spec.dim + s], 1e-5) << key;
+      }
+      EXPECT_EQ(remote_meta.update_count, meta.update_count) << key;
+      ++rows_compared;
+    });
+  }
+  EXPECT_GT(rows_compared, 400u);
+
+  ps::DenseBlockStore remote_dense(spec->training.dense_optimizer);
+  ASSERT_TRUE(ps::LoadDenseCheckpoint(*files, ps::DenseCheckpointPath(*checkpoint, 0), remote_dense).ok());
+  std::vector<ps::DenseBlockSnapshot> expected = (*local)->store().dense().Snapshot();
+  std::vector<ps::DenseBlockSnapshot> actual = remote_dense.Snapshot();
+  ASSERT_EQ(actual.size(), expected.size());
+  ASSERT_GT(expected.size(), 10u);
+  for (size_t b = 0; b < expected.size(); ++b) {
+    ASSERT_EQ(actual[b].id, expected[b].id);
+    EXPECT_EQ(actual[b].update_count, expected[b].update_count);
+    ASSERT_EQ(actual[b].values.size(), expected[b].values.size());
+    for (size_t i = 0; i < expected[b].values.size(); ++i) {
+      ASSERT_NEAR(actual[b].values[i], expected[b].values[i], 1e-5) << expected[b].name << "[" << i << "]";
+    }
+  }
+}
+
+TEST_F(ClusterTest, TwoAsyncWorkersReachLocalTrainerAuc) {
+  Generate(60000);
+  const std::string spec_path = WriteSpec("job.yaml", JobYaml(dir_ / "data", "async", 2, dir_ / "ckpt"));
+  StartCluster(spec_path, 2, 2);
+  ExpectJobSucceeds(seconds(240));
+  if (HasFatalFailure()) return;
+
+  const std::string summary = mtps::testing::ReadWholeFile((dir_ / "run" / "summary.json").string());
+  ASSERT_FALSE(summary.empty()) << AllLogs();
+  StatusOr<JobSpec> spec = LoadJobSpec(spec_path);
+  ASSERT_TRUE(spec.ok());
+  StatusOr<std::unique_ptr<LocalTrainer>> local = LocalTrainer::Create(*spec, {});
+  ASSERT_TRUE(local.ok());
+  StatusOr<EvalResult> reference = (*local)->Run();
+  ASSERT_TRUE(reference.ok()) << reference.status();
+  // summary.json: "tasks": {"ctr": {"auc": x, ...}, ...}; read each task's auc.
+  for (const TaskEval& task : reference->tasks) {
+    const size_t at = summary.find("\"" + task.name + "\"");
+    ASSERT_NE(at, std::string::npos) << summary;
+    const size_t auc_at = summary.find("\"auc\":", at);
+    ASSERT_NE(auc_at, std::string::npos) << summary;
+    const double auc = std::stod(summary.substr(auc_at + 6));
+    EXPECT_NEAR(auc, task.auc, 0.01) << task.name << "\n" << summary;
+  }
+  EXPECT_NE(summary.find("\"oracle_auc\""), std::string::npos) << summary;
+  EXPECT_NE(summary.find("\"workers\": 2"), std::string::npos) << summary;
+}
+
+TEST_F(ClusterTest, ANodeWithAnotherJobSpecIsRefused) {
+  Generate(3000);
+  const std::string spec_path = WriteSpec("job.yaml", JobYaml(dir_ / "data", "async", 1, dir_ / "ckpt"));
+  std::string other = JobYaml(dir_ / "data", "async", 1, dir_ / "ckpt");
+  other.replace(other.find("batch_size: 256"), 15, "batch_size: 128");
+  const std::string other_path = WriteSpec("other.yaml", other);
+
+  StartCluster(spec_path, 1, 1);
+  StartWorker(other_path, 1);
+  std::optional<int> code = workers_[1]->Wait(seconds(60));
+  ASSERT_TRUE(code.has_value()) << "the mismatched worker was not refused\n" << AllLogs();
+  EXPECT_NE(*code, 0);
+  EXPECT_NE(workers_[1]->Log().find("spec"), std::string::npos) << workers_[1]->Log();
+  // The well-matched cluster is not disturbed by the refused node.
+  workers_.pop_back();
+  ExpectJobSucceeds(seconds(120));
+}
+
+TEST_F(ClusterTest, AKilledWorkerFailsTheJobWithinTheHeartbeatTimeout) {
+  Generate(200000);
+  const std::string spec_path = WriteSpec("job.yaml", JobYaml(dir_ / "data", "async", 3, dir_ / "ckpt"));
+  StartCluster(spec_path, 1, 2, /*heartbeat_timeout=*/3);
+  // Wait until worker 1 is training (its progress lines), then kill it.
+  const auto deadline = std::chrono::steady_clock::now() + seconds(60);
+  while (workers_[1]->Log().find("step ") == std::string::npos &&
+         workers_[1]->Log().find("epoch") == std::string::npos &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_TRUE(workers_[1]->running()) << AllLogs();
+  const auto killed_at = std::chrono::steady_clock::now();
+  workers_[1]->Signal(SIGKILL);
+
+  std::optional<int> code = scheduler_->Wait(seconds(30));
+  ASSERT_TRUE(code.has_value()) << "the scheduler hangs after a worker died\n" << AllLogs();
+  EXPECT_NE(*code, 0);
+  const double seconds_to_fail =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - killed_at).count();
+  EXPECT_LT(seconds_to_fail, 3 + 5) << "detected after " << seconds_to_fail << " s";
+  EXPECT_NE(scheduler_->Log().find("worker"), std::string::npos) << scheduler_->Log();
+  // Nothing hangs: the other processes end too, with a nonzero status.
+  std::optional<int> survivor = workers_[0]->Wait(seconds(30));
+  ASSERT_TRUE(survivor.has_value()) << AllLogs();
+  EXPECT_NE(*survivor, 0);
+  ASSERT_TRUE(servers_[0]->Wait(seconds(30)).has_value()) << AllLogs();
+}
+
+}  // namespace
+}  // namespace mtps

@@ -1,0 +1,124 @@
+// Steady-state steps allocate no backend memory: every buffer is sized at Create() for
+// the max batch (per-table buffers grow only while batches grow). A decorator backend
+// counts the allocations each step makes.
+#include <gtest/gtest.h>
+
+#include "models/cpu_backend.h"
+#include "models/multitask_model.h"
+#include "tests/models/model_test_util.h"
+
+namespace mtps::models {
+namespace {
+
+using testing::RandomBatch;
+using testing::SmallSpec;
+
+// Forwards every call to the CPU backend, counting AllocateBytes calls. It claims not to
+// be host memory, so the model takes the device path (staging copies, row gradients
+// copied back) that a CUDA backend gets, and that path's buffers are counted too.
+class CountingBackend final : public Backend<float> {
+ public:
+  explicit CountingBackend(int* allocations)
+      : inner_(MakeCpuBackend<float>(1)), allocations_(allocations) {}
+
+  std::string device() const override { return inner_->device(); }
+  bool is_host() const override { return false; }
+  void* AllocateBytes(size_t bytes) override {
+    ++*allocations_;
+    return inner_->AllocateBytes(bytes);
+  }
+  void FreeBytes(void* p) override { inner_->FreeBytes(p); }
+  void CopyToDevice(const void* h, void* d, size_t n) override { inner_->CopyToDevice(h, d, n); }
+  void CopyToHost(const void* d, void* h, size_t n) override { inner_->CopyToHost(d, h, n); }
+  void Synchronize() override { inner_->Synchronize(); }
+  void Fill(float* x, size_t n, float v) override { inner_->Fill(x, n, v); }
+  void Gemm(bool ta, bool tb, int m, int n, int k, float alpha, const float* a, int lda,
+            const float* b, int ldb, float beta, float* c, int ldc) override {
+    inner_->Gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  }
+  void BiasActivation(int r, int c, const float* b, Activation act, float* y, int ld) override {
+    inner_->BiasActivation(r, c, b, act, y, ld);
+  }
+  void ReluBackward(int r, int c, const float* y, int ldy, float* dy, int lddy) override {
+    inner_->ReluBackward(r, c, y, ldy, dy, lddy);
+  }
+  void ColumnSum(int r, int c, const float* x, int ld, float* out) override {
+    inner_->ColumnSum(r, c, x, ld, out);
+  }
+  void CopyBlock(int r, int c, const float* s, int lds, float* d, int ldd, bool acc) override {
+    inner_->CopyBlock(r, c, s, lds, d, ldd, acc);
+  }
+  void Dropout(int r, int c, float rate, uint64_t seed, float* x, int ld) override {
+    inner_->Dropout(r, c, rate, seed, x, ld);
+  }
+  void RowSoftmax(int r, int c, float* x, int ld) override { inner_->RowSoftmax(r, c, x, ld); }
+  void RowSoftmaxBackward(int r, int c, const float* y, int ldy, const float* dy, int lddy,
+                          float* dx, int lddx) override {
+    inner_->RowSoftmaxBackward(r, c, y, ldy, dy, lddy, dx, lddx);
+  }
+  void MixExperts(int r, int w, const ExpertRanges& e, const float* g, int ldg, const float* x,
+                  int lde, float* o, int ldo) override {
+    inner_->MixExperts(r, w, e, g, ldg, x, lde, o, ldo);
+  }
+  void MixExpertsBackward(int r, int w, const ExpertRanges& e, const float* g, int ldg,
+                          const float* x, int lde, const float* d, int ldd, float* dg, int lddg,
+                          float* dx, int lddx) override {
+    inner_->MixExpertsBackward(r, w, e, g, ldg, x, lde, d, ldd, dg, lddg, dx, lddx);
+  }
+  void PoolForward(const PoolingArgs<float>& a) override { inner_->PoolForward(a); }
+  void PoolBackward(const PoolingArgs<float>& a, float* g) override { inner_->PoolBackward(a, g); }
+  void BceWithLogits(int n, const float* z, int ldz, const float* y, int ldy, float s, float* p,
+                     float* dz, int lddz, float* l) override {
+    inner_->BceWithLogits(n, z, ldz, y, ldy, s, p, dz, lddz, l);
+  }
+  void SquaredError(int n, const float* z, int ldz, const float* y, int ldy, float s, float* p,
+                    float* dz, int lddz, float* l) override {
+    inner_->SquaredError(n, z, ldz, y, ldy, s, p, dz, lddz, l);
+  }
+  void ProductBceWithLogits(int n, const float* za, const float* zb, int ldz, const float* y,
+                            int ldy, float s, float* p, float* dza, float* dzb, int lddz,
+                            float* l) override {
+    inner_->ProductBceWithLogits(n, za, zb, ldz, y, ldy, s, p, dza, dzb, lddz, l);
+  }
+
+ private:
+  std::unique_ptr<Backend<float>> inner_;
+  int* allocations_;
+};
+
+class SteadyStateTest : public ::testing::TestWithParam<ModelSpec::Type> {};
+
+TEST_P(SteadyStateTest, TrainingStepsAllocateNothingAfterTheFirst) {
+  int allocations = 0;
+  JobSpec spec = SmallSpec(GetParam());
+  spec.model.dropout = 0.1f;
+  auto model = MultiTaskModel<float>::Create(spec, std::make_unique<CountingBackend>(&allocations));
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_GT(allocations, 0);
+  RandomBatch<float> full(spec, 8, 1), smaller(spec, 5, 2);
+  ModelOutput out;
+  ASSERT_TRUE((*model)->Train(full.input(), 1, &out).ok());
+  const int after_first = allocations;
+  for (uint64_t step = 2; step < 6; ++step) {
+    ASSERT_TRUE((*model)->Train((step % 2 ? smaller : full).input(), step, &out).ok());
+    ASSERT_TRUE((*model)->Evaluate(full.input(), &out).ok());
+  }
+  EXPECT_EQ(allocations, after_first);
+  // The device path computes what the host path computes.
+  auto host = MultiTaskModel<float>::Create(spec, MakeCpuBackend<float>(1));
+  ModelOutput host_out;
+  ASSERT_TRUE((*host)->Train(full.input(), 9, &host_out).ok());
+  ASSERT_TRUE((*model)->Train(full.input(), 9, &out).ok());
+  EXPECT_EQ(out.task_loss, host_out.task_loss);
+  EXPECT_EQ(out.row_grads, host_out.row_grads);
+}
+
+INSTANTIATE_TEST_SUITE_P(AllModels, SteadyStateTest,
+                         ::testing::Values(ModelSpec::Type::kSharedBottom, ModelSpec::Type::kMmoe,
+                                           ModelSpec::Type::kPle, ModelSpec::Type::kEsmm),
+                         [](const ::testing::TestParamInfo<ModelSpec::Type>& info) {
+                           return std::string(ModelTypeName(info.param));
+                         });
+
+}  // namespace
+}  // namespace mtps::models

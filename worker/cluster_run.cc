@@ -1,0 +1,220 @@
+// RunWorker: one worker of a cluster — register, train this worker's shard against the
+// parameter servers epoch by epoch, let rank 0 evaluate the eval split after each epoch,
+// report progress to the scheduler, and leave when the scheduler says the job ended.
+#include <glog/logging.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+
+#include "protocol/http_server.h"
+#include "protocol/metrics.h"
+#include "ps/client.h"
+#include "scheduler/scheduler_client.h"
+#include "worker/remote_parameter_store.h"
+#include "worker/trainer.h"
+#include "worker/training_data.h"
+#include "worker/worker_run.h"
+
+namespace mtps {
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+
+// Ends an epoch early, with the scheduler's reason, once the job was told to stop: a
+// worker never trains on after a peer died.
+class StoppableSource : public BatchSource {
+ public:
+  StoppableSource(BatchSource* source, const scheduler::SchedulerClient* control)
+      : source_(source), control_(control) {}
+  StatusOr<Batch*> Next() override {
+    if (std::optional<scheduler::ShutdownNotice> notice = control_->shutdown_notice()) {
+      return Cancelled("the scheduler ended the job: " + notice->reason);
+    }
+    return source_->Next();
+  }
+  void Release(Batch* batch) override { source_->Release(batch); }
+
+ private:
+  BatchSource* source_;
+  const scheduler::SchedulerClient* control_;
+};
+
+std::vector<scheduler::TaskReport> TaskReports(const JobSpec& spec,
+                                               const std::vector<double>& loss) {
+  std::vector<scheduler::TaskReport> tasks;
+  for (size_t t = 0; t < spec.tasks.size(); ++t) {
+    tasks.push_back({.name = spec.tasks[t].name, .loss = t < loss.size() ? loss[t] : 0.0});
+  }
+  return tasks;
+}
+
+// The worker's own metrics on /metrics.
+struct WorkerMetrics {
+  explicit WorkerMetrics(MetricsRegistry* registry, const JobSpec& spec)
+      : steps(registry->AddCounter("mtps_worker_steps_total", "Training steps done.")),
+        samples(registry->AddCounter("mtps_worker_samples_total", "Training samples done.")),
+        step_seconds(registry->AddHistogram(
+            "mtps_worker_step_seconds", "Wall time of one training step.",
+            {0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5})) {
+    for (const TaskSpec& task : spec.tasks) {
+      task_loss.push_back(registry->AddGauge("mtps_worker_task_loss",
+                                             "Training loss of the latest step, per task.",
+                                             {{"task", task.name}}));
+      task_auc.push_back(registry->AddGauge("mtps_worker_eval_auc",
+                                            "AUC of the latest evaluation, per task.",
+                                            {{"task", task.name}}));
+    }
+  }
+  Counter* steps;
+  Counter* samples;
+  Histogram* step_seconds;
+  std::vector<Gauge*> task_loss;
+  std::vector<Gauge*> task_auc;
+};
+
+}  // namespace
+
+Status RunWorker(const JobSpec& spec, const WorkerRunOptions& options) {
+  if (options.scheduler.empty()) {
+    return InvalidArgument("--scheduler is required (or --local to train without a cluster)");
+  }
+  MetricsRegistry registry;
+  WorkerMetrics metrics(&registry, spec);
+  HttpServer http(&registry);
+  MTPS_ASSIGN_OR_RETURN(int http_port, http.Start(options.host, options.http_port));
+
+  scheduler::SchedulerClientOptions control_options;
+  control_options.scheduler = options.scheduler;
+  control_options.role = proto::Role::WORKER;
+  control_options.control_bind_host = options.host;
+  control_options.control_host = options.host;
+  control_options.http_address = options.host + ":" + std::to_string(http_port);
+  control_options.spec_hash = spec.hash;
+  MTPS_ASSIGN_OR_RETURN(auto control, scheduler::SchedulerClient::Create(control_options));
+  MTPS_ASSIGN_OR_RETURN(scheduler::ClusterInfo cluster, control->Register());
+  const int rank = cluster.rank;
+  const int num_workers = static_cast<int>(cluster.workers.size());
+  LOG(INFO) << "worker " << rank << " of " << num_workers << ", " << cluster.servers.size()
+            << " servers, device " << options.device;
+  http.SetHealthCheck([&control]() -> Status {
+    if (auto notice = control->shutdown_notice(); notice && notice->failed) {
+      return Unavailable("job failed: " + notice->reason);
+    }
+    return Status::OK();
+  });
+
+  std::vector<std::string> server_addresses;
+  for (const scheduler::NodeAddress& server : cluster.servers) server_addresses.push_back(server.address);
+  MTPS_ASSIGN_OR_RETURN(auto client, ps::Client::Connect(server_addresses, {.rank = rank}));
+  RemoteParameterStore store(client.get());
+  MTPS_ASSIGN_OR_RETURN(auto data, TrainingData::Open(spec));
+
+  const bool sync = spec.training.mode == TrainingSpec::Mode::kSync;
+  TrainerOptions trainer_options{.device = options.device,
+                                 .cpu_threads = options.cpu_threads,
+                                 .worker_rank = rank,
+                                 .num_workers = num_workers,
+                                 .sync = sync,
+                                 .prefetch = sync ? 0 : spec.training.prefetch,
+                                 .max_staleness = spec.training.max_staleness};
+  MTPS_ASSIGN_OR_RETURN(auto trainer, Trainer::Create(spec, &store, trainer_options));
+  MTPS_RETURN_IF_ERROR(trainer->InitParameters());
+  MTPS_RETURN_IF_ERROR(control->Barrier("parameters-initialized"));
+
+  int64_t max_batches = 0;  // sync: every worker takes the same number of steps
+  if (sync && num_workers > 1) {
+    MTPS_ASSIGN_OR_RETURN(max_batches, data->SyncStepsPerEpoch(num_workers));
+  }
+
+  uint64_t samples = 0;
+  double train_seconds = 0;
+  scheduler::ProgressReport last_eval{.phase = "eval"};
+  for (int epoch = 0; epoch < spec.training.epochs; ++epoch) {
+    MTPS_ASSIGN_OR_RETURN(auto epoch_source, data->TrainEpoch(epoch, rank, num_workers, max_batches));
+    StoppableSource source(epoch_source.get(), control.get());
+    const SteadyClock::time_point epoch_start = SteadyClock::now();
+    SteadyClock::time_point step_start = epoch_start;
+    Status trained = trainer->TrainEpoch(&source, [&](const StepReport& report) {
+      const SteadyClock::time_point now = SteadyClock::now();
+      metrics.step_seconds->Observe(std::chrono::duration<double>(now - step_start).count());
+      step_start = now;
+      metrics.steps->Increment();
+      metrics.samples->Increment(report.batch_size);
+      for (size_t t = 0; t < report.task_loss.size(); ++t) metrics.task_loss[t]->Set(report.task_loss[t]);
+      samples += report.batch_size;
+      control->SetState(proto::NodeState::RUNNING, report.step);
+      if (options.log_every <= 0 || report.step % options.log_every != 0) return;
+      const double seconds =
+          train_seconds + std::chrono::duration<double>(now - epoch_start).count();
+      scheduler::ProgressReport progress{.phase = "train",
+                                         .epoch = static_cast<uint32_t>(epoch),
+                                         .step = report.step,
+                                         .samples = samples,
+                                         .samples_per_sec = seconds > 0 ? samples / seconds : 0,
+                                         .train_seconds = seconds,
+                                         .tasks = TaskReports(spec, report.task_loss)};
+      std::string losses;
+      for (const scheduler::TaskReport& task : progress.tasks) {
+        char text[64];
+        std::snprintf(text, sizeof(text), " %s loss %.4f", task.name.c_str(), task.loss);
+        losses += text;
+      }
+      LOG(INFO) << "epoch " << epoch << " step " << report.step << losses << " | "
+                << static_cast<int64_t>(progress.samples_per_sec) << " samples/s";
+      Status reported = control->ReportProgress(progress);
+      if (!reported.ok()) LOG(WARNING) << "progress report failed: " << reported;
+    });
+    train_seconds += std::chrono::duration<double>(SteadyClock::now() - epoch_start).count();
+    MTPS_RETURN_IF_ERROR(trained.WithContext("epoch " + std::to_string(epoch)));
+    LOG(INFO) << "epoch " << epoch << " trained: " << samples << " samples, step "
+              << trainer->step() << ", " << samples / std::max(train_seconds, 1e-9)
+              << " samples/s";
+
+    // Everyone finishes the epoch's pushes before rank 0 scores the eval split, so the
+    // evaluation sees the whole epoch's training.
+    MTPS_RETURN_IF_ERROR(control->Barrier("epoch-" + std::to_string(epoch) + "-trained"));
+    if (rank == 0 && !data->eval_files().empty()) {
+      MTPS_ASSIGN_OR_RETURN(auto eval_source, data->Eval(0, 1));
+      MTPS_ASSIGN_OR_RETURN(EvalResult eval, trainer->Evaluate(eval_source.get()));
+      last_eval = {.phase = "eval",
+                   .epoch = static_cast<uint32_t>(epoch),
+                   .step = trainer->step(),
+                   .samples = samples,
+                   .samples_per_sec = samples / std::max(train_seconds, 1e-9),
+                   .train_seconds = train_seconds};
+      for (size_t t = 0; t < eval.tasks.size(); ++t) {
+        const TaskEval& task = eval.tasks[t];
+        last_eval.tasks.push_back({.name = task.name, .loss = task.loss, .auc = task.auc,
+                                   .logloss = task.logloss, .mse = task.mse});
+        if (std::isfinite(task.auc)) metrics.task_auc[t]->Set(task.auc);
+        LOG(INFO) << "epoch " << epoch << " eval " << task.name << ": auc " << task.auc
+                  << " logloss " << task.logloss;
+      }
+      MTPS_RETURN_IF_ERROR(control->ReportProgress(last_eval));
+    }
+    MTPS_RETURN_IF_ERROR(control->Barrier("epoch-" + std::to_string(epoch) + "-evaluated"));
+  }
+
+  scheduler::ProgressReport done = last_eval;
+  done.phase = "done";
+  done.epoch = static_cast<uint32_t>(std::max(0, spec.training.epochs - 1));
+  done.step = trainer->step();
+  done.samples = samples;
+  done.train_seconds = train_seconds;
+  done.samples_per_sec = samples / std::max(train_seconds, 1e-9);
+  if (rank != 0) done.tasks.clear();
+  MTPS_RETURN_IF_ERROR(control->ReportProgress(done));
+  control->SetState(proto::NodeState::STOPPING, trainer->step());
+
+  std::optional<scheduler::ShutdownNotice> notice = control->WaitForShutdown(std::chrono::minutes(10));
+  control->Stop();
+  http.Stop();
+  if (!notice) return DeadlineExceeded("no shutdown from the scheduler within 10 minutes");
+  if (notice->failed) return Cancelled("the job failed: " + notice->reason);
+  LOG(INFO) << "worker " << rank << " done: " << notice->reason;
+  return Status::OK();
+}
+
+}  // namespace mtps

@@ -24,20 +24,27 @@ summary() {  # reads numbers, prints "median (min..max)"
   sort -g | awk '{v[NR]=$1} END {printf "%.0f (%.0f..%.0f)", v[int((NR+1)/2)], v[1], v[NR]}'
 }
 
-printf "%-8s %-28s %-28s %s\n" threads "mtps samples/s" "torch samples/s" "mtps/torch (medians)"
+printf "%-8s %-24s %-24s %-12s %s\n" threads "mtps samples/s" "torch samples/s" "mtps/torch" \
+  "cpu ms/step mtps | torch (medians; all threads of the process)"
 for threads in 1 2; do
   export OPENBLAS_NUM_THREADS=$threads OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads
-  mtps=$("$build/bin/models_bench" --benchmark_filter="Mmoe/threads:$threads/" \
-      --benchmark_repetitions="$reps" --benchmark_min_time=1 --benchmark_format=json 2>/dev/null |
+  json=$("$build/bin/models_bench" --benchmark_filter="Mmoe/threads:$threads/" \
+      --benchmark_repetitions="$reps" --benchmark_min_time=1 --benchmark_format=json 2>/dev/null)
+  field() {  # field NAME: one value per repetition
     /usr/bin/python3 -c '
 import json, sys
 for b in json.load(sys.stdin)["benchmarks"]:
     if b.get("run_type") == "iteration":
-        print(b["samples/s"])' | summary)
-  torch=$(for _ in $(seq "$reps"); do
-      /usr/bin/python3 benchmarks/models_vs_torch.py --threads "$threads" --seconds 2 |
-        sed -E 's/.*samples\/s=([0-9.]+).*/\1/'
-    done | summary)
+        print(b[sys.argv[1]])' "$1" <<<"$json"
+  }
+  mtps=$(field "samples/s" | summary)
+  mtps_cpu=$(field cpu_time | sort -g | awk '{v[NR]=$1} END {printf "%.1f", v[int((NR+1)/2)]}')
+  torch_runs=$(for _ in $(seq "$reps"); do
+      /usr/bin/python3 benchmarks/models_vs_torch.py --threads "$threads" --seconds 2
+    done)
+  torch=$(sed -E 's/.*samples\/s=([0-9.]+).*/\1/' <<<"$torch_runs" | summary)
+  torch_cpu=$(sed -E 's/.*cpu_ms\/step=([0-9.]+).*/\1/' <<<"$torch_runs" | sort -g |
+    awk '{v[NR]=$1} END {printf "%.1f", v[int((NR+1)/2)]}')
   ratio=$(awk -v a="${mtps%% *}" -v b="${torch%% *}" 'BEGIN {printf "%.2fx", a / b}')
-  printf "%-8s %-28s %-28s %s\n" "$threads" "$mtps" "$torch" "$ratio"
+  printf "%-8s %-24s %-24s %-12s %s | %s\n" "$threads" "$mtps" "$torch" "$ratio" "$mtps_cpu" "$torch_cpu"
 done

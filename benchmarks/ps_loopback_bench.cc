@@ -16,6 +16,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <ctime>
 #include <cstdio>
 #include <map>
 #include <memory>
@@ -31,6 +32,7 @@
 #include "protocol/job_spec.h"
 #include "protocol/transport.h"
 #include "ps/client.h"
+#include "ps/heap_tuning.h"
 #include "ps/initializer.h"
 #include "ps/server.h"
 
@@ -64,17 +66,47 @@ size_t PayloadBytes(Op op, int dim) {
 
 // MB/s of every run (repetition) per (raw?, op, dim); compared after all runs.
 std::mutex results_mutex;
-std::map<std::tuple<bool, int, int>, std::vector<double>> results;
+struct Runs {
+  int64_t iterations = 0;
+  std::vector<double> mb_per_s;      // per wall second
+  std::vector<double> mb_per_cpu_s;  // per second of process CPU
+};
+std::map<std::tuple<bool, int, int>, Runs> results;
 
 using Clock = std::chrono::steady_clock;
 
-void Record(benchmark::State& state, bool raw, Op op, int dim, Clock::duration elapsed) {
+// Seconds of CPU used by the whole process (client, server and ZeroMQ threads alike).
+double ProcessCpuSeconds() {
+  timespec t;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
+}
+
+// Wall and process-CPU time of one benchmark run.
+struct Timer {
+  Clock::time_point wall = Clock::now();
+  double cpu = ProcessCpuSeconds();
+};
+
+void Record(benchmark::State& state, bool raw, Op op, int dim, const Timer& timer) {
+  const double wall_s = std::chrono::duration<double>(Clock::now() - timer.wall).count();
+  const double cpu_s = ProcessCpuSeconds() - timer.cpu;
   const size_t bytes = PayloadBytes(op, dim);
   {
+    // Only the runs at the final iteration count count: the shorter ones before them are
+    // Google Benchmark sizing the run.
     std::lock_guard<std::mutex> lock(results_mutex);
-    results[{raw, static_cast<int>(op), dim}].push_back(
-        static_cast<double>(state.iterations() * bytes) / 1e6 /
-        std::chrono::duration<double>(elapsed).count());
+    Runs& runs = results[{raw, static_cast<int>(op), dim}];
+    const int64_t iterations = static_cast<int64_t>(state.iterations());
+    if (iterations > runs.iterations) {
+      runs.iterations = iterations;
+      runs.mb_per_s.clear();
+      runs.mb_per_cpu_s.clear();
+    }
+    if (iterations == runs.iterations) {
+      runs.mb_per_s.push_back(static_cast<double>(iterations * bytes) / 1e6 / wall_s);
+      runs.mb_per_cpu_s.push_back(static_cast<double>(iterations * bytes) / 1e6 / cpu_s);
+    }
   }
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * bytes));
   state.counters["keys/s"] = benchmark::Counter(
@@ -132,10 +164,21 @@ struct PsSetup {
   }
 };
 
+// One server and client per dim for the whole program: Google Benchmark calls a
+// benchmark several times while it sizes the iteration count, and the set-up (100k new
+// rows) must not be measured or repeated.
+std::map<int, std::unique_ptr<PsSetup>> setups;  // cleared at the end of main()
+
+PsSetup& SetupFor(int dim) {
+  auto& setup = setups[dim];
+  if (!setup) setup = std::make_unique<PsSetup>(dim);
+  return *setup;
+}
+
 void BM_Ps(benchmark::State& state, Op op) {
   const int dim = static_cast<int>(state.range(0));
-  PsSetup ps(dim);
-  const auto start = Clock::now();
+  PsSetup& ps = SetupFor(dim);
+  const Timer timer;
   for (auto _ : state) {
     if (op != Op::kPush) {
       Status s = ps.client->Pull(0, ps.keys, dim, ps.rows.data());
@@ -146,7 +189,7 @@ void BM_Ps(benchmark::State& state, Op op) {
       if (!r.ok()) state.SkipWithError(r.status().ToString().c_str());
     }
   }
-  Record(state, /*raw=*/false, op, dim, Clock::now() - start);
+  Record(state, /*raw=*/false, op, dim, timer);
 }
 
 // ---- raw ZeroMQ: the same byte counts, DEALER <-> ROUTER, zero-copy buffers ----
@@ -205,12 +248,12 @@ void BM_RawZmq(benchmark::State& state, Op op) {
   RawZmqPeer peer;
   const std::vector<char> pull_request(keys, 1), push_request(keys + rows, 2);
   constexpr size_t kSmallReply = 64;
-  const auto start = Clock::now();
+  const Timer timer;
   for (auto _ : state) {
     if (op != Op::kPush) peer.RoundTrip(pull_request, rows);
     if (op != Op::kPull) peer.RoundTrip(push_request, kSmallReply);
   }
-  Record(state, /*raw=*/true, op, dim, Clock::now() - start);
+  Record(state, /*raw=*/true, op, dim, timer);
 }
 
 #define MTPS_LOOPBACK_BENCH(fn, op)                                          \
@@ -233,30 +276,37 @@ void PrintRatios() {
     return v[v.size() / 2];
   };
   std::printf("\nmtps vs raw ZeroMQ, same bytes, tcp loopback (median of runs; min..max)\n");
-  for (const auto& [key, ps_runs] : results) {
+  for (const auto& [key, ps] : results) {
     const auto [raw, op, dim] = key;
     if (raw) continue;
     auto it = results.find({true, op, dim});
-    if (it == results.end()) continue;
+    if (it == results.end() || ps.mb_per_s.empty() || it->second.mb_per_s.empty()) continue;
+    const std::vector<double>& ps_runs = ps.mb_per_s;
+    const std::vector<double>& raw_runs = it->second.mb_per_s;
     const auto [ps_min, ps_max] = std::minmax_element(ps_runs.begin(), ps_runs.end());
-    const auto [raw_min, raw_max] = std::minmax_element(it->second.begin(), it->second.end());
-    const double ps_mb = median(ps_runs), raw_mb = median(it->second);
+    const auto [raw_min, raw_max] = std::minmax_element(raw_runs.begin(), raw_runs.end());
+    const double ps_mb = median(ps_runs), raw_mb = median(raw_runs);
+    const double ps_cpu = median(ps.mb_per_cpu_s), raw_cpu = median(it->second.mb_per_cpu_s);
     std::printf("%-9s dim %-3d  mtps %7.0f MB/s (%.0f..%.0f)  raw %7.0f MB/s (%.0f..%.0f)  "
-                "ratio %5.1f%%  keys/s %.2fM\n",
+                "ratio %5.1f%%  keys/s %.2fM  | per CPU second: mtps %.0f raw %.0f MB, "
+                "ratio %5.1f%%\n",
                 OpName(static_cast<Op>(op)), dim, ps_mb, *ps_min, *ps_max, raw_mb, *raw_min,
                 *raw_max, 100.0 * ps_mb / raw_mb,
                 ps_mb * 1e6 / PayloadBytes(static_cast<Op>(op), dim) * kKeys *
-                    (op == static_cast<int>(Op::kPullPush) ? 2 : 1) / 1e6);
+                    (op == static_cast<int>(Op::kPullPush) ? 2 : 1) / 1e6,
+                ps_cpu, raw_cpu, 100.0 * ps_cpu / raw_cpu);
   }
 }
 
 }  // namespace mtps
 
 int main(int argc, char** argv) {
+  mtps::KeepLargeBuffersInTheHeap();
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
+  mtps::setups.clear();
   mtps::PrintRatios();
   return 0;
 }

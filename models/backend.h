@@ -31,7 +31,9 @@ struct ExpertRanges {
   int begin1 = 0, count1 = 0;
   MTPS_HOST_DEVICE int total() const { return count0 + count1; }
   // The expert column block of the j-th mixed expert, j < total().
-  MTPS_HOST_DEVICE int expert(int j) const { return j < count0 ? begin0 + j : begin1 + (j - count0); }
+  MTPS_HOST_DEVICE int expert(int j) const {
+    return j < count0 ? begin0 + j : begin1 + (j - count0);
+  }
 };
 
 // One sparse field pooled into a column slice of the model's input matrix.

@@ -8,6 +8,8 @@
 //   std::vector<float> host(p.size());
 //   p.CopyValuesToHost(host.data());  // any backend
 //
+// Blocks start on 16-value boundaries, so size() may exceed the sum of block sizes; the
+// gaps stay 0 in both arrays, so an optimizer may run over the whole flat array.
 // Layers register blocks while the model is built; Finalize() then allocates and
 // initializes them, deterministically from the seed. Not thread-safe.
 #pragma once

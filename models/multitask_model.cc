@@ -37,7 +37,8 @@ Status ValidateModelSpec(const JobSpec& spec) {
       return CheckUnits(m.expert_units, "model.expert_units", false);
     case ModelSpec::Type::kPle:
       if (m.ple_levels <= 0 || m.ple_task_experts <= 0 || m.ple_shared_experts <= 0) {
-        return InvalidArgument("model.ple_levels/ple_task_experts/ple_shared_experts: must be > 0, got " +
+        return InvalidArgument("model.ple_levels/ple_task_experts/ple_shared_experts: "
+                               "must be > 0, got " +
                                std::to_string(m.ple_levels) + "/" +
                                std::to_string(m.ple_task_experts) + "/" +
                                std::to_string(m.ple_shared_experts));

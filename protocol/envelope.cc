@@ -1,4 +1,5 @@
-// Envelope helpers: building a message with its header, and Error replies <-> Status.
+// Envelope helpers: building a message with its header, Error replies <-> Status, and the
+// names of body kinds and roles that log lines and error messages use.
 #include <string>
 
 #include <capnp/schema.h>

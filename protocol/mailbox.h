@@ -1,13 +1,16 @@
 // Mailbox<T>: a queue that many threads post to and one ZeroMQ I/O thread drains, with an
 // eventfd that the I/O thread's zmq_poll watches so that a post wakes it.
 //
-//   Mailbox<Reply> outbox;                              // I/O thread polls outbox.fd()
-//   outbox.Post(std::move(reply));                      // any thread
-//   std::vector<Reply> batch; outbox.Drain(&batch);     // I/O thread, when fd() is readable
+//   Mailbox<Reply> outbox;                              // any thread: outbox.Post(reply)
+//   // I/O thread, each turn of its loop:
+//   long timeout = outbox.PrepareToWait() ? -1 : 0;   // 0: something is queued already
+//   zmq_poll(/* ..., {nullptr, outbox.fd(), ZMQ_POLLIN} */, timeout);
+//   if (fd_was_readable) outbox.ClearWakeup();
+//   outbox.Drain(&batch);
 //
 // ZeroMQ sockets are not thread-safe, so everything another thread wants sent goes through
-// here. Thread-safe. The eventfd is written only when the queue turns non-empty, so a burst
-// of posts costs one syscall.
+// here. Thread-safe. The eventfd is written only when the I/O thread has said it is about
+// to block and nothing was queued, so a post to a busy I/O thread costs no syscall.
 #pragma once
 
 #include <sys/eventfd.h>
@@ -40,11 +43,27 @@ class Mailbox {
     {
       std::lock_guard<std::mutex> lock(mutex_);
       if (closed_) return false;
-      wake = items_.empty();
       items_.push_back(std::move(item));
+      wake = std::exchange(waiting_, false);
     }
     if (wake) Wake();
     return true;
+  }
+
+  // I/O thread, right before it blocks: false if something is queued (do not block);
+  // true means the next Post() will write the eventfd.
+  bool PrepareToWait() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!items_.empty()) return false;
+    waiting_ = true;
+    return true;
+  }
+
+  // I/O thread, when the eventfd was readable: resets it.
+  void ClearWakeup() {
+    uint64_t count;
+    while (read(fd_, &count, sizeof(count)) < 0 && errno == EINTR) {
+    }
   }
 
   // Wakes the I/O thread without queuing anything (e.g. to make it see a stop flag).
@@ -56,12 +75,10 @@ class Mailbox {
     } while (n < 0 && errno == EINTR);
   }
 
-  // Moves every queued item to the end of `out` (which keeps its capacity between calls).
+  // I/O thread: moves every queued item to the end of `out` (which keeps its capacity).
   void Drain(std::vector<T>* out) {
-    uint64_t count;
-    while (read(fd_, &count, sizeof(count)) < 0 && errno == EINTR) {
-    }
     std::lock_guard<std::mutex> lock(mutex_);
+    waiting_ = false;
     if (out->empty()) {
       std::swap(*out, items_);
     } else {
@@ -84,6 +101,7 @@ class Mailbox {
   std::mutex mutex_;
   std::vector<T> items_;  // GUARDED_BY(mutex_)
   bool closed_ = false;   // GUARDED_BY(mutex_)
+  bool waiting_ = false;  // GUARDED_BY(mutex_): the I/O thread may be blocked in poll
 };
 
 }  // namespace mtps

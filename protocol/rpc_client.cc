@@ -91,12 +91,12 @@ void RpcClient::Impl::IoLoop() {
   try {
     while (!stopping.load(std::memory_order_acquire)) {
       items[0].events = ZMQ_POLLIN | (unsent.empty() ? 0 : ZMQ_POLLOUT);
-      transport_internal::Poll(items, 2, PollTimeoutMs(Clock::now()));
-      if (items[1].revents & ZMQ_POLLIN) {
-        submissions.Drain(&batch);
-        for (Submission& submission : batch) Begin(submission);
-        batch.clear();
-      }
+      transport_internal::Poll(
+          items, 2, submissions.PrepareToWait() ? PollTimeoutMs(Clock::now()) : 0);
+      if (items[1].revents & ZMQ_POLLIN) submissions.ClearWakeup();
+      submissions.Drain(&batch);
+      for (Submission& submission : batch) Begin(submission);
+      batch.clear();
       if (items[0].revents & ZMQ_POLLIN) {
         for (int i = 0;
              i < kReceiveBatch && transport_internal::ReceiveMultipart(socket, nullptr, &frames);

@@ -149,11 +149,10 @@ void RpcServer::Impl::IoLoop() {
   core->io_thread_id.store(std::this_thread::get_id(), std::memory_order_release);
   try {
     while (!stopping.load(std::memory_order_acquire)) {
-      transport_internal::Poll(items, 2, -1);
-      if (items[1].revents & ZMQ_POLLIN) {
-        core->outbox.Drain(&replies);
-        SendReplies(replies);
-      }
+      transport_internal::Poll(items, 2, core->outbox.PrepareToWait() ? -1 : 0);
+      if (items[1].revents & ZMQ_POLLIN) core->outbox.ClearWakeup();
+      core->outbox.Drain(&replies);
+      SendReplies(replies);
       if (items[0].revents & ZMQ_POLLIN) {
         for (int i = 0; i < kReceiveBatch &&
                         transport_internal::ReceiveMultipart(socket, &identity, &frames);

@@ -3,8 +3,9 @@
 // gradient pointer per worker and sum them in rank order when the last one arrives.
 #include "ps/dense_block.h"
 
-#include <cmath>
 #include <utility>
+
+#include "ps/finite_check.h"
 
 namespace mtps::ps {
 
@@ -28,24 +29,10 @@ struct DenseBlockStore::Block {
 };
 
 Status ValidateFinite(const float* values, size_t n, const char* what) {
-  // x * 0 is NaN exactly for NaN and +-Inf; 16 lanes let the loop vectorize.
-  constexpr size_t kLanes = 16;
-  float lanes[kLanes] = {};
-  size_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) {
-    for (size_t l = 0; l < kLanes; ++l) lanes[l] += values[i + l] * 0.0f;
-  }
-  for (; i < n; ++i) lanes[0] += values[i] * 0.0f;
-  float probe = 0.0f;
-  for (size_t l = 0; l < kLanes; ++l) probe += lanes[l];
-  if (probe == 0.0f) return Status::OK();
-  for (i = 0; i < n; ++i) {
-    if (!std::isfinite(values[i])) {
-      return InvalidArgument(std::string("non-finite ") + what + " " + std::to_string(values[i]) +
-                             " at element " + std::to_string(i));
-    }
-  }
-  return Status::OK();
+  const size_t i = FirstNonFinite(values, n);
+  if (i == n) return Status::OK();
+  return InvalidArgument(std::string("non-finite ") + what + " " + std::to_string(values[i]) +
+                         " at element " + std::to_string(i));
 }
 
 DenseBlockStore::DenseBlockStore(const OptimizerSpec& spec) : optimizer_(spec) {}

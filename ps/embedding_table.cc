@@ -9,6 +9,7 @@
 #include <limits>
 #include <string>
 
+#include "ps/finite_check.h"
 #include "ps/key_hash.h"
 
 namespace mtps::ps {
@@ -77,27 +78,12 @@ TableCounters& TableCounters::operator+=(const TableCounters& o) {
 
 Status ValidateGradients(const uint64_t* keys, const float* grads, size_t n, int dim) {
   const size_t total = n * static_cast<size_t>(dim);
-  // x * 0 is 0 for every finite x and NaN for NaN and +-Inf: one branch-free pass, in
-  // 16 independent lanes so that it vectorizes without reassociating float adds.
-  constexpr size_t kLanes = 16;
-  float lanes[kLanes] = {};
-  size_t i = 0;
-  for (; i + kLanes <= total; i += kLanes) {
-    for (size_t l = 0; l < kLanes; ++l) lanes[l] += grads[i + l] * 0.0f;
-  }
-  for (; i < total; ++i) lanes[0] += grads[i] * 0.0f;
-  float probe = 0.0f;
-  for (size_t l = 0; l < kLanes; ++l) probe += lanes[l];
-  if (probe == 0.0f) return Status::OK();
-  for (i = 0; i < total; ++i) {
-    if (!std::isfinite(grads[i])) {
-      const size_t row = i / static_cast<size_t>(dim);
-      return InvalidArgument("non-finite gradient " + std::to_string(grads[i]) + " at key index " +
-                             std::to_string(row) + " (key " + std::to_string(keys[row]) +
-                             ", element " + std::to_string(i % dim) + ")");
-    }
-  }
-  return Status::OK();
+  const size_t i = FirstNonFinite(grads, total);
+  if (i == total) return Status::OK();
+  const size_t row = i / static_cast<size_t>(dim);
+  return InvalidArgument("non-finite gradient " + std::to_string(grads[i]) + " at key index " +
+                         std::to_string(row) + " (key " + std::to_string(keys[row]) +
+                         ", element " + std::to_string(i % dim) + ")");
 }
 
 StatusOr<std::unique_ptr<EmbeddingTable>> EmbeddingTable::Create(const TableSpec& spec,

@@ -5,7 +5,9 @@
 //   init.Fill(key, row, dim);   // row[i] depends only on (seed, key, i)
 //
 // Values come from a counter-based generator (splitmix64 of seed, key and the element
-// index), mapped to U(-range, range) or, by Box-Muller, to N(0, stddev^2).
+// index), mapped to U(-range, range) or, by Box-Muller, to N(0, stddev^2). Uniform and
+// zeros use only exact float arithmetic; normal also uses logf/cosf/sinf, so every process
+// built against the same libm (one container image) gets identical bits.
 // Thread-safety: immutable; Fill may be called from any number of threads.
 #pragma once
 

@@ -1,13 +1,19 @@
 // mtps-server: one parameter server process — the RPC endpoint for sparse tables and
 // dense blocks, /healthz and /metrics over HTTP, clean exit on SIGTERM or SIGINT.
 //
+//   mtps-server --config=job.yaml --scheduler=tcp://sched:7000 --port=7000   # in a cluster
 //   mtps-server --standalone --config=job.yaml --port=7000 --http_port=7100
 //               --rank=0 --num_servers=2 --threads=4 --checkpoint_dir=/ckpt --restore
+//
+// In a cluster the server registers with the scheduler, which assigns its rank (a
+// restarted server asks for its old one with --rank) and ends it with a shutdown message;
+// a shutdown that says the job failed makes the server exit 1.
 //
 // With --port=0 / --http_port=0 it binds free ports; --port_file then receives
 // "<rpc port> <http port>" once the server is serving (written atomically), which is how
 // tests and launch scripts find it.
 #include <signal.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -22,7 +28,9 @@
 #include "protocol/job_spec.h"
 #include "protocol/metrics.h"
 #include "protocol/transport.h"
+#include "ps/heap_tuning.h"
 #include "ps/server.h"
+#include "scheduler/scheduler_client.h"
 
 DEFINE_int32(port, 7000, "RPC port (0 = any free port)");
 DEFINE_string(host, "0.0.0.0", "address the RPC and HTTP endpoints bind to");
@@ -32,7 +40,12 @@ DEFINE_int32(handler_threads, 2, "threads that validate requests and fan them ou
 DEFINE_bool(standalone, false,
             "serve the tables of --config without a scheduler (tests, benchmarks)");
 DEFINE_string(config, "", "job spec (YAML)");
-DEFINE_int32(rank, 0, "this server's rank (standalone: for key ownership checks)");
+DEFINE_int32(rank, -1, "this server's rank: standalone, for key ownership checks (default 0); "
+             "in a cluster, the rank a restarted server asks the scheduler for");
+DEFINE_string(scheduler, "", "scheduler endpoint tcp://host:port (unless --standalone)");
+DEFINE_string(advertise_host, "",
+              "host name or address that workers reach this server at (default: --host, or "
+              "this machine's name when --host is 0.0.0.0)");
 DEFINE_int32(num_servers, 1, "servers in the job (standalone: for key ownership checks)");
 DEFINE_string(checkpoint_dir, "", "root directory of checkpoints (default: the job spec's)");
 DEFINE_bool(restore, false, "load the newest whole checkpoint under --checkpoint_dir first");
@@ -61,12 +74,19 @@ int Fail(const Status& status) {
   return 1;
 }
 
+std::string AdvertisedHost() {
+  if (!FLAGS_advertise_host.empty()) return FLAGS_advertise_host;
+  if (FLAGS_host != "0.0.0.0") return FLAGS_host;
+  char name[256] = {};
+  return ::gethostname(name, sizeof(name) - 1) == 0 ? std::string(name) : "127.0.0.1";
+}
+
 int Run() {
-  if (!FLAGS_standalone)
-    return Fail(mtps::Unimplemented(
-        "joining a cluster through the scheduler is not available in this build; "
-        "run with --standalone --config=JOB.yaml"));
-  if (FLAGS_config.empty()) return Fail(mtps::InvalidArgument("--standalone needs --config"));
+  if (FLAGS_config.empty()) return Fail(mtps::InvalidArgument("--config is required"));
+  if (!FLAGS_standalone && FLAGS_scheduler.empty()) {
+    return Fail(mtps::InvalidArgument(
+        "--scheduler tcp://host:port is required to join a cluster (or run --standalone)"));
+  }
   mtps::StatusOr<mtps::JobSpec> job = mtps::LoadJobSpec(FLAGS_config);
   if (!job.ok()) return Fail(job.status());
 
@@ -75,11 +95,51 @@ int Run() {
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGUSR1);  // the scheduler said the job failed
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   mtps::MetricsRegistry metrics;
-  mtps::ps::ServerOptions options{.rank = FLAGS_rank,
-                                  .num_servers = FLAGS_num_servers,
+  mtps::TransportOptions transport;
+  transport.handler_threads = FLAGS_handler_threads;
+  transport.job_id = job->hash;
+  mtps::RpcServer rpc(transport, mtps::proto::Role::SERVER, FLAGS_rank);
+  mtps::StatusOr<int> port = rpc.Bind("tcp://" + FLAGS_host + ":" + std::to_string(FLAGS_port));
+  if (!port.ok()) return Fail(port.status());
+  mtps::HttpServer http(&metrics);
+  mtps::StatusOr<int> http_port = http.Start(FLAGS_host, FLAGS_http_port);
+  if (!http_port.ok()) return Fail(http_port.status());
+
+  // In a cluster the scheduler decides the rank and the number of servers; requests from
+  // workers that arrive before rpc.Start() wait in the bound socket.
+  int rank = FLAGS_rank < 0 ? 0 : FLAGS_rank;
+  int num_servers = FLAGS_num_servers;
+  std::unique_ptr<mtps::scheduler::SchedulerClient> control;
+  if (!FLAGS_standalone) {
+    const std::string host = AdvertisedHost();
+    mtps::scheduler::SchedulerClientOptions control_options;
+    control_options.scheduler = FLAGS_scheduler;
+    control_options.role = mtps::proto::Role::SERVER;
+    control_options.address = "tcp://" + host + ":" + std::to_string(*port);
+    control_options.http_address = host + ":" + std::to_string(*http_port);
+    control_options.spec_hash = job->hash;
+    control_options.requested_rank = FLAGS_rank;
+    auto created = mtps::scheduler::SchedulerClient::Create(control_options);
+    if (!created.ok()) return Fail(created.status());
+    control = std::move(created).value();
+    control->InstallHandlers(rpc);
+    mtps::StatusOr<mtps::scheduler::ClusterInfo> cluster = control->Register();
+    if (!cluster.ok()) return Fail(cluster.status().WithContext("registering with " + FLAGS_scheduler));
+    rank = cluster->rank;
+    num_servers = static_cast<int>(cluster->servers.size());
+    rpc.set_rank(rank);
+    control->OnShutdown([](const mtps::scheduler::ShutdownNotice& notice) {
+      LOG(INFO) << "mtps-server: the scheduler ends the job: " << notice.reason;
+      ::kill(::getpid(), notice.failed ? SIGUSR1 : SIGTERM);
+    });
+  }
+
+  mtps::ps::ServerOptions options{.rank = rank,
+                                  .num_servers = num_servers,
                                   .shards = FLAGS_threads,
                                   .write_manifest = FLAGS_standalone};
   auto server = mtps::ps::Server::Create(*job, options, &metrics);
@@ -93,27 +153,17 @@ int Run() {
     if (Status s = (*server)->Restore(checkpoint_root); !s.ok()) return Fail(s);
   }
 
-  mtps::TransportOptions transport;
-  transport.handler_threads = FLAGS_handler_threads;
-  transport.job_id = job->hash;
-  mtps::RpcServer rpc(transport, mtps::proto::Role::SERVER, FLAGS_rank);
   (*server)->RegisterHandlers(rpc);
   metrics.AddGaugeFunction("mtps_rpc_refused_messages",
                            "Messages the transport refused (malformed, oversized, wrong "
                            "version or job, unknown kind).",
                            {}, [&rpc] { return static_cast<double>(rpc.counters().rejected); });
-  mtps::StatusOr<int> port = rpc.Bind("tcp://" + FLAGS_host + ":" + std::to_string(FLAGS_port));
-  if (!port.ok()) return Fail(port.status());
   if (Status s = rpc.Start(); !s.ok()) return Fail(s);
-
-  mtps::HttpServer http(&metrics);
-  mtps::StatusOr<int> http_port = http.Start(FLAGS_host, FLAGS_http_port);
-  if (!http_port.ok()) return Fail(http_port.status());
 
   if (!FLAGS_port_file.empty()) {
     if (Status s = WritePortFile(FLAGS_port_file, *port, *http_port); !s.ok()) return Fail(s);
   }
-  LOG(INFO) << "mtps-server rank " << FLAGS_rank << "/" << FLAGS_num_servers << " serving "
+  LOG(INFO) << "mtps-server rank " << rank << "/" << num_servers << " serving "
             << job->tables.size() << " tables on port " << *port << ", HTTP on " << *http_port;
 
   int signal_number = 0;
@@ -121,17 +171,19 @@ int Run() {
   LOG(INFO) << "mtps-server: signal " << signal_number << ", shutting down";
   // Stop taking requests, answer waiting sync steps, then stop HTTP; the tables' threads
   // finish queued work when `server` goes.
+  if (control) control->Stop();
   rpc.Stop();
   (*server)->CancelPendingSyncSteps(mtps::Cancelled("server shutting down"));
   http.Stop();
   server->reset();
   google::FlushLogFiles(google::INFO);
-  return 0;
+  return signal_number == SIGUSR1 ? 1 : 0;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  mtps::KeepLargeBuffersInTheHeap();
   gflags::SetUsageMessage("mtps parameter server");
   gflags::ParseCommandLineFlags(&argc, &argv, true);
   google::InitGoogleLogging(argv[0]);

@@ -100,6 +100,12 @@ bool ProgressTracker::AllDone() const {
   return std::all_of(workers_.begin(), workers_.end(), [](const WorkerState& w) { return w.done; });
 }
 
+bool ProgressTracker::IsDone(int worker_rank) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return worker_rank >= 0 && worker_rank < static_cast<int>(workers_.size()) &&
+         workers_[worker_rank].done;
+}
+
 std::string ProgressTracker::Line() const {
   const ClusterProgress c = Current();
   char buf[160];

@@ -58,6 +58,7 @@ class ProgressTracker {
 
   ClusterProgress Current() const;
   bool AllDone() const;
+  bool IsDone(int worker_rank) const;  // false for a rank out of range
   // One log line for a person.
   std::string Line() const;
 

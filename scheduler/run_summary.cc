@@ -5,6 +5,9 @@
 #include <cmath>
 #include <filesystem>
 
+// property_tree's JSON parser includes the deprecated <boost/bind.hpp>; this keeps its
+// build-time notice quiet without changing behaviour.
+#define BOOST_BIND_GLOBAL_PLACEHOLDERS
 #include <boost/property_tree/json_parser.hpp>
 #include <boost/property_tree/ptree.hpp>
 

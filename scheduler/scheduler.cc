@@ -214,7 +214,9 @@ void Scheduler::HandleHeartbeat(IncomingMessage& request, Responder responder) {
     return responder.SendError(Unavailable("heartbeat from " + Describe(key) +
                                            " while the cluster is still forming"));
   }
-  if (!detector_.Beat(key) && phase_ != Phase::kFailed && phase_ != Phase::kDone) {
+  const bool finished_worker = key.role == proto::Role::WORKER && progress_.IsDone(key.rank);
+  if (!detector_.Beat(key) && !finished_worker && phase_ != Phase::kFailed &&
+      phase_ != Phase::kDone) {
     metrics_.refused->Increment();
     return responder.SendError(NotFound(Describe(key) + " is not a live member of the cluster"));
   }
@@ -269,6 +271,9 @@ void Scheduler::HandleProgress(IncomingMessage& request, Responder responder) {
     return responder.SendError(recorded);
   }
   metrics_.progress_reports->Increment();
+  // A worker that is done may leave before the final checkpoint ends: its silence from
+  // now on is not a failure.
+  if (progress_.IsDone(key.rank)) detector_.Forget(key);
   const ClusterProgress c = progress_.Current();
   metrics_.samples->Set(static_cast<double>(c.samples));
   metrics_.samples_per_sec->Set(c.samples_per_sec);
@@ -446,7 +451,6 @@ Status Scheduler::Run() {
   }
   phase_ = Phase::kDone;
   metrics_.phase->Set(3);
-  summary_ = summary;
   lock.unlock();
   barriers_.CancelAll(Cancelled("the job finished"));
   BroadcastShutdown("the job finished", /*failed=*/false);

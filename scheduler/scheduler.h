@@ -14,8 +14,8 @@
 // silent past the heartbeat timeout fails the job (this version has no recovery): every
 // live node gets a shutdown marked failed, and Run() returns the error naming the node.
 //
-// Thread-safety: Start() then Run() from one thread; RequestStop(), health() and
-// ListeningPort() from any thread. Handlers run on the RPC server's threads.
+// Thread-safety: Start() then Run() from one thread; RequestStop(), health(), progress() and
+// Summary() from any thread. Handlers run on the RPC server's threads.
 #pragma once
 
 #include <chrono>
@@ -73,7 +73,7 @@ class Scheduler {
   // For /healthz: OK unless the job failed.
   Status health() const;
   const ProgressTracker& progress() const { return progress_; }
-  // The summary as written at the end (for tests and logs).
+  // The run's summary from the progress so far (what summary.json gets at the end).
   RunSummary Summary() const;
 
  private:
@@ -87,7 +87,7 @@ class Scheduler {
 
   void CompleteFormationLocked();          // requires mutex_
   void FailLocked(const Status& reason);   // requires mutex_
-  // Checks deadlines; returns true when the job should leave the main loop.
+  // Fails the job on a registration timeout or a silent node.
   void CheckDeadlines();
   Status RunCheckpoint(uint64_t step);
   void BroadcastShutdown(const std::string& reason, bool failed);
@@ -117,7 +117,6 @@ class Scheduler {
   uint64_t next_checkpoint_step_ = 0;                                  // GUARDED_BY(mutex_)
   bool stop_requested_ = false;                                        // GUARDED_BY(mutex_)
   std::string stop_reason_;                                            // GUARDED_BY(mutex_)
-  RunSummary summary_;                                                 // GUARDED_BY(mutex_)
 
   struct Metrics {
     Gauge* registered_servers;

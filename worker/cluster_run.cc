@@ -121,7 +121,7 @@ Status RunWorker(const JobSpec& spec, const WorkerRunOptions& options) {
                                  .max_staleness = spec.training.max_staleness};
   MTPS_ASSIGN_OR_RETURN(auto trainer, Trainer::Create(spec, &store, trainer_options));
   MTPS_RETURN_IF_ERROR(trainer->InitParameters());
-  MTPS_RETURN_IF_ERROR(control->Barrier("parameters-initialized"));
+  MTPS_RETURN_IF_ERROR(control->Barrier("parameters-initialized", num_workers));
 
   int64_t max_batches = 0;  // sync: every worker takes the same number of steps
   if (sync && num_workers > 1) {
@@ -174,7 +174,7 @@ Status RunWorker(const JobSpec& spec, const WorkerRunOptions& options) {
 
     // Everyone finishes the epoch's pushes before rank 0 scores the eval split, so the
     // evaluation sees the whole epoch's training.
-    MTPS_RETURN_IF_ERROR(control->Barrier("epoch-" + std::to_string(epoch) + "-trained"));
+    MTPS_RETURN_IF_ERROR(control->Barrier("epoch-" + std::to_string(epoch) + "-trained", num_workers));
     if (rank == 0 && !data->eval_files().empty()) {
       MTPS_ASSIGN_OR_RETURN(auto eval_source, data->Eval(0, 1));
       MTPS_ASSIGN_OR_RETURN(EvalResult eval, trainer->Evaluate(eval_source.get()));
@@ -194,7 +194,7 @@ Status RunWorker(const JobSpec& spec, const WorkerRunOptions& options) {
       }
       MTPS_RETURN_IF_ERROR(control->ReportProgress(last_eval));
     }
-    MTPS_RETURN_IF_ERROR(control->Barrier("epoch-" + std::to_string(epoch) + "-evaluated"));
+    MTPS_RETURN_IF_ERROR(control->Barrier("epoch-" + std::to_string(epoch) + "-evaluated", num_workers));
   }
 
   scheduler::ProgressReport done = last_eval;

@@ -212,7 +212,8 @@ TEST_F(LayerGradientTest, TaskHeadsMatchTheirLosses) {
   double loss = 0;
   const double scale = 0.37;
   auto bce = [&] {
-    backend_->BceWithLogits(kN, za.data(), 1, y.data(), 1, scale, pred.data(), dza.data(), 1, &loss);
+    backend_->BceWithLogits(kN, za.data(), 1, y.data(), 1, scale, pred.data(), dza.data(), 1,
+                            &loss);
     return scale * loss;
   };
   bce();

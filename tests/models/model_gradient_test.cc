@@ -15,6 +15,8 @@ namespace {
 
 using testing::RandomBatch;
 using testing::SmallSpec;
+using Type = ModelSpec::Type;
+constexpr TaskSpec::Loss kBce = TaskSpec::Loss::kBce, kMse = TaskSpec::Loss::kMse;
 
 struct GradCase {
   std::string name;
@@ -78,7 +80,9 @@ TEST_P(ModelGradientTest, GradientsMatchCentralDifferences) {
   };
   for (const DenseBlock& block : params.blocks()) {
     double max_abs = 0;
-    for (size_t i = 0; i < block.size; ++i) max_abs = std::max(max_abs, std::abs(grads[block.offset + i]));
+    for (size_t i = 0; i < block.size; ++i) {
+      max_abs = std::max(max_abs, std::abs(grads[block.offset + i]));
+    }
     // Every block takes part in the objective (dropout may silence a few units only).
     EXPECT_GT(max_abs, 0.0) << "no gradient reaches " << block.name;
     // Every value of every block: the models are small enough for that.
@@ -115,17 +119,17 @@ TEST_P(ModelGradientTest, GradientsMatchCentralDifferences) {
 INSTANTIATE_TEST_SUITE_P(
     AllModels, ModelGradientTest,
     ::testing::Values(
-        GradCase{"SharedBottomBceMse", ModelSpec::Type::kSharedBottom, TaskSpec::Loss::kMse, false, 0.0f, 2},
-        GradCase{"SharedBottomUncertaintyDropout", ModelSpec::Type::kSharedBottom, TaskSpec::Loss::kBce, true, 0.3f, 2},
-        GradCase{"MmoeUncertaintyDropout", ModelSpec::Type::kMmoe, TaskSpec::Loss::kBce, true, 0.3f, 2},
-        GradCase{"MmoeBceBce", ModelSpec::Type::kMmoe, TaskSpec::Loss::kBce, false, 0.0f, 2},
-        GradCase{"MmoeMseUncertainty", ModelSpec::Type::kMmoe, TaskSpec::Loss::kMse, true, 0.0f, 2},
-        GradCase{"MmoeThreeTasksDropout", ModelSpec::Type::kMmoe, TaskSpec::Loss::kMse, false, 0.25f, 3},
-        GradCase{"PleBceMse", ModelSpec::Type::kPle, TaskSpec::Loss::kMse, false, 0.0f, 2},
-        GradCase{"PleDropout", ModelSpec::Type::kPle, TaskSpec::Loss::kBce, false, 0.2f, 2},
-        GradCase{"PleThreeTasksUncertainty", ModelSpec::Type::kPle, TaskSpec::Loss::kBce, true, 0.0f, 3},
-        GradCase{"EsmmCtrCtcvr", ModelSpec::Type::kEsmm, TaskSpec::Loss::kBce, false, 0.0f, 2},
-        GradCase{"EsmmUncertaintyExtraTask", ModelSpec::Type::kEsmm, TaskSpec::Loss::kBce, true, 0.0f, 3}),
+        GradCase{"SharedBottomBceMse", Type::kSharedBottom, kMse, false, 0.0f, 2},
+        GradCase{"SharedBottomUncertaintyDropout", Type::kSharedBottom, kBce, true, 0.3f, 2},
+        GradCase{"MmoeUncertaintyDropout", Type::kMmoe, kBce, true, 0.3f, 2},
+        GradCase{"MmoeBceBce", Type::kMmoe, kBce, false, 0.0f, 2},
+        GradCase{"MmoeMseUncertainty", Type::kMmoe, kMse, true, 0.0f, 2},
+        GradCase{"MmoeThreeTasksDropout", Type::kMmoe, kMse, false, 0.25f, 3},
+        GradCase{"PleBceMse", Type::kPle, kMse, false, 0.0f, 2},
+        GradCase{"PleDropout", Type::kPle, kBce, false, 0.2f, 2},
+        GradCase{"PleThreeTasksUncertainty", Type::kPle, kBce, true, 0.0f, 3},
+        GradCase{"EsmmCtrCtcvr", Type::kEsmm, kBce, false, 0.0f, 2},
+        GradCase{"EsmmUncertaintyExtraTask", Type::kEsmm, kBce, true, 0.0f, 3}),
     [](const ::testing::TestParamInfo<GradCase>& info) { return info.param.name; });
 
 }  // namespace

@@ -92,7 +92,9 @@ struct RandomBatch {
     in.batch_size = batch;
     in.dense = dense.data();
     in.labels = labels.data();
-    for (size_t f = 0; f < offsets.size(); ++f) in.fields.push_back({offsets[f].data(), rows[f].data()});
+    for (size_t f = 0; f < offsets.size(); ++f) {
+      in.fields.push_back({offsets[f].data(), rows[f].data()});
+    }
     for (size_t t = 0; t < tables.size(); ++t) in.tables.push_back({tables[t].data(), num_rows[t]});
     return in;
   }

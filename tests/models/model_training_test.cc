@@ -1,6 +1,7 @@
 // A small model learns a planted two-task problem: labels drawn from hidden per-user and
 // per-item effects; plain SGD on the dense parameters and the embedding rows must drive
-// the loss down and rank held-out clicks well above chance, for every model type.
+// the loss down and rank held-out clicks within 0.01 AUC of the true probabilities
+// (the oracle), for every model type.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -135,7 +136,7 @@ TEST_P(ModelTrainingTest, LossFallsOnAPlantedProblem) {
     }
   }
   const double model_auc = *ExactAuc(predicted, clicks), oracle_auc = *ExactAuc(oracle, clicks);
-  EXPECT_GT(model_auc, oracle_auc - 0.02) << "oracle " << oracle_auc;
+  EXPECT_GT(model_auc, oracle_auc - 0.01) << "oracle " << oracle_auc;
   EXPECT_GT(oracle_auc, 0.75);  // the planted signal is strong
 }
 

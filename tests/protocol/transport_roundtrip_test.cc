@@ -1,5 +1,6 @@
 // Every message kind of mtps.capnp, built with real content, goes through an RpcServer and
 // an RpcClient over tcp loopback and comes back unchanged.
+#include <cstring>
 #include <functional>
 #include <map>
 #include <numeric>
@@ -74,7 +75,8 @@ std::map<Body::Which, BodyFiller> AllKinds() {
   kinds[Body::HEARTBEAT_REPLY] = [](Body::Builder b) {
     auto h = b.initHeartbeatReply();
     h.setViewEpoch(8);
-    h.setJobState(proto::NodeState::RUNNING);
+    h.setJobState(proto::NodeState::FAILED);
+    h.setReason("server 1 did not come back within 60 s");
   };
   kinds[Body::BARRIER] = [](Body::Builder b) {
     auto r = b.initBarrier();
@@ -284,6 +286,36 @@ TEST(TransportRoundTrip, PackedNumbersAreReadInPlace) {
   for (size_t i = 0; i < grads->size(); ++i) EXPECT_EQ((*grads)[i], -0.001f * i);
   // The span points into the received message, not into a copy.
   EXPECT_EQ(static_cast<const void*>(keys->data()), push.getKeys().begin());
+}
+
+TEST(TransportRoundTrip, RepliesCanReferenceTheRequestWithoutCopying) {
+  // The handler keeps the request alive through the reply's KeepAlive and points the reply's
+  // echo at the request's own bytes; the client's payload is external memory too.
+  RpcServer server(TransportOptions{});
+  server.Handle(Body::ECHO, [](IncomingMessage& request, Responder responder) {
+    auto held = std::make_shared<IncomingMessage>(std::move(request));
+    auto reply = responder.NewReply();
+    capnp::Data::Reader echo = held->envelope().getBody().getEcho();
+    reply->body().adoptEcho(reply->builder().getOrphanage().referenceExternalData(echo));
+    reply->KeepAlive(std::move(held));
+    responder.Send(std::move(reply));
+  });
+  const std::string endpoint = testing::StartOnLoopback(server);
+  auto client = RpcClient::Connect(endpoint, proto::Role::WORKER, 0);
+  ASSERT_TRUE(client.ok()) << client.status();
+  for (size_t bytes : {size_t{8}, size_t{1000}, size_t{200000}}) {
+    auto words = std::make_shared<std::vector<uint64_t>>((bytes + 7) / 8);
+    for (size_t i = 0; i < words->size(); ++i) (*words)[i] = i * 2654435761u;
+    const capnp::Data::Reader payload(reinterpret_cast<const kj::byte*>(words->data()), bytes);
+    auto request = (*client)->NewRequest();
+    request->body().adoptEcho(request->builder().getOrphanage().referenceExternalData(payload));
+    request->KeepAlive(words);
+    StatusOr<IncomingMessage> reply = (*client)->Call(std::move(request), {}).get();
+    ASSERT_TRUE(reply.ok()) << reply.status();
+    capnp::Data::Reader echo = reply->envelope().getBody().getEcho();
+    ASSERT_EQ(echo.size(), bytes);
+    EXPECT_EQ(std::memcmp(echo.begin(), words->data(), bytes), 0) << bytes << " bytes";
+  }
 }
 
 TEST(PackedData, RefusesBlobsThatAreNotWholeElements) {

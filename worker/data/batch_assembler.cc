@@ -58,9 +58,10 @@ void BatchAssembler::AppendRange(const ColumnView& view, int64_t begin, int64_t 
     Batch::Field& out = batch->fields[f];
     const int32_t base = out.offsets.back();
     const uint32_t first = s.offsets[begin];
-    for (int64_t r = begin + 1; r <= end; ++r) {
-      out.offsets.push_back(base + static_cast<int32_t>(s.offsets[r] - first));
-    }
+    const size_t at = out.offsets.size();
+    out.offsets.resize(at + static_cast<size_t>(end - begin));
+    int32_t* dst = out.offsets.data() + at;
+    for (int64_t r = begin + 1; r <= end; ++r) *dst++ = base + static_cast<int32_t>(s.offsets[r] - first);
     out.keys.insert(out.keys.end(), s.keys + first, s.keys + s.offsets[end]);
   }
   batch->size += static_cast<int>(end - begin);
@@ -72,13 +73,22 @@ void BatchAssembler::AppendRows(const ColumnView& view, const uint32_t* rows, in
   for (size_t f = 0; f < view.sparse.size(); ++f) {
     const ColumnView::Sparse& s = view.sparse[f];
     Batch::Field& out = batch->fields[f];
-    int32_t end = out.offsets.back();
+    // Offsets first (one pass over the lengths), then the keys into the sized buffer:
+    // no per-record vector growth.
+    const size_t offsets_at = out.offsets.size();
+    out.offsets.resize(offsets_at + static_cast<size_t>(n));
+    int32_t* offsets = out.offsets.data() + offsets_at;
+    const int32_t keys_at = offsets[-1];
+    int32_t end = keys_at;
     for (int64_t i = 0; i < n; ++i) {
-      const uint32_t r = rows[i];
-      const uint32_t a = s.offsets[r], b = s.offsets[r + 1];
-      out.keys.insert(out.keys.end(), s.keys + a, s.keys + b);
-      end += static_cast<int32_t>(b - a);
-      out.offsets.push_back(end);
+      end += static_cast<int32_t>(s.offsets[rows[i] + 1] - s.offsets[rows[i]]);
+      offsets[i] = end;
+    }
+    out.keys.resize(static_cast<size_t>(end));
+    uint64_t* keys = out.keys.data() + keys_at;
+    for (int64_t i = 0; i < n; ++i) {
+      const uint32_t a = s.offsets[rows[i]], b = s.offsets[rows[i] + 1];
+      for (uint32_t k = a; k < b; ++k) *keys++ = s.keys[k];
     }
   }
   batch->size += static_cast<int>(n);
@@ -94,7 +104,10 @@ void BatchAssembler::Finish(Batch* batch) {
     for (int f : table_fields_[t]) {
       Batch::Field& field = batch->fields[f];
       field.unique_index.resize(field.keys.size());
-      for (size_t i = 0; i < field.keys.size(); ++i) field.unique_index[i] = dedup_.Insert(field.keys[i], &unique);
+      const uint64_t* keys = field.keys.data();
+      int32_t* index = field.unique_index.data();
+      const size_t n = field.keys.size();
+      for (size_t i = 0; i < n; ++i) index[i] = dedup_.Insert(keys[i], &unique);
     }
   }
 }

@@ -9,7 +9,7 @@
 // Rows are pure functions of (seed, row index), so the output does not depend on the
 // number of threads, and .mtb and CSV output hold the same records. Memory is bounded by
 // the world, one row group per thread, and the eval split's true probabilities (for the
-// exact oracle AUC: 12 bytes per eval row). The cvr task's label is `purchase` = click AND
+// exact oracle AUC: 16 bytes per eval row). The cvr task's label is `purchase` = click AND
 // buy, predicted over all impressions (CTCVR). Thread-safety: reentrant.
 #pragma once
 

@@ -14,7 +14,6 @@
 #include <cstdint>
 #include <vector>
 
-#include "worker/data/hash.h"
 
 namespace mtps {
 
@@ -23,10 +22,15 @@ class KeyDedup {
   // Forgets all keys and makes room for up to `max_keys` distinct keys.
   void Reset(size_t max_keys) {
     size_t want = 16;
-    while (want < 2 * max_keys) want <<= 1;
+    int bits = 4;
+    while (want < 2 * max_keys) {
+      want <<= 1;
+      ++bits;
+    }
     if (want > slots_.size()) {
       slots_.assign(want, Slot{});
       generation_ = 0;
+      shift_ = 64 - bits;
     }
     mask_ = slots_.size() - 1;
     if (++generation_ == 0) {  // stamps wrapped: clear them once every 2^32 resets
@@ -38,7 +42,8 @@ class KeyDedup {
   // The index of `key` among the distinct keys since Reset(); a new key is appended to
   // `unique` and gets index unique->size() - 1.
   int32_t Insert(uint64_t key, std::vector<uint64_t>* unique) {
-    size_t i = Mix64(key) & mask_;
+    // Fibonacci hashing: keys are already hashes, one multiply spreads any leftover pattern.
+    size_t i = static_cast<size_t>((key * 0x9E3779B97F4A7C15ULL) >> shift_);
     while (true) {
       Slot& s = slots_[i];
       if (s.generation != generation_) {
@@ -61,6 +66,7 @@ class KeyDedup {
   };
   std::vector<Slot> slots_;
   size_t mask_ = 0;
+  int shift_ = 60;
   uint32_t generation_ = 0;
 };
 

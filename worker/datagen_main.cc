@@ -18,10 +18,10 @@
 DEFINE_string(out, "", "output directory (generate) or .mtb file (convert)");
 DEFINE_int64(rows, 200000, "records to generate, train and eval together");
 DEFINE_uint64(seed, 1, "seed of the world and of every record");
-DEFINE_int32(users, 20000, "users in the world");
-DEFINE_int32(items, 10000, "items in the world");
-DEFINE_int32(categories, 100, "item categories");
-DEFINE_int32(shops, 1000, "shops");
+DEFINE_int32(users, 5000, "users in the world");
+DEFINE_int32(items, 3000, "items in the world");
+DEFINE_int32(categories, 50, "item categories");
+DEFINE_int32(shops, 300, "shops");
 DEFINE_int32(price_buckets, 10, "price buckets");
 DEFINE_double(eval_fraction, 0.1, "share of the records that go to the eval split");
 DEFINE_int32(train_files, 4, "train files, so that workers can split them");

@@ -215,7 +215,7 @@ std::string GeneratedJobYaml(const DatagenOptions& o) {
     << "    - {name: user_activity}\n"
     << "tables:\n";
   for (const char* t : {"user", "item", "category", "shop", "price"}) {
-    y << "  - {name: " << t << ", dim: 16, optimizer: {type: adagrad, lr: 0.05}, init: {type: normal, stddev: 0.01}}\n";
+    y << "  - {name: " << t << ", dim: 16, optimizer: {type: adagrad, lr: 0.2}, init: {type: normal, stddev: 0.01}}\n";
   }
   y << "model: {type: mmoe, experts: 4, expert_units: [64], tower_units: [32]}\n"
     << "tasks:\n"
@@ -224,7 +224,7 @@ std::string GeneratedJobYaml(const DatagenOptions& o) {
   if (o.rating) y << "  - {name: rating, label: rating, loss: mse, weight: 0.2}\n";
   y << "training:\n"
     << "  batch_size: 512\n"
-    << "  epochs: 2\n"
+    << "  epochs: 3\n"
     << "  seed: " << o.world.seed << "\n"
     << "  mode: async\n"
     << "  dense_optimizer: {type: adam, lr: 0.001}\n"

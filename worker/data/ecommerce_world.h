@@ -8,8 +8,8 @@
 //   // imp.p_click, imp.p_buy: the truth; imp.click, imp.purchase: the drawn labels
 //
 // The hidden model: a user's factor leans towards three favourite categories; an item's
-// factor towards its category. P(click) = sigmoid(b0 + 1.5 user.item + user.category +
-// item quality + user bias - 0.12 position - 0.2 sensitivity * price); P(buy | click) =
+// factor towards its category. P(click) = sigmoid(b0 + 0.8 user.item + 0.5 user.category +
+// 1.2 item quality + 0.8 user bias - 0.15 position - 0.2 sensitivity * price); P(buy | click) =
 // sigmoid(g0 + 1.2 user.category - 0.8 sensitivity * price + shop quality + 0.5 item
 // quality); purchase = click AND buy, so CTR and purchase labels correlate as in real
 // logs. b0 and g0 are calibrated at construction so that the mean P(click) is `ctr` and
@@ -26,10 +26,10 @@ namespace mtps {
 
 struct WorldOptions {
   uint64_t seed = 1;
-  int users = 20000;
-  int items = 10000;
-  int categories = 100;
-  int shops = 1000;
+  int users = 5000;
+  int items = 3000;
+  int categories = 50;
+  int shops = 300;
   int price_buckets = 10;
   int positions = 10;       // slots on a result page
   int max_recent = 6;       // recent items per user: 0..max_recent

@@ -2,8 +2,8 @@
 
 8 single-valued sparse fields of dim 16 (EmbeddingBag over a pulled-rows buffer of 1000
 rows each, gradients to those rows), 8 experts of 64 units computed as one fused Linear,
-one softmax gate per task (mixture by broadcast multiply + sum), towers of 32, 2 BCE-with-logits tasks, batch 1024. Prints
-samples/s of forward + backward for the thread count given.
+one softmax gate per task (mixture by broadcast multiply + sum), towers of 32, 2 BCE-with-logits tasks, batch 1024 (the model is
+mmoe_torch.py, shared with e2e_torch.py). Prints samples/s of forward + backward for the thread count given.
 
     OPENBLAS_NUM_THREADS=1 /usr/bin/python3 models_vs_torch.py --threads 1
 """
@@ -13,32 +13,22 @@ import time
 import torch
 import torch.nn.functional as F
 
+from mmoe_torch import MmoeNet
+
 BATCH, FIELDS, DIM, ROWS, EXPERTS, EXPERT_UNITS, TOWER, TASKS = 1024, 8, 16, 1000, 8, 64, 32, 2
 
 
 class Mmoe(torch.nn.Module):
+    """Sum-pooled embedding bags of FIELDS tables feeding the shared MMoE (mmoe_torch.py)."""
+
     def __init__(self):
         super().__init__()
-        d_in = FIELDS * DIM
-        self.experts = torch.nn.Linear(d_in, EXPERTS * EXPERT_UNITS)
-        self.gates = torch.nn.ModuleList(torch.nn.Linear(d_in, EXPERTS) for _ in range(TASKS))
-        self.towers = torch.nn.ModuleList(
-            torch.nn.Sequential(torch.nn.Linear(EXPERT_UNITS, TOWER), torch.nn.ReLU(),
-                                torch.nn.Linear(TOWER, 1)) for _ in range(TASKS))
+        self.net = MmoeNet(FIELDS * DIM, EXPERTS, [EXPERT_UNITS], [TOWER], TASKS)
 
     def forward(self, tables, rows, offsets, labels):
         x = torch.cat([F.embedding_bag(r, t, offsets, mode="sum") for t, r in zip(tables, rows)],
                       dim=1)
-        e = F.relu(self.experts(x)).view(-1, EXPERTS, EXPERT_UNITS)
-        loss = 0
-        for k in range(TASKS):
-            g = torch.softmax(self.gates[k](x), dim=1)
-            # Broadcast-multiply and sum: on the CPU several times faster than bmm, whose
-            # 1024 tiny [1x8]x[8x64] products dominated a profile of this step.
-            mixed = (g.unsqueeze(2) * e).sum(dim=1)
-            logit = self.towers[k](mixed).squeeze(1)
-            loss = loss + F.binary_cross_entropy_with_logits(logit, labels[:, k])
-        return loss
+        return F.binary_cross_entropy_with_logits(self.net(x), labels, reduction="none").mean(0).sum()
 
 
 def main():

@@ -89,8 +89,8 @@ Status RunWorker(const JobSpec& spec, const WorkerRunOptions& options) {
   control_options.scheduler = options.scheduler;
   control_options.role = proto::Role::WORKER;
   control_options.control_bind_host = options.host;
-  control_options.control_host = options.host;
-  control_options.http_address = options.host + ":" + std::to_string(http_port);
+  control_options.control_host = options.advertise_host;
+  control_options.http_address = options.advertise_host + ":" + std::to_string(http_port);
   control_options.spec_hash = spec.hash;
   MTPS_ASSIGN_OR_RETURN(auto control, scheduler::SchedulerClient::Create(control_options));
   MTPS_ASSIGN_OR_RETURN(scheduler::ClusterInfo cluster, control->Register());

@@ -14,7 +14,9 @@ DEFINE_string(scheduler, "", "scheduler endpoint, tcp://host:port");
 DEFINE_string(device, "cpu", "compute device: cpu or cuda:N");
 DEFINE_int32(cpu_threads, 1, "OpenBLAS threads of the CPU backend");
 DEFINE_int32(http_port, 0, "port of /healthz and /metrics (0: any free port)");
-DEFINE_string(host, "127.0.0.1", "address at which this worker's HTTP endpoint is reached");
+DEFINE_string(host, "127.0.0.1", "interface the HTTP and control endpoints bind to");
+DEFINE_string(advertise_host, "", "name or address the scheduler reaches this worker at "
+              "(default: --host)");
 DEFINE_bool(local, false, "train the whole job in this process, with no cluster");
 DEFINE_string(run_dir, "", "--local: directory for summary.json");
 DEFINE_int32(log_every, 50, "steps between progress lines");
@@ -40,6 +42,7 @@ int main(int argc, char** argv) {
   options.cpu_threads = FLAGS_cpu_threads;
   options.http_port = FLAGS_http_port;
   options.host = FLAGS_host;
+  options.advertise_host = FLAGS_advertise_host.empty() ? FLAGS_host : FLAGS_advertise_host;
   options.run_dir = FLAGS_run_dir;
   options.log_every = FLAGS_log_every;
   mtps::Status status = FLAGS_local ? mtps::RunLocal(*spec, options)

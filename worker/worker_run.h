@@ -18,7 +18,8 @@ struct WorkerRunOptions {
   std::string device = "cpu";
   int cpu_threads = 1;
   int http_port = 0;
-  std::string host = "127.0.0.1";
+  std::string host = "127.0.0.1";            // interface the endpoints bind to
+  std::string advertise_host = "127.0.0.1";  // how the scheduler reaches this worker
   std::string run_dir;       // RunLocal: where summary.json goes (empty: not written)
   int log_every = 50;        // steps between progress lines / reports
 };

@@ -2,8 +2,9 @@
 
 8 single-valued sparse fields of dim 16 (EmbeddingBag over a pulled-rows buffer of 1000
 rows each, gradients to those rows), 8 experts of 64 units computed as one fused Linear,
-one softmax gate per task (mixture by broadcast multiply + sum), towers of 32, 2 BCE-with-logits tasks, batch 1024 (the model is
-mmoe_torch.py, shared with e2e_torch.py). Prints samples/s of forward + backward for the thread count given.
+one softmax gate per task (mixture by broadcast multiply + sum), towers of 32, 2
+BCE-with-logits tasks, batch 1024 (the model is mmoe_torch.py, shared with e2e_torch.py).
+Prints samples/s of forward + backward for the thread count given.
 
     OPENBLAS_NUM_THREADS=1 /usr/bin/python3 models_vs_torch.py --threads 1
 """

@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(build-essential cmake ninja-build pkg-config capnproto libcapnp-dev libzmq3-dev
   cppzmq-dev libgoogle-glog-dev libgflags-dev libgtest-dev libgmock-dev libbenchmark-dev
-  libboost-dev libboost-system-dev libopenblas-dev libyaml-cpp-dev python3)
+  libboost-dev libboost-system-dev libopenblas-dev libyaml-cpp-dev python3 python3-yaml)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -79,7 +79,9 @@ TEST(KeyRouting, GroupsUniqueKeysByOwnerInFirstSeenOrder) {
       EXPECT_EQ(JumpConsistentHash(keys[positions[j]], 3), s);
       EXPECT_EQ(routing.server_of(positions[j]), s);
       EXPECT_EQ(routing.slot_of(positions[j]), j);
-      if (j > 0) EXPECT_LT(positions[j - 1], positions[j]) << "slots keep the caller's order";
+      if (j > 0) {
+        EXPECT_LT(positions[j - 1], positions[j]) << "slots keep the caller's order";
+      }
     }
   }
   EXPECT_EQ(total, keys.size());

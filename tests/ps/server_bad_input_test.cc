@@ -190,7 +190,9 @@ TEST_F(ServerBadInputTest, SparseRequestsAreCheckedBeforeTheyTouchATable) {
     ASSERT_TRUE(cluster_.at(0).server->tables().ForEachShard(kUserTable, [&](int, EmbeddingTable& t) {
       found |= t.Lookup(key, row.data(), nullptr, nullptr);
     }).ok());
-    if (found) EXPECT_EQ(row, InitialRow(job_.tables[kUserTable], key));
+    if (found) {
+      EXPECT_EQ(row, InitialRow(job_.tables[kUserTable], key));
+    }
   }
   StatusOr<TableCounters> counters = cluster_.at(0).server->tables().Counters(kUserTable);
   EXPECT_EQ(counters->rejected_requests, 2u) << "the NaN and the Inf push";

@@ -149,9 +149,10 @@ TEST_F(ServerLoopbackTest, RepeatedKeysArePulledEverywhereAndPushedAsOneSum) {
       if (keys[i] == distinct[u])
         for (int d = 0; d < kItemDim; ++d) sum[d] += grads[i * kItemDim + d];
     adagrad.Apply(w.data(), state.data(), sum.data(), kItemDim, 1);
-    for (size_t i = 0; i < keys.size(); ++i)
-      if (keys[i] == distinct[u])
-        for (int d = 0; d < kItemDim; ++d) EXPECT_EQ(pulled[i * kItemDim + d], w[d]) << i;
+    for (size_t i = 0; i < keys.size(); ++i) {
+      if (keys[i] != distinct[u]) continue;
+      for (int d = 0; d < kItemDim; ++d) EXPECT_EQ(pulled[i * kItemDim + d], w[d]) << i;
+    }
   }
 }
 
@@ -285,8 +286,9 @@ TEST_F(ServerLoopbackTest, ClientRefusesWhatItCanCheckAndReportsRemoteErrors) {
       << pushed.status();
   for (uint64_t key : keys) {
     std::vector<float> row(kUserDim);
-    if (RowOn(cluster_, JumpConsistentHash(key, 2), kUserTable, key, &row))
+    if (RowOn(cluster_, JumpConsistentHash(key, 2), kUserTable, key, &row)) {
       EXPECT_EQ(row, InitialRow(job_.tables[kUserTable], key)) << "key " << key << " changed";
+    }
   }
 
   // A remote error comes back as a value naming the server.

@@ -1,5 +1,5 @@
 // Tests of the synthetic data generator: determinism by seed, the funnel it promises,
-// the oracle AUC (exact AUC against hand computations), job.yaml, and the mtps-datagen
+// the oracle AUC (models::ExactAuc, which it uses, against hand computations), job.yaml, and the mtps-datagen
 // binary including `convert`.
 #include "worker/data/datagen.h"
 
@@ -11,7 +11,7 @@
 #include <random>
 
 #include "data_test_util.h"
-#include "worker/data/auc.h"
+#include "models/metrics.h"
 #include "worker/data/csv_reader.h"
 #include "worker/data/input_files.h"
 
@@ -37,18 +37,17 @@ DatagenOptions Small(const std::string& dir, uint64_t seed, int64_t rows = 4000)
   return o;
 }
 
-TEST(ExactAuc, EqualsHandComputation) {
+TEST(OracleAuc, EqualsHandComputation) {
   // Positives 0.35, 0.8; negatives 0.1, 0.4: pairs won 1 + 0 + 1 + 1 = 3 of 4.
-  const float s1[] = {0.1f, 0.4f, 0.35f, 0.8f}, y1[] = {0, 0, 1, 1};
-  EXPECT_DOUBLE_EQ(ExactAuc(s1, y1, 4), 0.75);
+  const std::vector<float> s1 = {0.1f, 0.4f, 0.35f, 0.8f}, y1 = {0, 0, 1, 1};
+  EXPECT_DOUBLE_EQ(*models::ExactAuc(s1, y1), 0.75);
   // A tie between a positive and a negative counts half: (0.5 + 1 + 1 + 1) / 4.
-  const float s2[] = {0.5f, 0.5f, 0.2f, 0.9f}, y2[] = {1, 0, 0, 1};
-  EXPECT_DOUBLE_EQ(ExactAuc(s2, y2, 4), 0.875);
-  const float y3[] = {1, 1, 1, 1};
-  EXPECT_TRUE(std::isnan(ExactAuc(s2, y3, 4)));
+  const std::vector<float> s2 = {0.5f, 0.5f, 0.2f, 0.9f}, y2 = {1, 0, 0, 1};
+  EXPECT_DOUBLE_EQ(*models::ExactAuc(s2, y2), 0.875);
+  EXPECT_FALSE(models::ExactAuc(s2, std::vector<float>{1, 1, 1, 1}).ok());
 }
 
-TEST(ExactAuc, EqualsPairCountingWithManyTies) {
+TEST(OracleAuc, EqualsPairCountingWithManyTies) {
   std::mt19937 rng(5);
   std::vector<float> s(700), y(700);
   for (size_t i = 0; i < s.size(); ++i) {
@@ -63,7 +62,7 @@ TEST(ExactAuc, EqualsPairCountingWithManyTies) {
       won += s[i] > s[j] ? 1.0 : s[i] == s[j] ? 0.5 : 0.0;
     }
   }
-  EXPECT_NEAR(ExactAuc(s.data(), y.data(), s.size()), won / pairs, 1e-12);
+  EXPECT_NEAR(*models::ExactAuc(s, y), won / pairs, 1e-12);
 }
 
 TEST(Datagen, SameSeedSameBytesWhateverTheThreads) {
@@ -141,8 +140,8 @@ TEST(Datagen, OracleAucIsTheTrueProbabilitiesAucOnTheEvalSplit) {
     yc.push_back(imp.click);
     yp.push_back(imp.purchase);
   }
-  EXPECT_DOUBLE_EQ(r->ctr.oracle_auc, ExactAuc(pc.data(), yc.data(), pc.size()));
-  EXPECT_DOUBLE_EQ(r->cvr.oracle_auc, ExactAuc(pp.data(), yp.data(), pp.size()));
+  EXPECT_DOUBLE_EQ(r->ctr.oracle_auc, *models::ExactAuc(pc, yc));
+  EXPECT_DOUBLE_EQ(r->cvr.oracle_auc, *models::ExactAuc(pp, yp));
   // The labels in the eval file are the ones scored.
   const std::vector<Record> eval = ReadSplit(o.out_dir, "eval-*.mtb", DataSpec::Format::kMtb);
   ASSERT_EQ(eval.size(), 5000u);

@@ -15,7 +15,7 @@
 #include <sstream>
 #include <thread>
 
-#include "worker/data/auc.h"
+#include "models/metrics.h"
 #include "worker/data/mtb_writer.h"
 
 namespace mtps {
@@ -123,13 +123,14 @@ Status GenerateFile(const EcommerceWorld& world, const ImpressionEncoder& encode
   return Status::OK();
 }
 
+// The oracle's metrics come from models/metrics, the same code that scores the models.
+double Auc(const std::vector<float>& p, const std::vector<float>& y) {
+  StatusOr<double> auc = models::ExactAuc(p, y);
+  return auc.ok() ? *auc : std::nan("");  // one class only: undefined, written as null
+}
 double LogLoss(const std::vector<float>& p, const std::vector<float>& y) {
-  double s = 0;
-  for (size_t i = 0; i < p.size(); ++i) {
-    const double q = std::clamp(static_cast<double>(p[i]), 1e-7, 1 - 1e-7);
-    s -= y[i] > 0.5f ? std::log(q) : std::log(1 - q);
-  }
-  return p.empty() ? 0 : s / static_cast<double>(p.size());
+  StatusOr<double> loss = models::LogLoss(p, y);
+  return loss.ok() ? *loss : std::nan("");
 }
 
 std::string Json(double v) {
@@ -359,10 +360,10 @@ StatusOr<DatagenReport> GenerateDataset(const DatagenOptions& o) {
     report.eval_ctr = static_cast<double>(e.clicks) / e.rows;
     report.eval_conversion = e.clicks > 0 ? static_cast<double>(e.purchases) / e.clicks : 0;
     report.ctr.positive_rate = report.eval_ctr;
-    report.ctr.oracle_auc = ExactAuc(e.p_click.data(), e.click.data(), e.p_click.size());
+    report.ctr.oracle_auc = Auc(e.p_click, e.click);
     report.ctr.oracle_logloss = LogLoss(e.p_click, e.click);
     report.cvr.positive_rate = static_cast<double>(e.purchases) / e.rows;
-    report.cvr.oracle_auc = ExactAuc(e.p_purchase.data(), e.purchase.data(), e.p_purchase.size());
+    report.cvr.oracle_auc = Auc(e.p_purchase, e.purchase);
     report.cvr.oracle_logloss = LogLoss(e.p_purchase, e.purchase);
     report.rating.oracle_mse = e.rating_squared_error / e.rows;
   }

@@ -61,10 +61,10 @@ fi
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 pids=(); names=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+cleanup() {  # a pid of 0 marks a process that has exited: `kill 0` would hit our own group
+  for pid in "${pids[@]}"; do [ "$pid" -eq 0 ] || kill "$pid" 2>/dev/null || true; done
   sleep 0.5
-  for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do [ "$pid" -eq 0 ] || kill -9 "$pid" 2>/dev/null || true; done
 }
 trap 'echo "local.sh: interrupted, stopping every process"; cleanup; exit 130' INT TERM
 start() {  # start NAME COMMAND...: runs it in the background, logging to RUN/NAME.log

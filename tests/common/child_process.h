@@ -25,6 +25,8 @@
 #include <thread>
 #include <vector>
 
+#include "tests/common/test_files.h"
+
 namespace mtps::testing {
 
 inline std::string BinPath(const std::string& name) { return std::string(MTPS_BIN_DIR) + "/" + name; }
@@ -43,13 +45,6 @@ inline int FreePort() {
   }
   ::close(fd);
   return port;
-}
-
-inline std::string ReadWholeFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
 }
 
 class ChildProcess {
@@ -99,7 +94,7 @@ class ChildProcess {
     }
     return exit_code_;
   }
-  std::string Log() const { return ReadWholeFile(log_path_); }
+  std::string Log() const { return ReadFile(log_path_); }
   // The last `lines` lines of the log, for assertion messages.
   std::string LogTail(int lines = 30) const {
     std::string log = Log();

@@ -212,7 +212,7 @@ TEST_F(ClusterTest, TwoAsyncWorkersReachLocalTrainerAuc) {
   ExpectJobSucceeds(seconds(240));
   if (HasFatalFailure()) return;
 
-  const std::string summary = mtps::testing::ReadWholeFile((dir_ / "run" / "summary.json").string());
+  const std::string summary = mtps::testing::ReadFile((dir_ / "run" / "summary.json").string());
   ASSERT_FALSE(summary.empty()) << AllLogs();
   StatusOr<JobSpec> spec = LoadJobSpec(spec_path);
   ASSERT_TRUE(spec.ok());

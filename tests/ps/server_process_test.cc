@@ -3,8 +3,6 @@
 // with --restore, and refuse (exit nonzero, naming the file) one of another table spec.
 // Every wait is bounded; every started process is killed at the end of its test.
 #include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <gtest/gtest.h>
 
@@ -17,6 +15,7 @@
 #include <vector>
 
 #include "ps/client.h"
+#include "tests/common/child_process.h"
 #include "tests/protocol/http_test_client.h"
 #include "tests/ps/ps_net_test_util.h"
 
@@ -31,42 +30,14 @@ using testing::kUserTable;
 using testing::SomeKeys;
 using testing::TestJob;
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-// One mtps-server child process; killed (SIGKILL) if still running when destroyed.
+// One mtps-server child process on free ports, found through its --port_file; killed
+// (SIGKILL) if still running when destroyed.
 class ServerProcess {
  public:
   ServerProcess(const std::string& dir, const std::string& name, std::vector<std::string> args)
-      : port_file_(dir + "/" + name + ".ports"), log_(dir + "/" + name + ".log") {
-    std::filesystem::remove(port_file_);
-    args.insert(args.begin(), std::string(MTPS_BIN_DIR) + "/mtps-server");
-    args.push_back("--port=0");
-    args.push_back("--http_port=0");
-    args.push_back("--host=127.0.0.1");
-    args.push_back("--port_file=" + port_file_);
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      FILE* log = std::freopen(log_.c_str(), "w", stderr);
-      (void)log;
-      ::dup2(::fileno(stderr), STDOUT_FILENO);
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      ::execv(argv[0], argv.data());
-      std::_Exit(127);
-    }
-  }
-  ~ServerProcess() {
-    if (pid_ > 0 && !exited_) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
-  }
+      : port_file_(FreshPath(dir + "/" + name + ".ports")),
+        process_(mtps::testing::BinPath("mtps-server"), WithPorts(std::move(args), port_file_),
+                 dir + "/" + name + ".log") {}
 
   // Waits (bounded) for the port file; false if the process exited or time ran out.
   bool WaitServing(std::chrono::milliseconds limit = 10s) {
@@ -74,35 +45,32 @@ class ServerProcess {
     while (std::chrono::steady_clock::now() < deadline) {
       std::ifstream in(port_file_);
       if (in >> rpc_port_ >> http_port_) return true;
-      if (Exited(0ms)) return false;
+      if (!process_.running()) return false;
       std::this_thread::sleep_for(20ms);
     }
     return false;
   }
-  // Waits (bounded) for the process to end; records its status.
-  bool Exited(std::chrono::milliseconds limit) {
-    if (exited_) return true;
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    do {
-      if (::waitpid(pid_, &wait_status_, WNOHANG) == pid_) {
-        exited_ = true;
-        return true;
-      }
-      std::this_thread::sleep_for(10ms);
-    } while (std::chrono::steady_clock::now() < deadline);
-    return false;
-  }
-  void Signal(int sig) { ::kill(pid_, sig); }
-  int exit_code() const { return WIFEXITED(wait_status_) ? WEXITSTATUS(wait_status_) : -1; }
+  // Waits (bounded) for the process to end.
+  bool Exited(std::chrono::milliseconds limit) { return process_.Wait(limit).has_value(); }
+  void Signal(int sig) { process_.Signal(sig); }
+  int exit_code() { return process_.Wait(0ms).value_or(-1); }
   std::string endpoint() const { return "tcp://127.0.0.1:" + std::to_string(rpc_port_); }
   int http_port() const { return http_port_; }
-  std::string log() const { return ReadFile(log_); }
+  std::string log() const { return process_.Log(); }
 
  private:
-  std::string port_file_, log_;
-  pid_t pid_ = -1;
-  bool exited_ = false;
-  int wait_status_ = 0;
+  static std::string FreshPath(const std::string& path) {
+    std::filesystem::remove(path);
+    return path;
+  }
+  static std::vector<std::string> WithPorts(std::vector<std::string> args, const std::string& port_file) {
+    for (const char* flag : {"--port=0", "--http_port=0", "--host=127.0.0.1"}) args.push_back(flag);
+    args.push_back("--port_file=" + port_file);
+    return args;
+  }
+
+  std::string port_file_;
+  mtps::testing::ChildProcess process_;
   int rpc_port_ = 0, http_port_ = 0;
 };
 

@@ -1,11 +1,6 @@
 // Tests of the mtps-scheduler program as a real process: its HTTP endpoint, a node that
 // goes silent ending the job with a nonzero exit, SIGTERM ending it cleanly, a bad config.
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
@@ -19,6 +14,7 @@
 
 #include "protocol/job_spec.h"
 #include "scheduler/scheduler_client.h"
+#include "tests/common/child_process.h"
 #include "tests/protocol/http_test_client.h"
 #include "tests/scheduler/scheduler_test_util.h"
 
@@ -50,64 +46,8 @@ training:
   epochs: 1
 )";
 
-// A port that was free a moment ago (the scheduler binds it by number).
-int FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
-// The scheduler program, started with `args`, its output in `log`; killed if still
-// running at destruction.
-class SchedulerProcess {
- public:
-  SchedulerProcess(const std::vector<std::string>& args, const std::string& log) {
-    const std::string binary = std::string(MTPS_BIN_DIR) + "/mtps-scheduler";
-    EXPECT_TRUE(std::filesystem::exists(binary)) << binary << " is not built";
-    pid_ = fork();
-    if (pid_ == 0) {
-      FILE* out = std::freopen(log.c_str(), "w", stderr);
-      if (out == nullptr) _exit(127);
-      dup2(fileno(stderr), fileno(stdout));
-      std::vector<char*> argv{const_cast<char*>(binary.c_str())};
-      for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-      argv.push_back(nullptr);
-      execv(binary.c_str(), argv.data());
-      _exit(127);
-    }
-  }
-  ~SchedulerProcess() {
-    if (pid_ > 0 && !exit_code_) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-  }
-
-  // The exit status, or nullopt if it still runs after `limit`.
-  std::optional<int> Wait(milliseconds limit) {
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    while (!exit_code_ && std::chrono::steady_clock::now() < deadline) {
-      int status = 0;
-      if (waitpid(pid_, &status, WNOHANG) == pid_) {
-        exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-        break;
-      }
-      std::this_thread::sleep_for(milliseconds(10));
-    }
-    return exit_code_;
-  }
-  void Signal(int sig) { kill(pid_, sig); }
-
- private:
-  pid_t pid_ = -1;
-  std::optional<int> exit_code_;
-};
+using ::mtps::testing::ChildProcess;
+using ::mtps::testing::FreePort;
 
 // Polls /healthz until the program answers.
 bool WaitForHttp(int port, seconds limit = seconds(10)) {
@@ -160,7 +100,7 @@ class SchedulerProcessTest : public ::testing::Test {
 };
 
 TEST_F(SchedulerProcessTest, ASilentWorkerEndsTheJobWithANonzeroExit) {
-  SchedulerProcess process(Args(/*heartbeat_timeout=*/1), log_);
+  ChildProcess process(::mtps::testing::BinPath("mtps-scheduler"), Args(/*heartbeat_timeout=*/1), log_);
   ASSERT_TRUE(WaitForHttp(http_port_)) << ReadFile(log_);
   auto server = NewClient(proto::Role::SERVER);
   auto worker = NewClient(proto::Role::WORKER);
@@ -188,7 +128,7 @@ TEST_F(SchedulerProcessTest, ASilentWorkerEndsTheJobWithANonzeroExit) {
 }
 
 TEST_F(SchedulerProcessTest, SigtermEndsItCleanly) {
-  SchedulerProcess process(Args(), log_);
+  ChildProcess process(::mtps::testing::BinPath("mtps-scheduler"), Args(), log_);
   ASSERT_TRUE(WaitForHttp(http_port_)) << ReadFile(log_);
   EXPECT_THAT(HttpRequest(http_port_, "GET", "/metrics").body,
               HasSubstr("# TYPE mtps_scheduler_job_phase gauge\nmtps_scheduler_job_phase 0\n"));
@@ -203,7 +143,7 @@ TEST_F(SchedulerProcessTest, ABadConfigIsRefusedNamingTheFile) {
   std::string bad = kSpec;
   bad.replace(bad.find("dim: 4"), 6, "dim: -4");
   std::ofstream(config_) << bad;
-  SchedulerProcess process(Args(), log_);
+  ChildProcess process(::mtps::testing::BinPath("mtps-scheduler"), Args(), log_);
   std::optional<int> code = process.Wait(seconds(10));
   ASSERT_TRUE(code.has_value());
   EXPECT_EQ(*code, 2);

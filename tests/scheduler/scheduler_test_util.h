@@ -10,6 +10,8 @@
 
 #include "protocol/job_spec.h"
 
+#include "tests/common/test_files.h"
+
 namespace mtps::scheduler::testing {
 
 inline JobSpec TestSpec(uint64_t hash = 0x5eed5eed12345678ull) {
@@ -23,28 +25,8 @@ inline JobSpec TestSpec(uint64_t hash = 0x5eed5eed12345678ull) {
   return spec;
 }
 
-// A fresh directory under the system's temporary directory, removed at destruction.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "mtps-sched-XXXXXX").string();
-    path_ = mkdtemp(pattern.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-inline std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
+// A fresh directory for the running test, removed at destruction.
+using TempDir = ::mtps::testing::ScratchDir;
+using ::mtps::testing::ReadFile;
 
 }  // namespace mtps::scheduler::testing

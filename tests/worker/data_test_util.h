@@ -15,6 +15,8 @@
 #include "worker/data/batch_pipeline.h"
 #include "worker/data/feature_map.h"
 
+#include "tests/common/test_files.h"
+
 namespace mtps::testing_data {
 
 // Two tasks, two dense fields, three sparse fields (tags is multi-valued and shares the
@@ -45,37 +47,9 @@ inline JobSpec TestSpec(const std::string& yaml = kSpecYaml) {
   return spec.ok() ? *spec : JobSpec{};
 }
 
-// A fresh directory under the test temp dir, removed when the object goes.
-class ScratchDir {
- public:
-  ScratchDir() {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    std::string name = "mtps_data_" + std::string(info->test_suite_name()) + "_" + info->name() + "_" +
-                       std::to_string(::getpid());
-    for (char& c : name) {
-      if (c == '/') c = '_';  // parameterised tests have '/' in their names
-    }
-    path_ = std::filesystem::temp_directory_path() / name;
-    std::filesystem::remove_all(path_);
-    std::filesystem::create_directories(path_);
-  }
-  ~ScratchDir() { std::filesystem::remove_all(path_); }
-  std::string File(const std::string& name) const { return (path_ / name).string(); }
-  std::string path() const { return path_.string(); }
-
- private:
-  std::filesystem::path path_;
-};
-
-inline void WriteFile(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << text;
-}
-
-inline std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
+using ::mtps::testing::ReadFile;
+using ::mtps::testing::ScratchDir;
+using ::mtps::testing::WriteFile;
 
 // One record as a batch holds it, comparable across batches.
 struct Record {

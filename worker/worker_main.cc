@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "protocol/job_spec.h"
+#include "ps/heap_tuning.h"
 #include "worker/local_trainer.h"
 #include "worker/worker_run.h"
 
@@ -26,6 +27,8 @@ int main(int argc, char** argv) {
   gflags::ParseCommandLineFlags(&argc, &argv, true);
   google::InitGoogleLogging(argv[0]);
   google::InstallFailureSignalHandler();
+  // Batches and messages of many MB are reused, not returned to the OS and faulted in anew.
+  mtps::KeepLargeBuffersInTheHeap();
 
   if (FLAGS_config.empty()) {
     std::fprintf(stderr, "mtps-worker: --config is required\n");

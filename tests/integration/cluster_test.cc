@@ -233,6 +233,28 @@ TEST_F(ClusterTest, TwoAsyncWorkersReachLocalTrainerAuc) {
   EXPECT_NE(summary.find("\"workers\": 2"), std::string::npos) << summary;
 }
 
+TEST_F(ClusterTest, TwoSyncWorkersTakeTheSameStepsAndLearn) {
+  Generate(20000);
+  const std::string spec_path = WriteSpec("job.yaml", JobYaml(dir_ / "data", "sync", 1, dir_ / "ckpt"));
+  StartCluster(spec_path, 2, 2);
+  ExpectJobSucceeds(seconds(180));
+  if (HasFatalFailure()) return;
+  // Both workers ran the same number of synchronous steps (the smaller shard's count).
+  std::string steps[2];
+  for (int w = 0; w < 2; ++w) {
+    const std::string log = workers_[w]->Log();
+    const size_t at = log.rfind("trained: ");
+    ASSERT_NE(at, std::string::npos) << log;
+    const size_t step_at = log.find("step ", at);
+    steps[w] = log.substr(step_at, log.find(',', step_at) - step_at);
+  }
+  EXPECT_EQ(steps[0], steps[1]);
+  const std::string summary = mtps::testing::ReadFile((dir_ / "run" / "summary.json").string());
+  const size_t auc_at = summary.find("\"auc\":");
+  ASSERT_NE(auc_at, std::string::npos) << summary;
+  EXPECT_GT(std::stod(summary.substr(auc_at + 6)), 0.6) << summary;
+}
+
 TEST_F(ClusterTest, ANodeWithAnotherJobSpecIsRefused) {
   Generate(3000);
   const std::string spec_path = WriteSpec("job.yaml", JobYaml(dir_ / "data", "async", 1, dir_ / "ckpt"));

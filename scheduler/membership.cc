@@ -12,17 +12,6 @@ std::string FormatSpecHash(uint64_t hash) {
   return buf;
 }
 
-const char* RoleName(proto::Role role) {
-  switch (role) {
-    case proto::Role::UNKNOWN: return "unknown";
-    case proto::Role::SCHEDULER: return "scheduler";
-    case proto::Role::SERVER: return "server";
-    case proto::Role::WORKER: return "worker";
-    case proto::Role::CLIENT: return "client";
-  }
-  return "unknown";
-}
-
 std::string DescribeNode(const NodeRecord& node) {
   return std::string(RoleName(node.role)) + " " + std::to_string(node.rank) + " (" + node.address +
          ")";

@@ -15,6 +15,7 @@
 
 #include "protocol/mtps.capnp.h"
 #include "protocol/status.h"
+#include "protocol/transport.h"  // RoleName
 
 namespace mtps::scheduler {
 
@@ -33,7 +34,6 @@ struct NodeRecord {
 std::string FormatSpecHash(uint64_t hash);
 // "server 1 (tcp://127.0.0.1:7001)".
 std::string DescribeNode(const NodeRecord& node);
-const char* RoleName(proto::Role role);
 
 class Membership {
  public:

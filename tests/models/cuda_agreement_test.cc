@@ -59,12 +59,8 @@ TEST_P(CudaAgreementTest, CpuAndCudaAgree) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(AllModels, CudaAgreementTest,
-                         ::testing::Values(ModelSpec::Type::kSharedBottom, ModelSpec::Type::kMmoe,
-                                           ModelSpec::Type::kPle, ModelSpec::Type::kEsmm),
-                         [](const ::testing::TestParamInfo<ModelSpec::Type>& info) {
-                           return std::string(ModelTypeName(info.param));
-                         });
+INSTANTIATE_TEST_SUITE_P(AllModels, CudaAgreementTest, ::mtps::models::testing::AllModelTypes(),
+                         ::mtps::models::testing::ModelTypeParamName);
 
 }  // namespace
 }  // namespace mtps::models

@@ -100,4 +100,15 @@ struct RandomBatch {
   }
 };
 
+
+// Every model type, for INSTANTIATE_TEST_SUITE_P(AllModels, Suite, AllModelTypes(),
+// ModelTypeParamName): one place decides which models every parameterised suite covers.
+inline auto AllModelTypes() {
+  return ::testing::Values(ModelSpec::Type::kSharedBottom, ModelSpec::Type::kMmoe,
+                           ModelSpec::Type::kPle, ModelSpec::Type::kEsmm);
+}
+inline std::string ModelTypeParamName(const ::testing::TestParamInfo<ModelSpec::Type>& info) {
+  return ModelTypeName(info.param);
+}
+
 }  // namespace mtps::models::testing

@@ -140,12 +140,8 @@ TEST_P(ModelTrainingTest, LossFallsOnAPlantedProblem) {
   EXPECT_GT(oracle_auc, 0.75);  // the planted signal is strong
 }
 
-INSTANTIATE_TEST_SUITE_P(AllModels, ModelTrainingTest,
-                         ::testing::Values(ModelSpec::Type::kSharedBottom, ModelSpec::Type::kMmoe,
-                                           ModelSpec::Type::kPle, ModelSpec::Type::kEsmm),
-                         [](const ::testing::TestParamInfo<ModelSpec::Type>& info) {
-                           return std::string(ModelTypeName(info.param));
-                         });
+INSTANTIATE_TEST_SUITE_P(AllModels, ModelTrainingTest, ::mtps::models::testing::AllModelTypes(),
+                         ::mtps::models::testing::ModelTypeParamName);
 
 }  // namespace
 }  // namespace mtps::models

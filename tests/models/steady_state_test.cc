@@ -113,12 +113,8 @@ TEST_P(SteadyStateTest, TrainingStepsAllocateNothingAfterTheFirst) {
   EXPECT_EQ(out.row_grads, host_out.row_grads);
 }
 
-INSTANTIATE_TEST_SUITE_P(AllModels, SteadyStateTest,
-                         ::testing::Values(ModelSpec::Type::kSharedBottom, ModelSpec::Type::kMmoe,
-                                           ModelSpec::Type::kPle, ModelSpec::Type::kEsmm),
-                         [](const ::testing::TestParamInfo<ModelSpec::Type>& info) {
-                           return std::string(ModelTypeName(info.param));
-                         });
+INSTANTIATE_TEST_SUITE_P(AllModels, SteadyStateTest, ::mtps::models::testing::AllModelTypes(),
+                         ::mtps::models::testing::ModelTypeParamName);
 
 }  // namespace
 }  // namespace mtps::models

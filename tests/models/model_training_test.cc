@@ -10,6 +10,7 @@
 #include "models/cpu_backend.h"
 #include "models/metrics.h"
 #include "models/multitask_model.h"
+#include "tests/models/model_test_util.h"
 
 namespace mtps::models {
 namespace {

@@ -130,6 +130,7 @@ struct RpcServer::Impl {
 
   std::shared_ptr<ServerCore> core;
   std::vector<Handler> handlers;  // by Body::Which; empty = none; fixed after Start()
+  std::vector<bool> on_io_thread;  // by Body::Which: Dispatch::kIoThread
   zmq::context_t context{1};
   zmq::socket_t socket;  // owned by the I/O thread after Start()
   bool bound = false;
@@ -196,8 +197,8 @@ void RpcServer::Impl::Accept(zmq::message_t identity, std::vector<zmq::message_t
   }
   core->requests.fetch_add(1, std::memory_order_relaxed);
   Request request{std::move(identity), std::move(*message), &handlers[index]};
-  if (workers == nullptr) {
-    Serve(request);  // handler_threads == 0: inline
+  if (workers == nullptr || on_io_thread[index]) {
+    Serve(request);  // handler_threads == 0, or a handler that never blocks
   } else {
     workers->Submit(std::move(request));
   }
@@ -240,11 +241,15 @@ RpcServer::RpcServer(const TransportOptions& options, proto::Role role, int32_t 
 
 RpcServer::~RpcServer() { Stop(); }
 
-void RpcServer::Handle(proto::Envelope::Body::Which kind, Handler handler) {
+void RpcServer::Handle(proto::Envelope::Body::Which kind, Handler handler, Dispatch dispatch) {
   CHECK(!impl_->started) << "RpcServer::Handle(" << BodyKindName(kind) << ") after Start()";
   const auto index = static_cast<size_t>(kind);
-  if (index >= impl_->handlers.size()) impl_->handlers.resize(index + 1);
+  if (index >= impl_->handlers.size()) {
+    impl_->handlers.resize(index + 1);
+    impl_->on_io_thread.resize(index + 1, false);
+  }
   impl_->handlers[index] = std::move(handler);
+  impl_->on_io_thread[index] = dispatch == Dispatch::kIoThread;
 }
 
 StatusOr<int> RpcServer::Bind(const std::string& endpoint) {

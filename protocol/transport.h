@@ -201,7 +201,12 @@ class RpcServer {
                      int32_t rank = -1);
   ~RpcServer();  // Stop()s
 
-  void Handle(proto::Envelope::Body::Which kind, Handler handler);
+  // Where a handler runs: on a handler thread (the default), or on the I/O thread itself,
+  // which saves two thread hand-offs per request and suits handlers that never block
+  // (ones that only check a request and hand it on, answering later).
+  enum class Dispatch { kHandlerThread, kIoThread };
+  void Handle(proto::Envelope::Body::Which kind, Handler handler,
+              Dispatch dispatch = Dispatch::kHandlerThread);
   // Binds "tcp://host:port"; port 0 picks a free port. Returns the bound port (0 for a
   // non-tcp endpoint such as inproc://). May be called more than once before Start().
   StatusOr<int> Bind(const std::string& endpoint);

@@ -164,8 +164,10 @@ void Server::RegisterHandlers(RpcServer& rpc) {
       (this->*handler)(request, std::move(responder));
     };
   };
-  rpc.Handle(Kind::SPARSE_PULL, bind(&Server::HandleSparsePull));
-  rpc.Handle(Kind::SPARSE_PUSH, bind(&Server::HandleSparsePush));
+  // Sparse requests are checked and handed to the shard threads, which answer: they never
+  // block, so they run on the transport's I/O thread and skip two thread hand-offs.
+  rpc.Handle(Kind::SPARSE_PULL, bind(&Server::HandleSparsePull), RpcServer::Dispatch::kIoThread);
+  rpc.Handle(Kind::SPARSE_PUSH, bind(&Server::HandleSparsePush), RpcServer::Dispatch::kIoThread);
   rpc.Handle(Kind::DENSE_INIT, bind(&Server::HandleDenseInit));
   rpc.Handle(Kind::DENSE_PULL, bind(&Server::HandleDensePull));
   rpc.Handle(Kind::DENSE_PUSH, bind(&Server::HandleDensePush));

@@ -200,21 +200,26 @@ Status InputLayer<T>::Load(const ModelInputT<T>& in) {
 }
 
 template <typename T>
+PoolingArgs<T> InputLayer<T>::FieldPooling(size_t f, MatrixView<T> m) const {
+  const InputLayout::Field& lf = layout_.fields[f];
+  PoolingArgs<T> args;
+  args.batch = batch_;
+  args.dim = layout_.tables[lf.table].dim;
+  args.mean = lf.mean;
+  args.offsets = offsets_dev_[f];
+  args.rows = rows_dev_[f];
+  args.num_rows = table_rows_[lf.table];
+  args.table = table_dev_[lf.table];
+  args.out = m.data + field_column_[f];
+  args.ld = m.ld;
+  return args;
+}
+
+template <typename T>
 void InputLayer<T>::Forward() {
   MatrixView<T> xm = x();
   for (size_t f = 0; f < layout_.fields.size(); ++f) {
-    const InputLayout::Field& lf = layout_.fields[f];
-    PoolingArgs<T> args;
-    args.batch = batch_;
-    args.dim = layout_.tables[lf.table].dim;
-    args.mean = lf.mean;
-    args.offsets = offsets_dev_[f];
-    args.rows = rows_dev_[f];
-    args.num_rows = table_rows_[lf.table];
-    args.table = table_dev_[lf.table];
-    args.out = xm.data + field_column_[f];
-    args.ld = xm.ld;
-    backend_->PoolForward(args);
+    backend_->PoolForward(FieldPooling(f, xm));
   }
   const int dense = static_cast<int>(layout_.dense.size());
   if (dense > 0) {
@@ -241,17 +246,7 @@ void InputLayer<T>::Backward(ModelOutputT<T>* out) {
   }
   MatrixView<T> d = dx();
   for (size_t f = 0; f < layout_.fields.size(); ++f) {
-    const InputLayout::Field& lf = layout_.fields[f];
-    PoolingArgs<T> args;
-    args.batch = batch_;
-    args.dim = layout_.tables[lf.table].dim;
-    args.mean = lf.mean;
-    args.offsets = offsets_dev_[f];
-    args.rows = rows_dev_[f];
-    args.num_rows = table_rows_[lf.table];
-    args.out = d.data + field_column_[f];
-    args.ld = d.ld;
-    backend_->PoolBackward(args, grads[lf.table]);
+    backend_->PoolBackward(FieldPooling(f, d), grads[layout_.fields[f].table]);
   }
   if (!backend_->is_host()) {
     for (size_t t = 0; t < nt; ++t) {

@@ -68,6 +68,8 @@ class InputLayer {
   const InputLayout& layout() const { return layout_; }
 
  private:
+  // The pooling of field f into (forward) or out of (backward) its columns of `m`.
+  PoolingArgs<T> FieldPooling(size_t f, MatrixView<T> m) const;
   Status Validate(const ModelInputT<T>& in) const;
   template <typename Elem>
   const Elem* Stage(const Elem* host, size_t count, DeviceArray<Elem, T>* staging);

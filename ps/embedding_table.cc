@@ -268,17 +268,15 @@ size_t EmbeddingTable::ExpireIdle(uint64_t now_step, size_t max_buckets) {
   return removed;
 }
 
-template <typename PositionOf>
-void EmbeddingTable::PullRows(const uint64_t* keys, PositionOf position_of, size_t m,
-                              float* out, uint64_t step, bool count_as_sighting) {
+template <typename PositionOf, typename Visit>
+void EmbeddingTable::ForEachKey(const uint64_t* keys, PositionOf position_of, size_t m,
+                                uint64_t step, Visit visit) {
   uint64_t hashes[kHashRing];
   const size_t warm = std::min(m, kIndexAhead);
   for (size_t j = 0; j < warm; ++j) {
     hashes[j % kHashRing] = IndexHash(keys[position_of(j)]);
     index_.Prefetch(hashes[j % kHashRing]);
   }
-  const uint32_t step32 = ClampStep(step);
-  const size_t dim = static_cast<size_t>(dim_);
   for (size_t j = 0; j < m; ++j) {
     if (j + kIndexAhead < m) {
       const uint64_t h = IndexHash(keys[position_of(j + kIndexAhead)]);
@@ -292,13 +290,24 @@ void EmbeddingTable::PullRows(const uint64_t* keys, PositionOf position_of, size
     const size_t p = position_of(j);
     const uint64_t key = keys[p];
     const uint64_t hash = hashes[j % kHashRing];
-    float* dst = out + p * dim;
     size_t pos = FindPos(key, hash);
     if (pos != RowIndex::kNotFound && IsExpired(index_.SlotAt(pos), step)) {
       RemoveAt(pos);
       expired_.fetch_add(1, std::memory_order_relaxed);
       pos = RowIndex::kNotFound;
     }
+    visit(j, p, key, hash, pos);
+  }
+}
+
+template <typename PositionOf>
+void EmbeddingTable::PullRows(const uint64_t* keys, PositionOf position_of, size_t m,
+                              float* out, uint64_t step, bool count_as_sighting) {
+  const uint32_t step32 = ClampStep(step);
+  const size_t dim = static_cast<size_t>(dim_);
+  ForEachKey(keys, position_of, m, step,
+             [&](size_t, size_t p, uint64_t key, uint64_t hash, size_t pos) {
+    float* dst = out + p * dim;
     uint32_t slot = kNoSlot;
     if (pos != RowIndex::kNotFound) {
       slot = index_.SlotAt(pos);
@@ -317,7 +326,7 @@ void EmbeddingTable::PullRows(const uint64_t* keys, PositionOf position_of, size
     } else {
       initializer_.Fill(key, dst, dim_);
     }
-  }
+  });
   SweepSome(step, m);
   PublishSize();
 }
@@ -326,34 +335,11 @@ template <typename PositionOf>
 PushResult EmbeddingTable::PushRows(const uint64_t* keys, PositionOf position_of, size_t m,
                                     const float* grads, uint64_t step, uint8_t* accepted) {
   PushResult result;
-  uint64_t hashes[kHashRing];
-  const size_t warm = std::min(m, kIndexAhead);
-  for (size_t j = 0; j < warm; ++j) {
-    hashes[j % kHashRing] = IndexHash(keys[position_of(j)]);
-    index_.Prefetch(hashes[j % kHashRing]);
-  }
   const uint32_t step32 = ClampStep(step);
   const size_t dim = static_cast<size_t>(dim_);
   const bool admit_on_push = spec_.admit_min_count <= 1;
-  for (size_t j = 0; j < m; ++j) {
-    if (j + kIndexAhead < m) {
-      const uint64_t h = IndexHash(keys[position_of(j + kIndexAhead)]);
-      hashes[(j + kIndexAhead) % kHashRing] = h;
-      index_.Prefetch(h);
-    }
-    if (j + kRowAhead < m) {
-      const uint32_t guess = index_.GuessSlot(hashes[(j + kRowAhead) % kHashRing]);
-      if (guess != kNoSlot) PrefetchSlot(guess);
-    }
-    const size_t p = position_of(j);
-    const uint64_t key = keys[p];
-    const uint64_t hash = hashes[j % kHashRing];
-    size_t pos = FindPos(key, hash);
-    if (pos != RowIndex::kNotFound && IsExpired(index_.SlotAt(pos), step)) {
-      RemoveAt(pos);
-      expired_.fetch_add(1, std::memory_order_relaxed);
-      pos = RowIndex::kNotFound;
-    }
+  ForEachKey(keys, position_of, m, step,
+             [&](size_t j, size_t p, uint64_t key, uint64_t hash, size_t pos) {
     uint32_t slot;
     if (pos != RowIndex::kNotFound) {
       slot = index_.SlotAt(pos);
@@ -362,7 +348,7 @@ PushResult EmbeddingTable::PushRows(const uint64_t* keys, PositionOf position_of
     } else {
       ++result.dropped;
       if (accepted) accepted[j] = 0;
-      continue;
+      return;
     }
     if (accepted) accepted[j] = 1;
     char* s = SlotAddress(slot);
@@ -372,7 +358,7 @@ PushResult EmbeddingTable::PushRows(const uint64_t* keys, PositionOf position_of
     float* values = SlotValues(slot);
     optimizer_.Apply(values, values + dim, grads + p * dim, dim_, updates);
     ++result.applied;
-  }
+  });
   if (result.dropped > 0) dropped_pushes_.fetch_add(result.dropped, std::memory_order_relaxed);
   SweepSome(step, m);
   PublishSize();

@@ -161,6 +161,12 @@ class EmbeddingTable {
   void SweepSome(uint64_t now_step, size_t requested_rows);
   void PublishSize();
 
+  // Walks keys[position_of(j)], j < m, prefetching index buckets and rows ahead of use,
+  // and calls visit(j, p, key, hash, pos) with pos the key's live index position or
+  // RowIndex::kNotFound (a row idle past ttl_steps is removed and counted first).
+  template <typename PositionOf, typename Visit>
+  void ForEachKey(const uint64_t* keys, PositionOf position_of, size_t m, uint64_t step,
+                  Visit visit);
   template <typename PositionOf>
   void PullRows(const uint64_t* keys, PositionOf position_of, size_t m, float* out,
                 uint64_t step, bool count_as_sighting);

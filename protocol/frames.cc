@@ -250,10 +250,12 @@ void Poll(zmq_pollitem_t* items, int count, long timeout_ms) {
   }
 }
 
-void ConfigureSocket(zmq::socket_t& socket) {
+void ConfigureSocket(zmq::socket_t& socket, const TransportOptions& options) {
   socket.set(zmq::sockopt::linger, 0);
   socket.set(zmq::sockopt::sndhwm, 0);
-  socket.set(zmq::sockopt::rcvhwm, 0);
+  socket.set(zmq::sockopt::rcvhwm, kReceiveHighWaterMark);
+  const size_t max_frame = std::min<size_t>(options.max_message_bytes, INT64_MAX);
+  socket.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(max_frame));
 }
 
 }  // namespace transport_internal

@@ -399,11 +399,13 @@ Status ParseTraining(const YAML::Node& node, const std::string& path, TrainingSp
   MTPS_RETURN_IF_ERROR(
       ParseOptimizer(r.Node("dense_optimizer"), r.Path("dense_optimizer"), &t->dense_optimizer));
   MTPS_RETURN_IF_ERROR(r.Optional("eval_batch_size", &t->eval_batch_size));
+  MTPS_RETURN_IF_ERROR(r.Optional("max_gradient_abs", &t->max_gradient_abs));
   MTPS_RETURN_IF_ERROR(r.Finish());
   MTPS_RETURN_IF_ERROR(Positive(r.Path("batch_size"), t->batch_size));
   MTPS_RETURN_IF_ERROR(Positive(r.Path("epochs"), t->epochs));
   MTPS_RETURN_IF_ERROR(NonNegative(r.Path("max_staleness"), t->max_staleness));
   MTPS_RETURN_IF_ERROR(NonNegative(r.Path("prefetch"), t->prefetch));
+  MTPS_RETURN_IF_ERROR(Positive(r.Path("max_gradient_abs"), t->max_gradient_abs));
   return Positive(r.Path("eval_batch_size"), t->eval_batch_size);
 }
 

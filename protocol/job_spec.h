@@ -126,6 +126,10 @@ struct TrainingSpec {
   TaskWeighting task_weighting = TaskWeighting::kFixed;
   OptimizerSpec dense_optimizer = {.type = OptimizerSpec::Type::kAdam, .lr = 0.001f};
   int eval_batch_size = 4096;
+  // A push holding a gradient element beyond this magnitude is refused whole: squares of
+  // such values stay far from float's range, so optimizer state (Adagrad, Adam, FTRL
+  // accumulators) stays finite, and a wild worker cannot freeze rows.
+  float max_gradient_abs = 1e6f;
 };
 
 struct CheckpointSpec {

@@ -241,7 +241,7 @@ StatusOr<std::unique_ptr<RpcClient>> RpcClient::Connect(const std::string& endpo
   auto impl = std::make_unique<Impl>(endpoint, role, rank, options);
   try {
     impl->socket = zmq::socket_t(impl->context, zmq::socket_type::dealer);
-    transport_internal::ConfigureSocket(impl->socket);
+    transport_internal::ConfigureSocket(impl->socket, options);
     impl->socket.connect(endpoint);
   } catch (const zmq::error_t& e) {
     return InvalidArgument("cannot connect an RPC client to '" + endpoint + "': " + e.what());
@@ -262,6 +262,16 @@ std::unique_ptr<OutgoingMessage> RpcClient::NewRequest() {
 void RpcClient::CallAsync(std::unique_ptr<OutgoingMessage> request, const CallOptions& options,
                           Callback done) {
   proto::Envelope::Builder envelope = request->envelope();
+  // The server would cut the connection on a frame this large (ZMQ_MAXMSGSIZE) or refuse
+  // the message: say so here, where the caller can still split it.
+  const size_t bytes = request->impl_->builder.sizeInWords() * sizeof(capnp::word);
+  if (bytes > impl_->options.max_message_bytes) {
+    done(ResourceExhausted(BodyKindName(envelope.getBody().which()) + " request of " +
+                           std::to_string(bytes) + " bytes exceeds the " +
+                           std::to_string(impl_->options.max_message_bytes) +
+                           "-byte message limit; nothing was sent"));
+    return;
+  }
   Impl::Submission submission{envelope.getRequestId(), envelope.getBody().which(),
                               std::move(request->impl_), options, std::move(done)};
   if (std::this_thread::get_id() == impl_->io_thread_id.load(std::memory_order_acquire)) {

@@ -37,6 +37,7 @@ struct ServerCore {
   std::vector<PendingReply> io_thread_replies;  // touched by the I/O thread only
   std::atomic<uint64_t> requests{0};
   std::atomic<uint64_t> rejected{0};
+  std::atomic<uint64_t> handler_errors{0};
 
   EnvelopeHeader ReplyHeader(uint64_t request_id) const {
     return EnvelopeHeader{proto::PROTOCOL_VERSION, options.job_id, request_id, role,
@@ -218,22 +219,30 @@ void RpcServer::Impl::Reject(zmq::message_t& identity, std::optional<uint64_t> r
 }
 
 void RpcServer::Impl::Serve(Request& request) {
+  // Everything read from the request is read here, before the handler runs: a handler may
+  // move the message away (and free it) before it throws, so the catch blocks below must
+  // never look at it.
   proto::Envelope::Reader envelope = request.message.envelope();
+  const uint64_t request_id = envelope.getRequestId();
+  const auto kind = envelope.getBody().which();
   auto responder_impl = std::make_unique<Responder::Impl>();
   responder_impl->core = core;
   responder_impl->identity = std::move(request.identity);
-  responder_impl->request_id = envelope.getRequestId();
-  responder_impl->kind = envelope.getBody().which();
+  responder_impl->request_id = request_id;
+  responder_impl->kind = kind;
+  std::string error;
   try {
     (*request.handler)(request.message, Responder(std::move(responder_impl)));
+    return;
   } catch (const kj::Exception& e) {
-    // The handler's Responder, unwound unanswered, has sent kInternal.
-    LOG(ERROR) << "handler of " << BodyKindName(envelope.getBody().which()) << " request "
-               << envelope.getRequestId() << " threw: " << e.getDescription().cStr();
+    error = e.getDescription().cStr();
   } catch (const std::exception& e) {
-    LOG(ERROR) << "handler of " << BodyKindName(envelope.getBody().which()) << " request "
-               << envelope.getRequestId() << " threw: " << e.what();
+    error = e.what();
   }
+  // The handler's Responder, unwound unanswered, has sent kInternal.
+  core->handler_errors.fetch_add(1, std::memory_order_relaxed);
+  LOG(ERROR) << "handler of " << BodyKindName(kind) << " request " << request_id
+             << " threw: " << error;
 }
 
 RpcServer::RpcServer(const TransportOptions& options, proto::Role role, int32_t rank)
@@ -257,7 +266,7 @@ StatusOr<int> RpcServer::Bind(const std::string& endpoint) {
   try {
     if (!impl_->bound) {
       impl_->socket = zmq::socket_t(impl_->context, zmq::socket_type::router);
-      transport_internal::ConfigureSocket(impl_->socket);
+      transport_internal::ConfigureSocket(impl_->socket, impl_->core->options);
     }
     impl_->socket.bind(endpoint);
     impl_->bound = true;
@@ -293,7 +302,8 @@ void RpcServer::Stop() {
     impl_->stopping.store(true, std::memory_order_release);
     impl_->core->outbox.Wake();
     impl_->io_thread.join();  // it closes the socket
-  } else if (impl_->bound) {
+  } else {
+    // Also a socket whose Bind() failed: an open socket makes context.close() wait forever.
     impl_->socket.close();
   }
   impl_->core->outbox.Close();  // replies of handlers still running are dropped
@@ -307,7 +317,8 @@ void RpcServer::set_rank(int32_t rank) {
 
 RpcServer::Counters RpcServer::counters() const {
   return Counters{impl_->core->requests.load(std::memory_order_relaxed),
-                  impl_->core->rejected.load(std::memory_order_relaxed)};
+                  impl_->core->rejected.load(std::memory_order_relaxed),
+                  impl_->core->handler_errors.load(std::memory_order_relaxed)};
 }
 
 }  // namespace mtps

@@ -42,6 +42,10 @@
 
 namespace mtps {
 
+// The most bytes one Cap'n Proto Data field (any list) can hold: 2^29 - 1 elements. A
+// message that needs a larger field cannot be built; servers refuse such requests.
+inline constexpr size_t kMaxDataFieldBytes = (size_t{1} << 29) - 1;
+
 struct TransportOptions {
   size_t max_message_bytes = size_t{1} << 30;   // larger messages are refused
   uint64_t traversal_limit_words = uint64_t{1} << 28;
@@ -217,6 +221,7 @@ class RpcServer {
   struct Counters {
     uint64_t requests = 0;
     uint64_t rejected = 0;   // malformed, oversized, wrong version/job, unknown kind
+    uint64_t handler_errors = 0;  // handlers that threw (a bug: answered kInternal)
   };
   Counters counters() const;
 

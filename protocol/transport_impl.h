@@ -50,10 +50,16 @@ bool ReceiveMultipart(zmq::socket_t& socket, zmq::message_t* identity,
 // zmq_poll that retries on EINTR. Throws zmq::error_t on other errors.
 void Poll(zmq_pollitem_t* items, int count, long timeout_ms);
 
-// Options every transport socket gets: no linger (Stop and destructors never hang) and no
-// high-water mark (a ROUTER would silently drop replies past it; the callers bound the
-// number of requests in flight).
-void ConfigureSocket(zmq::socket_t& socket);
+// Options every transport socket gets: no linger (Stop and destructors never hang); no
+// send high-water mark (a ROUTER would silently drop replies past it; the callers bound the
+// number of requests in flight); a bounded receive queue (past it ZeroMQ stops reading
+// from that peer: TCP pushes back, nothing is dropped); and ZMQ_MAXMSGSIZE, so a frame
+// larger than a whole message may be is refused as it arrives (the peer is disconnected)
+// instead of being buffered whole first.
+void ConfigureSocket(zmq::socket_t& socket, const TransportOptions& options);
+
+// Frames (message parts) a socket queues per peer before it stops reading from it.
+inline constexpr int kReceiveHighWaterMark = 4096;
 
 }  // namespace transport_internal
 }  // namespace mtps

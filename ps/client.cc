@@ -2,10 +2,12 @@
 // values, sends them all, and scatters each answer into the caller's buffer as it lands.
 #include "ps/client.h"
 
+#include <algorithm>
 #include <atomic>
 #include <bit>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <mutex>
 #include <utility>
 
@@ -168,33 +170,50 @@ CallOptions Client::CallOptionsFor(bool idempotent) const {
                      .max_attempts = idempotent ? options_.pull_attempts : 1};
 }
 
+std::vector<Client::Part> Client::SplitBySlots(const KeyRouting& routing,
+                                               size_t keys_per_part) {
+  std::vector<Part> parts;
+  keys_per_part = std::max<size_t>(keys_per_part, 1);
+  for (int32_t s = 0; s < routing.num_servers(); ++s) {
+    const size_t n = routing.unique_count(s);
+    for (size_t first = 0; first < n; first += keys_per_part)
+      parts.push_back(Part{{s, first, std::min(keys_per_part, n - first)}, nullptr});
+  }
+  return parts;
+}
+
+std::vector<Client::Part> Client::PartsPerServer(const std::vector<std::vector<size_t>>& groups) {
+  std::vector<Part> parts;
+  for (size_t s = 0; s < groups.size(); ++s)
+    if (!groups[s].empty()) parts.push_back(Part{{static_cast<int32_t>(s), 0, 0}, nullptr});
+  return parts;
+}
+
 template <typename OnReply>
-void Client::SendAll(std::shared_ptr<Operation> op,
-                     std::vector<std::unique_ptr<OutgoingMessage>> requests,
+void Client::SendAll(std::shared_ptr<Operation> op, std::vector<Part> parts,
                      const CallOptions& call_options, OnReply on_reply) {
-  int parts = 0;
-  for (const auto& request : requests) parts += request != nullptr;
-  if (parts == 0) {
+  if (parts.empty()) {
     op->Finish();
     return;
   }
-  op->remaining.store(parts, std::memory_order_relaxed);
-  for (size_t s = 0; s < requests.size(); ++s) {
-    if (!requests[s]) continue;
+  op->remaining.store(static_cast<int>(parts.size()), std::memory_order_relaxed);
+  for (Part& part : parts) {
+    const int32_t s = part.slots.server;
     const std::string* endpoint = &servers_[s]->endpoint();
     servers_[s]->CallAsync(
-        std::move(requests[s]), call_options,
-        [op, s, endpoint, on_reply](StatusOr<IncomingMessage> reply) {
+        std::move(part.request), call_options,
+        [op, part = part.slots, endpoint, on_reply](StatusOr<IncomingMessage> reply) {
           Status status = reply.ok() ? ReplyStatus(*reply) : reply.status();
           if (status.ok()) {
             try {
-              status = on_reply(*op, static_cast<int32_t>(s), *reply);
+              status = on_reply(*op, part, *reply);
             } catch (const kj::Exception& e) {
               status = DataLoss("malformed reply: " + std::string(e.getDescription().cStr()));
             }
           }
           if (!status.ok())
-            status = status.WithContext("server " + std::to_string(s) + " (" + *endpoint + ")");
+            status = status.WithContext("server " + std::to_string(part.server) + " (" +
+                                        *endpoint + ")");
           op->PartDone(std::move(status));
         });
   }
@@ -226,12 +245,13 @@ void Client::PullAsync(uint32_t table_id, std::span<const uint64_t> keys, int di
     done(std::move(status));
   };
 
-  std::vector<std::unique_ptr<OutgoingMessage>> requests(num_servers());
-  for (int32_t s = 0; s < num_servers(); ++s) {
-    const auto positions = routing.positions(s);
-    if (positions.empty()) continue;
-    requests[s] = servers_[s]->NewRequest();
-    auto pull = requests[s]->body().initSparsePull();
+  // A server's keys go out in parts small enough that no reply passes the limit.
+  std::vector<Part> parts = SplitBySlots(routing, options_.max_request_bytes / std::max(row_bytes, sizeof(uint64_t)));
+  for (Part& part : parts) {
+    const Slots& slots = part.slots;
+    const auto positions = routing.positions(slots.server).subspan(slots.first, slots.count);
+    part.request = servers_[slots.server]->NewRequest();
+    auto pull = part.request->body().initSparsePull();
     pull.setTableId(table_id);
     pull.setStep(options.step);
     pull.setCountAsSighting(options.count_as_sighting);
@@ -241,16 +261,17 @@ void Client::PullAsync(uint32_t table_id, std::span<const uint64_t> keys, int di
   }
 
   const size_t num_keys = keys.size();
-  SendAll(std::move(op), std::move(requests), CallOptionsFor(/*idempotent=*/true),
+  SendAll(std::move(op), std::move(parts), CallOptionsFor(/*idempotent=*/true),
           [routing = &routing, table_id, dim, out, row_bytes, num_keys](
-              Operation&, int32_t s, const IncomingMessage& reply) -> Status {
+              Operation&, const Slots& part, const IncomingMessage& reply) -> Status {
             MTPS_RETURN_IF_ERROR(ExpectKind(reply, Kind::SPARSE_PULL_REPLY));
             auto answer = reply.envelope().getBody().getSparsePullReply();
             if (answer.getDim() != static_cast<uint32_t>(dim))
               return InvalidArgument("table " + std::to_string(table_id) + " has dim " +
                                      std::to_string(answer.getDim()) + ", the caller expects " +
                                      std::to_string(dim));
-            const auto positions = routing->positions(s);
+            const auto positions =
+                routing->positions(part.server).subspan(part.first, part.count);
             auto values = answer.getValues();
             if (values.size() != positions.size() * row_bytes)
               return DataLoss("pull reply of table " + std::to_string(table_id) + " holds " +
@@ -302,16 +323,31 @@ void Client::PushAsync(uint32_t table_id, std::span<const uint64_t> keys, int di
     done(PushResult{.applied = self.applied.load(), .dropped = self.dropped.load()});
   };
 
-  // Build every request before sending any, so a bad gradient stops the whole push.
+  // Build every request before sending any, so a bad gradient stops the whole push. A sync
+  // push is one request per server: the servers count one push per worker and step.
   const size_t row = static_cast<size_t>(dim);
-  std::vector<std::unique_ptr<OutgoingMessage>> requests(num_servers());
-  std::vector<float*> wire_rows(num_servers(), nullptr);
+  const size_t key_bytes_on_wire = sizeof(uint64_t) + row * sizeof(float);
+  const size_t keys_per_part = options.sync ? std::numeric_limits<size_t>::max()
+                                            : options_.max_request_bytes / key_bytes_on_wire;
+  std::vector<Part> parts = SplitBySlots(routing, keys_per_part);
+  // Where each server's slot j lands: the wire rows of the part that holds it.
+  std::vector<size_t> first_part_of(num_servers(), 0);
+  for (size_t p = parts.size(); p-- > 0;) first_part_of[parts[p].slots.server] = p;
+  std::vector<float*> wire_rows(parts.size(), nullptr);
   bool finite = true;
-  for (int32_t s = 0; s < num_servers(); ++s) {
-    const auto positions = routing.positions(s);
-    if (positions.empty()) continue;
-    requests[s] = servers_[s]->NewRequest();
-    auto push = requests[s]->body().initSparsePush();
+  for (size_t p = 0; p < parts.size(); ++p) {
+    Part& part = parts[p];
+    const Slots& slots = part.slots;
+    const auto positions = routing.positions(slots.server).subspan(slots.first, slots.count);
+    if (positions.size() * row * sizeof(float) > kMaxDataFieldBytes) {
+      op->Fail(ResourceExhausted(what + ": a sync push of " + std::to_string(positions.size()) +
+                                 " keys of dim " + std::to_string(dim) + " to server " +
+                                 std::to_string(slots.server) +
+                                 " does not fit in one request; nothing was sent"));
+      return;
+    }
+    part.request = servers_[slots.server]->NewRequest();
+    auto push = part.request->body().initSparsePush();
     push.setTableId(table_id);
     push.setStep(options.step);
     push.setSync(options.sync);
@@ -320,18 +356,21 @@ void Client::PushAsync(uint32_t table_id, std::span<const uint64_t> keys, int di
     auto key_bytes = push.initKeys(positions.size() * sizeof(uint64_t));
     auto grad_bytes = push.initGradients(positions.size() * row * sizeof(float));
     auto* wire_keys = reinterpret_cast<uint64_t*>(key_bytes.begin());
-    wire_rows[s] = reinterpret_cast<float*>(grad_bytes.begin());
+    wire_rows[p] = reinterpret_cast<float*>(grad_bytes.begin());
     for (size_t j = 0; j < positions.size(); ++j) {
       wire_keys[j] = keys[positions[j]];
       if (options_.check_finite) {
-        finite &= CopyFinite(wire_rows[s] + j * row, gradients + positions[j] * row, row);
+        finite &= CopyFinite(wire_rows[p] + j * row, gradients + positions[j] * row, row);
       } else {
-        std::memcpy(wire_rows[s] + j * row, gradients + positions[j] * row, row * sizeof(float));
+        std::memcpy(wire_rows[p] + j * row, gradients + positions[j] * row, row * sizeof(float));
       }
     }
   }
   for (const auto& d : routing.duplicates()) {
-    float* sum = wire_rows[routing.server_of(d.position)] + routing.slot_of(d.position) * row;
+    const int32_t server = routing.server_of(d.position);
+    const size_t slot = routing.slot_of(d.position);
+    const size_t p = first_part_of[server] + slot / std::max<size_t>(keys_per_part, 1);
+    float* sum = wire_rows[p] + (slot - parts[p].slots.first) * row;
     const float* add = gradients + d.position * row;
     for (size_t k = 0; k < row; ++k) sum[k] += add[k];
     if (options_.check_finite) finite &= FirstNonFinite(add, row) == row;
@@ -346,8 +385,8 @@ void Client::PushAsync(uint32_t table_id, std::span<const uint64_t> keys, int di
     return;
   }
 
-  SendAll(std::move(op), std::move(requests), CallOptionsFor(/*idempotent=*/false),
-          [](Operation& self, int32_t, const IncomingMessage& reply) -> Status {
+  SendAll(std::move(op), std::move(parts), CallOptionsFor(/*idempotent=*/false),
+          [](Operation& self, const Slots&, const IncomingMessage& reply) -> Status {
             MTPS_RETURN_IF_ERROR(ExpectKind(reply, Kind::SPARSE_PUSH_REPLY));
             auto answer = reply.envelope().getBody().getSparsePushReply();
             self.applied.fetch_add(answer.getApplied(), std::memory_order_relaxed);
@@ -378,11 +417,11 @@ namespace mtps::ps {
 
 Status Client::DenseInit(std::span<const DenseBlockIn> blocks) {
   auto groups = GroupBlocksByOwner(blocks, num_servers());
-  std::vector<std::unique_ptr<OutgoingMessage>> requests(num_servers());
-  for (int32_t s = 0; s < num_servers(); ++s) {
-    if (groups[s].empty()) continue;
-    requests[s] = servers_[s]->NewRequest();
-    auto list = requests[s]->body().initDenseInit().initBlocks(groups[s].size());
+  std::vector<Part> parts = PartsPerServer(groups);
+  for (Part& part : parts) {
+    const int32_t s = part.slots.server;
+    part.request = servers_[s]->NewRequest();
+    auto list = part.request->body().initDenseInit().initBlocks(groups[s].size());
     for (size_t j = 0; j < groups[s].size(); ++j)
       SetDenseBlock(list[j], blocks[groups[s][j]], /*with_name=*/true);
   }
@@ -391,8 +430,8 @@ Status Client::DenseInit(std::span<const DenseBlockIn> blocks) {
   auto future = promise->get_future();
   op->finish = [promise](Operation&, Status status) { promise->set_value(std::move(status)); };
   // Creating a block that exists keeps it, so sending again is harmless.
-  SendAll(std::move(op), std::move(requests), CallOptionsFor(/*idempotent=*/true),
-          [](Operation&, int32_t, const IncomingMessage& reply) {
+  SendAll(std::move(op), std::move(parts), CallOptionsFor(/*idempotent=*/true),
+          [](Operation&, const Slots&, const IncomingMessage& reply) {
             return ExpectKind(reply, Kind::ACK);
           });
   return future.get();
@@ -400,11 +439,11 @@ Status Client::DenseInit(std::span<const DenseBlockIn> blocks) {
 
 std::future<Status> Client::DensePullAsync(std::span<const DenseBlockOut> blocks) {
   auto groups = GroupBlocksByOwner(blocks, num_servers());
-  std::vector<std::unique_ptr<OutgoingMessage>> requests(num_servers());
-  for (int32_t s = 0; s < num_servers(); ++s) {
-    if (groups[s].empty()) continue;
-    requests[s] = servers_[s]->NewRequest();
-    auto ids = requests[s]->body().initDensePull().initBlockIds(groups[s].size());
+  std::vector<Part> parts = PartsPerServer(groups);
+  for (Part& part : parts) {
+    const int32_t s = part.slots.server;
+    part.request = servers_[s]->NewRequest();
+    auto ids = part.request->body().initDensePull().initBlockIds(groups[s].size());
     for (size_t j = 0; j < groups[s].size(); ++j) ids.set(j, blocks[groups[s][j]].id);
   }
   auto op = std::make_shared<Operation>();
@@ -414,11 +453,11 @@ std::future<Status> Client::DensePullAsync(std::span<const DenseBlockOut> blocks
   // The caller's list of destinations may go away once this returns; the buffers not.
   auto wanted = std::make_shared<std::vector<DenseBlockOut>>(blocks.begin(), blocks.end());
   auto owned_groups = std::make_shared<std::vector<std::vector<size_t>>>(std::move(groups));
-  SendAll(std::move(op), std::move(requests), CallOptionsFor(/*idempotent=*/true),
-          [wanted, owned_groups](Operation&, int32_t s, const IncomingMessage& reply) -> Status {
+  SendAll(std::move(op), std::move(parts), CallOptionsFor(/*idempotent=*/true),
+          [wanted, owned_groups](Operation&, const Slots& part, const IncomingMessage& reply) -> Status {
             MTPS_RETURN_IF_ERROR(ExpectKind(reply, Kind::DENSE_PULL_REPLY));
             auto got = reply.envelope().getBody().getDensePullReply().getBlocks();
-            const auto& group = (*owned_groups)[s];
+            const auto& group = (*owned_groups)[part.server];
             if (got.size() != group.size())
               return DataLoss("dense pull asked for " + std::to_string(group.size()) +
                               " blocks, the reply holds " + std::to_string(got.size()));
@@ -468,11 +507,11 @@ std::future<StatusOr<PushResult>> Client::DensePushAsync(std::span<const DenseBl
     }
   }
   auto groups = GroupBlocksByOwner(gradients, num_servers());
-  std::vector<std::unique_ptr<OutgoingMessage>> requests(num_servers());
-  for (int32_t s = 0; s < num_servers(); ++s) {
-    if (groups[s].empty()) continue;
-    requests[s] = servers_[s]->NewRequest();
-    auto push = requests[s]->body().initDensePush();
+  std::vector<Part> parts = PartsPerServer(groups);
+  for (Part& part : parts) {
+    const int32_t s = part.slots.server;
+    part.request = servers_[s]->NewRequest();
+    auto push = part.request->body().initDensePush();
     push.setStep(options.step);
     push.setSync(options.sync);
     push.setWorkerRank(options.worker_rank);
@@ -481,8 +520,8 @@ std::future<StatusOr<PushResult>> Client::DensePushAsync(std::span<const DenseBl
     for (size_t j = 0; j < groups[s].size(); ++j)
       SetDenseBlock(list[j], gradients[groups[s][j]], /*with_name=*/false);
   }
-  SendAll(std::move(op), std::move(requests), CallOptionsFor(/*idempotent=*/false),
-          [](Operation& self, int32_t, const IncomingMessage& reply) -> Status {
+  SendAll(std::move(op), std::move(parts), CallOptionsFor(/*idempotent=*/false),
+          [](Operation& self, const Slots&, const IncomingMessage& reply) -> Status {
             MTPS_RETURN_IF_ERROR(ExpectKind(reply, Kind::ACK));
             self.applied.fetch_add(reply.envelope().getBody().getAck().getCount(),
                                    std::memory_order_relaxed);
@@ -499,10 +538,11 @@ StatusOr<PushResult> Client::DensePush(std::span<const DenseBlockIn> gradients,
 // ---- stats ----
 
 StatusOr<std::vector<ServerStatsValue>> Client::Stats(std::span<const uint32_t> table_ids) {
-  std::vector<std::unique_ptr<OutgoingMessage>> requests(num_servers());
+  std::vector<Part> parts(num_servers());
   for (int32_t s = 0; s < num_servers(); ++s) {
-    requests[s] = servers_[s]->NewRequest();
-    auto ids = requests[s]->body().initStats().initTableIds(table_ids.size());
+    parts[s].slots.server = s;
+    parts[s].request = servers_[s]->NewRequest();
+    auto ids = parts[s].request->body().initStats().initTableIds(table_ids.size());
     for (size_t j = 0; j < table_ids.size(); ++j) ids.set(j, table_ids[j]);
   }
   // Each callback writes only its own server's entry.
@@ -511,12 +551,12 @@ StatusOr<std::vector<ServerStatsValue>> Client::Stats(std::span<const uint32_t> 
   auto future = promise->get_future();
   auto op = std::make_shared<Operation>();
   op->finish = [promise](Operation&, Status status) { promise->set_value(std::move(status)); };
-  SendAll(std::move(op), std::move(requests), CallOptionsFor(/*idempotent=*/true),
-          [result](Operation&, int32_t s, const IncomingMessage& reply) -> Status {
+  SendAll(std::move(op), std::move(parts), CallOptionsFor(/*idempotent=*/true),
+          [result](Operation&, const Slots& part, const IncomingMessage& reply) -> Status {
             MTPS_RETURN_IF_ERROR(ExpectKind(reply, Kind::STATS_REPLY));
             auto stats = reply.envelope().getBody().getStatsReply();
-            ServerStatsValue& out = (*result)[s];
-            out.server = s;
+            ServerStatsValue& out = (*result)[part.server];
+            out.server = part.server;
             out.dense_blocks = stats.getDenseBlocks();
             out.requests = stats.getRequests();
             for (auto t : stats.getTables()) {

@@ -47,6 +47,10 @@ struct ClientOptions {
   // Refuse a push holding NaN or Inf before any server sees it, so no server applies
   // its part of a push that another server would reject.
   bool check_finite = true;
+  // A sparse pull or async push whose request or reply to one server would pass this many
+  // bytes goes to that server as several requests (servers refuse replies past their
+  // max_reply_bytes, 256 MiB by default). A sync push is one request per server and step.
+  size_t max_request_bytes = size_t{64} << 20;
 };
 
 struct PullOptions {
@@ -132,16 +136,30 @@ class Client {
  private:
   struct Operation;
   struct RoutingPool;
+  // What one request of an operation covers: `server`'s routed keys (slots)
+  // [first, first + count); a dense operation has one request per server and no slots.
+  struct Slots {
+    int32_t server = 0;
+    size_t first = 0;
+    size_t count = 0;
+  };
+  struct Part {
+    Slots slots;
+    std::unique_ptr<OutgoingMessage> request;
+  };
 
   Client(std::vector<std::unique_ptr<RpcClient>> servers, const ClientOptions& options);
   CallOptions CallOptionsFor(bool idempotent) const;
-  // Sends requests[s] to server s for every non-null one, all at once; `on_reply(s,
-  // reply)` reads an OK answer into the caller's buffers. The operation finishes after
-  // the last answer (at once when there is no request).
+  // Sends every part's request to its server, all at once; `on_reply(op, slots, reply)`
+  // reads an OK answer into the caller's buffers. The
+  // operation finishes after the last answer (at once when there is no part).
   template <typename OnReply>
-  void SendAll(std::shared_ptr<Operation> op,
-               std::vector<std::unique_ptr<OutgoingMessage>> requests,
+  void SendAll(std::shared_ptr<Operation> op, std::vector<Part> parts,
                const CallOptions& call_options, OnReply on_reply);
+  // Cuts each server's `routing` slots into parts of at most `keys_per_part` keys.
+  static std::vector<Part> SplitBySlots(const KeyRouting& routing, size_t keys_per_part);
+  // One part per server that has blocks in `groups`.
+  static std::vector<Part> PartsPerServer(const std::vector<std::vector<size_t>>& groups);
 
   const ClientOptions options_;
   std::shared_ptr<RoutingPool> routing_pool_;

@@ -3,6 +3,7 @@
 // gradient pointer per worker and sum them in rank order when the last one arrives.
 #include "ps/dense_block.h"
 
+#include <cmath>
 #include <utility>
 
 #include "ps/finite_check.h"
@@ -28,9 +29,13 @@ struct DenseBlockStore::Block {
   std::vector<float> sum;                // GUARDED_BY(mu); scratch of sync steps
 };
 
-Status ValidateFinite(const float* values, size_t n, const char* what) {
-  const size_t i = FirstNonFinite(values, n);
+Status ValidateFinite(const float* values, size_t n, const char* what, float limit) {
+  const size_t i = FirstOutOfRange(values, n, limit);
   if (i == n) return Status::OK();
+  if (std::isfinite(values[i]) && limit < std::numeric_limits<float>::max())
+    return InvalidArgument(std::string(what) + " " + std::to_string(values[i]) + " at element " +
+                           std::to_string(i) + " is beyond the limit of +-" +
+                           std::to_string(limit) + " (training.max_gradient_abs)");
   return InvalidArgument(std::string("non-finite ") + what + " " + std::to_string(values[i]) +
                          " at element " + std::to_string(i));
 }

@@ -25,6 +25,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -92,7 +93,9 @@ class DenseBlockStore {
   std::map<uint32_t, std::shared_ptr<Block>> blocks_;
 };
 
-// Checks that every value is finite; the error names `what`, the index and the value.
-Status ValidateFinite(const float* values, size_t n, const char* what);
+// Checks that every value is finite and, when `limit` is given, within [-limit, limit];
+// the error names `what`, the index and the value.
+Status ValidateFinite(const float* values, size_t n, const char* what,
+                      float limit = std::numeric_limits<float>::max());
 
 }  // namespace mtps::ps

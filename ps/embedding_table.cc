@@ -76,12 +76,18 @@ TableCounters& TableCounters::operator+=(const TableCounters& o) {
   return *this;
 }
 
-Status ValidateGradients(const uint64_t* keys, const float* grads, size_t n, int dim) {
+Status ValidateGradients(const uint64_t* keys, const float* grads, size_t n, int dim,
+                         float limit) {
   const size_t total = n * static_cast<size_t>(dim);
-  const size_t i = FirstNonFinite(grads, total);
+  const size_t i = FirstOutOfRange(grads, total, limit);
   if (i == total) return Status::OK();
   const size_t row = i / static_cast<size_t>(dim);
-  return InvalidArgument("non-finite gradient " + std::to_string(grads[i]) + " at key index " +
+  const bool finite = std::isfinite(grads[i]);
+  return InvalidArgument(std::string(finite ? "gradient beyond the limit of +-" +
+                                                  std::to_string(limit) +
+                                                  " (training.max_gradient_abs): "
+                                            : "non-finite gradient ") +
+                         std::to_string(grads[i]) + " at key index " +
                          std::to_string(row) + " (key " + std::to_string(keys[row]) +
                          ", element " + std::to_string(i % dim) + ")");
 }

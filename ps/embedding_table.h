@@ -45,6 +45,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <vector>
 
@@ -200,8 +201,9 @@ class EmbeddingTable {
   std::atomic<uint64_t> rejected_requests_{0};
 };
 
-// Checks that every gradient is finite. The error names the first bad one: its key's
-// index in the request, the key, the element and the value.
-Status ValidateGradients(const uint64_t* keys, const float* grads, size_t n, int dim);
+// Checks that every gradient is finite and within [-limit, limit]. The error names the
+// first bad one: its key's index in the request, the key, the element and the value.
+Status ValidateGradients(const uint64_t* keys, const float* grads, size_t n, int dim,
+                         float limit = std::numeric_limits<float>::max());
 
 }  // namespace mtps::ps

@@ -155,6 +155,7 @@ StatusOr<std::unique_ptr<Server>> Server::Create(const JobSpec& job, const Serve
     return InvalidArgument("server rank " + std::to_string(options.rank) + " is outside [0, " +
                            std::to_string(options.num_servers) + ")");
   MTPS_ASSIGN_OR_RETURN(auto tables, ShardedTables::Create(job.tables, options.shards));
+  tables->set_max_gradient_abs(job.training.max_gradient_abs);
   return std::unique_ptr<Server>(new Server(job, options, std::move(tables), metrics));
 }
 
@@ -216,6 +217,30 @@ Status Server::CheckOwnedBlock(uint32_t block_id) const {
                             std::to_string(options_.num_servers));
 }
 
+Status Server::CheckSyncPush(uint64_t step, int32_t worker_rank, uint32_t num_workers) const {
+  const std::string what = "sync push of step " + std::to_string(step) + " from worker " +
+                           std::to_string(worker_rank);
+  if (options_.num_workers > 0 && num_workers != static_cast<uint32_t>(options_.num_workers))
+    return InvalidArgument(what + " says numWorkers " + std::to_string(num_workers) +
+                           "; the cluster has " + std::to_string(options_.num_workers));
+  if (num_workers == 0 || num_workers > static_cast<uint32_t>(kMaxSyncWorkers))
+    return InvalidArgument(what + " says numWorkers " + std::to_string(num_workers) +
+                           "; a server outside a cluster takes 1.." +
+                           std::to_string(kMaxSyncWorkers));
+  if (worker_rank < 0 || static_cast<uint32_t>(worker_rank) >= num_workers)
+    return InvalidArgument(what + ": the rank is outside [0, " + std::to_string(num_workers) +
+                           ")");
+  return Status::OK();
+}
+
+Status Server::CheckReplyBytes(size_t bytes, const std::string& what) const {
+  const size_t limit = std::min(options_.max_reply_bytes, kMaxDataFieldBytes);
+  if (bytes <= limit) return Status::OK();
+  return ResourceExhausted(what + " needs a reply of " + std::to_string(bytes) +
+                           " bytes, over this server's limit of " + std::to_string(limit) +
+                           "; split the request (ps::Client does)");
+}
+
 void Server::Refuse(Responder& responder, int kind, const Status& status, int64_t table_id) {
   metrics_->rejected[kind]->Increment();
   rejected_.fetch_add(1, std::memory_order_relaxed);
@@ -242,6 +267,12 @@ void Server::HandleSparsePull(IncomingMessage& request, Responder responder) {
 
   const int dim = (*spec)->dim;
   const size_t n = keys->size();
+  if (Status s = CheckReplyBytes(n * dim * sizeof(float),
+                                 "a pull of " + std::to_string(n) + " keys of table " +
+                                     std::to_string(table_id) + " (dim " + std::to_string(dim) +
+                                     ")");
+      !s.ok())
+    return Refuse(responder, kSparsePull, s, table_id);
   auto op = std::make_shared<InFlightRequest>(
       std::move(request), std::move(responder), start, metrics_->latency[kSparsePull],
       metrics_->rejected[kSparsePull], &rejected_);
@@ -281,11 +312,10 @@ void Server::HandleSparsePush(IncomingMessage& request, Responder responder) {
     return Refuse(responder, kSparsePush, s, table_id);
   const bool sync = push.getSync();
   const uint32_t num_workers = push.getNumWorkers();
-  if (sync && num_workers == 0)
-    return Refuse(responder, kSparsePush,
-                  InvalidArgument("sync push of step " + std::to_string(push.getStep()) +
-                                  " with numWorkers 0"),
-                  table_id);
+  if (sync) {
+    if (Status s = CheckSyncPush(push.getStep(), push.getWorkerRank(), num_workers); !s.ok())
+      return Refuse(responder, kSparsePush, s, table_id);
+  }
 
   auto op = std::make_shared<InFlightRequest>(
       std::move(request), std::move(responder), start, metrics_->latency[kSparsePush],
@@ -366,14 +396,23 @@ void Server::HandleDensePull(IncomingMessage& request, Responder responder) {
   metrics_->requests[kDensePull]->Increment();
   requests_.fetch_add(1, std::memory_order_relaxed);
   auto ids = request.envelope().getBody().getDensePull().getBlockIds();
+  // A block named twice would be sent twice: a small request must not buy a huge reply.
+  if (Status s = CheckDistinctIds(ids, [](uint32_t id) { return id; }); !s.ok())
+    return Refuse(responder, kDensePull, s);
   std::vector<size_t> sizes;
   sizes.reserve(ids.size());
+  size_t reply_bytes = 0;
   for (uint32_t id : ids) {
     if (Status s = CheckOwnedBlock(id); !s.ok()) return Refuse(responder, kDensePull, s);
     StatusOr<size_t> size = dense_->Size(id);
     if (!size.ok()) return Refuse(responder, kDensePull, size.status());
     sizes.push_back(*size);
+    reply_bytes += *size * sizeof(float);
   }
+  if (Status s = CheckReplyBytes(reply_bytes,
+                                 "a dense pull of " + std::to_string(ids.size()) + " blocks");
+      !s.ok())
+    return Refuse(responder, kDensePull, s);
   auto reply = responder.NewReply();
   auto out = reply->body().initDensePullReply().initBlocks(ids.size());
   for (size_t j = 0; j < ids.size(); ++j) {
@@ -411,15 +450,17 @@ void Server::HandleDensePush(IncomingMessage& request, Responder responder) {
                                     std::to_string(*size) + " floats, the push sent " +
                                     std::to_string(grads->size()) + " gradients"));
     const std::string what = "gradient of dense block " + std::to_string(id);
-    if (Status s = ValidateFinite(grads->data(), grads->size(), what.c_str()); !s.ok())
+    if (Status s = ValidateFinite(grads->data(), grads->size(), what.c_str(),
+                                  job_.training.max_gradient_abs);
+        !s.ok())
       return Refuse(responder, kDensePush, s);
   }
   const bool sync = push.getSync();
   const uint32_t num_workers = push.getNumWorkers();
-  if (sync && num_workers == 0)
-    return Refuse(responder, kDensePush,
-                  InvalidArgument("sync dense push of step " + std::to_string(push.getStep()) +
-                                  " with numWorkers 0"));
+  if (sync) {
+    if (Status s = CheckSyncPush(push.getStep(), push.getWorkerRank(), num_workers); !s.ok())
+      return Refuse(responder, kDensePush, s.WithContext("dense"));
+  }
   const uint64_t count = blocks.size();
   if (!sync) {
     for (auto block : blocks) {

@@ -54,7 +54,17 @@ struct ServerOptions {
   int32_t num_servers = 1;
   int shards = 4;                   // shard threads that split each table's keys
   bool write_manifest = false;      // standalone: the server writes the manifest at commit
+  // Workers in the cluster: a sync push must say exactly this many. 0 = not known
+  // (standalone): at most kMaxSyncWorkers, which bounds what one push can make us hold.
+  int32_t num_workers = 0;
+  // The largest reply built for one request; a pull that would need more is refused
+  // (RESOURCE_EXHAUSTED, naming the sizes) and ps::Client splits its requests below it.
+  // Never above kMaxDataFieldBytes, the most one Cap'n Proto Data field can hold.
+  size_t max_reply_bytes = size_t{256} << 20;
 };
+
+// Sync steps of a server that does not know its cluster size accept at most this many.
+inline constexpr int32_t kMaxSyncWorkers = 4096;
 
 class Server {
  public:
@@ -105,6 +115,10 @@ class Server {
   StatusOr<const TableSpec*> CheckTable(uint32_t table_id) const;
   Status CheckOwnedKeys(const uint64_t* keys, size_t n) const;
   Status CheckOwnedBlock(uint32_t block_id) const;
+  // A sync push names the cluster's worker count and a rank inside it.
+  Status CheckSyncPush(uint64_t step, int32_t worker_rank, uint32_t num_workers) const;
+  // A reply of `bytes` fits under max_reply_bytes.
+  Status CheckReplyBytes(size_t bytes, const std::string& what) const;
   // Counts a refusal (per table when `table_id` is known) and answers it.
   void Refuse(Responder& responder, int kind, const Status& status, int64_t table_id = -1);
 

@@ -113,6 +113,7 @@ int Run() {
   // workers that arrive before rpc.Start() wait in the bound socket.
   int rank = FLAGS_rank < 0 ? 0 : FLAGS_rank;
   int num_servers = FLAGS_num_servers;
+  int num_workers = 0;  // standalone: not known
   std::unique_ptr<mtps::scheduler::SchedulerClient> control;
   if (!FLAGS_standalone) {
     const std::string host = AdvertisedHost();
@@ -131,6 +132,7 @@ int Run() {
     if (!cluster.ok()) return Fail(cluster.status().WithContext("registering with " + FLAGS_scheduler));
     rank = cluster->rank;
     num_servers = static_cast<int>(cluster->servers.size());
+    num_workers = static_cast<int>(cluster->workers.size());
     rpc.set_rank(rank);
     control->OnShutdown([](const mtps::scheduler::ShutdownNotice& notice) {
       LOG(INFO) << "mtps-server: the scheduler ends the job: " << notice.reason;
@@ -141,7 +143,8 @@ int Run() {
   mtps::ps::ServerOptions options{.rank = rank,
                                   .num_servers = num_servers,
                                   .shards = FLAGS_threads,
-                                  .write_manifest = FLAGS_standalone};
+                                  .write_manifest = FLAGS_standalone,
+                                  .num_workers = num_workers};
   auto server = mtps::ps::Server::Create(*job, options, &metrics);
   if (!server.ok()) return Fail(server.status());
 

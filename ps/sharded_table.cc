@@ -276,7 +276,7 @@ void ShardedTables::PullAsync(uint32_t table_id, const uint64_t* keys, size_t n,
 void ShardedTables::PushAsync(uint32_t table_id, const uint64_t* keys, const float* grads,
                               size_t n, uint64_t step, PushDone done) {
   Status valid = CheckTable(table_id);
-  if (valid.ok()) valid = ValidateGradients(keys, grads, n, specs_[table_id].dim);
+  if (valid.ok()) valid = ValidateGradients(keys, grads, n, specs_[table_id].dim, max_gradient_abs_);
   if (!valid.ok()) {
     if (table_id < specs_.size()) rejected_[table_id].fetch_add(1, std::memory_order_relaxed);
     return done(valid.WithContext(table_id < specs_.size() ? "table '" + specs_[table_id].name + "'"
@@ -303,7 +303,7 @@ void ShardedTables::PushSyncAsync(uint32_t table_id, const uint64_t* keys, const
                             std::to_string(num_workers) + ")");
   }
   if (valid.ok()) {
-    valid = ValidateGradients(keys, grads, n, specs_[table_id].dim);
+    valid = ValidateGradients(keys, grads, n, specs_[table_id].dim, max_gradient_abs_);
     if (!valid.ok()) rejected_[table_id].fetch_add(1, std::memory_order_relaxed);
   }
   if (!valid.ok()) return done(valid);

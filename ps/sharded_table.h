@@ -33,6 +33,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <vector>
 
@@ -55,6 +56,9 @@ class ShardedTables {
   // are answered CANCELLED.
   ~ShardedTables();
   ShardedTables(const ShardedTables&) = delete;
+  // Pushes holding a gradient element beyond +-limit (training.max_gradient_abs) are
+  // refused whole, like non-finite ones. Set before the first push.
+  void set_max_gradient_abs(float limit) { max_gradient_abs_ = limit; }
   ShardedTables& operator=(const ShardedTables&) = delete;
 
   void PullAsync(uint32_t table_id, const uint64_t* keys, size_t n, float* out, uint64_t step,
@@ -115,6 +119,7 @@ class ShardedTables {
   Status RunOnShard(int shard, const std::function<void()>& fn);
 
   std::vector<TableSpec> specs_;
+  float max_gradient_abs_ = std::numeric_limits<float>::max();
   int num_shards_;
   std::vector<std::unique_ptr<Shard>> shards_;
   std::vector<std::unique_ptr<SyncRegistry>> sync_;  // per table

@@ -171,18 +171,44 @@ TEST_F(TransportBadInput, WrongVersionAndOtherJobAreRefused) {
 }
 
 TEST_F(TransportBadInput, OversizedMessageIsRefusedWithTheSizes) {
-  // Through the raw peer...
-  peer_->Send(EchoRequest(3001, 100 * 1024)->ToFrames());
+  // Through the raw peer: frames each under the limit, together over it...
+  std::vector<zmq::message_t> frames = EchoRequest(3001, 16)->ToFrames();
+  for (int i = 0; i < 3; ++i) frames.emplace_back(std::string(kMaxBytes / 2, '\0'));
+  peer_->Send(std::move(frames));
   ExpectErrorReply(3001, StatusCode::kResourceExhausted,
                    "exceeds the " + std::to_string(kMaxBytes) + "-byte limit");
   ExpectServed();
-  // ...and through the client, which sees the server's error as the call's Status.
+  WaitForRejected();
+  // ...and through the client, which refuses to send what the server would refuse.
+  const uint64_t requests_before = server_->counters().requests;
   StatusOr<std::string> echoed = testing::Echo(*client_, std::string(100 * 1024, 'x'));
   ASSERT_FALSE(echoed.ok());
   EXPECT_EQ(echoed.status().code(), StatusCode::kResourceExhausted) << echoed.status();
-  ++replied_;
+  EXPECT_NE(echoed.status().message().find("nothing was sent"), std::string::npos)
+      << echoed.status();
   ExpectServed();
-  WaitForRejected();
+  EXPECT_EQ(server_->counters().requests, requests_before + 1);  // only ExpectServed's echo
+}
+
+// One frame over the limit is cut off by ZeroMQ as it arrives (ZMQ_MAXMSGSIZE), before it
+// is buffered whole: that peer is disconnected, never answered, and the server goes on.
+TEST_F(TransportBadInput, FrameOverTheLimitDisconnectsThePeerBeforeBuffering) {
+  peer_->Send(EchoRequest(3101, 4 * kMaxBytes)->ToFrames());
+  // The raw peer's socket reconnects by itself; a good request on it is answered, and no
+  // reply ever names the oversized request.
+  bool answered = false;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  for (uint64_t id = 3102; !answered && std::chrono::steady_clock::now() < deadline; ++id) {
+    peer_->Send(EchoRequest(id, 16)->ToFrames());
+    StatusOr<IncomingMessage> reply = peer_->Receive(milliseconds(500));
+    while (reply.ok()) {
+      ASSERT_NE(reply->envelope().getRequestId(), 3101u) << "the oversized frame was read";
+      answered = true;
+      reply = peer_->Receive(milliseconds(0));
+    }
+  }
+  EXPECT_TRUE(answered) << "the peer was never served again";
+  ExpectServed();
 }
 
 TEST(TransportTraversalLimit, MessageThatTakesTooLongToReadIsRefused) {

@@ -80,12 +80,15 @@ struct InProcessServer {
 // `num_servers` servers of `job`, ranks 0.., each on its own free loopback port.
 class InProcessCluster {
  public:
-  explicit InProcessCluster(const JobSpec& job, int num_servers, int shards = 2) {
+  // `options` gives everything but rank and num_servers.
+  explicit InProcessCluster(const JobSpec& job, int num_servers, int shards = 2,
+                            ServerOptions options = {}) {
     for (int rank = 0; rank < num_servers; ++rank) {
       auto s = std::make_unique<InProcessServer>();
-      auto server = Server::Create(
-          job, ServerOptions{.rank = rank, .num_servers = num_servers, .shards = shards},
-          &s->metrics);
+      options.rank = rank;
+      options.num_servers = num_servers;
+      options.shards = shards;
+      auto server = Server::Create(job, options, &s->metrics);
       EXPECT_TRUE(server.ok()) << server.status();
       if (!server.ok()) return;
       s->server = std::move(server).value();

@@ -322,7 +322,12 @@ Status ParseData(const YAML::Node& node, const std::string& path, DataSpec* d) {
       &d->on_bad_record));
   MTPS_RETURN_IF_ERROR(r.Optional("reader_threads", &d->reader_threads));
   MTPS_RETURN_IF_ERROR(r.Optional("shuffle", &d->shuffle));
+  MTPS_RETURN_IF_ERROR(r.Optional("max_bad_fraction", &d->max_bad_fraction));
   MTPS_RETURN_IF_ERROR(r.Finish());
+  if (!(d->max_bad_fraction >= 0 && d->max_bad_fraction <= 1)) {
+    return InvalidArgument(r.Path("max_bad_fraction") + ": must be in [0, 1], got " +
+                           std::to_string(d->max_bad_fraction));
+  }
   return Positive(r.Path("reader_threads"), d->reader_threads);
 }
 

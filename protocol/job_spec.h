@@ -88,6 +88,9 @@ struct DataSpec {
   std::vector<std::string> eval;
   std::string oracle;              // optional oracle.json of a generated data set
   BadRecordPolicy on_bad_record = BadRecordPolicy::kStop;
+  // Under kSkip: a worker fails when more than this fraction of the records it read were
+  // bad, and always when every one was (training on nothing is not a success).
+  double max_bad_fraction = 1.0;
   int reader_threads = 1;
   bool shuffle = true;
 };

@@ -56,7 +56,7 @@ struct Envelope {
 
     register @6 :Register;               # node -> scheduler
     registerReply @7 :RegisterReply;     # scheduler -> node, once the cluster is whole
-    clusterView @8 :ClusterView;         # scheduler -> node, whenever the view changes
+    clusterView @8 :ClusterView;         # node -> scheduler (empty): the current view back
     heartbeat @9 :Heartbeat;             # node -> scheduler, every second
     heartbeatReply @10 :HeartbeatReply;
     barrier @11 :Barrier;                # node -> scheduler; answered when all arrived
@@ -106,6 +106,8 @@ struct Register {
 struct RegisterReply {
   rank @0 :Int32;
   view @1 :ClusterView;
+  generation @2 :UInt64;  # this registration's; heartbeats carry it, an older one is fenced
+  rejoined @3 :Bool;      # the job was already running: a replacement of a lost node
 }
 
 struct NodeInfo {
@@ -121,7 +123,7 @@ enum Partition {
 struct ClusterView {
   epoch @0 :UInt64;     # grows with every change of membership
   specHash @1 :UInt64;
-  servers @2 :List(NodeInfo);   # by rank
+  servers @2 :List(NodeInfo);   # by rank; a lost node has rank -1 and no address
   workers @3 :List(NodeInfo);   # by rank
   partition @4 :Partition;
 }
@@ -137,6 +139,7 @@ enum NodeState {
 struct Heartbeat {
   state @0 :NodeState;
   step @1 :UInt64;
+  generation @2 :UInt64;  # from RegisterReply; 0 = not known (never fenced)
 }
 
 struct HeartbeatReply {
@@ -266,8 +269,10 @@ struct Progress {
   samples @1 :UInt64;       # since the job began, this worker
   samplesPerSec @2 :Float64;
   tasks @3 :List(TaskMetric);
-  phase @4 :Text;           # "train", "eval", "done"
+  phase @4 :Text;           # "train", "eval", "done", "failed"
   epoch @5 :UInt32;
   dataPosition @6 :UInt64;  # records consumed in this epoch, for resumption
   trainSeconds @7 :Float64; # seconds spent training (not evaluating) since the job began
+  badRecords @8 :UInt64;    # input records skipped as bad since the job began, this worker
+  reason @9 :Text;          # phase "failed": why the worker gives up (the job fails)
 }

@@ -2,10 +2,13 @@
 // the newest whole checkpoint of a server under a root directory.
 #include "ps/checkpoint_manifest.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <system_error>
+
+#include "ps/crc32c.h"
 
 namespace mtps::ps {
 namespace {
@@ -98,6 +101,67 @@ StatusOr<std::string> FindNewestCheckpoint(const std::string& root, int server_r
     return NotFound("no whole checkpoint (a directory with a manifest) under " + root +
                     " for server " + std::to_string(server_rank));
   return best;
+}
+
+std::vector<WholeCheckpoint> ListWholeCheckpoints(const std::string& root, int server_rank) {
+  std::vector<std::pair<uint64_t, WholeCheckpoint>> found;
+  std::error_code ec;
+  std::filesystem::directory_iterator it(root, ec);
+  if (ec) return {};
+  for (const auto& entry : it) {
+    if (!entry.is_directory(ec)) continue;
+    const std::string dir = entry.path().string();
+    const std::string name = entry.path().filename().string();
+    // "ckpt-<id>" (the scheduler's) or any other name: ordered by the digits it ends with.
+    uint64_t id = 0;
+    const size_t digits = name.find_last_not_of("0123456789");
+    if (digits + 1 < name.size()) id = std::stoull(name.substr(digits + 1));
+    for (const std::string& path : {ManifestPath(dir), ServerManifestPath(dir, server_rank)}) {
+      if (!std::filesystem::exists(path, ec)) continue;
+      StatusOr<CheckpointManifest> manifest = ReadCheckpointManifest(path);
+      if (manifest.ok()) id = std::max(id, manifest->id);
+      found.push_back({id, WholeCheckpoint{dir, path, std::move(manifest)}});
+      break;
+    }
+  }
+  std::stable_sort(found.begin(), found.end(),
+                   [](const auto& a, const auto& b) { return a.first > b.first; });
+  std::vector<WholeCheckpoint> whole;
+  for (auto& [id, checkpoint] : found) whole.push_back(std::move(checkpoint));
+  return whole;
+}
+
+Status VerifyCheckpointFile(CheckpointFileSystem& fs, const CheckpointManifest& manifest,
+                            const std::string& path) {
+  const std::string name = std::filesystem::path(path).filename().string();
+  const CheckpointFileInfo* listed = nullptr;
+  for (const CheckpointFileInfo& f : manifest.files) {
+    if (std::filesystem::path(f.path).filename().string() == name) listed = &f;
+  }
+  if (listed == nullptr) {
+    return DataLoss(path + " is not listed in the manifest of checkpoint " +
+                    std::to_string(manifest.id));
+  }
+  StatusOr<std::unique_ptr<ReadableFile>> file = fs.NewReadableFile(path);
+  if (!file.ok()) return DataLoss("checkpoint file " + path + " is missing: " + file.status().message());
+  if ((*file)->Size() != listed->bytes) {
+    return DataLoss("checkpoint file " + path + " has " + std::to_string((*file)->Size()) +
+                    " bytes, the manifest says " + std::to_string(listed->bytes));
+  }
+  uint32_t crc = 0;
+  std::vector<char> buffer(1 << 20);
+  for (;;) {
+    size_t read = 0;
+    MTPS_RETURN_IF_ERROR((*file)->Read(buffer.data(), buffer.size(), &read));
+    crc = Crc32cExtend(crc, buffer.data(), read);
+    if (read < buffer.size()) break;
+  }
+  if (crc != listed->checksum) {
+    return DataLoss("checkpoint file " + path + " has CRC32C " + std::to_string(crc) +
+                    ", the manifest says " + std::to_string(listed->checksum) +
+                    " (damaged, or copied in from another checkpoint)");
+  }
+  return Status::OK();
 }
 
 }  // namespace mtps::ps

@@ -42,4 +42,19 @@ StatusOr<CheckpointManifest> ReadCheckpointManifest(const std::string& path);
 // `server_rank` can restore from (a cluster manifest or its own). NOT_FOUND when none.
 StatusOr<std::string> FindNewestCheckpoint(const std::string& root, int server_rank);
 
+struct WholeCheckpoint {
+  std::string dir;
+  std::string manifest_path;
+  StatusOr<CheckpointManifest> manifest;  // DATA_LOSS when the manifest itself is damaged
+};
+// Every checkpoint under `root` with a manifest that `server_rank` can restore from,
+// newest (largest directory id) first. Empty when the root is missing or holds none.
+std::vector<WholeCheckpoint> ListWholeCheckpoints(const std::string& root, int server_rank);
+
+// Checks `path` against its entry in `manifest` (matched by file name, so a checkpoint
+// directory may be moved): DATA_LOSS naming the file when it is not listed, missing, of
+// another size, or of another CRC32C (e.g. a file copied in from another checkpoint).
+Status VerifyCheckpointFile(CheckpointFileSystem& fs, const CheckpointManifest& manifest,
+                            const std::string& path);
+
 }  // namespace mtps::ps

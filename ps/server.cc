@@ -587,25 +587,54 @@ void Server::HandleCheckpointCommit(IncomingMessage& request, Responder responde
       std::chrono::duration<double>(Clock::now() - start).count());
 }
 
-Status Server::Restore(const std::string& root) {
-  MTPS_ASSIGN_OR_RETURN(const std::string dir, FindNewestCheckpoint(root, options_.rank));
-  // Read and check every file first; swap only when all of them loaded.
+Status Server::Restore(const std::string& root, CheckpointManifest* restored) {
+  std::vector<WholeCheckpoint> candidates = ListWholeCheckpoints(root, options_.rank);
+  if (candidates.empty())
+    return NotFound("no whole checkpoint (a directory with a manifest) under " + root +
+                    " for server " + std::to_string(options_.rank));
+  std::string skipped;  // damaged newer checkpoints, for the log and the final error
+  for (const WholeCheckpoint& candidate : candidates) {
+    Status loaded = candidate.manifest.status();
+    if (loaded.ok()) loaded = RestoreFrom(candidate.dir, *candidate.manifest);
+    if (loaded.ok()) {
+      if (!skipped.empty()) {
+        LOG(WARNING) << "server " << options_.rank << " restored from the older whole checkpoint "
+                     << candidate.dir << " because newer ones are damaged: " << skipped;
+      }
+      if (restored != nullptr) *restored = *candidate.manifest;
+      return Status::OK();
+    }
+    // Only damage falls back: a checkpoint of another table spec is as wrong in every
+    // older directory, and must stop the server.
+    if (loaded.code() != StatusCode::kDataLoss) return loaded.WithContext("restore from " + candidate.dir);
+    LOG(WARNING) << "server " << options_.rank << ": checkpoint " << candidate.dir
+                 << " is damaged, trying the previous one: " << loaded;
+    skipped += (skipped.empty() ? "" : "; ") + candidate.dir + ": " + loaded.ToString();
+  }
+  return DataLoss("every checkpoint under " + root + " is damaged: " + skipped);
+}
+
+Status Server::RestoreFrom(const std::string& dir, const CheckpointManifest& manifest) {
+  // Check every file against the manifest and read it first; swap only when all loaded.
   std::vector<std::vector<std::unique_ptr<EmbeddingTable>>> loaded;
   for (uint32_t t = 0; t < tables_->num_tables(); ++t) {
     const TableSpec& spec = job_.tables[t];
-    auto parts = LoadTableParts(*fs_, TableCheckpointPath(dir, options_.rank, spec.name), spec,
-                                tables_->num_shards());
-    if (!parts.ok()) return parts.status().WithContext("restore from " + dir);
+    const std::string path = TableCheckpointPath(dir, options_.rank, spec.name);
+    MTPS_RETURN_IF_ERROR(VerifyCheckpointFile(*fs_, manifest, path));
+    auto parts = LoadTableParts(*fs_, path, spec, tables_->num_shards());
+    if (!parts.ok()) return parts.status();
     loaded.push_back(std::move(parts).value());
   }
+  const std::string dense_path = DenseCheckpointPath(dir, options_.rank);
+  MTPS_RETURN_IF_ERROR(VerifyCheckpointFile(*fs_, manifest, dense_path));
   DenseBlockStore staging(job_.training.dense_optimizer);
-  MTPS_RETURN_IF_ERROR(LoadDenseCheckpoint(*fs_, DenseCheckpointPath(dir, options_.rank), staging)
-                           .WithContext("restore from " + dir));
+  MTPS_RETURN_IF_ERROR(LoadDenseCheckpoint(*fs_, dense_path, staging));
   for (uint32_t t = 0; t < tables_->num_tables(); ++t)
     MTPS_RETURN_IF_ERROR(tables_->ReplaceTable(t, std::move(loaded[t])));
   MTPS_RETURN_IF_ERROR(dense_->Restore(staging.Snapshot()));
   LOG(INFO) << "server " << options_.rank << " restored " << tables_->num_tables()
-            << " tables and " << dense_->num_blocks() << " dense blocks from " << dir;
+            << " tables and " << dense_->num_blocks() << " dense blocks from " << dir
+            << " (checkpoint " << manifest.id << ", step " << manifest.step << ")";
   return Status::OK();
 }
 

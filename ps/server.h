@@ -44,6 +44,7 @@
 #include "protocol/status.h"
 #include "protocol/transport.h"
 #include "ps/checkpoint.h"
+#include "ps/checkpoint_manifest.h"
 #include "ps/dense_block.h"
 #include "ps/sharded_table.h"
 
@@ -79,9 +80,12 @@ class Server {
   // the server must outlive `rpc`'s handler threads.
   void RegisterHandlers(RpcServer& rpc);
 
-  // Loads the newest checkpoint under `root` that has a manifest. NOT_FOUND when there
-  // is none; a file of another table spec, or corrupt, fails and changes nothing.
-  Status Restore(const std::string& root);
+  // Loads the newest checkpoint under `root` that has a manifest, every file checked
+  // against the manifest's size and CRC32C first. A damaged checkpoint (DATA_LOSS) falls
+  // back to the previous whole one, with a warning naming what was wrong. NOT_FOUND when
+  // there is none; a file of another table spec fails and changes nothing. `restored`
+  // (optional) receives the manifest of the checkpoint loaded.
+  Status Restore(const std::string& root, CheckpointManifest* restored = nullptr);
 
   // Answers every sync step still waiting with `reason`; for shutdown.
   void CancelPendingSyncSteps(const Status& reason);
@@ -101,6 +105,7 @@ class Server {
   };
   Server(const JobSpec& job, const ServerOptions& options, std::unique_ptr<ShardedTables> tables,
          MetricsRegistry* metrics);
+  Status RestoreFrom(const std::string& dir, const CheckpointManifest& manifest);
 
   void HandleSparsePull(IncomingMessage& request, Responder responder);
   void HandleSparsePush(IncomingMessage& request, Responder responder);

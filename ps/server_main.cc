@@ -153,7 +153,15 @@ int Run() {
   if (FLAGS_restore) {
     if (checkpoint_root.empty())
       return Fail(mtps::InvalidArgument("--restore needs --checkpoint_dir or checkpoint.dir"));
-    if (Status s = (*server)->Restore(checkpoint_root); !s.ok()) return Fail(s);
+    mtps::ps::CheckpointManifest restored;
+    Status s = (*server)->Restore(checkpoint_root, &restored);
+    if (s.code() == mtps::StatusCode::kNotFound) {
+      // A first launch (or a fresh volume): nothing to restore is not an error.
+      LOG(WARNING) << "mtps-server: --restore found no whole checkpoint under " << checkpoint_root
+                   << "; starting with empty tables (first launch)";
+    } else if (!s.ok()) {
+      return Fail(s);
+    }
   }
 
   (*server)->RegisterHandlers(rpc);
@@ -172,11 +180,12 @@ int Run() {
   int signal_number = 0;
   sigwait(&stop_signals, &signal_number);
   LOG(INFO) << "mtps-server: signal " << signal_number << ", shutting down";
-  // Stop taking requests, answer waiting sync steps, then stop HTTP; the tables' threads
-  // finish queued work when `server` goes.
+  // Answer waiting sync steps while replies can still leave (workers blocked in a step
+  // learn at once that it will never complete), stop taking requests, then stop HTTP; the
+  // tables' threads finish queued work when `server` goes.
+  (*server)->CancelPendingSyncSteps(mtps::Cancelled("server shutting down"));
   if (control) control->Stop();
   rpc.Stop();
-  (*server)->CancelPendingSyncSteps(mtps::Cancelled("server shutting down"));
   http.Stop();
   server->reset();
   google::FlushLogFiles(google::INFO);

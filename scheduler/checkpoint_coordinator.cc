@@ -52,6 +52,10 @@ CheckpointCoordinator::CheckpointCoordinator(ps::CheckpointFileSystem* fs, Check
 
 StatusOr<std::string> CheckpointCoordinator::Run(const std::vector<RpcClient*>& servers,
                                                  uint64_t id, uint64_t step) {
+  {
+    std::lock_guard<std::mutex> lock(cancel_mutex_);
+    abandoned_.reset();
+  }
   const std::string dir = CheckpointDir(options_.root, id);
   const std::string what = "checkpoint " + std::to_string(id) + " (" + dir + ")";
   MTPS_RETURN_IF_ERROR(fs_->CreateDirs(dir).WithContext(what));
@@ -69,7 +73,7 @@ StatusOr<std::string> CheckpointCoordinator::Run(const std::vector<RpcClient*>& 
   ps::CheckpointManifest manifest{id, step, {}};
   std::string failures;
   for (size_t rank = 0; rank < begun.size(); ++rank) {
-    StatusOr<IncomingMessage> reply = begun[rank].get();
+    StatusOr<IncomingMessage> reply = Await(begun[rank]);
     Status status = reply.ok() ? ReplyStatus(*reply) : reply.status();
     if (status.ok()) {
       auto body = reply->envelope().getBody();
@@ -92,6 +96,11 @@ StatusOr<std::string> CheckpointCoordinator::Run(const std::vector<RpcClient*>& 
                   " (" + servers[rank]->endpoint() + "): " + status.ToString();
     }
   }
+  {
+    std::lock_guard<std::mutex> lock(cancel_mutex_);
+    if (cancelled_) return cancelled_->WithContext(what + " abandoned, no manifest written");
+    if (abandoned_) return abandoned_->WithContext(what + " abandoned, no manifest written");
+  }
   if (!failures.empty()) {
     return Unavailable(what + " abandoned, no manifest written: " + failures);
   }
@@ -107,7 +116,7 @@ StatusOr<std::string> CheckpointCoordinator::Run(const std::vector<RpcClient*>& 
     committed.push_back(server->Call(std::move(request), {.timeout = options_.commit_timeout}));
   }
   for (size_t rank = 0; rank < committed.size(); ++rank) {
-    StatusOr<IncomingMessage> reply = committed[rank].get();
+    StatusOr<IncomingMessage> reply = Await(committed[rank]);
     Status status = reply.ok() ? ReplyStatus(*reply) : reply.status();
     // The manifest already makes the checkpoint whole; a server that missed the commit
     // only lacks its own manifest, which it needs when it runs without a scheduler.
@@ -117,6 +126,26 @@ StatusOr<std::string> CheckpointCoordinator::Run(const std::vector<RpcClient*>& 
             << " servers at step " << step;
   RemoveOldCheckpoints();
   return dir;
+}
+
+void CheckpointCoordinator::Cancel(const Status& reason) {
+  std::lock_guard<std::mutex> lock(cancel_mutex_);
+  if (!cancelled_) cancelled_ = reason;
+}
+
+void CheckpointCoordinator::Abandon(const Status& reason) {
+  std::lock_guard<std::mutex> lock(cancel_mutex_);
+  if (!abandoned_) abandoned_ = reason;
+}
+
+StatusOr<IncomingMessage> CheckpointCoordinator::Await(std::future<StatusOr<IncomingMessage>>& reply) {
+  constexpr auto kPoll = std::chrono::milliseconds(20);
+  while (reply.wait_for(kPoll) != std::future_status::ready) {
+    std::lock_guard<std::mutex> lock(cancel_mutex_);
+    if (cancelled_) return *cancelled_;
+    if (abandoned_) return *abandoned_;
+  }
+  return reply.get();
 }
 
 void CheckpointCoordinator::RemoveOldCheckpoints() {

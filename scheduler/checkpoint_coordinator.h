@@ -7,11 +7,16 @@
 //   CheckpointCoordinator checkpoints(fs.get(), {.root = spec.checkpoint.dir, .keep = 2});
 //   StatusOr<std::string> dir = checkpoints.Run(server_clients, NextCheckpointId(root), step);
 //
-// Thread-safety: one Run() at a time.
+// Every wait is bounded (ack_timeout, commit_timeout) and ends early on Cancel(), so a
+// job that fails while a checkpoint is being written does not wait for it.
+// Thread-safety: one Run() at a time; Cancel() from any thread.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <future>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -40,9 +45,19 @@ class CheckpointCoordinator {
   // `servers[r]` talks to the server of rank r. Returns the checkpoint's directory.
   // Errors name the server and its reason; no manifest is written then.
   StatusOr<std::string> Run(const std::vector<RpcClient*>& servers, uint64_t id, uint64_t step);
+  // Makes the running Run() (and every later one) give up at once with `reason`.
+  void Cancel(const Status& reason);
+  // Makes only the running Run() give up (e.g. a server it waits on was lost).
+  void Abandon(const Status& reason);
 
  private:
   void RemoveOldCheckpoints();
+  // The reply, or the cancellation reason as soon as Cancel() was called.
+  StatusOr<IncomingMessage> Await(std::future<StatusOr<IncomingMessage>>& reply);
+
+  std::mutex cancel_mutex_;
+  std::optional<Status> cancelled_;  // GUARDED_BY(cancel_mutex_)
+  std::optional<Status> abandoned_;  // this Run() only       GUARDED_BY(cancel_mutex_)
 
   ps::CheckpointFileSystem* fs_;
   CheckpointOptions options_;

@@ -83,8 +83,18 @@ StatusOr<int> Membership::Register(const NodeRecord& node) {
   NodeRecord& slot = (*slots)[rank];
   slot = node;
   slot.rank = rank;
+  slot.generation = ++last_generation_;
   ++epoch_;
   return rank;
+}
+
+bool Membership::MarkLost(proto::Role role, int rank) {
+  std::vector<NodeRecord>* slots = Slots(role);
+  if (slots == nullptr || rank < 0 || rank >= static_cast<int>(slots->size())) return false;
+  if ((*slots)[rank].rank < 0) return false;
+  (*slots)[rank] = NodeRecord{};
+  ++epoch_;
+  return true;
 }
 
 bool Membership::complete() const {

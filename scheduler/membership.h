@@ -28,6 +28,7 @@ struct NodeRecord {
   uint32_t pid = 0;
   uint64_t spec_hash = 0;
   int requested_rank = -1;
+  uint64_t generation = 0;   // set by Register(): grows with every registration
 };
 
 // "0x0123456789abcdef": how spec hashes are written in every message.
@@ -45,6 +46,9 @@ class Membership {
   // free rank of that role or a requested rank that is out of range or taken
   // (RESOURCE_EXHAUSTED / ALREADY_EXISTS naming the holder).
   StatusOr<int> Register(const NodeRecord& node);
+  // Empties the slot of a node declared lost (its rank is free for a replacement that
+  // asks for it or for any free rank) and changes the view. False when it was empty.
+  bool MarkLost(proto::Role role, int rank);
 
   bool complete() const;
   int num_servers() const { return num_servers_; }
@@ -66,6 +70,7 @@ class Membership {
   const int num_workers_;
   const uint64_t spec_hash_;
   uint64_t epoch_ = 0;
+  uint64_t last_generation_ = 0;
   std::vector<NodeRecord> servers_;
   std::vector<NodeRecord> workers_;
 };

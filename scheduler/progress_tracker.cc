@@ -40,6 +40,7 @@ Status ProgressTracker::Record(int worker_rank, proto::Progress::Reader progress
   w.epoch = progress.getEpoch();
   w.step = progress.getStep();
   w.samples = progress.getSamples();
+  w.bad_records = progress.getBadRecords();
   w.samples_per_sec = progress.getSamplesPerSec();
   w.train_seconds = progress.getTrainSeconds();
   if (phase == "train") {
@@ -69,6 +70,7 @@ ClusterProgress ProgressTracker::Current() const {
     c.max_step = std::max(c.max_step, w.step);
     first = false;
     c.samples += w.samples;
+    c.bad_records += w.bad_records;
     c.samples_per_sec += w.samples_per_sec;
     c.train_seconds = std::max(c.train_seconds, w.train_seconds);
     for (const auto& [name, loss] : w.train_loss) {

@@ -40,6 +40,7 @@ struct ClusterProgress {
   uint64_t min_step = 0;
   uint64_t max_step = 0;
   uint64_t samples = 0;         // sum over workers
+  uint64_t bad_records = 0;     // sum over workers: input records skipped as bad
   double samples_per_sec = 0;   // sum over workers
   double train_seconds = 0;     // the longest of the workers' training times
   int reporting = 0;            // workers that reported at least once
@@ -69,6 +70,7 @@ class ProgressTracker {
     uint32_t epoch = 0;
     uint64_t step = 0;
     uint64_t samples = 0;
+    uint64_t bad_records = 0;
     double samples_per_sec = 0;
     double train_seconds = 0;
     std::map<std::string, double> train_loss;

@@ -55,6 +55,7 @@ std::string RunSummaryJson(const RunSummary& s) {
   out += "  \"workers\": " + std::to_string(s.workers) + ",\n";
   out += "  \"epochs\": " + std::to_string(s.epochs) + ",\n";
   out += "  \"samples\": " + std::to_string(s.samples) + ",\n";
+  out += "  \"skipped_records\": " + std::to_string(s.skipped_records) + ",\n";
   out += "  \"train_seconds\": " + JsonNumber(s.train_seconds) + ",\n";
   out += "  \"samples_per_sec\": " + JsonNumber(s.samples_per_sec) + ",\n";
   out += "  \"tasks\": {";

@@ -5,7 +5,7 @@
 //   MTPS_RETURN_IF_ERROR(WriteRunSummary(*fs, run_dir, summary));   // atomic
 //
 // summary.json: {"model", "mode", "servers", "workers", "epochs", "samples",
-// "train_seconds", "samples_per_sec", "tasks": {"<name>": {"auc", "logloss"[,
+// "skipped_records", "train_seconds", "samples_per_sec", "tasks": {"<name>": {"auc", "logloss"[,
 // "oracle_auc"]}}}; a metric that was not measured (NaN) is written as null.
 // Thread-safety: free functions without shared state.
 #pragma once
@@ -35,6 +35,7 @@ struct RunSummary {
   int workers = 0;
   int epochs = 0;
   uint64_t samples = 0;
+  uint64_t skipped_records = 0;  // input records skipped as bad (data.on_bad_record: skip)
   double train_seconds = 0;
   double samples_per_sec = 0;
   std::vector<TaskSummary> tasks;

@@ -88,9 +88,12 @@ Scheduler::Scheduler(SchedulerOptions options, const Clock* clock, ps::Checkpoin
   rpc_.Handle(Kind::HEARTBEAT, [this](IncomingMessage& m, Responder r) { HandleHeartbeat(m, std::move(r)); });
   rpc_.Handle(Kind::BARRIER, [this](IncomingMessage& m, Responder r) { HandleBarrier(m, std::move(r)); });
   rpc_.Handle(Kind::PROGRESS, [this](IncomingMessage& m, Responder r) { HandleProgress(m, std::move(r)); });
+  rpc_.Handle(Kind::CLUSTER_VIEW, [this](IncomingMessage& m, Responder r) { HandleClusterView(m, std::move(r)); });
 }
 
 Scheduler::~Scheduler() {
+  checkpoints_.Cancel(Cancelled("the scheduler is exiting"));
+  JoinCheckpoint();
   barriers_.CancelAll(Cancelled("the scheduler is exiting"));
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -132,10 +135,16 @@ void Scheduler::HandleRegister(IncomingMessage& request, Responder responder) {
         auto reply = responder.NewReply();
         auto body = reply->body().initRegisterReply();
         body.setRank(held.rank);
+        body.setGeneration(held.generation);
+        body.setRejoined(true);
         membership_.FillView(body.initView());
         responder.Send(std::move(reply));
         return;
       }
+    }
+    if (phase_ == Phase::kRunning && recovery_enabled() &&
+        (node.role == proto::Role::SERVER || node.role == proto::Role::WORKER)) {
+      return RejoinLocked(node, std::move(responder));
     }
     metrics_.refused->Increment();
     if (phase_ == Phase::kFailed) return responder.SendError(failure_);
@@ -163,6 +172,80 @@ void Scheduler::HandleRegister(IncomingMessage& request, Responder responder) {
   if (membership_.complete()) CompleteFormationLocked();
 }
 
+void Scheduler::DeclareLostLocked(NodeKey key, const std::string& why) {
+  const NodeRecord* node = membership_.Find(key.role, key.rank);
+  const std::string who = node ? DescribeNode(*node) : Describe(key);
+  membership_.MarkLost(key.role, key.rank);
+  detector_.Forget(key);
+  node_clients_.erase(key);
+  lost_[key] = clock_->Now();
+  metrics_.dead_nodes->Increment();
+  LOG(WARNING) << "scheduler: " << who << " is lost: " << why << "; view epoch "
+               << membership_.epoch() << ", waiting up to " << SecondsText(options_.recover_timeout)
+               << " for a replacement under the same rank";
+  // A checkpoint waiting on a lost server would wait for its timeout: give it up now.
+  if (key.role == proto::Role::SERVER && checkpoint_running_) {
+    checkpoints_.Abandon(Unavailable(who + " was lost during the checkpoint"));
+  }
+}
+
+void Scheduler::RejoinLocked(const NodeRecord& node, Responder responder) {
+  const int size = node.role == proto::Role::SERVER ? options_.num_servers : options_.num_workers;
+  const int asked = node.requested_rank;
+  // The same rank asked for again by a new process: its old holder is dead or stale
+  // (a restart is often quicker than the heartbeat timeout). Fence the old one.
+  if (asked >= 0 && asked < size && membership_.Find(node.role, asked) != nullptr) {
+    DeclareLostLocked({node.role, asked}, "replaced by a new process at " + node.address +
+                                              " (pid " + std::to_string(node.pid) + ")");
+  }
+  StatusOr<int> rank = membership_.Register(node);
+  if (!rank.ok()) {
+    metrics_.refused->Increment();
+    LOG(WARNING) << "scheduler: rejoin refused: " << rank.status();
+    return responder.SendError(rank.status());
+  }
+  const NodeKey key{node.role, *rank};
+  const NodeRecord* held = membership_.Find(key.role, key.rank);
+  TransportOptions client_options;
+  client_options.job_id = options_.spec.hash;
+  auto client = RpcClient::Connect(node.address, proto::Role::SCHEDULER, 0, client_options);
+  if (client.ok()) node_clients_[key] = std::shared_ptr<RpcClient>(std::move(*client));
+  detector_.Watch(key);
+  std::string away;
+  if (auto it = lost_.find(key); it != lost_.end()) {
+    away = " after " + SecondsText(clock_->Now() - it->second);
+    lost_.erase(it);
+  }
+  const uint64_t step = progress_.Current().max_step;
+  std::string lost_steps;
+  if (key.role == proto::Role::SERVER) {
+    lost_steps = last_checkpoint_step_ ? "; its shard restarts from the checkpoint at step " +
+                                             std::to_string(*last_checkpoint_step_) + ", " +
+                                             std::to_string(step - std::min(step, *last_checkpoint_step_)) +
+                                             " steps of its updates are lost (job at step " +
+                                             std::to_string(step) + ")"
+                                       : "; no checkpoint yet: its shard restarts empty, " +
+                                             std::to_string(step) + " steps of its updates are lost";
+  }
+  LOG(WARNING) << "scheduler: " << DescribeNode(*held) << " rejoined" << away << " (generation "
+               << held->generation << ", view epoch " << membership_.epoch() << ")" << lost_steps;
+  auto reply = responder.NewReply();
+  auto body = reply->body().initRegisterReply();
+  body.setRank(key.rank);
+  body.setGeneration(held->generation);
+  body.setRejoined(true);
+  membership_.FillView(body.initView());
+  responder.Send(std::move(reply));
+}
+
+void Scheduler::HandleClusterView(IncomingMessage& request, Responder responder) {
+  (void)request;
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto reply = responder.NewReply();
+  membership_.FillView(reply->body().initClusterView());
+  responder.Send(std::move(reply));
+}
+
 void Scheduler::CompleteFormationLocked() {
   phase_ = Phase::kRunning;
   metrics_.phase->Set(1);
@@ -177,7 +260,7 @@ void Scheduler::CompleteFormationLocked() {
     CHECK(node != nullptr) << "pending registration of an unregistered " << Describe(key);
     auto client = RpcClient::Connect(node->address, proto::Role::SCHEDULER, 0, client_options);
     if (client.ok()) {
-      node_clients_[key] = std::move(*client);
+      node_clients_[key] = std::shared_ptr<RpcClient>(std::move(*client));
     } else {
       LOG(WARNING) << "scheduler: cannot connect to " << DescribeNode(*node) << ": " << client.status();
     }
@@ -185,6 +268,7 @@ void Scheduler::CompleteFormationLocked() {
     auto reply = pending->responder.NewReply();
     auto body = reply->body().initRegisterReply();
     body.setRank(key.rank);
+    body.setGeneration(node->generation);
     membership_.FillView(body.initView());
     pending->responder.Send(std::move(reply));
   }
@@ -213,6 +297,19 @@ void Scheduler::HandleHeartbeat(IncomingMessage& request, Responder responder) {
   if (phase_ == Phase::kForming) {
     return responder.SendError(Unavailable("heartbeat from " + Describe(key) +
                                            " while the cluster is still forming"));
+  }
+  const uint64_t generation = request.envelope().getBody().getHeartbeat().getGeneration();
+  const NodeRecord* holder = membership_.Find(key.role, key.rank);
+  if (generation != 0 && (holder == nullptr || holder->generation != generation)) {
+    // Fencing: this process was declared lost (or replaced) and must not act in the job.
+    metrics_.refused->Increment();
+    return responder.SendError(NotFound(
+        Describe(key) + " of generation " + std::to_string(generation) +
+        " is fenced: it was declared lost" +
+        (holder ? " and replaced by generation " + std::to_string(holder->generation) + " at " +
+                      holder->address
+                : "") +
+        "; a stale process must not write into the job"));
   }
   const bool finished_worker = key.role == proto::Role::WORKER && progress_.IsDone(key.rank);
   if (!detector_.Beat(key) && !finished_worker && phase_ != Phase::kFailed &&
@@ -265,7 +362,14 @@ void Scheduler::HandleProgress(IncomingMessage& request, Responder responder) {
     return responder.SendError(InvalidArgument("progress from " + Describe(key) +
                                                ": only workers report progress"));
   }
-  Status recorded = progress_.Record(key.rank, request.envelope().getBody().getProgress());
+  auto report = request.envelope().getBody().getProgress();
+  if (std::string(report.getPhase().cStr()) == "failed") {
+    responder.SendAck();
+    std::lock_guard<std::mutex> lock(mutex_);
+    FailLocked(FailedPrecondition(Describe(key) + " failed: " + std::string(report.getReason().cStr())));
+    return;
+  }
+  Status recorded = progress_.Record(key.rank, report);
   if (!recorded.ok()) {
     metrics_.refused->Increment();
     return responder.SendError(recorded);
@@ -319,20 +423,44 @@ void Scheduler::CheckDeadlines() {
     return;
   }
   if (phase_ == Phase::kRunning || phase_ == Phase::kFinishing) {
-    for (const auto& [key, quiet] : detector_.FindSilent()) {
+    std::vector<std::pair<NodeKey, std::chrono::nanoseconds>> silent = detector_.FindSilent();
+    if (recovery_enabled() && phase_ == Phase::kRunning) {
+      for (const auto& [key, quiet] : silent) {
+        DeclareLostLocked(key, "no heartbeat for " + SecondsText(quiet) + " (heartbeat timeout " +
+                                   SecondsText(options_.heartbeat_timeout) + ")");
+      }
+      for (const auto& [key, since] : lost_) {
+        if (now - since <= options_.recover_timeout) continue;
+        FailLocked(Unavailable(Describe(key) + " was lost " + SecondsText(now - since) +
+                               " ago and no replacement registered within the recovery timeout " +
+                               SecondsText(options_.recover_timeout)));
+        return;
+      }
+      return;
+    }
+    if (silent.empty()) return;
+    // The node silent longest went first; the others may only have waited on it.
+    std::stable_sort(silent.begin(), silent.end(),
+                     [](const auto& a, const auto& b) { return a.second > b.second; });
+    std::string also;
+    for (const auto& [key, quiet] : silent) {
       dead_.push_back(key);
       metrics_.dead_nodes->Increment();
-      const NodeRecord* node = membership_.Find(key.role, key.rank);
-      FailLocked(Unavailable((node ? DescribeNode(*node) : Describe(key)) + " sent no heartbeat for " +
-                             SecondsText(quiet) + " (heartbeat timeout " +
-                             SecondsText(options_.heartbeat_timeout) +
-                             "); the job ends because this version does not recover lost nodes"));
+      if (key != silent.front().first) also += (also.empty() ? "" : ", ") + Describe(key);
     }
+    const auto& [key, quiet] = silent.front();
+    const NodeRecord* node = membership_.Find(key.role, key.rank);
+    FailLocked(Unavailable((node ? DescribeNode(*node) : Describe(key)) + " sent no heartbeat for " +
+                           SecondsText(quiet) + " (heartbeat timeout " +
+                           SecondsText(options_.heartbeat_timeout) + ")" +
+                           (also.empty() ? "" : "; silent after it: " + also) +
+                           "; the job ends because this version does not recover lost nodes"));
   }
 }
 
 Status Scheduler::RunCheckpoint(uint64_t step) {
   std::vector<RpcClient*> servers;
+  std::vector<std::shared_ptr<RpcClient>> held;  // a server lost meanwhile leaves node_clients_
   {
     std::lock_guard<std::mutex> lock(mutex_);
     for (int r = 0; r < options_.num_servers; ++r) {
@@ -342,11 +470,16 @@ Status Scheduler::RunCheckpoint(uint64_t step) {
                            std::to_string(r));
       }
       servers.push_back(it->second.get());
+      held.push_back(it->second);
     }
   }
   StatusOr<std::string> dir =
       checkpoints_.Run(servers, NextCheckpointId(options_.spec.checkpoint.dir), step);
   (dir.ok() ? metrics_.checkpoints_ok : metrics_.checkpoints_failed)->Increment();
+  if (dir.ok()) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    last_checkpoint_step_ = step;
+  }
   return dir.status();
 }
 
@@ -384,6 +517,21 @@ Status Scheduler::health() const {
   return phase_ == Phase::kFailed ? failure_ : Status::OK();
 }
 
+void Scheduler::StartCheckpointLocked(uint64_t step) {
+  checkpoint_running_ = true;
+  checkpoint_thread_ = std::thread([this, step] {
+    Status s = RunCheckpoint(step);
+    std::lock_guard<std::mutex> lock(mutex_);
+    checkpoint_result_ = s;
+    checkpoint_running_ = false;
+    wake_.notify_all();
+  });
+}
+
+void Scheduler::JoinCheckpoint() {
+  if (checkpoint_thread_.joinable()) checkpoint_thread_.join();
+}
+
 Status Scheduler::Run() {
   Clock::TimePoint last_log = clock_->Now();
   const bool checkpoints_enabled = !options_.spec.checkpoint.dir.empty();
@@ -396,48 +544,60 @@ Status Scheduler::Run() {
     CheckDeadlines();
     barriers_.ExpireOverdue();
     lock.lock();
-    if (phase_ != Phase::kRunning) continue;
+    if (phase_ == Phase::kFailed) break;
+
+    if (checkpoint_result_) {
+      const Status s = *checkpoint_result_;
+      checkpoint_result_.reset();
+      lock.unlock();
+      JoinCheckpoint();  // its thread has only its return left
+      lock.lock();
+      if (phase_ == Phase::kFinishing) {
+        // The final checkpoint holds the model: without it the job failed.
+        if (!s.ok()) FailLocked(s.WithContext("final checkpoint"));
+        break;
+      }
+      // A failed periodic checkpoint is not fatal; the next one may succeed.
+      LOG_IF(WARNING, !s.ok()) << "scheduler: periodic checkpoint failed: " << s;
+    }
+    if (phase_ != Phase::kRunning || checkpoint_running_) continue;
 
     if (clock_->Now() - last_log >= options_.progress_interval) {
       last_log = clock_->Now();
       LOG(INFO) << "progress: " << progress_.Line();
     }
+    if (progress_.AllDone()) {
+      // Every worker is done, so the servers hold the final model.
+      phase_ = Phase::kFinishing;
+      metrics_.phase->Set(2);
+      LOG(INFO) << "progress: " << progress_.Line();
+      if (!checkpoints_enabled) break;
+      StartCheckpointLocked(progress_.Current().max_step);
+      continue;
+    }
     const uint64_t step = progress_.Current().max_step;
     if (checkpoints_enabled && next_checkpoint_step_ > 0 && step >= next_checkpoint_step_) {
       while (next_checkpoint_step_ <= step) next_checkpoint_step_ += options_.spec.checkpoint.interval_steps;
-      lock.unlock();
       // Async training keeps running while the servers write: a fuzzy checkpoint, whole
-      // per row. A failed periodic checkpoint is not fatal; the final one is.
-      Status s = RunCheckpoint(step);
-      LOG_IF(WARNING, !s.ok()) << "scheduler: periodic checkpoint failed: " << s;
-      lock.lock();
-      continue;
-    }
-    if (progress_.AllDone()) {
-      phase_ = Phase::kFinishing;
-      metrics_.phase->Set(2);
-      break;
+      // per row.
+      StartCheckpointLocked(step);
     }
   }
 
   if (phase_ == Phase::kFailed) {
     const Status failure = failure_;
     lock.unlock();
+    checkpoints_.Cancel(failure);
+    JoinCheckpoint();
     barriers_.CancelAll(failure);
     BroadcastShutdown(failure.ToString(), /*failed=*/true);
     return failure;
   }
 
-  // Finishing: every worker is done, so the servers hold the final model.
-  const ClusterProgress final_progress = progress_.Current();
-  LOG(INFO) << "progress: " << progress_.Line();
   lock.unlock();
-  Status finished = Status::OK();
-  if (checkpoints_enabled) {
-    finished = RunCheckpoint(final_progress.max_step).WithContext("final checkpoint");
-  }
   RunSummary summary = Summary();
-  if (finished.ok() && !options_.run_dir.empty()) {
+  Status finished = Status::OK();
+  if (!options_.run_dir.empty()) {
     finished = WriteRunSummary(*fs_, options_.run_dir, summary);
     if (finished.ok()) LOG(INFO) << "scheduler: wrote " << SummaryPath(options_.run_dir);
   }
@@ -468,6 +628,7 @@ RunSummary Scheduler::Summary() const {
   s.workers = options_.num_workers;
   s.epochs = spec.training.epochs;
   s.samples = c.samples;
+  s.skipped_records = c.bad_records;
   s.train_seconds = c.train_seconds;
   if (s.train_seconds <= 0) {
     // Workers that do not report their training time: the scheduler's wall clock.

@@ -10,9 +10,22 @@
 //
 // Phases: forming (registrations; --register_timeout) → running (workers train and
 // evaluate, reporting progress; checkpoints at interval) → finishing (all workers sent
-// phase "done": final checkpoint, summary.json, shutdown to every node) → done. A node
-// silent past the heartbeat timeout fails the job (this version has no recovery): every
-// live node gets a shutdown marked failed, and Run() returns the error naming the node.
+// phase "done": final checkpoint, summary.json, shutdown to every node) → done.
+//
+// Lost nodes. Without recovery (recover_timeout 0) a node silent past the heartbeat
+// timeout fails the job: every live node gets a shutdown marked failed, and Run() returns
+// the error naming the node that went silent first. With recovery, a silent node is
+// declared lost: its slot empties and the view epoch grows (nodes see it in heartbeat
+// replies and fetch the view: a clusterView request); a process that registers while the
+// job runs takes the lost rank (or, asking for a rank that is held, replaces and fences
+// its holder), gets a new generation, and the new view publishes its address. Heartbeats
+// carry the generation: an old generation is refused (NOT_FOUND), so a stale process
+// (e.g. one resumed after SIGSTOP) learns that it is out and exits. A rank not replaced
+// within recover_timeout fails the job.
+//
+// The main loop never blocks: checkpoints run on their own thread while the loop keeps
+// checking heartbeats, barriers and stop requests; a failure cancels the checkpoint in
+// flight and every waiting barrier.
 //
 // Thread-safety: Start() then Run() from one thread; RequestStop(), health(), progress() and
 // Summary() from any thread. Handlers run on the RPC server's threads.
@@ -23,7 +36,9 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "protocol/job_spec.h"
@@ -51,6 +66,9 @@ struct SchedulerOptions {
   std::chrono::milliseconds register_timeout{120000};
   std::chrono::milliseconds barrier_timeout{600000};
   std::chrono::milliseconds checkpoint_timeout{600000};
+  // How long a lost node's rank waits for a replacement (the same rank registering again)
+  // before the job fails; 0 = no recovery: a lost node fails the job at once.
+  std::chrono::milliseconds recover_timeout{0};
   std::chrono::milliseconds shutdown_timeout{3000};  // for each node to acknowledge
   std::chrono::milliseconds progress_interval{10000};  // between progress log lines
   std::chrono::milliseconds tick{50};                  // how often deadlines are checked
@@ -84,12 +102,23 @@ class Scheduler {
   void HandleHeartbeat(IncomingMessage& request, Responder responder);
   void HandleBarrier(IncomingMessage& request, Responder responder);
   void HandleProgress(IncomingMessage& request, Responder responder);
+  void HandleClusterView(IncomingMessage& request, Responder responder);
+
+  bool recovery_enabled() const { return options_.recover_timeout.count() > 0; }
+  // The node's slot is emptied (view epoch grows), it is no longer watched or called, and
+  // it must be replaced within recover_timeout.
+  void DeclareLostLocked(NodeKey key, const std::string& why);  // requires mutex_
+  // A server or worker registering while the job runs: the replacement of a lost one.
+  void RejoinLocked(const NodeRecord& node, Responder responder);  // requires mutex_
 
   void CompleteFormationLocked();          // requires mutex_
   void FailLocked(const Status& reason);   // requires mutex_
   // Fails the job on a registration timeout or a silent node.
   void CheckDeadlines();
   Status RunCheckpoint(uint64_t step);
+  // Starts RunCheckpoint(step) on checkpoint_thread_; its result lands in checkpoint_result_.
+  void StartCheckpointLocked(uint64_t step);  // requires mutex_
+  void JoinCheckpoint();
   void BroadcastShutdown(const std::string& reason, bool failed);
   proto::NodeState JobStateLocked() const;  // requires mutex_
 
@@ -110,12 +139,17 @@ class Scheduler {
   Status failure_;                                                     // GUARDED_BY(mutex_)
   Membership membership_;                                              // GUARDED_BY(mutex_)
   std::map<NodeKey, std::unique_ptr<PendingRegistration>> pending_;    // GUARDED_BY(mutex_)
-  std::map<NodeKey, std::unique_ptr<RpcClient>> node_clients_;         // GUARDED_BY(mutex_)
+  std::map<NodeKey, std::shared_ptr<RpcClient>> node_clients_;         // GUARDED_BY(mutex_)
+  std::map<NodeKey, Clock::TimePoint> lost_;  // awaiting a replacement    GUARDED_BY(mutex_)
+  std::optional<uint64_t> last_checkpoint_step_;                       // GUARDED_BY(mutex_)
   std::vector<NodeKey> dead_;                                          // GUARDED_BY(mutex_)
   Clock::TimePoint started_at_;
   Clock::TimePoint formed_at_;                                         // GUARDED_BY(mutex_)
   uint64_t next_checkpoint_step_ = 0;                                  // GUARDED_BY(mutex_)
   bool stop_requested_ = false;                                        // GUARDED_BY(mutex_)
+  std::thread checkpoint_thread_;            // touched by Run()'s thread only
+  bool checkpoint_running_ = false;                                    // GUARDED_BY(mutex_)
+  std::optional<Status> checkpoint_result_;                            // GUARDED_BY(mutex_)
   std::string stop_reason_;                                            // GUARDED_BY(mutex_)
 
   struct Metrics {

@@ -4,6 +4,8 @@
 
 #include <unistd.h>
 
+#include <future>
+
 #include <glog/logging.h>
 
 namespace mtps::scheduler {
@@ -20,6 +22,19 @@ std::string Hostname() {
 
 Status CallStatus(const StatusOr<IncomingMessage>& reply) {
   return reply.ok() ? ReplyStatus(*reply) : reply.status();
+}
+
+ClusterInfo ViewInfo(proto::ClusterView::Reader view) {
+  ClusterInfo info;
+  info.view_epoch = view.getEpoch();
+  info.spec_hash = view.getSpecHash();
+  for (auto node : view.getServers()) {
+    info.servers.push_back({node.getRank(), node.getAddress(), node.getHttpAddress()});
+  }
+  for (auto node : view.getWorkers()) {
+    info.workers.push_back({node.getRank(), node.getAddress(), node.getHttpAddress()});
+  }
+  return info;
 }
 
 }  // namespace
@@ -75,19 +90,15 @@ StatusOr<ClusterInfo> SchedulerClient::Register() {
     return Internal("the scheduler at " + options_.scheduler + " answered register with another kind");
   }
   auto answer = body.getRegisterReply();
-  ClusterInfo info;
+  ClusterInfo info = ViewInfo(answer.getView());
   info.rank = answer.getRank();
-  info.view_epoch = answer.getView().getEpoch();
-  info.spec_hash = answer.getView().getSpecHash();
-  for (auto node : answer.getView().getServers()) {
-    info.servers.push_back({node.getRank(), node.getAddress(), node.getHttpAddress()});
-  }
-  for (auto node : answer.getView().getWorkers()) {
-    info.workers.push_back({node.getRank(), node.getAddress(), node.getHttpAddress()});
-  }
+  info.generation = answer.getGeneration();
+  info.rejoined = answer.getRejoined();
   {
     std::lock_guard<std::mutex> lock(mutex_);
     rank_ = info.rank;
+    generation_ = info.generation;
+    view_epoch_ = info.view_epoch;
     if (heartbeats_.joinable() || stopping_) return info;
   }
   rpc_->set_rank(info.rank);
@@ -102,8 +113,16 @@ Status SchedulerClient::Barrier(const std::string& name, uint32_t count,
   auto barrier = request->body().initBarrier();
   barrier.setName(name);
   barrier.setCount(count);
-  return CallStatus(rpc_->Call(std::move(request), {.timeout = timeout}).get())
-      .WithContext("barrier '" + name + "'");
+  auto reply = rpc_->Call(std::move(request), {.timeout = timeout});
+  // A shutdown notice (the scheduler ended the job, or is gone) ends the wait at once:
+  // the barrier would never complete.
+  constexpr auto kPoll = std::chrono::milliseconds(20);
+  while (reply.wait_for(kPoll) != std::future_status::ready) {
+    if (std::optional<ShutdownNotice> notice = shutdown_notice()) {
+      return Cancelled("barrier '" + name + "' abandoned: " + notice->reason);
+    }
+  }
+  return CallStatus(reply.get()).WithContext("barrier '" + name + "'");
 }
 
 Status SchedulerClient::ReportProgress(const ProgressReport& report) {
@@ -116,6 +135,8 @@ Status SchedulerClient::ReportProgress(const ProgressReport& report) {
   progress.setSamplesPerSec(report.samples_per_sec);
   progress.setTrainSeconds(report.train_seconds);
   progress.setDataPosition(report.data_position);
+  progress.setBadRecords(report.bad_records);
+  progress.setReason(report.reason);
   auto tasks = progress.initTasks(report.tasks.size());
   for (size_t i = 0; i < report.tasks.size(); ++i) {
     tasks[i].setName(report.tasks[i].name);
@@ -126,6 +147,26 @@ Status SchedulerClient::ReportProgress(const ProgressReport& report) {
   }
   return CallStatus(rpc_->Call(std::move(request), {.timeout = options_.call_timeout}).get())
       .WithContext("progress report");
+}
+
+StatusOr<ClusterInfo> SchedulerClient::FetchView() {
+  auto request = rpc_->NewRequest();
+  request->body().initClusterView();
+  StatusOr<IncomingMessage> reply = rpc_->Call(std::move(request), {.timeout = options_.call_timeout}).get();
+  MTPS_RETURN_IF_ERROR(CallStatus(reply).WithContext("fetching the cluster view"));
+  if (reply->envelope().getBody().which() != Kind::CLUSTER_VIEW) {
+    return Internal("the scheduler answered a view request with another kind");
+  }
+  ClusterInfo info = ViewInfo(reply->envelope().getBody().getClusterView());
+  std::lock_guard<std::mutex> lock(mutex_);
+  info.rank = rank_;
+  info.generation = generation_;
+  return info;
+}
+
+void SchedulerClient::OnViewChange(std::function<void(const ClusterInfo&)> callback) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  on_view_ = std::move(callback);
 }
 
 void SchedulerClient::SetState(proto::NodeState state, uint64_t step) {
@@ -139,17 +180,22 @@ void SchedulerClient::HeartbeatLoop() {
   for (;;) {
     proto::NodeState state;
     uint64_t step;
+    uint64_t generation;
+    uint64_t known_epoch;
     {
       std::unique_lock<std::mutex> lock(mutex_);
       changed_.wait_for(lock, options_.heartbeat_interval, [this] { return stopping_; });
       if (stopping_ || notice_) return;
       state = state_;
       step = step_;
+      generation = generation_;
+      known_epoch = view_epoch_;
     }
     auto request = rpc_->NewRequest();
     auto beat = request->body().initHeartbeat();
     beat.setState(state);
     beat.setStep(step);
+    beat.setGeneration(generation);
     const auto timeout = std::max(options_.heartbeat_interval, std::chrono::milliseconds(1000));
     StatusOr<IncomingMessage> reply = rpc_->Call(std::move(request), {.timeout = timeout}).get();
     const auto now = std::chrono::steady_clock::now();
@@ -162,6 +208,21 @@ void SchedulerClient::HeartbeatLoop() {
                                           : "the scheduler reports that the job failed",
                 true});
         return;
+      }
+      if (answer.getViewEpoch() > known_epoch) {
+        StatusOr<ClusterInfo> view = FetchView();
+        if (!view.ok()) {
+          LOG(WARNING) << "scheduler client: " << view.status();
+          continue;  // asked again after the next heartbeat
+        }
+        std::function<void(const ClusterInfo&)> callback;
+        {
+          std::lock_guard<std::mutex> lock(mutex_);
+          view_epoch_ = std::max(view_epoch_, view->view_epoch);
+          callback = on_view_;
+        }
+        LOG(INFO) << "scheduler client: cluster view epoch " << view->view_epoch;
+        if (callback) callback(*view);
       }
     } else if (status.code() == StatusCode::kNotFound) {
       Notify({"the scheduler no longer counts this node as live: " + status.message(), true});

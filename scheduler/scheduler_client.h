@@ -63,9 +63,12 @@ struct NodeAddress {
 // The cluster as the scheduler announced it at registration.
 struct ClusterInfo {
   int rank = -1;              // this node's
+  uint64_t generation = 0;    // this registration's (fencing)
+  bool rejoined = false;      // registered while the job ran: the replacement of a lost node
   uint64_t view_epoch = 0;
   uint64_t spec_hash = 0;
-  std::vector<NodeAddress> servers;  // by rank; keys go to JumpConsistentHash(key, servers)
+  std::vector<NodeAddress> servers;  // by rank; keys go to JumpConsistentHash(key, servers);
+                                     // a lost one has rank -1 and an empty address
   std::vector<NodeAddress> workers;  // by rank
 };
 
@@ -91,7 +94,9 @@ struct ProgressReport {
   double samples_per_sec = 0;
   double train_seconds = 0;      // time spent training since the job began
   uint64_t data_position = 0;
+  uint64_t bad_records = 0;      // skipped since the job began, this worker
   std::vector<TaskReport> tasks;
+  std::string reason;            // phase "failed": why this worker gives up
 };
 
 class SchedulerClient {
@@ -112,6 +117,11 @@ class SchedulerClient {
   void SetState(proto::NodeState state, uint64_t step);
 
   void OnShutdown(std::function<void(const ShutdownNotice&)> callback);
+  // `callback` gets every newer view (a node lost, a replacement's address), on the
+  // heartbeat thread, which fetches it when a heartbeat reply shows a newer view epoch.
+  void OnViewChange(std::function<void(const ClusterInfo&)> callback);
+  // Asks the scheduler for the current view (rank and generation stay this node's).
+  StatusOr<ClusterInfo> FetchView();
   std::optional<ShutdownNotice> shutdown_notice() const;
   std::optional<ShutdownNotice> WaitForShutdown(std::chrono::milliseconds timeout);
 
@@ -138,6 +148,9 @@ class SchedulerClient {
   bool stopping_ = false;                         // GUARDED_BY(mutex_)
   std::optional<ShutdownNotice> notice_;          // GUARDED_BY(mutex_)
   std::function<void(const ShutdownNotice&)> on_shutdown_;  // GUARDED_BY(mutex_)
+  std::function<void(const ClusterInfo&)> on_view_;        // GUARDED_BY(mutex_)
+  uint64_t generation_ = 0;                       // GUARDED_BY(mutex_)
+  uint64_t view_epoch_ = 0;                       // GUARDED_BY(mutex_)
   std::thread heartbeats_;
 };
 

@@ -25,6 +25,9 @@ DEFINE_double(register_timeout, 300, "seconds to wait for every node to register
 DEFINE_double(barrier_timeout, 1800, "seconds a barrier may wait for its last node");
 DEFINE_double(checkpoint_timeout, 900, "seconds the servers have to write a checkpoint");
 DEFINE_double(progress_interval, 10, "seconds between progress log lines");
+DEFINE_double(recover_timeout, 0,
+              "seconds a lost server's or worker's rank waits for a replacement (the same rank "
+              "registering again) before the job fails; 0 = a lost node fails the job at once");
 DEFINE_string(run_dir, "", "directory for summary.json (empty = none)");
 
 namespace {
@@ -43,6 +46,8 @@ bool ValidFlags() {
   require(FLAGS_num_servers > 0, "--num_servers must be > 0, got " + std::to_string(FLAGS_num_servers));
   require(FLAGS_num_workers > 0, "--num_workers must be > 0, got " + std::to_string(FLAGS_num_workers));
   require(FLAGS_port >= 0 && FLAGS_port < 65536, "--port out of range: " + std::to_string(FLAGS_port));
+  require(FLAGS_recover_timeout >= 0,
+          "--recover_timeout must be >= 0 seconds, got " + std::to_string(FLAGS_recover_timeout));
   for (auto [name, value] : {std::pair{"heartbeat_timeout", FLAGS_heartbeat_timeout},
                              {"register_timeout", FLAGS_register_timeout},
                              {"barrier_timeout", FLAGS_barrier_timeout},
@@ -90,6 +95,7 @@ int main(int argc, char** argv) {
   options.barrier_timeout = Millis(FLAGS_barrier_timeout);
   options.checkpoint_timeout = Millis(FLAGS_checkpoint_timeout);
   options.progress_interval = Millis(FLAGS_progress_interval);
+  options.recover_timeout = Millis(FLAGS_recover_timeout);
   mtps::scheduler::Scheduler scheduler(options, &clock, fs.get(), &registry);
 
   mtps::HttpServer http(&registry);

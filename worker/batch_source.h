@@ -12,16 +12,29 @@
 // Used by one thread.
 #pragma once
 
+#include <cstdint>
+#include <string>
+
 #include "protocol/status.h"
 #include "worker/batch.h"
 
 namespace mtps {
+
+// What a source has read so far: records put into batches, and bad records skipped
+// (data.on_bad_record: skip).
+struct SourceCounts {
+  uint64_t records = 0;
+  uint64_t bad_records = 0;
+  std::string first_bad_record;
+};
 
 class BatchSource {
  public:
   virtual ~BatchSource() = default;
   virtual StatusOr<Batch*> Next() = 0;
   virtual void Release(Batch* batch) = 0;
+  // Sources that do not read files (tests) count nothing.
+  virtual SourceCounts counts() const { return {}; }
 };
 
 }  // namespace mtps

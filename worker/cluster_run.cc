@@ -12,7 +12,8 @@
 #include "protocol/metrics.h"
 #include "ps/client.h"
 #include "scheduler/scheduler_client.h"
-#include "worker/remote_parameter_store.h"
+#include "worker/bad_records.h"
+#include "worker/failover_parameter_store.h"
 #include "worker/trainer.h"
 #include "worker/training_data.h"
 #include "worker/worker_run.h"
@@ -105,10 +106,26 @@ Status RunWorker(const JobSpec& spec, const WorkerRunOptions& options) {
     return Status::OK();
   });
 
+  // Any error from here on is reported to the scheduler (phase "failed"), so the job fails
+  // at once with this worker's reason instead of after its heartbeat timeout.
+  std::unique_ptr<FailoverParameterStore> store_owner;
+  std::unique_ptr<Trainer> trainer;
+  Status result = [&]() -> Status {
   std::vector<std::string> server_addresses;
   for (const scheduler::NodeAddress& server : cluster.servers) server_addresses.push_back(server.address);
-  MTPS_ASSIGN_OR_RETURN(auto client, ps::Client::Connect(server_addresses, {.rank = rank}));
-  RemoteParameterStore store(client.get());
+  // Survives a server's loss: requests wait for its replacement, whose address comes with
+  // the next cluster view.
+  MTPS_ASSIGN_OR_RETURN(store_owner,
+                        FailoverParameterStore::Create(server_addresses, {.client = {.rank = rank}}));
+  FailoverParameterStore& store = *store_owner;
+  control->OnViewChange([&store](const scheduler::ClusterInfo& view) {
+    std::vector<std::string> addresses;
+    for (const scheduler::NodeAddress& server : view.servers) addresses.push_back(server.address);
+    store.UpdateView(addresses);
+  });
+  control->OnShutdown([&store](const scheduler::ShutdownNotice& notice) {
+    store.Stop(Cancelled("the scheduler ended the job: " + notice.reason));
+  });
   MTPS_ASSIGN_OR_RETURN(auto data, TrainingData::Open(spec));
 
   const bool sync = spec.training.mode == TrainingSpec::Mode::kSync;
@@ -119,9 +136,12 @@ Status RunWorker(const JobSpec& spec, const WorkerRunOptions& options) {
                                  .sync = sync,
                                  .prefetch = sync ? 0 : spec.training.prefetch,
                                  .max_staleness = spec.training.max_staleness};
-  MTPS_ASSIGN_OR_RETURN(auto trainer, Trainer::Create(spec, &store, trainer_options));
+  MTPS_ASSIGN_OR_RETURN(trainer, Trainer::Create(spec, &store, trainer_options));
   MTPS_RETURN_IF_ERROR(trainer->InitParameters());
-  MTPS_RETURN_IF_ERROR(control->Barrier("parameters-initialized", num_workers));
+  // A replacement joins a running job: the others passed this barrier long ago.
+  if (!cluster.rejoined) {
+    MTPS_RETURN_IF_ERROR(control->Barrier("parameters-initialized", num_workers));
+  }
 
   int64_t max_batches = 0;  // sync: every worker takes the same number of steps
   if (sync && num_workers > 1) {
@@ -130,6 +150,7 @@ Status RunWorker(const JobSpec& spec, const WorkerRunOptions& options) {
 
   uint64_t samples = 0;
   double train_seconds = 0;
+  BadRecordTally bad_records;
   scheduler::ProgressReport last_eval{.phase = "eval"};
   for (int epoch = 0; epoch < spec.training.epochs; ++epoch) {
     MTPS_ASSIGN_OR_RETURN(auto epoch_source, data->TrainEpoch(epoch, rank, num_workers, max_batches));
@@ -154,6 +175,7 @@ Status RunWorker(const JobSpec& spec, const WorkerRunOptions& options) {
                                          .samples = samples,
                                          .samples_per_sec = seconds > 0 ? samples / seconds : 0,
                                          .train_seconds = seconds,
+                                         .bad_records = bad_records.bad_records,
                                          .tasks = TaskReports(spec, report.task_loss)};
       std::string losses;
       for (const scheduler::TaskReport& task : progress.tasks) {
@@ -167,7 +189,9 @@ Status RunWorker(const JobSpec& spec, const WorkerRunOptions& options) {
       if (!reported.ok()) LOG(WARNING) << "progress report failed: " << reported;
     });
     train_seconds += std::chrono::duration<double>(SteadyClock::now() - epoch_start).count();
+    bad_records.Add(epoch_source->counts());
     MTPS_RETURN_IF_ERROR(trained.WithContext("epoch " + std::to_string(epoch)));
+    MTPS_RETURN_IF_ERROR(CheckBadRecords(spec.data, bad_records, "worker " + std::to_string(rank)));
     LOG(INFO) << "epoch " << epoch << " trained: " << samples << " samples, step "
               << trainer->step() << ", " << samples / std::max(train_seconds, 1e-9)
               << " samples/s";
@@ -183,7 +207,8 @@ Status RunWorker(const JobSpec& spec, const WorkerRunOptions& options) {
                    .step = trainer->step(),
                    .samples = samples,
                    .samples_per_sec = samples / std::max(train_seconds, 1e-9),
-                   .train_seconds = train_seconds};
+                   .train_seconds = train_seconds,
+                   .bad_records = bad_records.bad_records};
       for (size_t t = 0; t < eval.tasks.size(); ++t) {
         const TaskEval& task = eval.tasks[t];
         last_eval.tasks.push_back({.name = task.name, .loss = task.loss, .auc = task.auc,
@@ -204,12 +229,30 @@ Status RunWorker(const JobSpec& spec, const WorkerRunOptions& options) {
   done.samples = samples;
   done.train_seconds = train_seconds;
   done.samples_per_sec = samples / std::max(train_seconds, 1e-9);
+  done.bad_records = bad_records.bad_records;
   if (rank != 0) done.tasks.clear();
-  MTPS_RETURN_IF_ERROR(control->ReportProgress(done));
+  return control->ReportProgress(done);
+  }();
+  // Stops the heartbeat thread before the store its callbacks reach can go.
+  auto stop_control = [&] {
+    control->Stop();
+    control->OnViewChange(nullptr);
+    control->OnShutdown(nullptr);
+  };
+  if (!result.ok()) {
+    if (!control->shutdown_notice()) {
+      scheduler::ProgressReport failed{.phase = "failed", .reason = result.ToString()};
+      Status reported = control->ReportProgress(failed);
+      LOG_IF(WARNING, !reported.ok()) << "could not tell the scheduler of the failure: " << reported;
+    }
+    stop_control();
+    http.Stop();
+    return result;
+  }
   control->SetState(proto::NodeState::STOPPING, trainer->step());
 
   std::optional<scheduler::ShutdownNotice> notice = control->WaitForShutdown(std::chrono::minutes(10));
-  control->Stop();
+  stop_control();
   http.Stop();
   if (!notice) return DeadlineExceeded("no shutdown from the scheduler within 10 minutes");
   if (notice->failed) return Cancelled("the job failed: " + notice->reason);

@@ -50,6 +50,7 @@ Status RunLocal(const JobSpec& spec, const WorkerRunOptions& options) {
   summary.workers = 1;
   summary.epochs = spec.training.epochs;
   summary.samples = local->samples();
+  summary.skipped_records = local->bad_records().bad_records;
   summary.train_seconds = train_seconds;
   summary.samples_per_sec = train_seconds > 0 ? local->samples() / train_seconds : 0;
   std::vector<std::string> task_names;

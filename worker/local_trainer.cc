@@ -23,10 +23,13 @@ StatusOr<std::unique_ptr<LocalTrainer>> LocalTrainer::Create(const JobSpec& spec
 
 Status LocalTrainer::TrainEpoch(int epoch) {
   MTPS_ASSIGN_OR_RETURN(auto source, data_->TrainEpoch(epoch, 0, 1));
-  return trainer_->TrainEpoch(source.get(), [this](const StepReport& report) {
+  Status trained = trainer_->TrainEpoch(source.get(), [this](const StepReport& report) {
     samples_ += report.batch_size;
     if (options_.on_step) options_.on_step(report);
   });
+  bad_records_.Add(source->counts());
+  MTPS_RETURN_IF_ERROR(trained);
+  return CheckBadRecords(spec_.data, bad_records_, "the local run");
 }
 
 StatusOr<EvalResult> LocalTrainer::Evaluate() {

@@ -16,6 +16,7 @@
 #include <memory>
 
 #include "protocol/job_spec.h"
+#include "worker/bad_records.h"
 #include "worker/local_parameter_store.h"
 #include "worker/trainer.h"
 #include "worker/training_data.h"
@@ -43,6 +44,9 @@ class LocalTrainer {
   LocalParameterStore& store() { return *store_; }
   const TrainingData& data() const { return *data_; }
   uint64_t samples() const { return samples_; }
+  // Bad records skipped so far (data.on_bad_record: skip); TrainEpoch() fails once they
+  // are every record or over data.max_bad_fraction.
+  const BadRecordTally& bad_records() const { return bad_records_; }
 
  private:
   LocalTrainer() = default;
@@ -53,6 +57,7 @@ class LocalTrainer {
   std::unique_ptr<LocalParameterStore> store_;
   std::unique_ptr<Trainer> trainer_;
   uint64_t samples_ = 0;
+  BadRecordTally bad_records_;
 };
 
 }  // namespace mtps

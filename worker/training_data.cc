@@ -22,6 +22,10 @@ class PipelineSource : public BatchSource {
     return batch;
   }
   void Release(Batch* batch) override { pipeline_->Release(batch); }
+  SourceCounts counts() const override {
+    const PipelineStats stats = pipeline_->stats();
+    return {stats.records, stats.bad_records, stats.first_bad_record};
+  }
 
  private:
   std::unique_ptr<BatchPipeline> pipeline_;

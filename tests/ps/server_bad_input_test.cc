@@ -266,7 +266,9 @@ TEST_F(ServerBadInputTest, AKindTheServerDoesNotServeIsRefusedAndItKeepsServing)
 }
 
 // Writes a checkpoint through the server's own handlers: begin, then commit.
-void Checkpoint(RpcClient& raw, uint64_t id, const std::string& dir) {
+// `files` (optional) receives the files the server acknowledged, for a manifest.
+void Checkpoint(RpcClient& raw, uint64_t id, const std::string& dir,
+                std::vector<CheckpointFileInfo>* files = nullptr) {
   StatusOr<IncomingMessage> begun = CallRaw(raw, [&](Body b) {
     auto begin = b.initCheckpointBegin();
     begin.setCheckpointId(id);
@@ -277,6 +279,9 @@ void Checkpoint(RpcClient& raw, uint64_t id, const std::string& dir) {
   auto ack = begun->envelope().getBody().getCheckpointAck();
   EXPECT_EQ(ack.getCheckpointId(), id);
   EXPECT_EQ(ack.getFiles().size(), 3u) << "two tables and the dense blocks";
+  for (auto f : ack.getFiles()) {
+    if (files != nullptr) files->push_back({f.getPath(), f.getBytes(), f.getChecksum()});
+  }
   StatusOr<IncomingMessage> committed =
       CallRaw(raw, [&](Body b) { b.initCheckpointCommit().setCheckpointId(id); });
   ASSERT_TRUE(committed.ok()) << committed.status();
@@ -300,12 +305,13 @@ TEST(ServerCheckpoint, RestoresTheNewestWholeCheckpointAndRefusesAnotherTableSpe
     ASSERT_TRUE(server.dense().Init(4, "w4", w.data(), w.size()).ok());
     auto raw = RpcClient::Connect(cluster.at(0).endpoint, proto::Role::SCHEDULER, -1);
     ASSERT_TRUE(raw.ok());
-    Checkpoint(**raw, 1, root + "/ckpt-1");
+    std::vector<CheckpointFileInfo> files;
+    Checkpoint(**raw, 1, root + "/ckpt-1", &files);
     // Under a scheduler the server writes no manifest: the scheduler's MANIFEST makes it whole.
     ASSERT_FALSE(std::filesystem::exists(ServerManifestPath(root + "/ckpt-1", 0)));
     auto fs = NewPosixFileSystem();
     ASSERT_TRUE(WriteCheckpointManifest(*fs, ManifestPath(root + "/ckpt-1"),
-                                        CheckpointManifest{1, 10, {}})
+                                        CheckpointManifest{1, 10, files})
                     .ok());
     ASSERT_TRUE(server.tables().Pull(kUserTable, keys.data(), keys.size(), saved.data(), 2, false).ok());
     // A later checkpoint that was begun but never committed is not whole.

@@ -219,6 +219,30 @@ TEST_F(ServerProcessTest, RestoreLoadsTheCheckpointAndRefusesAnotherTableSpec) {
   }
 }
 
+TEST_F(ServerProcessTest, APortInUseIsAClearErrorAndANonzeroExit) {
+  mtps::testing::BusyPort busy;
+  ASSERT_GT(busy.port(), 0);
+  mtps::testing::ChildProcess process(
+      mtps::testing::BinPath("mtps-server"),
+      {"--standalone", "--config=" + config_, "--host=127.0.0.1",
+       "--port=" + std::to_string(busy.port()), "--http_port=0"},
+      dir_ + "/busy.log");
+  std::optional<int> code = process.Wait(10s);
+  ASSERT_TRUE(code.has_value()) << "the server hangs on a port in use\n" << process.Log();
+  EXPECT_EQ(*code, 1);
+  EXPECT_NE(process.Log().find("address in use"), std::string::npos) << process.Log();
+}
+
+TEST_F(ServerProcessTest, RestoreWithNoCheckpointStartsEmptyAndSaysSo) {
+  ServerProcess s(dir_, "fresh", {"--standalone", "--config=" + config_,
+                                  "--checkpoint_dir=" + dir_ + "/no-such-volume", "--restore"});
+  ASSERT_TRUE(s.WaitServing()) << s.log();
+  EXPECT_NE(s.log().find("starting with empty tables (first launch)"), std::string::npos) << s.log();
+  s.Signal(SIGTERM);
+  ASSERT_TRUE(s.Exited(10s));
+  EXPECT_EQ(s.exit_code(), 0) << s.log();
+}
+
 TEST_F(ServerProcessTest, BadFlagsAndConfigsStopItWithAMessage) {
   ServerProcess no_config(dir_, "no_config", {"--standalone"});
   ASSERT_TRUE(no_config.Exited(10s));

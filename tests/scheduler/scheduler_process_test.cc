@@ -139,6 +139,18 @@ TEST_F(SchedulerProcessTest, SigtermEndsItCleanly) {
   EXPECT_THAT(ReadFile(log_), HasSubstr("stopping"));
 }
 
+TEST_F(SchedulerProcessTest, APortInUseIsAClearErrorAndANonzeroExit) {
+  ::mtps::testing::BusyPort busy;
+  ASSERT_GT(busy.port(), 0);
+  port_ = busy.port();
+  ChildProcess process(::mtps::testing::BinPath("mtps-scheduler"), Args(), log_);
+  std::optional<int> code = process.Wait(seconds(10));
+  ASSERT_TRUE(code.has_value()) << "the scheduler hangs on a port in use\n" << ReadFile(log_);
+  EXPECT_EQ(*code, 1);
+  EXPECT_THAT(ReadFile(log_), HasSubstr("address in use"));
+  EXPECT_THAT(ReadFile(log_), HasSubstr(std::to_string(busy.port())));
+}
+
 TEST_F(SchedulerProcessTest, ABadConfigIsRefusedNamingTheFile) {
   std::string bad = kSpec;
   bad.replace(bad.find("dim: 4"), 6, "dim: -4");

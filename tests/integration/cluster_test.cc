@@ -30,7 +30,7 @@ using std::chrono::seconds;
 // A job over a generated e-commerce data set: two optimizers (Adagrad and Adam, whose
 // bias correction depends on the per-row update count) so that both travel the wire.
 std::string JobYaml(const fs::path& data, const std::string& mode, int epochs,
-                    const fs::path& checkpoints) {
+                    const fs::path& checkpoints, uint64_t checkpoint_interval_steps = 0) {
   return "name: cluster-test\n"
          "data:\n  format: mtb\n  train: [\"" + (data / "train-*.mtb").string() + "\"]\n"
          "  eval: [\"" + (data / "eval-*.mtb").string() + "\"]\n"
@@ -51,7 +51,8 @@ std::string JobYaml(const fs::path& data, const std::string& mode, int epochs,
          "training: {batch_size: 256, epochs: " + std::to_string(epochs) + ", mode: " + mode +
          ", prefetch: 1, max_staleness: 2, eval_batch_size: 2048,"
          " dense_optimizer: {type: adam, lr: 0.003}}\n"
-         "checkpoint: {dir: \"" + checkpoints.string() + "\"}\n";
+         "checkpoint: {dir: \"" + checkpoints.string() + "\", interval_steps: " +
+         std::to_string(checkpoint_interval_steps) + "}\n";
 }
 
 class ClusterTest : public ::testing::Test {
@@ -90,7 +91,8 @@ class ClusterTest : public ::testing::Test {
   // Starts a scheduler for `servers` servers and `workers` workers on `spec_path`, the
   // servers, and the first `start_workers` workers (all by default).
   void StartCluster(const std::string& spec_path, int servers, int workers,
-                    double heartbeat_timeout = 10, int start_workers = -1) {
+                    double heartbeat_timeout = 10, int start_workers = -1,
+                    double recover_timeout = 0) {
     const int port = FreePort();
     scheduler_endpoint_ = "tcp://127.0.0.1:" + std::to_string(port);
     scheduler_ = std::make_unique<ChildProcess>(
@@ -100,18 +102,57 @@ class ClusterTest : public ::testing::Test {
                                  std::to_string(servers), "--num_workers", std::to_string(workers),
                                  "--run_dir", (dir_ / "run").string(), "--heartbeat_timeout",
                                  std::to_string(heartbeat_timeout), "--register_timeout", "60",
+                                 "--recover_timeout", std::to_string(recover_timeout),
                                  "--logtostderr"},
         (dir_ / "logs" / "scheduler.log").string());
     for (int s = 0; s < servers; ++s) StartServer(spec_path, s);
     for (int w = 0; w < (start_workers < 0 ? workers : start_workers); ++w) StartWorker(spec_path, w);
   }
-  void StartServer(const std::string& spec_path, int index) {
-    servers_.push_back(std::make_unique<ChildProcess>(
-        BinPath("mtps-server"),
-        std::vector<std::string>{"--config", spec_path, "--scheduler", scheduler_endpoint_,
-                                 "--host", "127.0.0.1", "--port", "0", "--http_port", "0",
-                                 "--threads", "2", "--logtostderr"},
-        (dir_ / "logs" / ("server-" + std::to_string(index) + ".log")).string()));
+  // Server `index` asks for rank `index`. `restart` > 0: the process started again (as
+  // local.sh does) under its rank, restoring the newest checkpoint; it replaces servers_[index].
+  void StartServer(const std::string& spec_path, int index, int restart = 0) {
+    std::vector<std::string> args = {"--config", spec_path, "--scheduler", scheduler_endpoint_,
+                                     "--host", "127.0.0.1", "--port", "0", "--http_port", "0",
+                                     "--threads", "2", "--rank", std::to_string(index),
+                                     "--logtostderr"};
+    if (restart > 0) args.push_back("--restore");
+    auto process = std::make_unique<ChildProcess>(
+        BinPath("mtps-server"), args,
+        (dir_ / "logs" / ("server-" + std::to_string(index) + (restart ? ".restart" + std::to_string(restart) : "") +
+                          ".log")).string());
+    if (restart > 0) servers_[index] = std::move(process);
+    else servers_.push_back(std::move(process));
+  }
+
+  // Polls (bounded) until `found` holds; false at the deadline.
+  template <typename Found>
+  bool WaitFor(Found found, seconds limit) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!found()) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return true;
+  }
+  bool HasWholeCheckpoint() { return !ps::ListWholeCheckpoints((dir_ / "ckpt").string(), 0).empty(); }
+
+  // summary.json's AUC of every task is within `tolerance` of an undisturbed LocalTrainer run.
+  void ExpectAucNearLocalTrainer(const std::string& spec_path, double tolerance) {
+    const std::string summary = mtps::testing::ReadFile((dir_ / "run" / "summary.json").string());
+    ASSERT_FALSE(summary.empty()) << AllLogs();
+    StatusOr<JobSpec> spec = LoadJobSpec(spec_path);
+    ASSERT_TRUE(spec.ok());
+    StatusOr<std::unique_ptr<LocalTrainer>> local = LocalTrainer::Create(*spec, {});
+    ASSERT_TRUE(local.ok());
+    StatusOr<EvalResult> reference = (*local)->Run();
+    ASSERT_TRUE(reference.ok()) << reference.status();
+    for (const TaskEval& task : reference->tasks) {
+      const size_t at = summary.find("\"" + task.name + "\"");
+      ASSERT_NE(at, std::string::npos) << summary;
+      const size_t auc_at = summary.find("\"auc\":", at);
+      ASSERT_NE(auc_at, std::string::npos) << summary;
+      EXPECT_NEAR(std::stod(summary.substr(auc_at + 6)), task.auc, tolerance) << task.name << "\n" << summary;
+    }
   }
   void StartWorker(const std::string& spec_path, int index) {
     workers_.push_back(std::make_unique<ChildProcess>(
@@ -273,6 +314,53 @@ TEST_F(ClusterTest, ANodeWithAnotherJobSpecIsRefused) {
   workers_.clear();
   StartWorker(spec_path, 0);
   ExpectJobSucceeds(seconds(120));
+}
+
+TEST_F(ClusterTest, AKilledServerIsReplacedUnderItsRankAndTheJobCompletes) {
+  Generate(60000);
+  const std::string spec_path =
+      WriteSpec("job.yaml", JobYaml(dir_ / "data", "async", 2, dir_ / "ckpt", /*interval=*/10));
+  StartCluster(spec_path, 2, 2, /*heartbeat_timeout=*/2, -1, /*recover_timeout=*/60);
+  ASSERT_TRUE(WaitFor([&] { return HasWholeCheckpoint(); }, seconds(60))) << AllLogs();
+  servers_[1]->Signal(SIGKILL);
+  // The scheduler declares it lost after the heartbeat timeout and tells the workers.
+  ASSERT_TRUE(WaitFor([&] { return scheduler_->Log().find("is lost") != std::string::npos; },
+                      seconds(30)))
+      << AllLogs();
+  StartServer(spec_path, 1, /*restart=*/1);
+  ExpectJobSucceeds(seconds(180));
+  if (HasFatalFailure()) return;
+  const std::string log = scheduler_->Log();
+  EXPECT_NE(log.find("server 1 (tcp://127.0.0.1"), std::string::npos) << log;
+  EXPECT_EQ(log.find("server 0 (tcp://127.0.0.1"), std::string::npos) << "an innocent lost\n" << log;
+  EXPECT_NE(log.find("rejoined"), std::string::npos) << log;
+  EXPECT_NE(log.find("steps of its updates are lost"), std::string::npos) << log;
+  EXPECT_NE(servers_[1]->Log().find("restored"), std::string::npos) << servers_[1]->Log();
+  ExpectAucNearLocalTrainer(spec_path, 0.01);
+}
+
+TEST_F(ClusterTest, AStoppedServerThatComesBackIsFencedAndTheJobCompletes) {
+  Generate(60000);
+  const std::string spec_path =
+      WriteSpec("job.yaml", JobYaml(dir_ / "data", "async", 2, dir_ / "ckpt", /*interval=*/10));
+  StartCluster(spec_path, 2, 2, /*heartbeat_timeout=*/2, -1, /*recover_timeout=*/60);
+  ASSERT_TRUE(WaitFor([&] { return HasWholeCheckpoint(); }, seconds(60))) << AllLogs();
+  servers_[1]->Signal(SIGSTOP);
+  ASSERT_TRUE(WaitFor([&] { return scheduler_->Log().find("is lost") != std::string::npos; },
+                      seconds(30)))
+      << AllLogs();
+  // The stopped process keeps its port; the replacement gets another.
+  std::unique_ptr<ChildProcess> stale = std::move(servers_[1]);
+  StartServer(spec_path, 1, /*restart=*/1);
+  ASSERT_TRUE(WaitFor([&] { return scheduler_->Log().find("rejoined") != std::string::npos; },
+                      seconds(30)))
+      << AllLogs();
+  stale->Signal(SIGCONT);
+  std::optional<int> stale_exit = stale->Wait(seconds(30));
+  ASSERT_TRUE(stale_exit.has_value()) << "the stale server was not fenced\n" << stale->LogTail();
+  EXPECT_NE(*stale_exit, 0);
+  EXPECT_NE(stale->Log().find("fenced"), std::string::npos) << stale->LogTail();
+  ExpectJobSucceeds(seconds(180));
 }
 
 TEST_F(ClusterTest, AKilledWorkerFailsTheJobWithinTheHeartbeatTimeout) {

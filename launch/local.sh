@@ -7,13 +7,17 @@
 #
 # Usage: launch/local.sh [--config FILE] [--servers N] [--workers N] [--run-dir DIR]
 #                        [--device cpu|cuda:N] [--rows N] [--build-dir DIR]
+#                        [--max-restarts N] [--heartbeat-timeout S] [--recover-timeout S]
+# A server or worker that dies (a signal, or a nonzero exit while the scheduler runs) is
+# started again under its rank, as Kubernetes would, at most --max-restarts times each
+# (default 3); a server restores the newest checkpoint. The log says what died and when.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 
 config=""; servers=2; workers=2; run_dir=""; device=cpu; rows=200000
-build_dir="$root/build"; heartbeat_timeout=10
+build_dir="$root/build"; heartbeat_timeout=10; recover_timeout=120; max_restarts=3
 
-usage() { sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --config) config="$2"; shift 2 ;;
@@ -23,12 +27,19 @@ while [ $# -gt 0 ]; do
     --device) device="$2"; shift 2 ;;
     --rows) rows="$2"; shift 2 ;;
     --build-dir) build_dir="$2"; shift 2 ;;
+    --max-restarts) max_restarts="$2"; shift 2 ;;
+    --heartbeat-timeout) heartbeat_timeout="$2"; shift 2 ;;
+    --recover-timeout) recover_timeout="$2"; shift 2 ;;
     -h|--help) usage 0 ;;
     *) echo "local.sh: unknown argument '$1'" >&2; usage 2 ;;
   esac
 done
 for n in "$servers" "$workers" "$rows"; do
   [[ "$n" =~ ^[1-9][0-9]*$ ]] || { echo "local.sh: counts must be positive integers, got '$n'" >&2; exit 2; }
+done
+[[ "$max_restarts" =~ ^[0-9]+$ ]] || { echo "local.sh: --max-restarts must be an integer >= 0, got '$max_restarts'" >&2; exit 2; }
+for t in "$heartbeat_timeout" "$recover_timeout"; do
+  [[ "$t" =~ ^[0-9]+([.][0-9]+)?$ ]] || { echo "local.sh: timeouts are seconds, got '$t'" >&2; exit 2; }
 done
 [ -z "$config" ] || [ -f "$config" ] || { echo "local.sh: no such config '$config'" >&2; exit 2; }
 [ -n "$run_dir" ] || run_dir="$root/runs/$(date +%Y%m%d-%H%M%S)"
@@ -60,33 +71,42 @@ fi
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-pids=(); names=()
+pids=(); names=(); restarts=()
 cleanup() {  # a pid of 0 marks a process that has exited: `kill 0` would hit our own group
   for pid in "${pids[@]}"; do [ "$pid" -eq 0 ] || kill "$pid" 2>/dev/null || true; done
   sleep 0.5
   for pid in "${pids[@]}"; do [ "$pid" -eq 0 ] || kill -9 "$pid" 2>/dev/null || true; done
 }
 trap 'echo "local.sh: interrupted, stopping every process"; cleanup; exit 130' INT TERM
-start() {  # start NAME COMMAND...: runs it in the background, logging to RUN/NAME.log
-  local name="$1"; shift
-  "$@" >"$run_dir/$name.log" 2>&1 &
-  pids+=("$!"); names+=("$name")
-}
-
 sched_port="$(free_port)"
 scheduler="tcp://127.0.0.1:$sched_port"
-start scheduler "$bin/mtps-scheduler" --config "$config" --port "$sched_port" --http_port 0 \
-  --num_servers "$servers" --num_workers "$workers" --run_dir "$run_dir" \
-  --heartbeat_timeout "$heartbeat_timeout" --logtostderr
-for ((s = 0; s < servers; s++)); do
-  start "server-$s" "$bin/mtps-server" --config "$config" --scheduler "$scheduler" \
-    --host 127.0.0.1 --port 0 --http_port 0 --threads 2 \
-    --checkpoint_dir "$run_dir/checkpoints" --logtostderr
-done
-for ((w = 0; w < workers; w++)); do
-  start "worker-$w" "$bin/mtps-worker" --config "$config" --scheduler "$scheduler" \
-    --device "$device" --http_port 0 --logtostderr
-done
+# launch NAME [restart]: starts process NAME (scheduler, server-R, worker-R) in the
+# background, appending to RUN/NAME.log, its pid in $launched (not a subshell: this shell
+# must be its parent to wait for it); a restart keeps the rank, and a server restores.
+launch() {
+  local name="$1" again="${2:-0}" rank="${1##*-}"
+  case "$name" in
+    scheduler) set -- "$bin/mtps-scheduler" --config "$config" --port "$sched_port" --http_port 0 \
+        --num_servers "$servers" --num_workers "$workers" --run_dir "$run_dir" \
+        --heartbeat_timeout "$heartbeat_timeout" --recover_timeout "$recover_timeout" --logtostderr ;;
+    server-*) set -- "$bin/mtps-server" --config "$config" --scheduler "$scheduler" \
+        --host 127.0.0.1 --port 0 --http_port 0 --threads 2 --rank "$rank" --logtostderr
+      # A restart restores the newest checkpoint, when the job writes any.
+      if [ "$again" -gt 0 ] && grep -qE '^checkpoint:.*dir' "$config"; then set -- "$@" --restore; fi ;;
+    worker-*) set -- "$bin/mtps-worker" --config "$config" --scheduler "$scheduler" \
+        --device "$device" --http_port 0 --rank "$rank" --logtostderr ;;
+  esac
+  "$@" >>"$run_dir/$name.log" 2>&1 &
+  launched="$!"
+}
+start() {  # start NAME: launches it and records it
+  launch "$1"
+  pids+=("$launched"); names+=("$1"); restarts+=(0)
+}
+
+start scheduler
+for ((s = 0; s < servers; s++)); do start "server-$s"; done
+for ((w = 0; w < workers; w++)); do start "worker-$w"; done
 echo "local.sh: scheduler, $servers servers and $workers workers started; logs in $run_dir"
 
 # The scheduler ends the job; any process that fails first fails the run.
@@ -100,6 +120,16 @@ while :; do
     [ "$i" -eq 0 ] && continue
     if ! kill -0 "${pids[$i]}" 2>/dev/null; then
       rc=0; wait "${pids[$i]}" || rc=$?
+      # Died while the job runs (the scheduler is alive): start it again under its rank.
+      if [ "$rc" -ne 0 ] && kill -0 "${pids[0]}" 2>/dev/null && [ "${restarts[$i]}" -lt "$max_restarts" ]; then
+        restarts[$i]=$((restarts[$i] + 1))
+        echo "local.sh: $(date +%H:%M:%S) ${names[$i]} died (exit $rc); starting it again under its rank (restart ${restarts[$i]} of $max_restarts)" >&2
+        echo "=== local.sh: restart ${restarts[$i]} after exit $rc ===" >>"$run_dir/${names[$i]}.log"
+        launch "${names[$i]}" "${restarts[$i]}"
+        pids[$i]="$launched"
+        echo "local.sh: $(date +%H:%M:%S) ${names[$i]} is back as pid ${pids[$i]}" >&2
+        continue
+      fi
       if [ "$rc" -ne 0 ]; then
         echo "local.sh: ${names[$i]} failed (exit $rc); the end of its log:" >&2
         tail -20 "$run_dir/${names[$i]}.log" >&2

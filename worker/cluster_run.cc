@@ -93,6 +93,7 @@ Status RunWorker(const JobSpec& spec, const WorkerRunOptions& options) {
   control_options.control_host = options.advertise_host;
   control_options.http_address = options.advertise_host + ":" + std::to_string(http_port);
   control_options.spec_hash = spec.hash;
+  control_options.requested_rank = options.rank;
   MTPS_ASSIGN_OR_RETURN(auto control, scheduler::SchedulerClient::Create(control_options));
   MTPS_ASSIGN_OR_RETURN(scheduler::ClusterInfo cluster, control->Register());
   const int rank = cluster.rank;

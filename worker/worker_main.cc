@@ -21,6 +21,7 @@ DEFINE_string(advertise_host, "", "name or address the scheduler reaches this wo
 DEFINE_bool(local, false, "train the whole job in this process, with no cluster");
 DEFINE_string(run_dir, "", "--local: directory for summary.json");
 DEFINE_int32(log_every, 50, "steps between progress lines");
+DEFINE_int32(rank, -1, "the rank a restarted worker asks the scheduler for (default: any free)");
 
 int main(int argc, char** argv) {
   gflags::SetUsageMessage("mtps-worker --config job.yaml (--scheduler tcp://host:port | --local)");
@@ -48,6 +49,7 @@ int main(int argc, char** argv) {
   options.advertise_host = FLAGS_advertise_host.empty() ? FLAGS_host : FLAGS_advertise_host;
   options.run_dir = FLAGS_run_dir;
   options.log_every = FLAGS_log_every;
+  options.rank = FLAGS_rank;
   mtps::Status status = FLAGS_local ? mtps::RunLocal(*spec, options)
                                     : mtps::RunWorker(*spec, options);
   if (!status.ok()) {

@@ -22,6 +22,7 @@ struct WorkerRunOptions {
   std::string advertise_host = "127.0.0.1";  // how the scheduler reaches this worker
   std::string run_dir;       // RunLocal: where summary.json goes (empty: not written)
   int log_every = 50;        // steps between progress lines / reports
+  int rank = -1;             // the rank to ask for (a restarted worker); -1 = any free
 };
 
 Status RunWorker(const JobSpec& spec, const WorkerRunOptions& options);

@@ -27,6 +27,7 @@ namespace {
 using ::mtps::scheduler::testing::TempDir;
 using ::mtps::scheduler::testing::TestSpec;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 using Kind = proto::Envelope::Body;
@@ -224,6 +225,70 @@ TEST_F(SchedulerTest, BarriersReleaseEveryoneAtOnceAndTimeOutCleanly) {
   EXPECT_THAT(lonely.message(), HasSubstr("1 of 3 nodes arrived (worker"));
   EXPECT_LT(std::chrono::steady_clock::now() - start, seconds(3));
   EXPECT_EQ(clients[1]->Barrier("too-many", 9).code(), StatusCode::kInvalidArgument);
+}
+
+TEST_F(SchedulerTest, AShutdownNoticeEndsABarrierWaitAtOnce) {
+  StartScheduler(1, 2);  // barriers wait up to 10 s
+  std::vector<std::unique_ptr<SchedulerClient>> clients;
+  clients.push_back(NewClient(proto::Role::SERVER));
+  clients.push_back(NewClient(proto::Role::WORKER));
+  clients.push_back(NewClient(proto::Role::WORKER));
+  for (auto& info : RegisterAll(clients)) ASSERT_TRUE(info.ok()) << info.status();
+  auto waiting = std::async(std::launch::async, [&] { return clients[1]->Barrier("epoch-0", 2); });
+  EXPECT_EQ(waiting.wait_for(milliseconds(100)), std::future_status::timeout);
+  // The node is told the job ended (as after the scheduler's loss): the barrier is given up.
+  auto operator_client = RpcClient::Connect(clients[1]->address(), proto::Role::CLIENT, -1);
+  ASSERT_TRUE(operator_client.ok());
+  auto request = (*operator_client)->NewRequest();
+  request->body().initShutdown().setReason("the scheduler is gone");
+  const auto sent = std::chrono::steady_clock::now();
+  ASSERT_TRUE((*operator_client)->Call(std::move(request), {.timeout = seconds(2)}).get().ok());
+  ASSERT_EQ(waiting.wait_for(seconds(2)), std::future_status::ready);
+  Status abandoned = waiting.get();
+  EXPECT_LT(std::chrono::steady_clock::now() - sent, seconds(1));
+  EXPECT_EQ(abandoned.code(), StatusCode::kCancelled) << abandoned;
+  EXPECT_THAT(abandoned.message(), HasSubstr("the scheduler is gone"));
+}
+
+TEST_F(SchedulerTest, HeartbeatsAreCheckedWhileACheckpointWaitsAndTheSilentServerIsNamed) {
+  TempDir checkpoints;
+  StartScheduler(1, 1, nullptr, [&](SchedulerOptions& o) {
+    o.spec.checkpoint.dir = checkpoints.path();
+    o.spec.checkpoint.interval_steps = 1;
+    o.heartbeat_timeout = milliseconds(500);
+    o.checkpoint_timeout = seconds(60);  // far longer than this test may take
+  });
+  // A server that never answers checkpointBegin, as one stopped with SIGSTOP.
+  RpcServer rpc(TransportOptions{}, proto::Role::SERVER);
+  const int port = *rpc.Bind("tcp://127.0.0.1:0");
+  auto server = NewClient(proto::Role::SERVER, 0, "tcp://127.0.0.1:" + std::to_string(port));
+  server->InstallHandlers(rpc);
+  std::vector<Responder> held;
+  std::mutex held_mutex;
+  std::atomic<bool> begun{false};
+  rpc.Handle(Kind::CHECKPOINT_BEGIN, [&](IncomingMessage&, Responder r) {
+    std::lock_guard<std::mutex> lock(held_mutex);
+    held.push_back(std::move(r));
+    begun = true;
+  });
+  ASSERT_TRUE(rpc.Start().ok());
+  auto worker = NewClient(proto::Role::WORKER);
+  auto server_info = std::async(std::launch::async, [&] { return server->Register(); });
+  ASSERT_TRUE(worker->Register().ok());
+  ASSERT_TRUE(server_info.get().ok());
+  ASSERT_TRUE(worker->ReportProgress({.phase = "train", .step = 5, .samples = 10}).ok());
+  const auto deadline = std::chrono::steady_clock::now() + seconds(5);
+  while (!begun && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(milliseconds(5));
+  ASSERT_TRUE(begun) << "no checkpoint began";
+  const auto silent_from = std::chrono::steady_clock::now();
+  server->Stop();  // and now it is silent too
+
+  Status result = JobResult(seconds(10));
+  EXPECT_LT(std::chrono::steady_clock::now() - silent_from, seconds(5)) << "waited on the checkpoint";
+  EXPECT_EQ(result.code(), StatusCode::kUnavailable) << result;
+  EXPECT_THAT(result.message(), HasSubstr("server 0 ("));
+  EXPECT_THAT(result.message(), Not(HasSubstr("worker 0")));
+  rpc.Stop();
 }
 
 TEST_F(SchedulerTest, RegistrationTimesOutNamingTheMissingNodes) {

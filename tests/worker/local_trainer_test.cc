@@ -165,6 +165,55 @@ TEST_F(LocalTrainerTest, RefusesBadInputWithItsLocation) {
   EXPECT_NE(status.message().find("1002"), std::string::npos) << "the line number: " << status;
 }
 
+TEST_F(LocalTrainerTest, SkippingEveryRecordFailsTheRunInsteadOfTrainingOnNothing) {
+  WritePlantedData(dir_, 0, 10);
+  {
+    std::ofstream out(dir_ / "train.csv", std::ios::app);
+    for (int r = 0; r < 50; ++r) out << "1,0,u1,i1,not-a-number\n";
+  }
+  StatusOr<JobSpec> spec = ParseJobSpec(PlantedSpec(dir_, "mmoe"));
+  ASSERT_TRUE(spec.ok());
+  spec->data.on_bad_record = DataSpec::BadRecordPolicy::kSkip;
+  auto local = LocalTrainer::Create(*spec, {});
+  ASSERT_TRUE(local.ok()) << local.status();
+  Status status = (*local)->TrainEpoch(0);
+  EXPECT_EQ(status.code(), StatusCode::kDataLoss) << status;
+  EXPECT_NE(status.message().find("every record was bad"), std::string::npos) << status;
+  EXPECT_NE(status.message().find("50 bad records of 50"), std::string::npos) << status;
+  EXPECT_EQ((*local)->bad_records().bad_records, 50u);
+}
+
+TEST_F(LocalTrainerTest, SkippedRecordsOverTheSpecFractionFailTheRunAndUnderItAreCounted) {
+  WritePlantedData(dir_, 100, 10);
+  {
+    std::ofstream out(dir_ / "train.csv", std::ios::app);
+    for (int r = 0; r < 20; ++r) out << "1,0,u1,i1,not-a-number\n";
+  }
+  for (double limit : {0.1, 0.5}) {
+    StatusOr<JobSpec> spec = ParseJobSpec(PlantedSpec(dir_, "mmoe"));
+    ASSERT_TRUE(spec.ok());
+    spec->data.on_bad_record = DataSpec::BadRecordPolicy::kSkip;
+    spec->data.max_bad_fraction = limit;
+    auto local = LocalTrainer::Create(*spec, {});
+    ASSERT_TRUE(local.ok()) << local.status();
+    Status status = (*local)->TrainEpoch(0);
+    // 20 bad of 120 read: 16.7%.
+    if (limit < 0.167) {
+      EXPECT_EQ(status.code(), StatusCode::kDataLoss) << status;
+      EXPECT_NE(status.message().find("max_bad_fraction"), std::string::npos) << status;
+    } else {
+      EXPECT_TRUE(status.ok()) << status;
+    }
+    EXPECT_EQ((*local)->bad_records().bad_records, 20u);
+    EXPECT_EQ((*local)->bad_records().records, 100u);
+  }
+  std::string yaml = PlantedSpec(dir_, "mmoe");
+  yaml.replace(yaml.find("  eval: "), 0, "  max_bad_fraction: 1.5\n");
+  StatusOr<JobSpec> refused = ParseJobSpec(yaml);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("max_bad_fraction"), std::string::npos) << refused.status();
+}
+
 TEST_F(LocalTrainerTest, RefusesAnUnknownDevice) {
   WritePlantedData(dir_, 100, 10);
   StatusOr<JobSpec> spec = ParseJobSpec(PlantedSpec(dir_, "mmoe"));

@@ -6,8 +6,10 @@
 # set, trains MMoE with 2 servers and 2 workers, prints AUC beside the oracle AUC.
 #
 # Usage: launch/local.sh [--config FILE] [--servers N] [--workers N] [--run-dir DIR]
-#                        [--device cpu|cuda:N] [--rows N] [--build-dir DIR]
+#                        [--device cpu|cuda:N] [--rows N] [--build-dir DIR] [--insecure]
 #                        [--max-restarts N] [--heartbeat-timeout S] [--recover-timeout S]
+# Every run gets fresh CURVE keys (RUN/keys, from mtps-keys): all sockets are authenticated
+# and encrypted. --insecure runs without them (every process logs that it is insecure).
 # A server or worker that dies (a signal, or a nonzero exit while the scheduler runs) is
 # started again under its rank, as Kubernetes would, at most --max-restarts times each
 # (default 3); a server restores the newest checkpoint. The log says what died and when.
@@ -16,8 +18,9 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 
 config=""; servers=2; workers=2; run_dir=""; device=cpu; rows=200000
 build_dir="$root/build"; heartbeat_timeout=10; recover_timeout=120; max_restarts=3
+insecure=0
 
-usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --config) config="$2"; shift 2 ;;
@@ -30,6 +33,7 @@ while [ $# -gt 0 ]; do
     --max-restarts) max_restarts="$2"; shift 2 ;;
     --heartbeat-timeout) heartbeat_timeout="$2"; shift 2 ;;
     --recover-timeout) recover_timeout="$2"; shift 2 ;;
+    --insecure) insecure=1; shift ;;
     -h|--help) usage 0 ;;
     *) echo "local.sh: unknown argument '$1'" >&2; usage 2 ;;
   esac
@@ -49,7 +53,7 @@ bin="$build_dir/bin"
 
 # Build what is missing.
 need_build=0
-for b in mtps-scheduler mtps-server mtps-worker mtps-datagen; do
+for b in mtps-scheduler mtps-server mtps-worker mtps-datagen mtps-keys; do
   [ -x "$bin/$b" ] || need_build=1
 done
 if [ "$need_build" -eq 1 ]; then
@@ -57,7 +61,7 @@ if [ "$need_build" -eq 1 ]; then
   bash "$root/launch/install-deps.sh"
   cmake -S "$root" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
   cmake --build "$build_dir" -j "$(nproc)" --target mtps-scheduler mtps-server mtps-worker \
-    mtps-datagen >"$run_dir/build.log" 2>&1 || { tail -30 "$run_dir/build.log"; exit 1; }
+    mtps-datagen mtps-keys >"$run_dir/build.log" 2>&1 || { tail -30 "$run_dir/build.log"; exit 1; }
 fi
 
 # The built-in demo: a generated data set and the job spec written beside it.
@@ -78,6 +82,16 @@ cleanup() {  # a pid of 0 marks a process that has exited: `kill 0` would hit ou
   for pid in "${pids[@]}"; do [ "$pid" -eq 0 ] || kill -9 "$pid" 2>/dev/null || true; done
 }
 trap 'echo "local.sh: interrupted, stopping every process"; cleanup; exit 130' INT TERM
+# This run's own CURVE keys: one per node (scheduler, server-R, worker-R: each binary picks
+# its key by its role and --rank) and the allow-list job.pub. A restart keeps its key.
+if [ "$insecure" -eq 1 ]; then
+  echo "local.sh: --insecure: no CURVE keys, every process runs unauthenticated"
+  auth=(--insecure)
+else
+  "$bin/mtps-keys" --out "$run_dir/keys" --servers "$servers" --workers "$workers" >/dev/null \
+    || { echo "local.sh: cannot generate CURVE keys in $run_dir/keys" >&2; exit 1; }
+  auth=(--keys_dir "$run_dir/keys")
+fi
 sched_port="$(free_port)"
 scheduler="tcp://127.0.0.1:$sched_port"
 # launch NAME [restart]: starts process NAME (scheduler, server-R, worker-R) in the
@@ -96,7 +110,7 @@ launch() {
     worker-*) set -- "$bin/mtps-worker" --config "$config" --scheduler "$scheduler" \
         --device "$device" --http_port 0 --rank "$rank" --logtostderr ;;
   esac
-  "$@" >>"$run_dir/$name.log" 2>&1 &
+  "$@" "${auth[@]}" >>"$run_dir/$name.log" 2>&1 &
   launched="$!"
 }
 start() {  # start NAME: launches it and records it

@@ -29,7 +29,7 @@ void SetError(proto::Envelope::Body::Builder body, const Status& status) {
 Status StatusFromError(proto::Error::Reader error) {
   const auto code = static_cast<int>(error.getCode());
   std::string message = error.getMessage();
-  if (code <= 0 || code > static_cast<int>(StatusCode::kVersionMismatch)) {
+  if (code <= 0 || code > static_cast<int>(StatusCode::kPermissionDenied)) {
     // An OK "error" or a code from a newer peer: still a failure, never silently OK.
     return Internal("error reply with unknown code " + std::to_string(code) + ": " + message);
   }

@@ -47,11 +47,14 @@ Status CheckEnvelope(proto::Envelope::Reader envelope, const TransportOptions& o
                            ", this node speaks version " +
                            std::to_string(proto::PROTOCOL_VERSION));
   }
-  if (options.job_id != 0 && envelope.getJobId() != 0 && envelope.getJobId() != options.job_id) {
-    return FailedPrecondition("message of job " + std::to_string(envelope.getJobId()) +
-                              " from " + RoleName(envelope.getSender().getRole()) + " rank " +
+  // A sender's job id 0 is no wildcard. The refusal names no job id: ours is the spec
+  // hash, and echoing the sender's would help no one but a prober.
+  if (options.job_id != 0 && envelope.getJobId() != options.job_id) {
+    return FailedPrecondition("message of another job from " +
+                              RoleName(envelope.getSender().getRole()) + " rank " +
                               std::to_string(envelope.getSender().getRank()) +
-                              ", this node runs job " + std::to_string(options.job_id));
+                              ": its job id is not this node's (every node must read the "
+                              "same job spec)");
   }
   // Visits every pointer (throws on any out-of-bounds one) and counts the words a full
   // read takes, which for a hostile message (pointers sharing one target) can be far more
@@ -104,6 +107,8 @@ proto::Envelope::Reader IncomingMessage::envelope() const {
 }
 
 size_t IncomingMessage::byte_size() const { return impl_->bytes; }
+
+const std::string& IncomingMessage::peer() const { return impl_->peer; }
 
 StatusOr<IncomingMessage> IncomingMessage::FromFrames(std::vector<zmq::message_t> frames,
                                                       const TransportOptions& options) {

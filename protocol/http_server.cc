@@ -2,12 +2,15 @@
 // object per connection reads a request, answers it, and reads the next.
 #include "protocol/http_server.h"
 
+#include <algorithm>
 #include <atomic>
+#include <list>
 #include <mutex>
 #include <optional>
 #include <thread>
 
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <glog/logging.h>
@@ -43,6 +46,8 @@ bool IsDisconnect(const beast::error_code& ec) {
          ec == asio::error::broken_pipe;
 }
 
+class Session;
+
 // Everything the connections need; HttpServer::Impl is this and nothing more.
 struct ServerCore {
   const MetricsRegistry* registry;
@@ -57,6 +62,14 @@ struct ServerCore {
   std::atomic<int> port{0};
   std::mutex lifecycle_mutex;  // serializes Start/Stop
   bool started = false;        // GUARDED_BY(lifecycle_mutex)
+
+  // Connections in the order they were accepted (the oldest first); touched only on the
+  // io_context thread. Expired entries are pruned as they reach the front.
+  std::list<std::weak_ptr<Session>> sessions;
+  std::atomic<int> open{0};
+  std::atomic<uint64_t> accepted{0}, evicted{0}, accept_errors{0};
+  std::unique_ptr<asio::steady_timer> backoff_timer;
+  std::chrono::milliseconds backoff{0};  // 0 = accept() is working
 
   Response Route(const Request& req) {
     const bool keep_alive = req.keep_alive();
@@ -90,13 +103,24 @@ struct ServerCore {
   }
 
   void Accept();
+  void Admit(tcp::socket socket);
+  void BackOff(const beast::error_code& ec);
 };
 
 // One connection. Kept alive by the shared_ptr that each pending operation holds.
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, ServerCore* server)
-      : stream_(std::move(socket)), server_(server) {}
+      : stream_(std::move(socket)), server_(server) {
+    server_->open.fetch_add(1, std::memory_order_relaxed);
+  }
+  ~Session() { server_->open.fetch_sub(1, std::memory_order_relaxed); }
+
+  // Closes the connection to make room for a newer one; pending operations end aborted.
+  void Evict() {
+    beast::error_code ignored;
+    stream_.socket().close(ignored);
+  }
 
   void Read() {
     parser_.emplace();
@@ -171,11 +195,59 @@ class Session : public std::enable_shared_from_this<Session> {
 void ServerCore::Accept() {
   acceptor->async_accept([this](beast::error_code ec, tcp::socket socket) {
     if (ec == asio::error::operation_aborted) return;  // Stop()
-    if (ec) {
-      LOG(WARNING) << "http: accept failed: " << ec.message();
-    } else {
-      std::make_shared<Session>(std::move(socket), this)->Read();
+    if (ec) return BackOff(ec);
+    if (backoff.count() > 0) {
+      LOG(INFO) << "http: accepting connections again";
+      backoff = std::chrono::milliseconds(0);
     }
+    Admit(std::move(socket));
+    Accept();
+  });
+}
+
+void ServerCore::Admit(tcp::socket socket) {
+  accepted.fetch_add(1, std::memory_order_relaxed);
+  // Make room first: the oldest connections go (idle ones by far the most likely).
+  while (!sessions.empty() && open.load(std::memory_order_relaxed) >= options.max_connections) {
+    std::shared_ptr<Session> oldest = sessions.front().lock();
+    sessions.pop_front();
+    if (oldest == nullptr) continue;  // already closed
+    oldest->Evict();
+    evicted.fetch_add(1, std::memory_order_relaxed);
+  }
+  auto session = std::make_shared<Session>(std::move(socket), this);
+  sessions.push_back(session);
+  // Closed connections leave expired entries behind; drop them now and then.
+  if (sessions.size() > 2 * static_cast<size_t>(std::max(options.max_connections, 1))) {
+    sessions.remove_if([](const std::weak_ptr<Session>& s) { return s.expired(); });
+  }
+  session->Read();
+}
+
+void ServerCore::BackOff(const beast::error_code& ec) {
+  accept_errors.fetch_add(1, std::memory_order_relaxed);
+  constexpr std::chrono::milliseconds kFirst{10}, kMost{1000};
+  // One line per episode: accept() can fail thousands of times a second when out of fds.
+  if (backoff.count() == 0) {
+    LOG(WARNING) << "http: accept failed (" << ec.message()
+                 << "); pausing, then retrying with backoff up to 1 s";
+  }
+  backoff = backoff.count() == 0 ? kFirst : std::min(kMost, backoff * 2);
+  // Out of descriptors, the oldest connection gives one back.
+  if (ec == asio::error::no_descriptors) {
+    while (!sessions.empty()) {
+      std::shared_ptr<Session> oldest = sessions.front().lock();
+      sessions.pop_front();
+      if (oldest == nullptr) continue;
+      oldest->Evict();
+      evicted.fetch_add(1, std::memory_order_relaxed);
+      break;
+    }
+  }
+  if (backoff_timer == nullptr) backoff_timer = std::make_unique<asio::steady_timer>(*ioc);
+  backoff_timer->expires_after(backoff);
+  backoff_timer->async_wait([this](beast::error_code wait_ec) {
+    if (wait_ec == asio::error::operation_aborted) return;  // Stop()
     Accept();
   });
 }
@@ -240,10 +312,19 @@ void HttpServer::Stop() {
   // Destroying the io_context destroys the pending handlers, which own the sessions, so
   // every connection closes here.
   impl_->acceptor.reset();
+  impl_->backoff_timer.reset();
+  impl_->sessions.clear();
   impl_->ioc.reset();
   impl_->port = 0;
 }
 
 int HttpServer::port() const { return impl_->port.load(); }
+
+HttpServer::Counters HttpServer::counters() const {
+  return Counters{impl_->accepted.load(std::memory_order_relaxed),
+                  impl_->evicted.load(std::memory_order_relaxed),
+                  impl_->accept_errors.load(std::memory_order_relaxed),
+                  impl_->open.load(std::memory_order_relaxed)};
+}
 
 }  // namespace mtps

@@ -9,9 +9,17 @@
 //   http.Stop();
 //
 // Routes: GET /healthz → 200 "ok", or 503 with the health check's message; GET /metrics →
-// 200 with registry->Render(); any other path → 404; any other method → 405. Requests
-// over `max_request_bytes`, malformed requests and clients that go quiet or disconnect
-// mid-request only cost their own connection. Connections are kept alive (HTTP/1.1).
+// 200 with registry->Render(); any other path → 404; any other method → 405. Nothing
+// served over HTTP changes any state. Requests over `max_request_bytes`, malformed
+// requests and clients that go quiet or disconnect mid-request only cost their own
+// connection. Connections are kept alive (HTTP/1.1), at most `max_connections` at once:
+// a new one closes the oldest, so idle connections cannot exhaust file descriptors and a
+// probe (a kubelet's /healthz) still gets in. When accept() fails (EMFILE: the process is
+// out of descriptors) the server backs off, 10 ms doubling to 1 s, logging once per
+// episode instead of spinning.
+//
+// Which interface to bind is the caller's flag: every binary's --host (servers and the
+// scheduler default to 0.0.0.0 so that Kubernetes probes reach them; workers to 127.0.0.1).
 //
 // Thread-safety: Start() and Stop() are called by the owner; SetHealthCheck() and port()
 // may be called from any thread at any time. The health check runs on the HTTP thread
@@ -31,6 +39,7 @@ namespace mtps {
 struct HttpServerOptions {
   size_t max_request_bytes = 16 * 1024;        // header + body of one request
   std::chrono::milliseconds idle_timeout{30000};  // a connection quiet this long is closed
+  int max_connections = 256;                      // open at once; a new one closes the oldest
 };
 
 class HttpServer {
@@ -52,6 +61,14 @@ class HttpServer {
   void Stop();
 
   int port() const;  // 0 before Start()
+
+  struct Counters {
+    uint64_t accepted = 0;
+    uint64_t evicted = 0;        // closed to make room under max_connections
+    uint64_t accept_errors = 0;  // failed accept() calls (EMFILE, ...), each followed by a pause
+    int open = 0;                // connections open now
+  };
+  Counters counters() const;
 
  private:
   struct Impl;

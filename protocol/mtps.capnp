@@ -36,6 +36,7 @@ enum ErrorCode {
   unimplemented @11;
   internal @12;
   versionMismatch @13;
+  permissionDenied @14;
 }
 
 struct NodeId {

@@ -12,6 +12,7 @@
 
 #include "protocol/mailbox.h"
 #include "protocol/transport_impl.h"
+#include "protocol/zap_handler.h"
 
 namespace mtps {
 namespace {
@@ -48,7 +49,15 @@ struct RpcClient::Impl {
   };
 
   Impl(std::string e, proto::Role r, int32_t k, const TransportOptions& o)
-      : endpoint(std::move(e)), role(r), rank(k), options(o) {}
+      : endpoint(std::move(e)), role(r), rank(k), options(o), reply_options(ForReplies(o)) {}
+
+  // Replies are checked like requests except for the job id: they come from the endpoint
+  // this client chose, matched to its requests, and the scheduler (which serves nodes of
+  // any spec, checking the spec hash at registration) answers with job id 0.
+  static TransportOptions ForReplies(TransportOptions o) {
+    o.job_id = 0;
+    return o;
+  }
 
   void IoLoop();
   void Begin(Submission& submission);
@@ -63,6 +72,7 @@ struct RpcClient::Impl {
   const proto::Role role;
   std::atomic<int32_t> rank;
   const TransportOptions options;
+  const TransportOptions reply_options;  // options without the job id check
   std::atomic<uint64_t> next_request_id{1};
   Mailbox<Submission> submissions;
   zmq::context_t context{1};
@@ -162,7 +172,7 @@ void RpcClient::Impl::SendAttempt(uint64_t request_id, Pending& call) {
 void RpcClient::Impl::OnReply(std::vector<zmq::message_t> frames) {
   std::optional<uint64_t> request_id;
   StatusOr<IncomingMessage> reply =
-      IncomingMessage::FromFrames(std::move(frames), options, &request_id);
+      IncomingMessage::FromFrames(std::move(frames), reply_options, &request_id);
   if (!reply.ok()) {
     if (request_id.has_value() && pending.count(*request_id) != 0) {
       Complete(*request_id, reply.status().WithContext("bad reply from " + endpoint));
@@ -242,6 +252,7 @@ StatusOr<std::unique_ptr<RpcClient>> RpcClient::Connect(const std::string& endpo
   try {
     impl->socket = zmq::socket_t(impl->context, zmq::socket_type::dealer);
     transport_internal::ConfigureSocket(impl->socket, options);
+    if (options.keys != nullptr) ConfigureCurveClient(impl->socket, *options.keys);
     impl->socket.connect(endpoint);
   } catch (const zmq::error_t& e) {
     return InvalidArgument("cannot connect an RPC client to '" + endpoint + "': " + e.what());

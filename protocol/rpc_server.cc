@@ -7,9 +7,11 @@
 #include <glog/logging.h>
 #include <kj/exception.h>
 
+#include "protocol/authority.h"
 #include "protocol/mailbox.h"
 #include "protocol/transport_impl.h"
 #include "protocol/worker_threads.h"
+#include "protocol/zap_handler.h"
 
 namespace mtps {
 namespace {
@@ -38,6 +40,7 @@ struct ServerCore {
   std::atomic<uint64_t> requests{0};
   std::atomic<uint64_t> rejected{0};
   std::atomic<uint64_t> handler_errors{0};
+  std::atomic<uint64_t> unauthorized{0};
 
   EnvelopeHeader ReplyHeader(uint64_t request_id) const {
     return EnvelopeHeader{proto::PROTOCOL_VERSION, options.job_id, request_id, role,
@@ -124,6 +127,7 @@ struct RpcServer::Impl {
 
   void IoLoop();
   void Accept(zmq::message_t identity, std::vector<zmq::message_t> frames);
+  Status Authorize(const std::string& peer, proto::Envelope::Reader envelope) const;
   void Reject(zmq::message_t& identity, std::optional<uint64_t> request_id,
               const Status& status);
   void Serve(Request& request);
@@ -133,6 +137,7 @@ struct RpcServer::Impl {
   std::vector<Handler> handlers;  // by Body::Which; empty = none; fixed after Start()
   std::vector<bool> on_io_thread;  // by Body::Which: Dispatch::kIoThread
   zmq::context_t context{1};
+  std::unique_ptr<ZapHandler> zap;  // with CURVE: admits the job's keys to `context`
   zmq::socket_t socket;  // owned by the I/O thread after Start()
   bool bound = false;
   bool started = false;
@@ -180,6 +185,11 @@ void RpcServer::Impl::SendReplies(std::vector<PendingReply>& replies) {
 }
 
 void RpcServer::Impl::Accept(zmq::message_t identity, std::vector<zmq::message_t> frames) {
+  // The ZAP handler named the connection's key; libzmq stamps that name on each frame.
+  std::string peer;
+  if (core->options.keys != nullptr && !frames.empty()) {
+    if (const char* user_id = zmq_msg_gets(frames[0].handle(), "User-Id")) peer = user_id;
+  }
   std::optional<uint64_t> request_id;
   StatusOr<IncomingMessage> message =
       IncomingMessage::FromFrames(std::move(frames), core->options, &request_id);
@@ -188,6 +198,15 @@ void RpcServer::Impl::Accept(zmq::message_t identity, std::vector<zmq::message_t
     return;
   }
   proto::Envelope::Reader envelope = message->envelope();
+  if (core->options.keys != nullptr) {
+    Status allowed = Authorize(peer, envelope);
+    if (!allowed.ok()) {
+      core->unauthorized.fetch_add(1, std::memory_order_relaxed);
+      Reject(identity, envelope.getRequestId(), allowed);
+      return;
+    }
+    message->impl_->peer = std::move(peer);
+  }
   const auto kind = envelope.getBody().which();
   const auto index = static_cast<size_t>(kind);
   if (index >= handlers.size() || !handlers[index]) {
@@ -203,6 +222,16 @@ void RpcServer::Impl::Accept(zmq::message_t identity, std::vector<zmq::message_t
   } else {
     workers->Submit(std::move(request));
   }
+}
+
+Status RpcServer::Impl::Authorize(const std::string& peer,
+                                  proto::Envelope::Reader envelope) const {
+  const KeyHolder* holder = core->options.keys->FindByName(peer);
+  if (holder == nullptr) {
+    // Only a socket that lost its CURVE options could get here: refuse, never serve.
+    return PermissionDenied("request from a peer without an authenticated key");
+  }
+  return AuthorizeRequest(*holder, envelope);
 }
 
 void RpcServer::Impl::Reject(zmq::message_t& identity, std::optional<uint64_t> request_id,
@@ -265,8 +294,23 @@ StatusOr<int> RpcServer::Bind(const std::string& endpoint) {
   if (impl_->started) return FailedPrecondition("Bind(" + endpoint + ") after Start()");
   try {
     if (!impl_->bound) {
+      const std::shared_ptr<const JobKeys>& keys = impl_->core->options.keys;
       impl_->socket = zmq::socket_t(impl_->context, zmq::socket_type::router);
       transport_internal::ConfigureSocket(impl_->socket, impl_->core->options);
+      if (keys != nullptr) {
+        ConfigureCurveServer(impl_->socket, *keys);
+        // Before the socket binds: no handshake may find the handler missing (libzmq
+        // would then admit any key).
+        if (impl_->zap == nullptr) {
+          StatusOr<std::unique_ptr<ZapHandler>> zap =
+              ZapHandler::Start(impl_->context, keys, impl_->socket);
+          if (!zap.ok()) {
+            impl_->socket.close();
+            return zap.status().WithContext("cannot bind RPC server to '" + endpoint + "'");
+          }
+          impl_->zap = std::move(*zap);
+        }
+      }
     }
     impl_->socket.bind(endpoint);
     impl_->bound = true;
@@ -308,6 +352,7 @@ void RpcServer::Stop() {
   }
   impl_->core->outbox.Close();  // replies of handlers still running are dropped
   if (impl_->workers != nullptr) impl_->workers->Stop();
+  if (impl_->zap != nullptr) impl_->zap->Stop();  // closes its socket: context.close() waits for it
   impl_->context.close();
 }
 
@@ -318,7 +363,9 @@ void RpcServer::set_rank(int32_t rank) {
 RpcServer::Counters RpcServer::counters() const {
   return Counters{impl_->core->requests.load(std::memory_order_relaxed),
                   impl_->core->rejected.load(std::memory_order_relaxed),
-                  impl_->core->handler_errors.load(std::memory_order_relaxed)};
+                  impl_->core->handler_errors.load(std::memory_order_relaxed),
+                  impl_->core->unauthorized.load(std::memory_order_relaxed),
+                  impl_->zap != nullptr ? impl_->zap->failed_handshakes() : 0};
 }
 
 }  // namespace mtps

@@ -35,6 +35,7 @@ enum class StatusCode : int {
   kUnimplemented = 11,
   kInternal = 12,          // a bug
   kVersionMismatch = 13,   // protocol or format version not understood
+  kPermissionDenied = 14,  // the sender may not ask for this (not its role or identity)
 };
 
 inline const char* StatusCodeName(StatusCode code) {
@@ -53,6 +54,7 @@ inline const char* StatusCodeName(StatusCode code) {
     case StatusCode::kUnimplemented: return "UNIMPLEMENTED";
     case StatusCode::kInternal: return "INTERNAL";
     case StatusCode::kVersionMismatch: return "VERSION_MISMATCH";
+    case StatusCode::kPermissionDenied: return "PERMISSION_DENIED";
   }
   return "UNKNOWN";
 }
@@ -107,6 +109,7 @@ inline Status Cancelled(std::string m) { return {StatusCode::kCancelled, std::mo
 inline Status Unimplemented(std::string m) { return {StatusCode::kUnimplemented, std::move(m)}; }
 inline Status Internal(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
 inline Status VersionMismatch(std::string m) { return {StatusCode::kVersionMismatch, std::move(m)}; }
+inline Status PermissionDenied(std::string m) { return {StatusCode::kPermissionDenied, std::move(m)}; }
 
 // A value or the Status that explains why there is none. Accessing the value of a failed
 // StatusOr is a bug (asserted).

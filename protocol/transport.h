@@ -37,6 +37,7 @@
 #include <capnp/message.h>
 #include <zmq.hpp>
 
+#include "protocol/curve_keys.h"
 #include "protocol/mtps.capnp.h"
 #include "protocol/status.h"
 
@@ -52,7 +53,13 @@ struct TransportOptions {
   // RpcServer: threads that run handlers. 0 runs them on the I/O thread itself, which saves
   // two thread hops per request but is only for handlers that never block.
   int handler_threads = 2;
-  uint64_t job_id = 0;                          // 0 = accept any job; else must match
+  // 0 = accept any job; else a message must carry exactly this job id (0 is no wildcard).
+  uint64_t job_id = 0;
+  // CURVE: listening sockets admit only the allow-listed keys of the job (a ZAP handler)
+  // and check each request's kind against its sender's key (protocol/authority.h);
+  // connecting sockets present this node's key. Null = insecure (no encryption, anyone
+  // may send anything). Defaults to the keys main() installed for the whole process.
+  std::shared_ptr<const JobKeys> keys = ProcessJobKeys();
 };
 
 // A received envelope. Owns the ZeroMQ frames it reads from; move-only.
@@ -73,9 +80,13 @@ class IncomingMessage {
 
   proto::Envelope::Reader envelope() const;
   size_t byte_size() const;
+  // The allow-list name of the key that sent this request ("scheduler", "worker-3"),
+  // set by an RpcServer with keys; empty without CURVE.
+  const std::string& peer() const;
 
  private:
   struct Impl;
+  friend class RpcServer;  // sets the peer
   explicit IncomingMessage(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
@@ -222,6 +233,10 @@ class RpcServer {
     uint64_t requests = 0;
     uint64_t rejected = 0;   // malformed, oversized, wrong version/job, unknown kind
     uint64_t handler_errors = 0;  // handlers that threw (a bug: answered kInternal)
+    // CURVE only: requests whose kind their sender's key may not send (authority.h), and
+    // connections refused at the handshake (a key not of this job, or no CURVE at all).
+    uint64_t unauthorized = 0;
+    uint64_t handshakes_refused = 0;
   };
   Counters counters() const;
 

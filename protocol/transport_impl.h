@@ -29,6 +29,7 @@ struct IncomingMessage::Impl {
   std::vector<kj::Array<capnp::word>> aligned_copies;  // of frames not 8-byte aligned
   std::optional<capnp::SegmentArrayMessageReader> reader;
   proto::Envelope::Reader envelope;  // the root, checked
+  std::string peer;                  // the sender's key holder (CURVE), else empty
   size_t bytes = 0;
 };
 

@@ -3,6 +3,8 @@
 #include "ps/checkpoint_manifest.h"
 
 #include <algorithm>
+#include <cinttypes>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -16,6 +18,12 @@ namespace {
 constexpr char kMagicLine[] = "mtps-checkpoint-manifest 1";
 
 }  // namespace
+
+std::string CheckpointDir(const std::string& root, uint64_t id) {
+  char name[32];
+  std::snprintf(name, sizeof(name), "ckpt-%010" PRIu64, id);
+  return root + "/" + name;
+}
 
 std::string ManifestPath(const std::string& dir) { return dir + "/MANIFEST"; }
 

@@ -29,6 +29,9 @@ struct CheckpointManifest {
   std::vector<CheckpointFileInfo> files;
 };
 
+// "<root>/ckpt-0000000042": where checkpoint `id` lives under a checkpoint root. Servers
+// derive it from the id and their own root, never from a path in a message.
+std::string CheckpointDir(const std::string& root, uint64_t id);
 std::string ManifestPath(const std::string& dir);                       // cluster's
 std::string ServerManifestPath(const std::string& dir, int server_rank);  // standalone
 

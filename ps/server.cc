@@ -524,10 +524,13 @@ void Server::HandleCheckpointBegin(IncomingMessage& request, Responder responder
   requests_.fetch_add(1, std::memory_order_relaxed);
   auto begin = request.envelope().getBody().getCheckpointBegin();
   const uint64_t id = begin.getCheckpointId();
-  const std::string dir = begin.getDir().cStr();
-  if (dir.empty())
+  if (options_.checkpoint_root.empty())
     return Refuse(responder, kCheckpointBegin,
-                  InvalidArgument("checkpoint " + std::to_string(id) + " names no directory"));
+                  FailedPrecondition("checkpoint " + std::to_string(id) +
+                                     ": this server has no checkpoint root (--checkpoint_dir "
+                                     "or the job spec's checkpoint.dir)"));
+  // The id alone picks the place, under this server's own root: `begin.dir` is ignored.
+  const std::string dir = CheckpointDir(options_.checkpoint_root, id);
   std::lock_guard<std::mutex> lock(checkpoint_mutex_);
   PendingCheckpoint pending{dir, begin.getStep(), {}};
   Status status = fs_->CreateDirs(dir);

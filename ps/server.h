@@ -62,6 +62,10 @@ struct ServerOptions {
   // (RESOURCE_EXHAUSTED, naming the sizes) and ps::Client splits its requests below it.
   // Never above kMaxDataFieldBytes, the most one Cap'n Proto Data field can hold.
   size_t max_reply_bytes = size_t{256} << 20;
+  // Checkpoint `id` is written to CheckpointDir(checkpoint_root, id); the directory a
+  // checkpointBegin names is never used (a message must not choose where a server writes).
+  // Empty: this server refuses checkpoints.
+  std::string checkpoint_root;
 };
 
 // Sync steps of a server that does not know its cluster size accept at most this many.

@@ -27,6 +27,7 @@
 #include "protocol/http_server.h"
 #include "protocol/job_spec.h"
 #include "protocol/metrics.h"
+#include "protocol/node_security.h"
 #include "protocol/transport.h"
 #include "ps/heap_tuning.h"
 #include "ps/server.h"
@@ -98,11 +99,18 @@ int Run() {
   sigaddset(&stop_signals, SIGUSR1);  // the scheduler said the job failed
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
+  // Before any socket exists: every socket of the process takes its keys from here.
+  if (Status s = mtps::SetUpNodeSecurity(
+          "server", FLAGS_rank >= 0 ? "server-" + std::to_string(FLAGS_rank) : "");
+      !s.ok()) {
+    return Fail(s);
+  }
   mtps::MetricsRegistry metrics;
   mtps::TransportOptions transport;
   transport.handler_threads = FLAGS_handler_threads;
   transport.job_id = job->hash;
   mtps::RpcServer rpc(transport, mtps::proto::Role::SERVER, FLAGS_rank);
+  mtps::ExportAuthMetrics(&metrics, rpc, "rpc");
   mtps::StatusOr<int> port = rpc.Bind("tcp://" + FLAGS_host + ":" + std::to_string(FLAGS_port));
   if (!port.ok()) return Fail(port.status());
   mtps::HttpServer http(&metrics);
@@ -140,16 +148,17 @@ int Run() {
     });
   }
 
+  const std::string checkpoint_root =
+      FLAGS_checkpoint_dir.empty() ? job->checkpoint.dir : FLAGS_checkpoint_dir;
   mtps::ps::ServerOptions options{.rank = rank,
                                   .num_servers = num_servers,
                                   .shards = FLAGS_threads,
                                   .write_manifest = FLAGS_standalone,
                                   .num_workers = num_workers};
+  options.checkpoint_root = checkpoint_root;
   auto server = mtps::ps::Server::Create(*job, options, &metrics);
   if (!server.ok()) return Fail(server.status());
 
-  const std::string checkpoint_root =
-      FLAGS_checkpoint_dir.empty() ? job->checkpoint.dir : FLAGS_checkpoint_dir;
   if (FLAGS_restore) {
     if (checkpoint_root.empty())
       return Fail(mtps::InvalidArgument("--restore needs --checkpoint_dir or checkpoint.dir"));

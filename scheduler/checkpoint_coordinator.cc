@@ -37,9 +37,7 @@ std::vector<uint64_t> CheckpointIds(const std::string& root, bool whole) {
 }  // namespace
 
 std::string CheckpointDir(const std::string& root, uint64_t id) {
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "%s%010" PRIu64, kDirPrefix, id);
-  return root + "/" + buf;
+  return ps::CheckpointDir(root, id);  // one naming for the scheduler and the servers
 }
 
 uint64_t NextCheckpointId(const std::string& root) {

@@ -51,12 +51,18 @@ StatusOr<int> Membership::Register(const NodeRecord& node) {
   }
   if (node.address.empty()) return InvalidArgument("the " + who + " registers without an address");
   if (node.spec_hash != spec_hash_) {
+    // The scheduler's own hash is never told: it is the job id that messages carry.
     return FailedPrecondition(who + " holds job spec hash " + FormatSpecHash(node.spec_hash) +
-                              " but the scheduler's job spec hash is " + FormatSpecHash(spec_hash_) +
-                              ": every node must read the same job spec file");
+                              ", not the scheduler's: every node must read the same job spec file");
   }
   for (const NodeRecord& held : *slots) {
-    if (held.rank >= 0 && held.address == node.address) return held.rank;  // a retry
+    if (held.rank >= 0 && held.address == node.address) {
+      if (held.identity != node.identity) {
+        return PermissionDenied(who + " (key '" + node.identity + "') asks for the rank of " +
+                                DescribeNode(held) + ", registered by another key");
+      }
+      return held.rank;  // a retry
+    }
   }
   const int size = static_cast<int>(slots->size());
   int rank = node.requested_rank;

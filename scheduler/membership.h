@@ -29,6 +29,9 @@ struct NodeRecord {
   uint64_t spec_hash = 0;
   int requested_rank = -1;
   uint64_t generation = 0;   // set by Register(): grows with every registration
+  // With CURVE: the allow-list name of the key that registered this node. Only that key
+  // may speak for (role, rank) or take the rank over; empty when insecure.
+  std::string identity;
 };
 
 // "0x0123456789abcdef": how spec hashes are written in every message.

@@ -9,6 +9,8 @@
 
 #include <glog/logging.h>
 
+#include "protocol/node_security.h"
+
 namespace mtps::scheduler {
 
 namespace {
@@ -30,6 +32,16 @@ NodeKey SenderOf(const IncomingMessage& request) {
 
 std::string Describe(NodeKey key) {
   return std::string(RoleName(key.role)) + " " + std::to_string(key.rank);
+}
+
+// With CURVE, a (role, rank) speaks only through the key that registered it: another key of
+// the job (a worker claiming another's rank) is refused. Insecure: nothing to check.
+Status CheckSpeaksFor(const Membership& membership, const IncomingMessage& request, NodeKey key) {
+  if (request.peer().empty()) return Status::OK();
+  const NodeRecord* held = membership.Find(key.role, key.rank);
+  if (held == nullptr || held->identity == request.peer()) return Status::OK();
+  return PermissionDenied("key '" + request.peer() + "' may not speak for " + Describe(key) +
+                          ": that rank was registered by another key");
 }
 
 }  // namespace
@@ -84,11 +96,27 @@ Scheduler::Scheduler(SchedulerOptions options, const Clock* clock, ps::Checkpoin
         "mtps_job_train_loss", "Recent training loss, mean over workers.", {{"task", task}});
   }
 
+  ExportAuthMetrics(metrics, rpc_, "rpc");
   rpc_.Handle(Kind::REGISTER, [this](IncomingMessage& m, Responder r) { HandleRegister(m, std::move(r)); });
-  rpc_.Handle(Kind::HEARTBEAT, [this](IncomingMessage& m, Responder r) { HandleHeartbeat(m, std::move(r)); });
-  rpc_.Handle(Kind::BARRIER, [this](IncomingMessage& m, Responder r) { HandleBarrier(m, std::move(r)); });
-  rpc_.Handle(Kind::PROGRESS, [this](IncomingMessage& m, Responder r) { HandleProgress(m, std::move(r)); });
-  rpc_.Handle(Kind::CLUSTER_VIEW, [this](IncomingMessage& m, Responder r) { HandleClusterView(m, std::move(r)); });
+  // Registration checks the spec hash itself (and says which the node holds); every other
+  // request must carry this job's id, so that no one who lacks the spec hash speaks for a
+  // node. The refusal names no job id.
+  using Member = void (Scheduler::*)(IncomingMessage&, Responder);
+  auto of_this_job = [this](Member handle) {
+    return [this, handle](IncomingMessage& m, Responder r) {
+      if (m.envelope().getJobId() != options_.spec.hash) {
+        metrics_.refused->Increment();
+        return r.SendError(FailedPrecondition(
+            BodyKindName(m.envelope().getBody().which()) + " from " + Describe(SenderOf(m)) +
+            " of another job: its job id is not this scheduler's"));
+      }
+      (this->*handle)(m, std::move(r));
+    };
+  };
+  rpc_.Handle(Kind::HEARTBEAT, of_this_job(&Scheduler::HandleHeartbeat));
+  rpc_.Handle(Kind::BARRIER, of_this_job(&Scheduler::HandleBarrier));
+  rpc_.Handle(Kind::PROGRESS, of_this_job(&Scheduler::HandleProgress));
+  rpc_.Handle(Kind::CLUSTER_VIEW, of_this_job(&Scheduler::HandleClusterView));
 }
 
 Scheduler::~Scheduler() {
@@ -125,13 +153,17 @@ void Scheduler::HandleRegister(IncomingMessage& request, Responder responder) {
   node.pid = reg.getPid();
   node.spec_hash = reg.getSpecHash();
   node.requested_rank = reg.getRequestedRank();
+  node.identity = request.peer();
 
   std::lock_guard<std::mutex> lock(mutex_);
   if (phase_ != Phase::kForming) {
     // A node whose registration reply was lost asks again: same answer.
     if (node.role == proto::Role::SERVER || node.role == proto::Role::WORKER) {
       for (const NodeRecord& held : membership_.nodes(node.role)) {
-        if (held.address != node.address || node.spec_hash != membership_.spec_hash()) continue;
+        if (held.address != node.address || node.spec_hash != membership_.spec_hash() ||
+            held.identity != node.identity) {
+          continue;
+        }
         auto reply = responder.NewReply();
         auto body = reply->body().initRegisterReply();
         body.setRank(held.rank);
@@ -194,6 +226,15 @@ void Scheduler::RejoinLocked(const NodeRecord& node, Responder responder) {
   const int asked = node.requested_rank;
   // The same rank asked for again by a new process: its old holder is dead or stale
   // (a restart is often quicker than the heartbeat timeout). Fence the old one.
+  if (const NodeRecord* held = asked >= 0 && asked < size ? membership_.Find(node.role, asked) : nullptr;
+      held != nullptr && held->identity != node.identity) {
+    // A rank held by a live node is taken over only by a restart of that node (its key).
+    metrics_.refused->Increment();
+    LOG(WARNING) << "scheduler: refused key '" << node.identity << "' asking for the rank of "
+                 << DescribeNode(*held) << ", registered by another key";
+    return responder.SendError(PermissionDenied(
+        RoleName(node.role) + " rank " + std::to_string(asked) + " is held by another key"));
+  }
   if (asked >= 0 && asked < size && membership_.Find(node.role, asked) != nullptr) {
     DeclareLostLocked({node.role, asked}, "replaced by a new process at " + node.address +
                                               " (pid " + std::to_string(node.pid) + ")");
@@ -298,6 +339,10 @@ void Scheduler::HandleHeartbeat(IncomingMessage& request, Responder responder) {
     return responder.SendError(Unavailable("heartbeat from " + Describe(key) +
                                            " while the cluster is still forming"));
   }
+  if (Status s = CheckSpeaksFor(membership_, request, key); !s.ok()) {
+    metrics_.refused->Increment();
+    return responder.SendError(s);
+  }
   const uint64_t generation = request.envelope().getBody().getHeartbeat().getGeneration();
   const NodeRecord* holder = membership_.Find(key.role, key.rank);
   if (generation != 0 && (holder == nullptr || holder->generation != generation)) {
@@ -338,6 +383,8 @@ void Scheduler::HandleBarrier(IncomingMessage& request, Responder responder) {
                             ": the job is not running");
     } else if (membership_.Find(key.role, key.rank) == nullptr) {
       refusal = NotFound("barrier '" + name + "': " + Describe(key) + " is not in the cluster");
+    } else {
+      refusal = CheckSpeaksFor(membership_, request, key);
     }
     if (!refusal.ok()) {
       metrics_.refused->Increment();
@@ -361,6 +408,18 @@ void Scheduler::HandleProgress(IncomingMessage& request, Responder responder) {
     metrics_.refused->Increment();
     return responder.SendError(InvalidArgument("progress from " + Describe(key) +
                                                ": only workers report progress"));
+  }
+  {
+    // With CURVE only the key that registered this worker rank reports for it.
+    std::lock_guard<std::mutex> lock(mutex_);
+    Status s = CheckSpeaksFor(membership_, request, key);
+    if (s.ok() && !request.peer().empty() && membership_.Find(key.role, key.rank) == nullptr) {
+      s = PermissionDenied("progress from " + Describe(key) + ": not a registered worker");
+    }
+    if (!s.ok()) {
+      metrics_.refused->Increment();
+      return responder.SendError(s);
+    }
   }
   auto report = request.envelope().getBody().getProgress();
   if (std::string(report.getPhase().cStr()) == "failed") {

@@ -47,9 +47,12 @@ StatusOr<std::unique_ptr<SchedulerClient>> SchedulerClient::Create(SchedulerClie
   }
   std::unique_ptr<SchedulerClient> client(new SchedulerClient(std::move(options)));
   SchedulerClientOptions& o = client->options_;
-  MTPS_ASSIGN_OR_RETURN(client->rpc_, RpcClient::Connect(o.scheduler, o.role, -1));
+  // Every request carries the job id (the spec hash): the scheduler refuses others'.
+  MTPS_ASSIGN_OR_RETURN(client->rpc_,
+                        RpcClient::Connect(o.scheduler, o.role, -1, {.job_id = o.spec_hash}));
   if (o.address.empty()) {
-    client->control_ = std::make_unique<RpcServer>(TransportOptions{.handler_threads = 1}, o.role, -1);
+    client->control_ = std::make_unique<RpcServer>(
+        TransportOptions{.handler_threads = 1, .job_id = o.spec_hash}, o.role, -1);
     client->InstallHandlers(*client->control_);
     MTPS_ASSIGN_OR_RETURN(int port, client->control_->Bind("tcp://" + o.control_bind_host + ":0"));
     MTPS_RETURN_IF_ERROR(client->control_->Start());

@@ -12,6 +12,7 @@
 #include "protocol/http_server.h"
 #include "protocol/job_spec.h"
 #include "protocol/metrics.h"
+#include "protocol/node_security.h"
 #include "scheduler/scheduler.h"
 
 DEFINE_string(config, "", "job spec YAML file (required)");
@@ -70,6 +71,11 @@ int main(int argc, char** argv) {
   mtps::StatusOr<mtps::JobSpec> spec = mtps::LoadJobSpec(FLAGS_config);
   if (!spec.ok()) {
     LOG(ERROR) << "cannot load the job spec: " << spec.status();
+    return 2;
+  }
+  // Before any socket exists: every socket of the process takes its keys from here.
+  if (mtps::Status s = mtps::SetUpNodeSecurity("scheduler", "scheduler"); !s.ok()) {
+    LOG(ERROR) << s;
     return 2;
   }
 

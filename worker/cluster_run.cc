@@ -117,7 +117,10 @@ Status RunWorker(const JobSpec& spec, const WorkerRunOptions& options) {
   // Survives a server's loss: requests wait for its replacement, whose address comes with
   // the next cluster view.
   MTPS_ASSIGN_OR_RETURN(store_owner,
-                        FailoverParameterStore::Create(server_addresses, {.client = {.rank = rank}}));
+                        FailoverParameterStore::Create(
+                            server_addresses,
+                            // Servers refuse a message without their job id (the spec hash).
+                            {.client = {.rank = rank, .transport = {.job_id = spec.hash}}}));
   FailoverParameterStore& store = *store_owner;
   control->OnViewChange([&store](const scheduler::ClusterInfo& view) {
     std::vector<std::string> addresses;

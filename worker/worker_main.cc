@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "protocol/job_spec.h"
+#include "protocol/node_security.h"
 #include "ps/heap_tuning.h"
 #include "worker/local_trainer.h"
 #include "worker/worker_run.h"
@@ -39,6 +40,15 @@ int main(int argc, char** argv) {
   if (!spec.ok()) {
     LOG(ERROR) << spec.status();
     return 2;
+  }
+  if (!FLAGS_local) {
+    // Before any socket exists: every socket of the process takes its keys from here.
+    mtps::Status s = mtps::SetUpNodeSecurity(
+        "worker", FLAGS_rank >= 0 ? "worker-" + std::to_string(FLAGS_rank) : "");
+    if (!s.ok()) {
+      LOG(ERROR) << s;
+      return 2;
+    }
   }
   mtps::WorkerRunOptions options;
   options.scheduler = FLAGS_scheduler;

@@ -157,15 +157,19 @@ TEST_F(TransportBadInput, WrongVersionAndOtherJobAreRefused) {
   ExpectServed();
 
   peer_->Send(EchoRequest(2002, 16, proto::PROTOCOL_VERSION, /*job=*/7)->ToFrames());
-  ExpectErrorReply(2002, StatusCode::kFailedPrecondition, "message of job 7");
+  ExpectErrorReply(2002, StatusCode::kFailedPrecondition, "message of another job");
   ExpectServed();
 
-  // Job 0 means "no job yet" and is accepted.
+  // Job 0 is no wildcard: a node with a job id refuses it too. Neither refusal names this
+  // node's job id (the spec hash).
   peer_->Send(EchoRequest(2003, 16, proto::PROTOCOL_VERSION, /*job=*/0)->ToFrames());
   StatusOr<IncomingMessage> reply = peer_->Receive(milliseconds(5000));
   ASSERT_TRUE(reply.ok()) << reply.status();
-  EXPECT_TRUE(ReplyStatus(*reply).ok()) << ReplyStatus(*reply);
   EXPECT_EQ(reply->envelope().getRequestId(), 2003u);
+  const Status refused = ReplyStatus(*reply);
+  EXPECT_EQ(refused.code(), StatusCode::kFailedPrecondition) << refused;
+  EXPECT_EQ(refused.message().find(std::to_string(kJob)), std::string::npos) << refused;
+  ++replied_;
   ExpectServed();
   WaitForRejected();
 }

@@ -66,7 +66,8 @@ class CheckpointRestoreTest : public ::testing::Test {
     return rows;
   }
 
-  std::string Dir(uint64_t id) const { return root_ + "/ckpt-" + std::to_string(id); }
+  // Where the server writes checkpoint `id`: under its own root, whatever begin.dir says.
+  std::string Dir(uint64_t id) const { return CheckpointDir(root_, id); }
   std::string UserFile(uint64_t id) const { return TableCheckpointPath(Dir(id), 0, "user"); }
 
   std::string root_;
@@ -77,7 +78,7 @@ TEST_F(CheckpointRestoreTest, ATableFileCopiedInFromAnotherCheckpointIsRefused) 
   const JobSpec job = TestJob();
   std::vector<float> first, second;
   {
-    InProcessCluster cluster(job, 1);
+    InProcessCluster cluster(job, 1, 2, {.checkpoint_root = root_});
     PushAndCheckpoint(cluster, 1, 0.5f);
     first = UserRows(cluster);
     PushAndCheckpoint(cluster, 2, 0.25f);
@@ -94,7 +95,7 @@ TEST_F(CheckpointRestoreTest, ATableFileCopiedInFromAnotherCheckpointIsRefused) 
   EXPECT_NE(verified.message().find("table-user"), std::string::npos) << verified;
 
   // Restore refuses checkpoint 2 and falls back to checkpoint 1, whole.
-  InProcessCluster cluster(job, 1);
+  InProcessCluster cluster(job, 1, 2, {.checkpoint_root = root_});
   CheckpointManifest restored;
   ASSERT_TRUE(cluster.at(0).server->Restore(root_, &restored).ok());
   EXPECT_EQ(restored.id, 1u);
@@ -106,7 +107,7 @@ TEST_F(CheckpointRestoreTest, ADamagedNewestCheckpointFallsBackToThePreviousWhol
   const JobSpec job = TestJob();
   std::vector<float> first;
   {
-    InProcessCluster cluster(job, 1);
+    InProcessCluster cluster(job, 1, 2, {.checkpoint_root = root_});
     PushAndCheckpoint(cluster, 1, 0.5f);
     first = UserRows(cluster);
     PushAndCheckpoint(cluster, 2, 0.25f);
@@ -123,7 +124,7 @@ TEST_F(CheckpointRestoreTest, ADamagedNewestCheckpointFallsBackToThePreviousWhol
     f.seekp(size / 2);
     f.put(static_cast<char>(c ^ 0x5a));
   }
-  InProcessCluster cluster(job, 1);
+  InProcessCluster cluster(job, 1, 2, {.checkpoint_root = root_});
   CheckpointManifest restored;
   ASSERT_TRUE(cluster.at(0).server->Restore(root_, &restored).ok());
   EXPECT_EQ(restored.id, 1u);
@@ -133,11 +134,11 @@ TEST_F(CheckpointRestoreTest, ADamagedNewestCheckpointFallsBackToThePreviousWhol
 TEST_F(CheckpointRestoreTest, EveryCheckpointDamagedIsDataLossAndChangesNothing) {
   const JobSpec job = TestJob();
   {
-    InProcessCluster cluster(job, 1);
+    InProcessCluster cluster(job, 1, 2, {.checkpoint_root = root_});
     PushAndCheckpoint(cluster, 1, 0.5f);
   }
   std::filesystem::resize_file(UserFile(1), std::filesystem::file_size(UserFile(1)) - 3);
-  InProcessCluster cluster(job, 1);
+  InProcessCluster cluster(job, 1, 2, {.checkpoint_root = root_});
   Status restored = cluster.at(0).server->Restore(root_);
   EXPECT_EQ(restored.code(), StatusCode::kDataLoss) << restored;
   EXPECT_NE(restored.message().find("bytes"), std::string::npos) << restored;
@@ -147,7 +148,7 @@ TEST_F(CheckpointRestoreTest, EveryCheckpointDamagedIsDataLossAndChangesNothing)
 TEST_F(CheckpointRestoreTest, AFileMissingFromTheManifestIsRefused) {
   const JobSpec job = TestJob();
   {
-    InProcessCluster cluster(job, 1);
+    InProcessCluster cluster(job, 1, 2, {.checkpoint_root = root_});
     PushAndCheckpoint(cluster, 1, 0.5f);
   }
   auto fs = NewPosixFileSystem();
@@ -155,7 +156,7 @@ TEST_F(CheckpointRestoreTest, AFileMissingFromTheManifestIsRefused) {
   ASSERT_TRUE(manifest.ok());
   manifest->files.erase(manifest->files.begin());
   ASSERT_TRUE(WriteCheckpointManifest(*fs, ManifestPath(Dir(1)), *manifest).ok());
-  InProcessCluster cluster(job, 1);
+  InProcessCluster cluster(job, 1, 2, {.checkpoint_root = root_});
   Status restored = cluster.at(0).server->Restore(root_);
   EXPECT_EQ(restored.code(), StatusCode::kDataLoss) << restored;
   EXPECT_NE(restored.message().find("not listed"), std::string::npos) << restored;

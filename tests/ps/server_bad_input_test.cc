@@ -249,9 +249,15 @@ TEST_F(ServerBadInputTest, DenseRequestsAreCheckedBeforeTheyTouchABlock) {
       {"commit of a checkpoint never begun",
        [](Body b) { b.initCheckpointCommit().setCheckpointId(99); },
        StatusCode::kNotFound, {"checkpoint 99"}},
-      {"checkpoint without a directory",
+      {"checkpoint on a server without a checkpoint root",
        [](Body b) { b.initCheckpointBegin().setCheckpointId(1); },
-       StatusCode::kInvalidArgument, {"checkpoint 1", "directory"}},
+       StatusCode::kFailedPrecondition, {"checkpoint 1", "no checkpoint root"}},
+      {"checkpoint into a directory the message names",
+       [](Body b) {
+         b.initCheckpointBegin().setCheckpointId(2);
+         b.getCheckpointBegin().setDir("/tmp/../tmp/anywhere");
+       },
+       StatusCode::kFailedPrecondition, {"checkpoint 2", "no checkpoint root"}},
   });
   std::vector<float> block(3);
   ASSERT_TRUE(cluster_.at(0).server->dense().Pull(0, block.data(), 3).ok());
@@ -296,7 +302,7 @@ TEST(ServerCheckpoint, RestoresTheNewestWholeCheckpointAndRefusesAnotherTableSpe
   const std::vector<float> grads(keys.size() * kUserDim, 0.125f);
   std::vector<float> saved(keys.size() * kUserDim);
   {
-    InProcessCluster cluster(job, 1);
+    InProcessCluster cluster(job, 1, 2, {.checkpoint_root = root});
     ServerOptions options = cluster.at(0).server->options();
     EXPECT_FALSE(options.write_manifest);
     auto& server = *cluster.at(0).server;
@@ -306,11 +312,11 @@ TEST(ServerCheckpoint, RestoresTheNewestWholeCheckpointAndRefusesAnotherTableSpe
     auto raw = RpcClient::Connect(cluster.at(0).endpoint, proto::Role::SCHEDULER, -1);
     ASSERT_TRUE(raw.ok());
     std::vector<CheckpointFileInfo> files;
-    Checkpoint(**raw, 1, root + "/ckpt-1", &files);
+    Checkpoint(**raw, 1, "/ignored/by/the/server", &files);
     // Under a scheduler the server writes no manifest: the scheduler's MANIFEST makes it whole.
-    ASSERT_FALSE(std::filesystem::exists(ServerManifestPath(root + "/ckpt-1", 0)));
+    ASSERT_FALSE(std::filesystem::exists(ServerManifestPath(CheckpointDir(root, 1), 0)));
     auto fs = NewPosixFileSystem();
-    ASSERT_TRUE(WriteCheckpointManifest(*fs, ManifestPath(root + "/ckpt-1"),
+    ASSERT_TRUE(WriteCheckpointManifest(*fs, ManifestPath(CheckpointDir(root, 1)),
                                         CheckpointManifest{1, 10, files})
                     .ok());
     ASSERT_TRUE(server.tables().Pull(kUserTable, keys.data(), keys.size(), saved.data(), 2, false).ok());
@@ -319,9 +325,11 @@ TEST(ServerCheckpoint, RestoresTheNewestWholeCheckpointAndRefusesAnotherTableSpe
     StatusOr<IncomingMessage> begun = CallRaw(**raw, [&](Body b) {
       auto begin = b.initCheckpointBegin();
       begin.setCheckpointId(2);
-      begin.setDir(root + "/ckpt-2");
+      begin.setDir(root + "/../elsewhere");  // ignored: the id picks the place
     });
     ASSERT_TRUE(begun.ok()) << begun.status();
+    EXPECT_FALSE(std::filesystem::exists(root + "/../elsewhere")) << "a message chose the place";
+    EXPECT_TRUE(std::filesystem::exists(CheckpointDir(root, 2)));
   }
 
   {  // Same spec: the rows come back bit-exactly from checkpoint 1, not 2.

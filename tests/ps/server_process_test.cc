@@ -82,6 +82,9 @@ class ServerProcessTest : public ::testing::Test {
     std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_);
     config_ = WriteJob("job.yaml", testing::kTestJob);
+    StatusOr<JobSpec> spec = LoadJobSpec(config_);
+    ASSERT_TRUE(spec.ok()) << spec.status();
+    job_id_ = spec->hash;  // a server refuses messages without its job id
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
@@ -92,6 +95,7 @@ class ServerProcessTest : public ::testing::Test {
   }
 
   std::string dir_, config_;
+  uint64_t job_id_ = 0;
 };
 
 TEST_F(ServerProcessTest, TwoServersServeAClientAndExitCleanlyOnSigterm) {
@@ -103,7 +107,7 @@ TEST_F(ServerProcessTest, TwoServersServeAClientAndExitCleanlyOnSigterm) {
   ASSERT_TRUE(s1.WaitServing()) << s1.log();
 
   const JobSpec job = TestJob();
-  auto client = Client::Connect({s0.endpoint(), s1.endpoint()}, {.timeout = 5000ms});
+  auto client = Client::Connect({s0.endpoint(), s1.endpoint()}, {.transport = {.job_id = job_id_}, .timeout = 5000ms});
   ASSERT_TRUE(client.ok()) << client.status();
   const auto keys = SomeKeys(400, 9);
   std::vector<float> rows(keys.size() * kUserDim);
@@ -121,7 +125,7 @@ TEST_F(ServerProcessTest, TwoServersServeAClientAndExitCleanlyOnSigterm) {
   // A bad request to a real process: refused, and it keeps serving.
   std::vector<float> bad = grads;
   bad[0] = std::numeric_limits<float>::infinity();
-  ClientOptions unchecked{.timeout = 5000ms, .check_finite = false};
+  ClientOptions unchecked{.transport = {.job_id = job_id_}, .timeout = 5000ms, .check_finite = false};
   auto raw_client = Client::Connect({s0.endpoint(), s1.endpoint()}, unchecked);
   ASSERT_TRUE(raw_client.ok());
   StatusOr<PushResult> refused = (*raw_client)->Push(kUserTable, keys, kUserDim, bad.data());
@@ -161,8 +165,8 @@ TEST_F(ServerProcessTest, TwoServersServeAClientAndExitCleanlyOnSigterm) {
 }
 
 // Begins and commits checkpoint `id` in `dir` on the server at `endpoint`.
-void Checkpoint(const std::string& endpoint, uint64_t id, const std::string& dir) {
-  auto raw = RpcClient::Connect(endpoint, proto::Role::SCHEDULER, -1);
+void Checkpoint(const std::string& endpoint, uint64_t id, const std::string& dir, uint64_t job_id) {
+  auto raw = RpcClient::Connect(endpoint, proto::Role::SCHEDULER, -1, {.job_id = job_id});
   ASSERT_TRUE(raw.ok()) << raw.status();
   StatusOr<IncomingMessage> begun = testing::CallRaw(**raw, [&](proto::Envelope::Body::Builder b) {
     b.initCheckpointBegin().setCheckpointId(id);
@@ -182,12 +186,12 @@ TEST_F(ServerProcessTest, RestoreLoadsTheCheckpointAndRefusesAnotherTableSpec) {
     ServerProcess s(dir_, "writer", {"--standalone", "--config=" + config_,
                                      "--checkpoint_dir=" + root});
     ASSERT_TRUE(s.WaitServing()) << s.log();
-    auto client = Client::Connect({s.endpoint()}, {.timeout = 5000ms});
+    auto client = Client::Connect({s.endpoint()}, {.transport = {.job_id = job_id_}, .timeout = 5000ms});
     ASSERT_TRUE(client.ok());
     const std::vector<float> grads(keys.size() * kUserDim, 0.25f);
     ASSERT_TRUE((*client)->Push(kUserTable, keys, kUserDim, grads.data()).ok());
     ASSERT_TRUE((*client)->Pull(kUserTable, keys, kUserDim, before.data()).ok());
-    Checkpoint(s.endpoint(), 1, root + "/ckpt-1");
+    Checkpoint(s.endpoint(), 1, root + "/ckpt-1", job_id_);
     s.Signal(SIGTERM);
     ASSERT_TRUE(s.Exited(10s));
     EXPECT_EQ(s.exit_code(), 0) << s.log();
@@ -196,7 +200,7 @@ TEST_F(ServerProcessTest, RestoreLoadsTheCheckpointAndRefusesAnotherTableSpec) {
     ServerProcess s(dir_, "restored", {"--standalone", "--config=" + config_,
                                        "--checkpoint_dir=" + root, "--restore"});
     ASSERT_TRUE(s.WaitServing()) << s.log();
-    auto client = Client::Connect({s.endpoint()}, {.timeout = 5000ms});
+    auto client = Client::Connect({s.endpoint()}, {.transport = {.job_id = job_id_}, .timeout = 5000ms});
     ASSERT_TRUE(client.ok());
     std::vector<float> after(keys.size() * kUserDim);
     ASSERT_TRUE((*client)->Pull(kUserTable, keys, kUserDim, after.data(), {.count_as_sighting = false}).ok());

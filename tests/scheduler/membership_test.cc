@@ -10,6 +10,7 @@ namespace {
 
 using ::testing::AllOf;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 constexpr uint64_t kHash = 0xabcdef0123456789ull;
 
@@ -43,14 +44,14 @@ TEST(MembershipTest, ARetriedRegistrationGetsTheSameRank) {
   EXPECT_EQ(*m.Register(Node(proto::Role::WORKER, "tcp://w1")), 1);
 }
 
-TEST(MembershipTest, AnotherSpecHashIsRefusedNamingBothHashes) {
+TEST(MembershipTest, AnotherSpecHashIsRefusedNamingOnlyTheNodesHash) {
   Membership m(1, 1, kHash);
   StatusOr<int> rank = m.Register(Node(proto::Role::WORKER, "tcp://w0", 0x1111));
   ASSERT_FALSE(rank.ok());
   EXPECT_EQ(rank.status().code(), StatusCode::kFailedPrecondition);
   EXPECT_THAT(rank.status().message(),
               AllOf(HasSubstr("worker at tcp://w0"), HasSubstr("0x0000000000001111"),
-                    HasSubstr("0xabcdef0123456789"), HasSubstr("same job spec")));
+                    Not(HasSubstr("0xabcdef0123456789")), HasSubstr("same job spec")));
   EXPECT_EQ(m.CountSummary(), "0 of 1 servers and 0 of 1 workers registered");
 }
 

@@ -109,6 +109,11 @@ struct RegisterReply {
   view @1 :ClusterView;
   generation @2 :UInt64;  # this registration's; heartbeats carry it, an older one is fenced
   rejoined @3 :Bool;      # the job was already running: a replacement of a lost node
+  # A rejoined worker resumes where the last committed checkpoint recorded it.
+  resume @4 :Bool;
+  resumeEpoch @5 :UInt32;
+  resumeRecords @6 :UInt64;   # records of that epoch already trained
+  resumeStep @7 :UInt64;
 }
 
 struct NodeInfo {
@@ -147,6 +152,9 @@ struct HeartbeatReply {
   viewEpoch @0 :UInt64;   # a node whose view is older asks for the new one
   jobState @1 :NodeState;
   reason @2 :Text;        # why, when jobState is failed (the same text the shutdown carries)
+  # Nonzero: workers pause at their next step boundary for this checkpoint's consistent
+  # cut (drain pushes, report their data position, wait at barrier "checkpoint-<id>").
+  checkpointPause @3 :UInt64;
 }
 
 struct Barrier {

@@ -37,6 +37,8 @@ Status WriteCheckpointManifest(CheckpointFileSystem& fs, const std::string& path
   text << kMagicLine << "\nid " << manifest.id << "\nstep " << manifest.step << "\n";
   for (const auto& f : manifest.files)
     text << "file " << f.bytes << " " << f.checksum << " " << f.path << "\n";
+  for (const auto& w : manifest.workers)
+    text << "worker " << w.rank << " " << w.epoch << " " << w.records << " " << w.step << "\n";
   const std::string body = text.str();
   const std::string tmp = path + ".tmp";
   MTPS_ASSIGN_OR_RETURN(auto file, fs.NewWritableFile(tmp));
@@ -78,6 +80,12 @@ StatusOr<CheckpointManifest> ReadCheckpointManifest(const std::string& path) {
       std::getline(fields >> std::ws, f.path);
       if (f.path.empty()) return bad("file entry without a path");
       manifest.files.push_back(std::move(f));
+    } else if (word == "worker") {
+      WorkerPosition w;
+      if (!(fields >> w.rank >> w.epoch >> w.records >> w.step) || w.rank < 0) {
+        return bad("bad worker position");
+      }
+      manifest.workers.push_back(w);
     } else if (!word.empty()) {
       return bad("unknown entry");
     }

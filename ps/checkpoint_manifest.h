@@ -6,7 +6,8 @@
 //   StatusOr<std::string> newest = FindNewestCheckpoint(root, /*server_rank=*/1);
 //
 // Text format, one item a line: "mtps-checkpoint-manifest 1", "id <u64>", "step <u64>",
-// then "file <bytes> <checksum> <path>" per file (path last: it may hold spaces). The
+// then "file <bytes> <checksum> <path>" per file (path last: it may hold spaces), then
+// "worker <rank> <epoch> <records> <step>" per worker data position. The
 // scheduler writes "<dir>/MANIFEST" for the whole cluster; a standalone server (no
 // scheduler) writes "<dir>/MANIFEST.server-<rank>" for its own files.
 //
@@ -23,10 +24,19 @@
 
 namespace mtps::ps {
 
+// Where a worker's data stream stood at a checkpoint's cut: `records` of `epoch` trained.
+struct WorkerPosition {
+  int rank = -1;
+  uint32_t epoch = 0;
+  uint64_t records = 0;
+  uint64_t step = 0;
+};
+
 struct CheckpointManifest {
   uint64_t id = 0;
   uint64_t step = 0;
   std::vector<CheckpointFileInfo> files;
+  std::vector<WorkerPosition> workers;  // by rank, when the checkpoint was a consistent cut
 };
 
 // "<root>/ckpt-0000000042": where checkpoint `id` lives under a checkpoint root. Servers

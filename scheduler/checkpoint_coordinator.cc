@@ -49,11 +49,8 @@ CheckpointCoordinator::CheckpointCoordinator(ps::CheckpointFileSystem* fs, Check
     : fs_(fs), options_(std::move(options)) {}
 
 StatusOr<std::string> CheckpointCoordinator::Run(const std::vector<RpcClient*>& servers,
-                                                 uint64_t id, uint64_t step) {
-  {
-    std::lock_guard<std::mutex> lock(cancel_mutex_);
-    abandoned_.reset();
-  }
+                                                 uint64_t id, uint64_t step,
+                                                 const std::vector<ps::WorkerPosition>& positions) {
   const std::string dir = CheckpointDir(options_.root, id);
   const std::string what = "checkpoint " + std::to_string(id) + " (" + dir + ")";
   MTPS_RETURN_IF_ERROR(fs_->CreateDirs(dir).WithContext(what));
@@ -68,7 +65,7 @@ StatusOr<std::string> CheckpointCoordinator::Run(const std::vector<RpcClient*>& 
     begin.setStep(step);
     begun.push_back(server->Call(std::move(request), {.timeout = options_.ack_timeout}));
   }
-  ps::CheckpointManifest manifest{id, step, {}};
+  ps::CheckpointManifest manifest{id, step, {}, positions};
   std::string failures;
   for (size_t rank = 0; rank < begun.size(); ++rank) {
     StatusOr<IncomingMessage> reply = Await(begun[rank]);
@@ -129,6 +126,11 @@ StatusOr<std::string> CheckpointCoordinator::Run(const std::vector<RpcClient*>& 
 void CheckpointCoordinator::Cancel(const Status& reason) {
   std::lock_guard<std::mutex> lock(cancel_mutex_);
   if (!cancelled_) cancelled_ = reason;
+}
+
+void CheckpointCoordinator::ClearAbandon() {
+  std::lock_guard<std::mutex> lock(cancel_mutex_);
+  abandoned_.reset();
 }
 
 void CheckpointCoordinator::Abandon(const Status& reason) {

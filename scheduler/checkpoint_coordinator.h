@@ -23,6 +23,7 @@
 #include "protocol/status.h"
 #include "protocol/transport.h"
 #include "ps/checkpoint_fs.h"
+#include "ps/checkpoint_manifest.h"
 
 namespace mtps::scheduler {
 
@@ -44,11 +45,14 @@ class CheckpointCoordinator {
 
   // `servers[r]` talks to the server of rank r. Returns the checkpoint's directory.
   // Errors name the server and its reason; no manifest is written then.
-  StatusOr<std::string> Run(const std::vector<RpcClient*>& servers, uint64_t id, uint64_t step);
+  StatusOr<std::string> Run(const std::vector<RpcClient*>& servers, uint64_t id, uint64_t step,
+                            const std::vector<ps::WorkerPosition>& positions = {});
   // Makes the running Run() (and every later one) give up at once with `reason`.
   void Cancel(const Status& reason);
-  // Makes only the running Run() give up (e.g. a server it waits on was lost).
+  // Makes the running (or next) Run() give up (e.g. a server it waits on was lost);
+  // ClearAbandon() before a Run() that should not see an earlier one.
   void Abandon(const Status& reason);
+  void ClearAbandon();
 
  private:
   void RemoveOldCheckpoints();

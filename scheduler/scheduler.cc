@@ -17,6 +17,9 @@ namespace {
 
 using Kind = proto::Envelope::Body;
 
+// Workers paused for checkpoint N's cut wait at barrier "checkpoint-N".
+const std::string kCutBarrierPrefix = "checkpoint-";
+
 double Seconds(std::chrono::nanoseconds d) { return std::chrono::duration<double>(d).count(); }
 
 std::string SecondsText(std::chrono::nanoseconds d) {
@@ -88,6 +91,9 @@ Scheduler::Scheduler(SchedulerOptions options, const Clock* clock, ps::Checkpoin
                                                 "Cluster checkpoints, by result.", {{"result", "ok"}});
   metrics_.checkpoints_failed = metrics->AddCounter(
       "mtps_scheduler_checkpoints_total", "Cluster checkpoints, by result.", {{"result", "failed"}});
+  metrics_.checkpoint_pause_ms = metrics->AddGauge(
+      "mtps_scheduler_checkpoint_pause_ms",
+      "How long the workers waited for the last checkpoint's servers to write (consistent cut).");
   metrics_.samples = metrics->AddGauge("mtps_job_samples", "Training samples over all workers.");
   metrics_.samples_per_sec = metrics->AddGauge("mtps_job_samples_per_second",
                                                "Training throughput over all workers.");
@@ -252,6 +258,7 @@ void Scheduler::RejoinLocked(const NodeRecord& node, Responder responder) {
   auto client = RpcClient::Connect(node.address, proto::Role::SCHEDULER, 0, client_options);
   if (client.ok()) node_clients_[key] = std::shared_ptr<RpcClient>(std::move(*client));
   detector_.Watch(key);
+  rejoined_.insert(key);
   std::string away;
   if (auto it = lost_.find(key); it != lost_.end()) {
     away = " after " + SecondsText(clock_->Now() - it->second);
@@ -275,6 +282,17 @@ void Scheduler::RejoinLocked(const NodeRecord& node, Responder responder) {
   body.setRank(key.rank);
   body.setGeneration(held->generation);
   body.setRejoined(true);
+  if (key.role == proto::Role::WORKER) {
+    for (const ps::WorkerPosition& p : committed_positions_) {
+      if (p.rank != key.rank) continue;
+      body.setResume(true);
+      body.setResumeEpoch(p.epoch);
+      body.setResumeRecords(p.records);
+      body.setResumeStep(p.step);
+      LOG(WARNING) << "scheduler: worker " << key.rank << " resumes at epoch " << p.epoch << " record "
+                   << p.records << " (step " << p.step << ") of the last committed checkpoint";
+    }
+  }
   membership_.FillView(body.initView());
   responder.Send(std::move(reply));
 }
@@ -366,6 +384,7 @@ void Scheduler::HandleHeartbeat(IncomingMessage& request, Responder responder) {
   auto body = reply->body().initHeartbeatReply();
   body.setViewEpoch(membership_.epoch());
   body.setJobState(JobStateLocked());
+  if (key.role == proto::Role::WORKER) body.setCheckpointPause(cut_id_);
   if (phase_ == Phase::kFailed) body.setReason(failure_.ToString());
   responder.Send(std::move(reply));
 }
@@ -390,9 +409,35 @@ void Scheduler::HandleBarrier(IncomingMessage& request, Responder responder) {
       metrics_.refused->Increment();
       return shared->SendError(refusal);
     }
+    if (name.starts_with(kCutBarrierPrefix) && key.role == proto::Role::WORKER) {
+      // A worker paused for a checkpoint's cut: answered when the servers have written.
+      // One for a cut already over (or abandoned) goes on at once.
+      if (name != kCutBarrierPrefix + std::to_string(cut_id_) || cut_id_ == 0) return shared->SendAck();
+      cut_waiters_[key.rank] = shared;
+      wake_.notify_all();
+      return;
+    }
+    // A replacement catching up passes the barriers its peers passed without it.
+    if (rejoined_.count(key) && released_barriers_.count(name)) return shared->SendAck();
+    if (key.role == proto::Role::WORKER) at_barrier_.insert(key.rank);
+    wake_.notify_all();
   }
   metrics_.barriers->Increment();
-  Status arrived = barriers_.Arrive(name, barrier.getCount(), key, [shared](const Status& status) {
+  // True when the release is held: a worker let go during a checkpoint's cut would train
+  // while the servers write; it goes on when the cut ends (ReleaseCutLocked).
+  auto left = [this, key, name, shared](bool released) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (released) released_barriers_.insert(name);
+    if (key.role != proto::Role::WORKER) return false;
+    if (released && cut_id_ != 0) {
+      held_releases_.emplace_back(key.rank, shared);
+      return true;
+    }
+    at_barrier_.erase(key.rank);
+    return false;
+  };
+  Status arrived = barriers_.Arrive(name, barrier.getCount(), key, [shared, left](const Status& status) {
+    if (left(status.ok())) return;
     if (status.ok()) shared->SendAck();
     else shared->SendError(status);
   });
@@ -429,6 +474,11 @@ void Scheduler::HandleProgress(IncomingMessage& request, Responder responder) {
     return;
   }
   Status recorded = progress_.Record(key.rank, report);
+  if (recorded.ok() && std::string(report.getPhase().cStr()) == "train") {
+    std::lock_guard<std::mutex> lock(mutex_);
+    positions_[key.rank] = ps::WorkerPosition{key.rank, report.getEpoch(), report.getDataPosition(),
+                                              report.getStep()};
+  }
   if (!recorded.ok()) {
     metrics_.refused->Increment();
     return responder.SendError(recorded);
@@ -520,8 +570,9 @@ void Scheduler::CheckDeadlines() {
 Status Scheduler::RunCheckpoint(uint64_t step) {
   std::vector<RpcClient*> servers;
   std::vector<std::shared_ptr<RpcClient>> held;  // a server lost meanwhile leaves node_clients_
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
+  // The servers as they are now (requires mutex_); from then on, a server declared lost
+  // abandons the checkpoint instead of letting it wait for the ack timeout.
+  auto take_servers = [&]() -> Status {
     for (int r = 0; r < options_.num_servers; ++r) {
       auto it = node_clients_.find({proto::Role::SERVER, r});
       if (it == node_clients_.end()) {
@@ -531,15 +582,80 @@ Status Scheduler::RunCheckpoint(uint64_t step) {
       servers.push_back(it->second.get());
       held.push_back(it->second);
     }
+    checkpoints_.ClearAbandon();
+    return Status::OK();
+  };
+  const uint64_t id = NextCheckpointId(options_.spec.checkpoint.dir);
+  std::vector<ps::WorkerPosition> positions;
+  std::optional<std::chrono::steady_clock::time_point> paused_at;
+  if (options_.spec.training.mode == TrainingSpec::Mode::kAsync) {
+    // A consistent cut: every worker stops at a step boundary with its pushes applied
+    // (or waits at a barrier, or is done), reports its data position, and waits while
+    // the servers write. Workers see the request in their next heartbeat reply.
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (phase_ == Phase::kRunning) {
+      cut_id_ = id;
+      const auto deadline = std::chrono::steady_clock::now() + options_.pause_timeout;
+      const bool all = wake_.wait_until(lock, deadline, [&] {
+        return phase_ == Phase::kFailed || stop_requested_ || AllWorkersPausedLocked();
+      });
+      paused_at = std::chrono::steady_clock::now();
+      if (!all || phase_ == Phase::kFailed || stop_requested_) {
+        ReleaseCutLocked();
+        return Unavailable("checkpoint " + std::to_string(id) + ": the workers did not pause for the cut within " +
+                           SecondsText(options_.pause_timeout));
+      }
+      for (int r = 0; r < options_.num_workers; ++r) {
+        auto it = positions_.find(r);
+        positions.push_back(it != positions_.end() ? it->second : ps::WorkerPosition{r, 0, 0, 0});
+      }
+    }
   }
-  StatusOr<std::string> dir =
-      checkpoints_.Run(servers, NextCheckpointId(options_.spec.checkpoint.dir), step);
-  (dir.ok() ? metrics_.checkpoints_ok : metrics_.checkpoints_failed)->Increment();
-  if (dir.ok()) {
+  {
     std::lock_guard<std::mutex> lock(mutex_);
+    if (Status s = take_servers(); !s.ok()) {
+      if (paused_at) ReleaseCutLocked();
+      return s;
+    }
+  }
+  StatusOr<std::string> dir = checkpoints_.Run(servers, id, step, positions);
+  (dir.ok() ? metrics_.checkpoints_ok : metrics_.checkpoints_failed)->Increment();
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (paused_at) {
+    const double pause_ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - *paused_at).count();
+    metrics_.checkpoint_pause_ms->Set(pause_ms);
+    LOG(INFO) << "scheduler: checkpoint " << id << ": workers paused " << static_cast<int64_t>(pause_ms)
+              << " ms for the cut";
+    ReleaseCutLocked();
+  }
+  if (dir.ok()) {
     last_checkpoint_step_ = step;
+    if (!positions.empty()) committed_positions_ = positions;
   }
   return dir.status();
+}
+
+bool Scheduler::AllWorkersPausedLocked() const {
+  for (int r = 0; r < options_.num_workers; ++r) {
+    if (progress_.IsDone(r) || cut_waiters_.count(r) || at_barrier_.count(r) ||
+        membership_.Find(proto::Role::WORKER, r) == nullptr) {
+      continue;
+    }
+    return false;
+  }
+  return true;
+}
+
+void Scheduler::ReleaseCutLocked() {
+  cut_id_ = 0;
+  for (auto& [rank, waiter] : cut_waiters_) waiter->SendAck();
+  cut_waiters_.clear();
+  for (auto& [rank, waiter] : held_releases_) {
+    at_barrier_.erase(rank);
+    waiter->SendAck();
+  }
+  held_releases_.clear();
 }
 
 void Scheduler::BroadcastShutdown(const std::string& reason, bool failed) {

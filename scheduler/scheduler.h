@@ -37,6 +37,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -46,6 +47,7 @@
 #include "protocol/status.h"
 #include "protocol/transport.h"
 #include "ps/checkpoint_fs.h"
+#include "ps/checkpoint_manifest.h"
 #include "scheduler/barrier_table.h"
 #include "scheduler/checkpoint_coordinator.h"
 #include "scheduler/clock.h"
@@ -69,6 +71,9 @@ struct SchedulerOptions {
   // How long a lost node's rank waits for a replacement (the same rank registering again)
   // before the job fails; 0 = no recovery: a lost node fails the job at once.
   std::chrono::milliseconds recover_timeout{0};
+  // Async checkpoints: how long the workers have to pause for the cut before the
+  // checkpoint is given up (training goes on).
+  std::chrono::milliseconds pause_timeout{30000};
   std::chrono::milliseconds shutdown_timeout{3000};  // for each node to acknowledge
   std::chrono::milliseconds progress_interval{10000};  // between progress log lines
   std::chrono::milliseconds tick{50};                  // how often deadlines are checked
@@ -119,6 +124,10 @@ class Scheduler {
   // Starts RunCheckpoint(step) on checkpoint_thread_; its result lands in checkpoint_result_.
   void StartCheckpointLocked(uint64_t step);  // requires mutex_
   void JoinCheckpoint();
+  // Every worker is paused for the cut, waiting at another barrier, done, or lost.
+  bool AllWorkersPausedLocked() const;  // requires mutex_
+  // Ends the cut: the paused workers go on.
+  void ReleaseCutLocked();              // requires mutex_
   void BroadcastShutdown(const std::string& reason, bool failed);
   proto::NodeState JobStateLocked() const;  // requires mutex_
 
@@ -142,6 +151,16 @@ class Scheduler {
   std::map<NodeKey, std::shared_ptr<RpcClient>> node_clients_;         // GUARDED_BY(mutex_)
   std::map<NodeKey, Clock::TimePoint> lost_;  // awaiting a replacement    GUARDED_BY(mutex_)
   std::optional<uint64_t> last_checkpoint_step_;                       // GUARDED_BY(mutex_)
+  // The consistent cut of an async checkpoint (see RunCheckpoint).
+  uint64_t cut_id_ = 0;                   // checkpoint id being cut, 0 none  GUARDED_BY(mutex_)
+  std::map<int, std::shared_ptr<Responder>> cut_waiters_;  // paused workers  GUARDED_BY(mutex_)
+  std::set<int> at_barrier_;              // workers waiting at other barriers  GUARDED_BY(mutex_)
+  std::set<std::string> released_barriers_;                            // GUARDED_BY(mutex_)
+  // Barrier releases of workers held while a cut is in progress.
+  std::vector<std::pair<int, std::shared_ptr<Responder>>> held_releases_;  // GUARDED_BY(mutex_)
+  std::set<NodeKey> rejoined_;            // replacements of lost nodes         GUARDED_BY(mutex_)
+  std::map<int, ps::WorkerPosition> positions_;   // latest reported, by rank   GUARDED_BY(mutex_)
+  std::vector<ps::WorkerPosition> committed_positions_;  // of the last checkpoint  GUARDED_BY(mutex_)
   std::vector<NodeKey> dead_;                                          // GUARDED_BY(mutex_)
   Clock::TimePoint started_at_;
   Clock::TimePoint formed_at_;                                         // GUARDED_BY(mutex_)
@@ -163,6 +182,7 @@ class Scheduler {
     Counter* dead_nodes;
     Counter* checkpoints_ok;
     Counter* checkpoints_failed;
+    Gauge* checkpoint_pause_ms;
     Gauge* samples;
     Gauge* samples_per_sec;
     std::map<std::string, Gauge*> train_loss;

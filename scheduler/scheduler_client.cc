@@ -97,6 +97,10 @@ StatusOr<ClusterInfo> SchedulerClient::Register() {
   info.rank = answer.getRank();
   info.generation = answer.getGeneration();
   info.rejoined = answer.getRejoined();
+  info.resume = answer.getResume();
+  info.resume_epoch = answer.getResumeEpoch();
+  info.resume_records = answer.getResumeRecords();
+  info.resume_step = answer.getResumeStep();
   {
     std::lock_guard<std::mutex> lock(mutex_);
     rank_ = info.rank;
@@ -167,6 +171,11 @@ StatusOr<ClusterInfo> SchedulerClient::FetchView() {
   return info;
 }
 
+uint64_t SchedulerClient::checkpoint_pause() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return checkpoint_pause_;
+}
+
 void SchedulerClient::OnViewChange(std::function<void(const ClusterInfo&)> callback) {
   std::lock_guard<std::mutex> lock(mutex_);
   on_view_ = std::move(callback);
@@ -206,6 +215,10 @@ void SchedulerClient::HeartbeatLoop() {
     if (status.ok() && reply->envelope().getBody().which() == Kind::HEARTBEAT_REPLY) {
       last_answer = now;
       auto answer = reply->envelope().getBody().getHeartbeatReply();
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        checkpoint_pause_ = answer.getCheckpointPause();
+      }
       if (answer.getJobState() == proto::NodeState::FAILED) {
         Notify({answer.getReason().size() ? std::string(answer.getReason())
                                           : "the scheduler reports that the job failed",

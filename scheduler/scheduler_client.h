@@ -65,6 +65,11 @@ struct ClusterInfo {
   int rank = -1;              // this node's
   uint64_t generation = 0;    // this registration's (fencing)
   bool rejoined = false;      // registered while the job ran: the replacement of a lost node
+  // A rejoined worker: where the last committed checkpoint recorded its data stream.
+  bool resume = false;
+  uint32_t resume_epoch = 0;
+  uint64_t resume_records = 0;
+  uint64_t resume_step = 0;
   uint64_t view_epoch = 0;
   uint64_t spec_hash = 0;
   std::vector<NodeAddress> servers;  // by rank; keys go to JumpConsistentHash(key, servers);
@@ -122,6 +127,9 @@ class SchedulerClient {
   void OnViewChange(std::function<void(const ClusterInfo&)> callback);
   // Asks the scheduler for the current view (rank and generation stay this node's).
   StatusOr<ClusterInfo> FetchView();
+  // Nonzero while the scheduler asks workers to pause for checkpoint N's cut (from the
+  // latest heartbeat reply): drain pushes, report the position, Barrier("checkpoint-N").
+  uint64_t checkpoint_pause() const;
   std::optional<ShutdownNotice> shutdown_notice() const;
   std::optional<ShutdownNotice> WaitForShutdown(std::chrono::milliseconds timeout);
 
@@ -151,6 +159,7 @@ class SchedulerClient {
   std::function<void(const ClusterInfo&)> on_view_;        // GUARDED_BY(mutex_)
   uint64_t generation_ = 0;                       // GUARDED_BY(mutex_)
   uint64_t view_epoch_ = 0;                       // GUARDED_BY(mutex_)
+  uint64_t checkpoint_pause_ = 0;                 // GUARDED_BY(mutex_)
   std::thread heartbeats_;
 };
 

@@ -152,12 +152,39 @@ Status RunWorker(const JobSpec& spec, const WorkerRunOptions& options) {
     MTPS_ASSIGN_OR_RETURN(max_batches, data->SyncStepsPerEpoch(num_workers));
   }
 
+  // A replacement of a lost worker goes on from the data position that the last committed
+  // checkpoint recorded: no record past it is read twice, none is skipped.
+  int first_epoch = 0;
+  uint64_t skip_records = 0;
+  if (cluster.resume) {
+    first_epoch = static_cast<int>(cluster.resume_epoch);
+    skip_records = cluster.resume_records;
+    trainer->set_step(cluster.resume_step);
+    LOG(WARNING) << "worker " << rank << " resumes at epoch " << first_epoch << " record "
+                 << skip_records << " (step " << cluster.resume_step << ")";
+  }
+
   uint64_t samples = 0;
   double train_seconds = 0;
   BadRecordTally bad_records;
   scheduler::ProgressReport last_eval{.phase = "eval"};
-  for (int epoch = 0; epoch < spec.training.epochs; ++epoch) {
-    MTPS_ASSIGN_OR_RETURN(auto epoch_source, data->TrainEpoch(epoch, rank, num_workers, max_batches));
+  uint64_t last_pause = 0;
+  for (int epoch = first_epoch; epoch < spec.training.epochs; ++epoch) {
+    MTPS_ASSIGN_OR_RETURN(auto epoch_source,
+                          data->TrainEpoch(epoch, rank, num_workers, max_batches,
+                                           epoch == first_epoch ? skip_records : 0));
+    uint64_t position = epoch == first_epoch ? skip_records : 0;
+    // Tells the scheduler where this worker's stream stands (what a checkpoint records).
+    auto report_position = [&](uint64_t step) {
+      scheduler::ProgressReport here{.phase = "train",
+                                     .epoch = static_cast<uint32_t>(epoch),
+                                     .step = step,
+                                     .samples = samples,
+                                     .train_seconds = train_seconds,
+                                     .data_position = position,
+                                     .bad_records = bad_records.bad_records};
+      return control->ReportProgress(here);
+    };
     StoppableSource source(epoch_source.get(), control.get());
     const SteadyClock::time_point epoch_start = SteadyClock::now();
     SteadyClock::time_point step_start = epoch_start;
@@ -169,7 +196,17 @@ Status RunWorker(const JobSpec& spec, const WorkerRunOptions& options) {
       metrics.samples->Increment(report.batch_size);
       for (size_t t = 0; t < report.task_loss.size(); ++t) metrics.task_loss[t]->Set(report.task_loss[t]);
       samples += report.batch_size;
+      position = report.data_position;
       control->SetState(proto::NodeState::RUNNING, report.step);
+      if (const uint64_t pause = control->checkpoint_pause(); pause != 0 && pause != last_pause) {
+        // The scheduler cuts a checkpoint: stop at this step boundary with every push
+        // applied, say where the stream stands, and wait while the servers write.
+        last_pause = pause;
+        Status paused = trainer->Quiesce();
+        if (paused.ok()) paused = report_position(report.step);
+        if (paused.ok()) paused = control->Barrier("checkpoint-" + std::to_string(pause), 0);
+        LOG_IF(WARNING, !paused.ok()) << "checkpoint pause " << pause << ": " << paused;
+      }
       if (options.log_every <= 0 || report.step % options.log_every != 0) return;
       const double seconds =
           train_seconds + std::chrono::duration<double>(now - epoch_start).count();
@@ -179,6 +216,7 @@ Status RunWorker(const JobSpec& spec, const WorkerRunOptions& options) {
                                          .samples = samples,
                                          .samples_per_sec = seconds > 0 ? samples / seconds : 0,
                                          .train_seconds = seconds,
+                                         .data_position = position,
                                          .bad_records = bad_records.bad_records,
                                          .tasks = TaskReports(spec, report.task_loss)};
       std::string losses;
@@ -200,6 +238,8 @@ Status RunWorker(const JobSpec& spec, const WorkerRunOptions& options) {
               << trainer->step() << ", " << samples / std::max(train_seconds, 1e-9)
               << " samples/s";
 
+    // Where the stream stands while this worker waits at the epoch's barriers.
+    if (Status s = report_position(trainer->step()); !s.ok()) LOG(WARNING) << "progress report failed: " << s;
     // Everyone finishes the epoch's pushes before rank 0 scores the eval split, so the
     // evaluation sees the whole epoch's training.
     MTPS_RETURN_IF_ERROR(control->Barrier("epoch-" + std::to_string(epoch) + "-trained", num_workers));

@@ -231,7 +231,12 @@ Status Trainer::TrainEpoch(BatchSource* source,
     if (status.ok()) status = Push(*slot, out_);
     if (status.ok()) {
       step_ = slot->step;
-      if (on_step) on_step({.step = step_, .batch_size = slot->batch->size, .task_loss = out_.task_loss});
+      if (on_step) {
+        on_step({.step = step_,
+                 .batch_size = slot->batch->size,
+                 .data_position = slot->batch->first_record + static_cast<uint64_t>(slot->batch->size),
+                 .task_loss = out_.task_loss});
+      }
     }
     recycle(std::move(slot));
   }

@@ -49,6 +49,7 @@ struct TrainerOptions {
 struct StepReport {
   uint64_t step = 0;
   int batch_size = 0;
+  uint64_t data_position = 0;  // records of this epoch trained, this batch included
   std::vector<double> task_loss;  // mean loss of this batch, per task
 };
 
@@ -84,6 +85,12 @@ class Trainer {
   StatusOr<EvalResult> Evaluate(BatchSource* source);
 
   uint64_t step() const { return step_; }
+  // A worker resuming from a checkpoint continues its step count.
+  void set_step(uint64_t step) { step_ = step; }
+  // Waits until every push issued so far is acknowledged: with no pushes in flight, the
+  // servers hold all of this worker's updates (a checkpoint's consistent cut). Call from
+  // TrainEpoch's on_step.
+  Status Quiesce() { return WaitPushes(0); }
   models::MultiTaskModel<float>& model() { return *model_; }
   // The dense parameters as the store holds them, block by block in one flat array.
   Status PullDenseValues(std::vector<float>* values);

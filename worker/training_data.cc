@@ -48,9 +48,10 @@ StatusOr<std::unique_ptr<TrainingData>> TrainingData::Open(const JobSpec& spec) 
 
 StatusOr<std::unique_ptr<BatchSource>> TrainingData::TrainEpoch(int epoch, int rank,
                                                                  int num_workers,
-                                                                 int64_t max_batches) const {
+                                                                 int64_t max_batches,
+                                                                 uint64_t skip_records) const {
   PipelineOptions options = PipelineOptions::ForTraining(spec_, rank, num_workers);
-  options.start = {static_cast<uint32_t>(epoch), 0};
+  options.start = {static_cast<uint32_t>(epoch), skip_records};
   options.epochs = epoch + 1;  // this epoch only
   MTPS_ASSIGN_OR_RETURN(auto pipeline, BatchPipeline::Create(map_, train_files_, options));
   return std::unique_ptr<BatchSource>(new PipelineSource(std::move(pipeline), max_batches));

@@ -32,9 +32,11 @@ class TrainingData {
   static StatusOr<std::unique_ptr<TrainingData>> Open(const JobSpec& spec);
 
   // The batches of epoch `epoch` for worker `rank` of `num_workers`; at most
-  // `max_batches` of them when it is > 0.
+  // `max_batches` of them when it is > 0; the first `skip_records` of the epoch's stream
+  // are left out (a worker resuming from a checkpoint's data position).
   StatusOr<std::unique_ptr<BatchSource>> TrainEpoch(int epoch, int rank, int num_workers,
-                                                    int64_t max_batches = 0) const;
+                                                    int64_t max_batches = 0,
+                                                    uint64_t skip_records = 0) const;
   // The eval split's batches for worker `rank` of `num_workers`.
   StatusOr<std::unique_ptr<BatchSource>> Eval(int rank, int num_workers) const;
   // min over workers of their batch count in one epoch (.mtb input only).

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <memory>
 #include <string>
 #include <vector>
@@ -154,12 +155,24 @@ class ClusterTest : public ::testing::Test {
       EXPECT_NEAR(std::stod(summary.substr(auc_at + 6)), task.auc, tolerance) << task.name << "\n" << summary;
     }
   }
-  void StartWorker(const std::string& spec_path, int index) {
-    workers_.push_back(std::make_unique<ChildProcess>(
+  // Worker `index` asks for rank `index`; `restart` > 0 replaces workers_[index].
+  void StartWorker(const std::string& spec_path, int index, int restart = 0) {
+    auto process = std::make_unique<ChildProcess>(
         BinPath("mtps-worker"),
         std::vector<std::string>{"--config", spec_path, "--scheduler", scheduler_endpoint_,
-                                 "--http_port", "0", "--log_every", "5", "--logtostderr"},
-        (dir_ / "logs" / ("worker-" + std::to_string(index) + ".log")).string()));
+                                 "--http_port", "0", "--log_every", "5", "--rank",
+                                 std::to_string(index), "--logtostderr"},
+        (dir_ / "logs" / ("worker-" + std::to_string(index) +
+                          (restart ? ".restart" + std::to_string(restart) : "") + ".log")).string());
+    if (restart > 0) workers_[index] = std::move(process);
+    else workers_.push_back(std::move(process));
+  }
+  // A whole checkpoint that recorded the workers' data positions (a consistent cut).
+  bool HasCutCheckpoint() {
+    for (const ps::WholeCheckpoint& c : ps::ListWholeCheckpoints((dir_ / "ckpt").string(), 0)) {
+      if (c.manifest.ok() && !c.manifest->workers.empty()) return true;
+    }
+    return false;
   }
 
   std::string AllLogs() {
@@ -361,6 +374,58 @@ TEST_F(ClusterTest, AStoppedServerThatComesBackIsFencedAndTheJobCompletes) {
   EXPECT_NE(*stale_exit, 0);
   EXPECT_NE(stale->Log().find("fenced"), std::string::npos) << stale->LogTail();
   ExpectJobSucceeds(seconds(180));
+}
+
+TEST_F(ClusterTest, AsyncCheckpointsAreConsistentCutsOfEveryShard) {
+  Generate(200000);
+  const std::string spec_path =
+      WriteSpec("job.yaml", JobYaml(dir_ / "data", "async", 2, dir_ / "ckpt", /*interval=*/20));
+  StartCluster(spec_path, 2, 2);
+  // Read each cut while the job runs (older ones are removed as new ones commit).
+  int cuts_checked = 0;
+  const auto deadline = std::chrono::steady_clock::now() + seconds(120);
+  StatusOr<JobSpec> spec = LoadJobSpec(spec_path);
+  ASSERT_TRUE(spec.ok());
+  auto files = ps::NewPosixFileSystem();
+  std::set<std::string> seen;
+  while (scheduler_->running() && std::chrono::steady_clock::now() < deadline) {
+    for (const ps::WholeCheckpoint& c : ps::ListWholeCheckpoints((dir_ / "ckpt").string(), 0)) {
+      if (!c.manifest.ok() || c.manifest->workers.empty() || !seen.insert(c.dir).second) continue;
+      // Every dense block is pushed once per worker step. A cut in which the shards hold
+      // the same steps has every block, on either server, updated sum-of-steps times.
+      uint64_t steps = 0;
+      for (const ps::WorkerPosition& w : c.manifest->workers) steps += w.step;
+      std::set<uint64_t> counts;
+      bool loaded = true;
+      for (int s = 0; s < 2; ++s) {
+        ps::DenseBlockStore dense(spec->training.dense_optimizer);
+        loaded = loaded && ps::LoadDenseCheckpoint(*files, ps::DenseCheckpointPath(c.dir, s), dense).ok();
+        for (const ps::DenseBlockSnapshot& b : dense.Snapshot()) counts.insert(b.update_count);
+      }
+      if (!loaded) continue;  // removed by retention while we read it
+      EXPECT_EQ(counts, std::set<uint64_t>{steps}) << c.dir << ": blocks cut at different steps";
+      ++cuts_checked;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ExpectJobSucceeds(seconds(60));
+  EXPECT_GE(cuts_checked, 2) << AllLogs();
+  EXPECT_NE(scheduler_->Log().find("ms for the cut"), std::string::npos);
+}
+
+TEST_F(ClusterTest, AKilledWorkerResumesFromItsCheckpointPositionAndTheJobCompletes) {
+  Generate(200000);
+  const std::string spec_path =
+      WriteSpec("job.yaml", JobYaml(dir_ / "data", "async", 3, dir_ / "ckpt", /*interval=*/20));
+  StartCluster(spec_path, 2, 2, /*heartbeat_timeout=*/2, -1, /*recover_timeout=*/60);
+  ASSERT_TRUE(WaitFor([&] { return HasCutCheckpoint(); }, seconds(60))) << AllLogs();
+  workers_[1]->Signal(SIGKILL);
+  StartWorker(spec_path, 1, /*restart=*/1);
+  ExpectJobSucceeds(seconds(180));
+  if (HasFatalFailure()) return;
+  EXPECT_NE(scheduler_->Log().find("worker 1 resumes at epoch"), std::string::npos) << scheduler_->Log();
+  EXPECT_NE(workers_[1]->Log().find("resumes at epoch"), std::string::npos) << workers_[1]->Log();
+  ExpectAucNearLocalTrainer(spec_path, 0.01);
 }
 
 TEST_F(ClusterTest, AKilledWorkerFailsTheJobWithinTheHeartbeatTimeout) {

@@ -257,6 +257,7 @@ TEST_F(SchedulerTest, HeartbeatsAreCheckedWhileACheckpointWaitsAndTheSilentServe
   StartScheduler(1, 1, nullptr, [&](SchedulerOptions& o) {
     o.spec.checkpoint.dir = checkpoints.path();
     o.spec.checkpoint.interval_steps = 1;
+    o.spec.training.mode = TrainingSpec::Mode::kSync;  // no cut: the servers are asked at once
     o.heartbeat_timeout = milliseconds(500);
     o.checkpoint_timeout = seconds(60);  // far longer than this test may take
   });

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Chaos rounds: each round runs a 2-server, 2-worker async job with launch/local.sh
+# (--max-restarts), kills a random server or worker with SIGKILL at a random time, and
+# prints what was killed, the recovery time (death to the replacement rejoined and
+# training going on), and the run's AUC beside an undisturbed run on the same data.
+#
+# Usage: benchmarks/chaos.sh [--build-dir DIR] [--rounds N] [--rows N] [--seed S]
+# The scheduler is not among the victims: a restarted scheduler does not yet reload the
+# job (issue 10, item 4).
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+build="$root/build"; rounds=10; rows=200000; seed=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --build-dir) build="$2"; shift 2 ;;
+    --rounds) rounds="$2"; shift 2 ;;
+    --rows) rows="$2"; shift 2 ;;
+    --seed) seed="$2"; shift 2 ;;
+    *) echo "chaos.sh: unknown argument '$1'" >&2; exit 2 ;;
+  esac
+done
+RANDOM="$seed"
+work="$(mktemp -d)"; trap 'rm -rf "$work"' EXIT
+heartbeat=2
+
+"$build/bin/mtps-datagen" --out "$work/data" --rows "$rows" --seed 1 --train_files 4 >/dev/null 2>&1
+sed -e '/^checkpoint:/,$d' "$work/data/job.yaml" >"$work/job.yaml"
+
+# run NAME [VICTIM]: one job; VICTIM (server-R or worker-R) is killed at a random time.
+run() {
+  local name="$1" victim="${2:-}" out="$work/$1"
+  sed "s#^checkpoint:.*##" "$work/job.yaml" >"$out.yaml" 2>/dev/null || true
+  printf 'checkpoint: {dir: "%s/ckpt", interval_steps: 20}\n' "$out" >>"$out.yaml"
+  bash "$root/launch/local.sh" --build-dir "$build" --run-dir "$out" --config "$out.yaml" \
+    --heartbeat-timeout "$heartbeat" --max-restarts 2 >"$out.txt" 2>&1 &
+  local runner=$! killed_at="" recovered_at=""
+  if [ -n "$victim" ]; then
+    # A random moment after training started: after the first whole checkpoint plus 0-2 s.
+    for _ in $(seq 1 1200); do grep -q "is whole" "$out/scheduler.log" 2>/dev/null && break; sleep 0.05; done
+    sleep "0.$((RANDOM % 10))$((RANDOM % 10))"; sleep "$((RANDOM % 2))"
+    local role="${victim%-*}" rank="${victim##*-}"
+    local pid
+    pid="$(sed -n "s/.*$role $rank registered from .* pid \([0-9]*\)).*/\1/p" "$out/scheduler.log" | head -1)"
+    if [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; then
+      killed_at="$(date +%s.%N)"
+      # Recovered: the replacement rejoined, then a worker logged a training step.
+      for _ in $(seq 1 1200); do
+        if grep -q "$role $rank (.*) rejoined" "$out/scheduler.log"; then
+          local steps_before; steps_before="$(cat "$out"/worker-*.log | grep -c " step ")"
+          for _ in $(seq 1 400); do
+            [ "$(cat "$out"/worker-*.log | grep -c " step ")" -gt "$steps_before" ] && break
+            grep -q "job finished" "$out/scheduler.log" && break
+            sleep 0.05
+          done
+          recovered_at="$(date +%s.%N)"; break
+        fi
+        grep -q "job finished\|job failed" "$out/scheduler.log" 2>/dev/null && break
+        sleep 0.05
+      done
+    fi
+  fi
+  local rc=0; wait "$runner" || rc=$?
+  local aucs; aucs="$(/usr/bin/python3 -c "
+import json,sys
+try:
+  s=json.load(open('$out/summary.json')); print(' '.join('%.4f' % t['auc'] for t in s['tasks'].values()))
+except Exception: print('- -')")"
+  local recovery="-"
+  if [ -n "$killed_at" ] && [ -n "$recovered_at" ]; then
+    recovery="$(/usr/bin/python3 -c "print('%.1f' % ($recovered_at - $killed_at))")"
+  fi
+  local pause; pause="$(grep -o 'paused [0-9]* ms' "$out/scheduler.log" | awk '{print $2}' | sort -n | tail -1)"
+  echo "$rc|$recovery|$aucs|${pause:--}"
+}
+
+IFS='|' read -r base_rc _ base_aucs _ <<<"$(run baseline)"
+echo "undisturbed run: exit $base_rc, AUC (ctr cvr) $base_aucs"
+printf '%-6s %-10s %-9s %-12s %-16s %-16s %s\n' round killed exit recovery_s "auc ctr/cvr" "baseline" "max_pause_ms"
+ok=0; within=0
+for ((r = 1; r <= rounds; r++)); do
+  roles=(server-0 server-1 worker-0 worker-1)
+  victim="${roles[$((RANDOM % 4))]}"
+  IFS='|' read -r rc recovery aucs pause <<<"$(run "round$r" "$victim")"
+  read -r a1 a2 <<<"$aucs"; read -r b1 b2 <<<"$base_aucs"
+  close="$(/usr/bin/python3 -c "
+try: print('yes' if abs($a1-$b1) <= 0.01 and abs($a2-$b2) <= 0.01 else 'no')
+except Exception: print('no')")"
+  [ "$rc" -eq 0 ] && ok=$((ok + 1))
+  [ "$close" = yes ] && within=$((within + 1))
+  printf '%-6s %-10s %-9s %-12s %-16s %-16s %s\n' "$r" "$victim" "$rc" "$recovery" "$a1/$a2" "$b1/$b2" "$pause"
+done
+echo "completed $ok of $rounds; AUC within 0.01 of the undisturbed run in $within of $rounds"
+echo "(heartbeat timeout $heartbeat s; recovery = SIGKILL to the replacement rejoined and the next training step)"

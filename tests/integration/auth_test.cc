@@ -43,7 +43,7 @@ class AuthTest : public ::testing::Test {
     fs::create_directories(dir_ / "logs");
     DatagenOptions data;
     data.out_dir = (dir_ / "data").string();
-    data.rows = 20000;
+    data.rows = 60000;
     data.train_files = 2;
     data.row_group_rows = 1024;
     data.world.users = 200;
@@ -124,7 +124,7 @@ TEST_F(AuthTest, StrangersAreRefusedAndCountedAndTheJobRunsToItsEnd) {
                                std::to_string(sched_port), "--http_port", std::to_string(sched_http),
                                "--num_servers", "1", "--num_workers", "1", "--run_dir",
                                (dir_ / "run").string(), "--register_timeout", "120",
-                               "--keys_dir", keys, "--logtostderr"},
+                               "--recover_timeout", "30", "--keys_dir", keys, "--logtostderr"},
       (dir_ / "logs" / "scheduler.log").string());
   server_ = std::make_unique<ChildProcess>(
       BinPath("mtps-server"),
@@ -217,6 +217,12 @@ TEST_F(AuthTest, StrangersAreRefusedAndCountedAndTheJobRunsToItsEnd) {
     Status s = refusal.get();
     EXPECT_EQ(s.code(), denied) << s << "\n" << AllLogs();
   }
+  // The job runs now (the server serves only then). With recovery on, a registration for a
+  // held rank replaces its holder (a restart) — but only when it comes from the holder's
+  // own key: the spare server key is refused and the live server keeps its rank.
+  Status replaced = Call(scheduler, Keys("keys", "server-1"), R::SERVER, register_as(R::SERVER));
+  EXPECT_EQ(replaced.code(), denied) << replaced << "\n" << AllLogs();
+  EXPECT_NE(replaced.message().find("held by another key"), std::string::npos) << replaced;
 
   // Each attempt is counted on /metrics.
   const std::string server_metrics = Metrics(server_http);

@@ -327,4 +327,17 @@ HttpServer::Counters HttpServer::counters() const {
                   impl_->open.load(std::memory_order_relaxed)};
 }
 
+void ExportHttpMetrics(MetricsRegistry* registry, const HttpServer& http) {
+  if (registry == nullptr) return;
+  registry->AddGaugeFunction("mtps_http_connections", "HTTP connections open now.", {},
+                             [&http] { return static_cast<double>(http.counters().open); });
+  registry->AddGaugeFunction(
+      "mtps_http_evicted_connections",
+      "HTTP connections closed to stay under the connection cap (or to free a descriptor).", {},
+      [&http] { return static_cast<double>(http.counters().evicted); });
+  registry->AddGaugeFunction("mtps_http_accept_errors",
+                             "Failed accept() calls (EMFILE, ...), each followed by a pause.", {},
+                             [&http] { return static_cast<double>(http.counters().accept_errors); });
+}
+
 }  // namespace mtps

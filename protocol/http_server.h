@@ -75,4 +75,9 @@ class HttpServer {
   std::unique_ptr<Impl> impl_;
 };
 
+// mtps_http_connections (open now), mtps_http_evicted_connections and
+// mtps_http_accept_errors on `registry`, read from `http` at each scrape. `http` must
+// outlive the registry's scrapes (declare the registry first).
+void ExportHttpMetrics(MetricsRegistry* registry, const HttpServer& http);
+
 }  // namespace mtps

@@ -114,6 +114,7 @@ int Run() {
   mtps::StatusOr<int> port = rpc.Bind("tcp://" + FLAGS_host + ":" + std::to_string(FLAGS_port));
   if (!port.ok()) return Fail(port.status());
   mtps::HttpServer http(&metrics);
+  mtps::ExportHttpMetrics(&metrics, http);
   mtps::StatusOr<int> http_port = http.Start(FLAGS_host, FLAGS_http_port);
   if (!http_port.ok()) return Fail(http_port.status());
 

@@ -105,6 +105,7 @@ int main(int argc, char** argv) {
   mtps::scheduler::Scheduler scheduler(options, &clock, fs.get(), &registry);
 
   mtps::HttpServer http(&registry);
+  mtps::ExportHttpMetrics(&registry, http);
   http.SetHealthCheck([&scheduler] { return scheduler.health(); });
   mtps::StatusOr<int> http_port = http.Start(FLAGS_host, FLAGS_http_port);
   if (!http_port.ok()) {

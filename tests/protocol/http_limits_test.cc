@@ -47,6 +47,11 @@ TEST(HttpLimits, IdleConnectionsPastTheCapCloseTheOldestAndProbesStillGetIn) {
   testing::HttpReply health = testing::HttpRequest(*port, "GET", "/healthz");
   EXPECT_EQ(health.status, 200) << health.body;
   EXPECT_EQ(http.counters().accept_errors, 0u);
+  // And on /metrics, for whoever watches the process.
+  ExportHttpMetrics(&registry, http);
+  const std::string page = testing::HttpRequest(*port, "GET", "/metrics").body;
+  EXPECT_NE(page.find("mtps_http_evicted_connections "), std::string::npos) << page;
+  EXPECT_EQ(page.find("mtps_http_evicted_connections 0\n"), std::string::npos) << page;
 }
 
 // Out of descriptors: accept() fails with EMFILE. The server must neither spin nor log a

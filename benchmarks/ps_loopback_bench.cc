@@ -181,11 +181,12 @@ void BM_Ps(benchmark::State& state, Op op) {
   const Timer timer;
   for (auto _ : state) {
     if (op != Op::kPush) {
-      Status s = ps.client->Pull(0, ps.keys, dim, ps.rows.data());
+      Status s = ps.client->Pull(0, ps.keys, dim, ps.rows.data(), {.keys_unique = true});
       if (!s.ok()) state.SkipWithError(s.ToString().c_str());
     }
     if (op != Op::kPull) {
-      StatusOr<ps::PushResult> r = ps.client->Push(0, ps.keys, dim, ps.grads.data());
+      StatusOr<ps::PushResult> r =
+          ps.client->Push(0, ps.keys, dim, ps.grads.data(), {.keys_unique = true});
       if (!r.ok()) state.SkipWithError(r.status().ToString().c_str());
     }
   }

@@ -81,6 +81,20 @@ proto::Envelope::Builder OutgoingMessage::envelope() {
   return impl_->builder.getRoot<proto::Envelope>();
 }
 
+OutgoingMessage::Payload OutgoingMessage::NewPayload(size_t bytes) {
+  capnp::Orphanage orphanage = impl_->builder.getOrphanage();
+  if (bytes < PayloadPool::kMinBytes || impl_->pool == nullptr) {
+    // Zeroing a small field costs less than a pool round trip.
+    capnp::Orphan<capnp::Data> orphan = orphanage.newOrphan<capnp::Data>(bytes);
+    kj::byte* data = orphan.get().begin();
+    return Payload{kj::mv(orphan), data};
+  }
+  std::shared_ptr<kj::byte> buffer = impl_->pool->Acquire(bytes);
+  kj::byte* data = buffer.get();
+  impl_->keep_alive.push_back(std::move(buffer));
+  return Payload{orphanage.referenceExternalData(capnp::Data::Reader(data, bytes)), data};
+}
+
 void OutgoingMessage::KeepAlive(std::shared_ptr<void> owner) {
   impl_->keep_alive.push_back(std::move(owner));
 }

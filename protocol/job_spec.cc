@@ -395,6 +395,7 @@ Status ParseTraining(const YAML::Node& node, const std::string& path, TrainingSp
       &t->mode));
   MTPS_RETURN_IF_ERROR(r.Optional("max_staleness", &t->max_staleness));
   MTPS_RETURN_IF_ERROR(r.Optional("prefetch", &t->prefetch));
+  MTPS_RETURN_IF_ERROR(r.Optional("dense_pull_every", &t->dense_pull_every));
   MTPS_RETURN_IF_ERROR(r.OptionalEnum(
       "task_weighting",
       std::map<std::string, TrainingSpec::TaskWeighting>{
@@ -410,6 +411,7 @@ Status ParseTraining(const YAML::Node& node, const std::string& path, TrainingSp
   MTPS_RETURN_IF_ERROR(Positive(r.Path("epochs"), t->epochs));
   MTPS_RETURN_IF_ERROR(NonNegative(r.Path("max_staleness"), t->max_staleness));
   MTPS_RETURN_IF_ERROR(NonNegative(r.Path("prefetch"), t->prefetch));
+  MTPS_RETURN_IF_ERROR(NonNegative(r.Path("dense_pull_every"), t->dense_pull_every));
   MTPS_RETURN_IF_ERROR(Positive(r.Path("max_gradient_abs"), t->max_gradient_abs));
   return Positive(r.Path("eval_batch_size"), t->eval_batch_size);
 }

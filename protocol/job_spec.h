@@ -126,6 +126,11 @@ struct TrainingSpec {
   Mode mode = Mode::kAsync;
   int max_staleness = 4;  // async: steps a worker may run ahead of its acked pushes
   int prefetch = 2;       // batches whose pulls are in flight ahead of compute
+  // Async: a worker pulls the dense blocks every this many steps and trains on its copy in
+  // between (pushing every step), which cuts the dense pull traffic by that factor. The
+  // copy it trains on is then at most prefetch + dense_pull_every - 1 steps old, so 0 (the
+  // default) picks the most that stays within max_staleness. Sync mode pulls every step.
+  int dense_pull_every = 0;
   TaskWeighting task_weighting = TaskWeighting::kFixed;
   OptimizerSpec dense_optimizer = {.type = OptimizerSpec::Type::kAdam, .lr = 0.001f};
   int eval_batch_size = 4096;

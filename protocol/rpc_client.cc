@@ -248,7 +248,9 @@ RpcClient::~RpcClient() {
 StatusOr<std::unique_ptr<RpcClient>> RpcClient::Connect(const std::string& endpoint,
                                                         proto::Role role, int32_t rank,
                                                         const TransportOptions& options) {
-  auto impl = std::make_unique<Impl>(endpoint, role, rank, options);
+  TransportOptions with_pool = options;
+  if (with_pool.payload_pool == nullptr) with_pool.payload_pool = std::make_shared<PayloadPool>();
+  auto impl = std::make_unique<Impl>(endpoint, role, rank, with_pool);
   try {
     impl->socket = zmq::socket_t(impl->context, zmq::socket_type::dealer);
     transport_internal::ConfigureSocket(impl->socket, options);
@@ -264,10 +266,12 @@ StatusOr<std::unique_ptr<RpcClient>> RpcClient::Connect(const std::string& endpo
 }
 
 std::unique_ptr<OutgoingMessage> RpcClient::NewRequest() {
-  return NewEnvelope(EnvelopeHeader{
+  auto request = NewEnvelope(EnvelopeHeader{
       proto::PROTOCOL_VERSION, impl_->options.job_id,
       impl_->next_request_id.fetch_add(1, std::memory_order_relaxed), impl_->role,
       impl_->rank.load(std::memory_order_relaxed)});
+  request->impl_->pool = impl_->options.payload_pool;
+  return request;
 }
 
 void RpcClient::CallAsync(std::unique_ptr<OutgoingMessage> request, const CallOptions& options,

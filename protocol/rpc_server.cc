@@ -28,7 +28,11 @@ constexpr int kReceiveBatch = 64;
 // The part of a server that Responders share: they may outlive the server.
 struct ServerCore {
   ServerCore(const TransportOptions& o, proto::Role r, int32_t k)
-      : options(o), role(r), rank(k) {}
+      : options(WithPool(o)), role(r), rank(k) {}
+  static TransportOptions WithPool(TransportOptions o) {
+    if (o.payload_pool == nullptr) o.payload_pool = std::make_shared<PayloadPool>();
+    return o;
+  }
   const TransportOptions options;
   const proto::Role role;
   std::atomic<int32_t> rank;
@@ -80,7 +84,9 @@ Responder::~Responder() {
 
 std::unique_ptr<OutgoingMessage> Responder::NewReply() {
   CHECK(impl_ != nullptr) << "NewReply on a moved-from Responder";
-  return NewEnvelope(impl_->core->ReplyHeader(impl_->request_id));
+  auto reply = NewEnvelope(impl_->core->ReplyHeader(impl_->request_id));
+  reply->impl_->pool = impl_->core->options.payload_pool;
+  return reply;
 }
 
 void Responder::Send(std::unique_ptr<OutgoingMessage> reply) {

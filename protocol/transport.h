@@ -39,6 +39,7 @@
 
 #include "protocol/curve_keys.h"
 #include "protocol/mtps.capnp.h"
+#include "protocol/payload_pool.h"
 #include "protocol/status.h"
 
 namespace mtps {
@@ -60,6 +61,10 @@ struct TransportOptions {
   // connecting sockets present this node's key. Null = insecure (no encryption, anyone
   // may send anything). Defaults to the keys main() installed for the whole process.
   std::shared_ptr<const JobKeys> keys = ProcessJobKeys();
+  // Where the large Data fields of messages this node builds come from
+  // (OutgoingMessage::NewPayload). Null: each client or server makes its own; share one
+  // between the clients of one process (ps::Client does) so buffers are reused across them.
+  std::shared_ptr<PayloadPool> payload_pool;
 };
 
 // A received envelope. Owns the ZeroMQ frames it reads from; move-only.
@@ -101,6 +106,15 @@ class OutgoingMessage {
   capnp::MessageBuilder& builder();
   proto::Envelope::Builder envelope();
   proto::Envelope::Body::Builder body() { return envelope().getBody(); }
+  // A Data field of `bytes` that is sent without a copy and without being zeroed first:
+  // memory from the sender's PayloadPool (small ones from the message itself), kept
+  // alive until ZeroMQ has sent it. Adopt `orphan` into the field, then fill `data`
+  // completely before the message is sent.
+  struct Payload {
+    capnp::Orphan<capnp::Data> orphan;
+    kj::byte* data;
+  };
+  Payload NewPayload(size_t bytes);
   // Keeps `owner` alive until ZeroMQ has sent the last frame of this message.
   // (referenceExternalData needs word-aligned memory and reads up to the next word
   // boundary past the data's end, so that memory must be readable too.)

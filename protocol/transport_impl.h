@@ -21,6 +21,7 @@ struct OutgoingMessage::Impl {
   static constexpr unsigned kFirstSegmentWords = 128;
   capnp::MallocMessageBuilder builder{kFirstSegmentWords};
   std::vector<std::shared_ptr<void>> keep_alive;  // external data referenced by segments
+  std::shared_ptr<PayloadPool> pool;              // of the client or server that made it
 };
 
 struct IncomingMessage::Impl {

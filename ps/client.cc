@@ -153,10 +153,14 @@ StatusOr<std::unique_ptr<Client>> Client::Connect(std::vector<std::string> serve
   if (options.pull_attempts < 1)
     return InvalidArgument("pull_attempts must be >= 1, got " +
                            std::to_string(options.pull_attempts));
+  // One payload pool for the connections to all servers: a buffer sent to one is
+  // reused for another.
+  TransportOptions transport = options.transport;
+  if (transport.payload_pool == nullptr) transport.payload_pool = std::make_shared<PayloadPool>();
   std::vector<std::unique_ptr<RpcClient>> servers;
   for (size_t rank = 0; rank < server_addresses.size(); ++rank) {
     auto client = RpcClient::Connect(server_addresses[rank], options.role, options.rank,
-                                     options.transport);
+                                     transport);
     if (!client.ok())
       return client.status().WithContext("server " + std::to_string(rank) + " (" +
                                          server_addresses[rank] + ")");
@@ -231,7 +235,7 @@ void Client::PullAsync(uint32_t table_id, std::span<const uint64_t> keys, int di
   auto op = std::make_shared<Operation>();
   op->routing = routing_pool_->Acquire();
   KeyRouting& routing = *op->routing;
-  routing.Build(keys, num_servers());
+  routing.Build(keys, num_servers(), options.keys_unique);
 
   const size_t row_bytes = static_cast<size_t>(dim) * sizeof(float);
   op->finish = [pool = routing_pool_, out, row_bytes, done = std::move(done)](Operation& self,
@@ -255,9 +259,14 @@ void Client::PullAsync(uint32_t table_id, std::span<const uint64_t> keys, int di
     pull.setTableId(table_id);
     pull.setStep(options.step);
     pull.setCountAsSighting(options.count_as_sighting);
-    auto key_bytes = pull.initKeys(positions.size() * sizeof(uint64_t));
-    auto* wire_keys = reinterpret_cast<uint64_t*>(key_bytes.begin());
-    for (size_t j = 0; j < positions.size(); ++j) wire_keys[j] = keys[positions[j]];
+    OutgoingMessage::Payload key_bytes = part.request->NewPayload(positions.size() * sizeof(uint64_t));
+    pull.adoptKeys(kj::mv(key_bytes.orphan));
+    auto* wire_keys = reinterpret_cast<uint64_t*>(key_bytes.data);
+    if (positions.size() == keys.size()) {
+      std::memcpy(wire_keys, keys.data(), keys.size_bytes());  // unique, one server, in order
+    } else {
+      for (size_t j = 0; j < positions.size(); ++j) wire_keys[j] = keys[positions[j]];
+    }
   }
 
   const size_t num_keys = keys.size();
@@ -313,7 +322,7 @@ void Client::PushAsync(uint32_t table_id, std::span<const uint64_t> keys, int di
   auto op = std::make_shared<Operation>();
   op->routing = routing_pool_->Acquire();
   KeyRouting& routing = *op->routing;
-  routing.Build(keys, num_servers());
+  routing.Build(keys, num_servers(), options.keys_unique);
   op->finish = [pool = routing_pool_, done = std::move(done)](Operation& self, Status status) {
     pool->Release(std::move(self.routing));
     if (!status.ok()) {
@@ -353,10 +362,19 @@ void Client::PushAsync(uint32_t table_id, std::span<const uint64_t> keys, int di
     push.setSync(options.sync);
     push.setWorkerRank(options.worker_rank);
     push.setNumWorkers(options.num_workers);
-    auto key_bytes = push.initKeys(positions.size() * sizeof(uint64_t));
-    auto grad_bytes = push.initGradients(positions.size() * row * sizeof(float));
-    auto* wire_keys = reinterpret_cast<uint64_t*>(key_bytes.begin());
-    wire_rows[p] = reinterpret_cast<float*>(grad_bytes.begin());
+    OutgoingMessage::Payload key_bytes = part.request->NewPayload(positions.size() * sizeof(uint64_t));
+    OutgoingMessage::Payload grad_bytes =
+        part.request->NewPayload(positions.size() * row * sizeof(float));
+    push.adoptKeys(kj::mv(key_bytes.orphan));
+    push.adoptGradients(kj::mv(grad_bytes.orphan));
+    auto* wire_keys = reinterpret_cast<uint64_t*>(key_bytes.data);
+    wire_rows[p] = reinterpret_cast<float*>(grad_bytes.data);
+    if (positions.size() == keys.size() && !options_.check_finite) {
+      // Unique keys, one server, in the caller's order: two straight copies.
+      std::memcpy(wire_keys, keys.data(), keys.size_bytes());
+      std::memcpy(wire_rows[p], gradients, keys.size() * row * sizeof(float));
+      continue;
+    }
     for (size_t j = 0; j < positions.size(); ++j) {
       wire_keys[j] = keys[positions[j]];
       if (options_.check_finite) {

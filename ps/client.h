@@ -45,8 +45,11 @@ struct ClientOptions {
   std::chrono::milliseconds timeout{10000};  // per attempt
   int pull_attempts = 3;                     // pulls are idempotent: sent again on timeout
   // Refuse a push holding NaN or Inf before any server sees it, so no server applies
-  // its part of a push that another server would reject.
-  bool check_finite = true;
+  // its part of a push that another server would reject. Off by default: the servers
+  // check every value they receive (the trust boundary) and refuse a bad part whole, so
+  // a bad push is refused, never applied wrongly; with several servers the good parts of
+  // it may have been applied.
+  bool check_finite = false;
   // A sparse pull or async push whose request or reply to one server would pass this many
   // bytes goes to that server as several requests (servers refuse replies past their
   // max_reply_bytes, 256 MiB by default). A sync push is one request per server and step.
@@ -56,10 +59,16 @@ struct ClientOptions {
 struct PullOptions {
   uint64_t step = 0;
   bool count_as_sighting = true;  // eval pulls pass false: they do not count for admission
+  // The caller promises that no key repeats (a batch's unique keys): the client skips
+  // finding repeats. A repeated key is then pulled twice, which is harmless.
+  bool keys_unique = false;
 };
 
 struct PushOptions {
   uint64_t step = 0;
+  // The caller promises that no key repeats (a batch's unique keys): the client skips
+  // summing repeats. A repeated key would then be updated twice by its server.
+  bool keys_unique = false;
   bool sync = false;           // the servers apply once all num_workers pushes of `step` are in
   int32_t worker_rank = -1;
   uint32_t num_workers = 1;

@@ -10,7 +10,7 @@
 
 namespace mtps::ps {
 
-void KeyRouting::Build(std::span<const uint64_t> keys, int32_t num_servers) {
+void KeyRouting::Build(std::span<const uint64_t> keys, int32_t num_servers, bool keys_unique) {
   assert(num_servers >= 1);
   assert(keys.size() < UINT32_MAX);
   const size_t n = keys.size();
@@ -19,6 +19,19 @@ void KeyRouting::Build(std::span<const uint64_t> keys, int32_t num_servers) {
   slot_of_.resize(n);
   duplicates_.clear();
   offsets_.assign(static_cast<size_t>(num_servers) + 1, 0);
+
+  if (keys_unique) {
+    for (size_t i = 0; i < n; ++i) {
+      const int32_t server = num_servers == 1 ? 0 : JumpConsistentHash(keys[i], num_servers);
+      server_of_[i] = server;
+      slot_of_[i] = static_cast<uint32_t>(offsets_[server + 1]++);
+    }
+    for (int32_t s = 0; s < num_servers; ++s) offsets_[s + 1] += offsets_[s];
+    positions_.resize(n);
+    for (size_t i = 0; i < n; ++i)
+      positions_[offsets_[server_of_[i]] + slot_of_[i]] = static_cast<uint32_t>(i);
+    return;
+  }
 
   // Load factor <= 1/2 keeps probes short; entries are 4 bytes so 100k keys fit in 1 MB.
   const size_t capacity = std::bit_ceil(std::max<size_t>(2 * n, 16));

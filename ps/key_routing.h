@@ -25,8 +25,9 @@ class KeyRouting {
     uint32_t first_position;  // where it stood first (that one is routed)
   };
 
-  // Routes `keys` (at most 2^32 - 2 of them) over `num_servers` >= 1.
-  void Build(std::span<const uint64_t> keys, int32_t num_servers);
+  // Routes `keys` (at most 2^32 - 2 of them) over `num_servers` >= 1. With
+  // `keys_unique` the caller promises no key repeats, and none is looked for.
+  void Build(std::span<const uint64_t> keys, int32_t num_servers, bool keys_unique = false);
 
   int32_t num_servers() const { return num_servers_; }
   size_t num_keys() const { return slot_of_.size(); }

@@ -280,8 +280,11 @@ void Server::HandleSparsePull(IncomingMessage& request, Responder responder) {
   auto answer = op->reply->body().initSparsePullReply();
   answer.setTableId(table_id);
   answer.setDim(static_cast<uint32_t>(dim));
-  // The shard threads write the rows straight into the reply's segment.
-  float* out = reinterpret_cast<float*>(answer.initValues(n * dim * sizeof(float)).begin());
+  // The shard threads write the rows straight into the reply's payload: pooled memory,
+  // not zeroed first, sent without a copy.
+  OutgoingMessage::Payload values = op->reply->NewPayload(n * dim * sizeof(float));
+  answer.adoptValues(kj::mv(values.orphan));
+  float* out = reinterpret_cast<float*>(values.data);
   if (n == 0) return op->Finish(Status::OK());
   tables_->PullAsync(table_id, keys->data(), n, out, pull.getStep(), pull.getCountAsSighting(),
                      [op](Status status) { op->Finish(status); });

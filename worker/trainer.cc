@@ -1,6 +1,7 @@
 // Trainer: pulls, compute and pushes of each step, with slots for prefetched batches.
 #include "worker/trainer.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <span>
@@ -16,6 +17,7 @@ struct Trainer::Slot {
   uint64_t step = 0;
   std::vector<std::vector<float>> rows;  // per table [unique keys x dim]
   std::vector<float> dense;              // every dense block, flat
+  bool dense_pulled = false;             // `dense` holds values pulled for this step
   std::vector<DenseBlockOut> dense_out;
   std::vector<std::future<Status>> pulls;
 };
@@ -66,6 +68,15 @@ Status Trainer::InitParameters() {
   return Status::OK();
 }
 
+uint64_t Trainer::DensePullEvery() const {
+  if (options_.sync || options_.prefetch == 0) return 1;  // exact modes: every step
+  const int chosen = spec_.training.dense_pull_every;
+  if (chosen > 0) return static_cast<uint64_t>(chosen);
+  // Values pulled `prefetch` steps ahead and kept k - 1 more steps are prefetch + k - 1
+  // steps old when last used: the largest k within max_staleness.
+  return static_cast<uint64_t>(std::max(1, options_.max_staleness - options_.prefetch + 1));
+}
+
 Status Trainer::PullDenseValues(std::vector<float>* values) {
   const models::DenseParameters<float>& params = model_->parameters();
   values->resize(params.size());
@@ -88,9 +99,11 @@ void Trainer::IssuePulls(Slot* slot, bool train, bool with_dense) {
     if (keys.empty()) continue;
     slot->pulls.push_back(store_->PullRows(static_cast<uint32_t>(t), keys, dim,
                                            slot->rows[t].data(),
-                                           {.step = slot->step, .count_as_sighting = train}));
+                                           {.step = slot->step, .count_as_sighting = train, .keys_unique = true}));
   }
-  if (!with_dense) return;
+  // Between dense pulls the model trains on the copy it holds (see dense_pull_every).
+  slot->dense_pulled = with_dense && (slot->step - 1) % DensePullEvery() == 0;
+  if (!slot->dense_pulled) return;
   const models::DenseParameters<float>& params = model_->parameters();
   slot->dense.resize(params.size());
   slot->dense_out.clear();
@@ -131,6 +144,7 @@ models::ModelInput Trainer::InputFor(const Slot& slot) const {
 
 Status Trainer::Push(const Slot& slot, const models::ModelOutput& out) {
   const PushOptions push_options = {.step = slot.step,
+                                    .keys_unique = true,  // the batch's unique keys
                                     .sync = options_.sync,
                                     .worker_rank = options_.worker_rank,
                                     .num_workers = static_cast<uint32_t>(options_.num_workers)};
@@ -220,7 +234,7 @@ Status Trainer::TrainEpoch(BatchSource* source,
 
     status = WaitPulls(slot.get());
     if (status.ok()) {
-      model_->parameters().CopyValuesFromHost(slot->dense.data());
+      if (slot->dense_pulled) model_->parameters().CopyValuesFromHost(slot->dense.data());
       status = model_->Train(InputFor(*slot), slot->step, &out_);
       if (!status.ok()) {
         status = status.WithContext("step " + std::to_string(slot->step) + " (epoch " +

@@ -94,6 +94,8 @@ class Trainer {
   models::MultiTaskModel<float>& model() { return *model_; }
   // The dense parameters as the store holds them, block by block in one flat array.
   Status PullDenseValues(std::vector<float>* values);
+  // Steps between two pulls of the dense blocks (1 in sync and exact modes).
+  uint64_t DensePullEvery() const;
 
  private:
   struct Slot;  // one batch with its pulled rows and dense values

@@ -118,5 +118,29 @@ TEST(KeyRouting, ReuseForAnotherRequestForgetsTheFirst) {
   EXPECT_EQ(routing.num_unique(), 0u);
 }
 
+// A caller that promises unique keys gets the same routing without the search for
+// repeats, also when it reuses a routing that held repeats before.
+TEST(KeyRouting, UniqueKeysRouteAsTheGeneralPathDoes) {
+  std::vector<uint64_t> keys;
+  for (uint64_t i = 0; i < 5000; ++i) keys.push_back(SplitMix64(i * 7 + 3));
+  for (int32_t servers : {1, 2, 5}) {
+    KeyRouting general, unique;
+    general.Build(keys, servers);
+    unique.Build(std::vector<uint64_t>{9, 9, 9}, servers);  // leftovers must not matter
+    unique.Build(keys, servers, /*keys_unique=*/true);
+    ASSERT_EQ(unique.num_unique(), keys.size());
+    EXPECT_TRUE(unique.duplicates().empty());
+    for (int32_t s = 0; s < servers; ++s) {
+      const auto a = general.positions(s), b = unique.positions(s);
+      ASSERT_EQ(std::vector<uint32_t>(a.begin(), a.end()), std::vector<uint32_t>(b.begin(), b.end()))
+          << servers << " servers, server " << s;
+    }
+    for (size_t i = 0; i < keys.size(); ++i) {
+      EXPECT_EQ(unique.server_of(i), general.server_of(i));
+      EXPECT_EQ(unique.slot_of(i), general.slot_of(i));
+    }
+  }
+}
+
 }  // namespace
 }  // namespace mtps::ps

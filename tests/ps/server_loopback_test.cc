@@ -266,7 +266,7 @@ TEST_F(ServerLoopbackTest, ManyPullsInFlightEachLandInItsOwnBuffer) {
 }
 
 TEST_F(ServerLoopbackTest, ClientRefusesWhatItCanCheckAndReportsRemoteErrors) {
-  auto client = ConnectTo(cluster_);
+  auto client = ConnectTo(cluster_, {.check_finite = true});
   ASSERT_NE(client, nullptr);
   const auto keys = SomeKeys(10, 5);
   std::vector<float> out(keys.size() * kUserDim);
@@ -298,6 +298,35 @@ TEST_F(ServerLoopbackTest, ClientRefusesWhatItCanCheckAndReportsRemoteErrors) {
 
   // The client still works.
   EXPECT_TRUE(client->Pull(kUserTable, keys, kUserDim, out.data()).ok());
+}
+
+// By default only the servers check values (the trust boundary): the server that owns the
+// NaN's key refuses its part whole, naming the key; the other server's part is applied.
+TEST_F(ServerLoopbackTest, ServersRefuseTheirPartOfAPushHoldingNaN) {
+  auto client = ConnectTo(cluster_);
+  ASSERT_NE(client, nullptr);
+  const auto keys = SomeKeys(10, 6);
+  auto grads = Gradients(keys.size(), kUserDim, 1.0f);
+  grads[5 * kUserDim + 3] = std::numeric_limits<float>::quiet_NaN();
+  StatusOr<PushResult> pushed = client->Push(kUserTable, keys, kUserDim, grads.data());
+  EXPECT_EQ(pushed.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(pushed.status().message().find("key " + std::to_string(keys[5])), std::string::npos)
+      << pushed.status();
+  const int bad_server = JumpConsistentHash(keys[5], 2);
+  int applied = 0;
+  for (uint64_t key : keys) {
+    std::vector<float> row(kUserDim);
+    const int owner = JumpConsistentHash(key, 2);
+    const bool has_row = RowOn(cluster_, owner, kUserTable, key, &row);
+    if (owner == bad_server) {
+      if (has_row) EXPECT_EQ(row, InitialRow(job_.tables[kUserTable], key)) << "key " << key;
+    } else {
+      ASSERT_TRUE(has_row);
+      EXPECT_NE(row, InitialRow(job_.tables[kUserTable], key)) << "key " << key;
+      ++applied;
+    }
+  }
+  EXPECT_GT(applied, 0) << "the keys happen to sit on one server; pick other keys";
 }
 
 TEST(ClientTimeout, PullToAServerThatNeverAnswersFailsWithDeadlineAfterRetries) {

@@ -247,6 +247,11 @@ Status ParseTable(const YAML::Node& node, const std::string& path, TableSpec* t)
   MapReader r(node, path);
   MTPS_RETURN_IF_ERROR(r.Required("name", &t->name));
   MTPS_RETURN_IF_ERROR(r.Required("dim", &t->dim));
+  MTPS_RETURN_IF_ERROR(r.OptionalEnum(
+      "precision",
+      std::map<std::string, Precision>{
+          {"fp32", Precision::kFp32}, {"fp16", Precision::kFp16}, {"bf16", Precision::kBf16}},
+      &t->precision));
   MTPS_RETURN_IF_ERROR(ParseOptimizer(r.Node("optimizer"), r.Path("optimizer"), &t->optimizer));
   MTPS_RETURN_IF_ERROR(ParseInitializer(r.Node("init"), r.Path("init"), &t->initializer));
   t->seed = Fnv1a64(t->name);
@@ -485,6 +490,15 @@ const char* OptimizerTypeName(OptimizerSpec::Type type) {
     case OptimizerSpec::Type::kAdam: return "adam";
     case OptimizerSpec::Type::kAdamW: return "adamw";
     case OptimizerSpec::Type::kFtrl: return "ftrl";
+  }
+  return "unknown";
+}
+
+const char* PrecisionName(Precision precision) {
+  switch (precision) {
+    case Precision::kFp32: return "fp32";
+    case Precision::kFp16: return "fp16";
+    case Precision::kBf16: return "bf16";
   }
   return "unknown";
 }

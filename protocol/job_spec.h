@@ -45,9 +45,16 @@ struct InitializerSpec {
   float range = 0.01f;   // kUniform: U(-range, range)
 };
 
+// How a table stores its embedding weights on the servers. Pulls and pushes carry fp32
+// either way: the server converts (round to nearest even) when it stores a row. Optimizer
+// state stays fp32 (see ps/row_layout.h for why).
+enum class Precision { kFp32, kFp16, kBf16 };
+const char* PrecisionName(Precision precision);
+
 struct TableSpec {
   std::string name;
   int dim = 16;
+  Precision precision = Precision::kFp32;  // "precision: fp32 | fp16 | bf16"
   OptimizerSpec optimizer;
   InitializerSpec initializer;
   uint64_t seed = 0;             // defaults to a hash of the table name

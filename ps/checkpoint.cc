@@ -311,6 +311,8 @@ std::string EncodeTableFields(const TableSpec& spec) {
   w.Put<uint32_t>(static_cast<uint32_t>(spec.initializer.type));
   w.Put<float>(spec.initializer.stddev);
   w.Put<float>(spec.initializer.range);
+  // Added after version 1 shipped without it: absent means fp32, so older files load.
+  if (spec.precision != Precision::kFp32) w.Put<uint32_t>(static_cast<uint32_t>(spec.precision));
   return std::move(w.bytes());
 }
 
@@ -325,6 +327,8 @@ Status CheckTableFields(const std::string& fields, const TableSpec& spec) {
   const uint32_t init_type = r.Get<uint32_t>();
   const float stddev = r.Get<float>();
   const float range = r.Get<float>();
+  uint32_t precision = static_cast<uint32_t>(Precision::kFp32);
+  if (r.ok() && !r.done()) precision = r.Get<uint32_t>();
   if (!r.ok() || !r.done()) return DataLoss("malformed table header");
   auto differs = [&](const std::string& field, const std::string& file_value,
                      const std::string& table_value) {
@@ -344,6 +348,12 @@ Status CheckTableFields(const std::string& fields, const TableSpec& spec) {
   if (state_floats != want_state) {
     return differs("state floats per row", std::to_string(state_floats), std::to_string(want_state));
   }
+  if (precision != static_cast<uint32_t>(spec.precision)) {
+    const bool known = precision <= static_cast<uint32_t>(Precision::kBf16);
+    return differs("precision",
+                   known ? PrecisionName(static_cast<Precision>(precision)) : std::to_string(precision),
+                   PrecisionName(spec.precision));
+  }
   if (seed != spec.seed) return differs("seed", std::to_string(seed), std::to_string(spec.seed));
   if (init_type != static_cast<uint32_t>(spec.initializer.type) ||
       stddev != spec.initializer.stddev || range != spec.initializer.range) {
@@ -354,11 +364,12 @@ Status CheckTableFields(const std::string& fields, const TableSpec& spec) {
   return Status::OK();
 }
 
-// Appends every row of `table` as key, frequency, last step, update count, values.
+// Appends every row of `table` as key, frequency, last step, update count, then its
+// values as stored (weights in the table's precision, fp32 state).
 Status WriteRows(FrameWriter& writer, const EmbeddingTable& table) {
-  const size_t value_bytes = sizeof(float) * static_cast<size_t>(table.values_per_row());
+  const size_t value_bytes = table.layout().stored_value_bytes();
   Status status;
-  table.ForEachRow([&](uint64_t key, const float* values, const RowMeta& meta) {
+  table.ForEachStoredRow([&](uint64_t key, const char* values, const RowMeta& meta) {
     if (!status.ok()) return;
     char* rec = writer.NewRecord(kRowMetaBytes + value_bytes);
     std::memcpy(rec, &key, 8);
@@ -387,7 +398,8 @@ StatusOr<CheckpointFileInfo> SaveTableParts(CheckpointFileSystem& fs, const std:
   if (parts.empty()) return InvalidArgument("checkpoint '" + path + "': no table to save");
   const TableSpec& spec = parts[0]->spec();
   for (const EmbeddingTable* part : parts) {
-    if (part->dim() != spec.dim || part->spec().optimizer.type != spec.optimizer.type) {
+    if (part->dim() != spec.dim || part->spec().optimizer.type != spec.optimizer.type ||
+        part->precision() != spec.precision) {
       return InvalidArgument("checkpoint '" + path + "': the parts have different specs");
     }
   }
@@ -410,9 +422,7 @@ StatusOr<std::vector<std::unique_ptr<EmbeddingTable>>> LoadTableParts(
     MTPS_ASSIGN_OR_RETURN(auto part, EmbeddingTable::Create(spec, static_cast<uint32_t>(num_shards)));
     parts.push_back(std::move(part));
   }
-  const size_t values = static_cast<size_t>(parts[0]->values_per_row());
-  const size_t record = kRowMetaBytes + sizeof(float) * values;
-  std::vector<float> row(values);
+  const size_t record = kRowMetaBytes + parts[0]->layout().stored_value_bytes();
   std::string payload;
   for (;;) {
     uint32_t rows = 0;
@@ -430,8 +440,8 @@ StatusOr<std::vector<std::unique_ptr<EmbeddingTable>>> LoadTableParts(
       std::memcpy(&meta.frequency, rec + 8, 4);
       std::memcpy(&meta.last_step, rec + 12, 4);
       std::memcpy(&meta.update_count, rec + 16, 4);
-      std::memcpy(row.data(), rec + kRowMetaBytes, sizeof(float) * values);
-      parts[ShardOfKey(key, static_cast<uint32_t>(num_shards))]->InsertRow(key, row.data(), meta);
+      parts[ShardOfKey(key, static_cast<uint32_t>(num_shards))]->InsertStoredRow(
+          key, rec + kRowMetaBytes, meta);
     }
   }
   return parts;

@@ -10,17 +10,20 @@
 // Table file layout (little-endian):
 //   header  "MTPSTAB\0", u32 format version, u32 header bytes, then the spec that shapes
 //           the rows: name, dim, optimizer type, state floats, values per row, seed,
-//           initializer; CRC32C of the header.
+//           initializer, and for fp16/bf16 tables a u32 precision (absent = fp32);
+//           CRC32C of the header.
 //   blocks  u32 "BLK1", u32 rows, u32 payload bytes, u32 CRC32C(payload); the payload
 //           holds each row as key u64, frequency u32, last step u32, update count u32,
-//           then dim + state floats.
+//           then dim weights in the table's precision (4 or 2 bytes each) and the state
+//           floats: half-precision weights take half the bytes on disk too, and every
+//           precision reloads bit for bit.
 //   footer  u32 "END1", u32 blocks, u64 rows, u32 CRC32C of the footer fields.
 // The dense file is the same frame ("MTPSDNS\0"): header with the optimizer type, then one
 // block per dense block (id, name, update count, size, values, state).
 //
 // Loading reads and checks the whole file into fresh tables before anything is swapped
 // in: a bad magic, an unknown version, a header of another table spec (dim, optimizer
-// type, state layout, seed, initializer), a checksum mismatch, or a file that ends early
+// type, state layout, precision, seed, initializer), a checksum mismatch, or a file that ends early
 // is an error (DATA_LOSS, VERSION_MISMATCH or FAILED_PRECONDITION) naming the path and,
 // for a bad block, its number and byte offset; the serving tables stay as they were.
 // Sketch counts (admission) and counters are not saved.

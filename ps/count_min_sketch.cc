@@ -14,11 +14,20 @@ namespace {
 constexpr uint64_t kRowSalts[CountMinSketch::kDepth] = {
     0xa4093822299f31d0ULL, 0x082efa98ec4e6c89ULL, 0x452821e638d01377ULL, 0xbe5466cf34e90c6cULL};
 
-}  // namespace
-
-CountMinSketch::CountMinSketch(size_t width) {
+size_t RoundedWidth(size_t width) {
   size_t w = 64;
   while (w < width) w <<= 1;
+  return w;
+}
+
+}  // namespace
+
+size_t CountMinSketch::BytesFor(size_t width) {
+  return PageBuffer::RoundUpToPages(kDepth * RoundedWidth(width) * sizeof(uint32_t));
+}
+
+CountMinSketch::CountMinSketch(size_t width) {
+  const size_t w = RoundedWidth(width);
   mask_ = w - 1;
   buffer_ = PageBuffer(kDepth * w * sizeof(uint32_t));  // zero pages: all counts 0
   counters_ = buffer_.as<uint32_t>();

@@ -32,6 +32,8 @@ class CountMinSketch {
 
   size_t width() const { return mask_ + 1; }
   size_t MemoryBytes() const { return buffer_.bytes(); }
+  // MemoryBytes() of a sketch constructed with `width`.
+  static size_t BytesFor(size_t width);
 
  private:
   void Age();

@@ -11,11 +11,11 @@
 
 #include "ps/finite_check.h"
 #include "ps/key_hash.h"
+#include "ps/precision.h"
 
 namespace mtps::ps {
 namespace {
 
-constexpr uint64_t kMaxRows = std::numeric_limits<uint32_t>::max() - 1;  // slot ids are u32
 constexpr uint32_t kNoSlot = RowIndex::kEmptySlot;
 constexpr int kEvictionSamples = 8;
 // Pipeline distances (in keys): index bucket prefetched kIndexAhead keys ahead, the row
@@ -104,7 +104,7 @@ StatusOr<std::unique_ptr<EmbeddingTable>> EmbeddingTable::Create(const TableSpec
     return InvalidArgument("table '" + spec.name + "': capacity_bytes " +
                            std::to_string(spec.capacity_bytes) + " over " +
                            std::to_string(capacity_share) + " shard(s) holds no row of " +
-                           std::to_string(table->slot_bytes_) + " bytes");
+                           std::to_string(table->layout_.slot_bytes) + " bytes");
   }
   return table;
 }
@@ -115,37 +115,18 @@ EmbeddingTable::EmbeddingTable(const TableSpec& spec, uint32_t capacity_share)
       state_floats_(StateFloats(spec.optimizer, spec.dim)),
       optimizer_(spec.optimizer),
       initializer_(spec.initializer, spec.seed),
-      slot_bytes_(kMetaBytes + sizeof(float) * static_cast<size_t>(dim_ + state_floats_)),
-      chunk_bytes_(PageBuffer::RoundUpToPages(slot_bytes_ * kRowsPerChunk)),
+      layout_(RowLayoutFor(spec)),
       free_head_(kNoSlot),
       index_(16),
       rng_state_(SplitMix64(spec.seed ^ 0x5eed)) {
-  uint64_t rows_cap = kMaxRows;
-  if (spec.capacity_rows > 0) {
-    rows_cap = std::min<uint64_t>(rows_cap, (spec.capacity_rows + capacity_share - 1) / capacity_share);
+  if (!full_precision()) scratch_.resize(static_cast<size_t>(dim_));
+  // The sketch is sized from the capacity in rows (before any byte budget), the budget
+  // then counts it: the same order as RowLayout's ShardRowCapacity.
+  if (const size_t width = AdmissionSketchWidth(spec, ShardRowLimit(spec, capacity_share));
+      width > 0) {
+    sketch_ = std::make_unique<CountMinSketch>(width);
   }
-  if (spec.admit_min_count > 1) {
-    // Enough counters that the rare keys of a full table rarely collide with each other.
-    const uint64_t expected = spec.capacity_rows > 0 ? rows_cap : (uint64_t{1} << 16);
-    sketch_ = std::make_unique<CountMinSketch>(
-        std::clamp<uint64_t>(expected, uint64_t{1} << 10, uint64_t{1} << 22));
-  }
-  if (spec.capacity_bytes > 0) {
-    // The most rows whose slabs, index and sketch fit in this shard's byte budget.
-    const uint64_t budget = spec.capacity_bytes / capacity_share;
-    const uint64_t sketch = sketch_ ? sketch_->MemoryBytes() : 0;
-    auto bytes_for = [&](uint64_t rows) {
-      const uint64_t chunks = (rows + kRowsPerChunk - 1) / kRowsPerChunk;
-      return chunks * chunk_bytes_ + RowIndex::BytesFor(rows) + sketch;
-    };
-    uint64_t lo = 0, hi = rows_cap;
-    while (lo < hi) {
-      const uint64_t mid = lo + (hi - lo + 1) / 2;
-      if (bytes_for(mid) <= budget) lo = mid; else hi = mid - 1;
-    }
-    rows_cap = lo;
-  }
-  row_capacity_ = rows_cap;
+  row_capacity_ = ShardRowCapacity(spec, capacity_share);
   PublishSize();
 }
 
@@ -165,8 +146,8 @@ RowMeta EmbeddingTable::SlotMeta(uint32_t slot) const {
 
 void EmbeddingTable::PrefetchSlot(uint32_t slot) const {
   const char* s = SlotAddress(slot);
-  for (size_t off = 0; off < slot_bytes_; off += 64) __builtin_prefetch(s + off, 1);
-  __builtin_prefetch(s + slot_bytes_ - 1, 1);
+  for (size_t off = 0; off < layout_.slot_bytes; off += 64) __builtin_prefetch(s + off, 1);
+  __builtin_prefetch(s + layout_.slot_bytes - 1, 1);
 }
 
 size_t EmbeddingTable::FindPos(uint64_t key, uint64_t hash) const {
@@ -175,7 +156,7 @@ size_t EmbeddingTable::FindPos(uint64_t key, uint64_t hash) const {
 
 void EmbeddingTable::PublishSize() {
   const uint64_t sketch = sketch_ ? sketch_->MemoryBytes() : 0;
-  bytes_.store(chunks_.size() * chunk_bytes_ + index_.MemoryBytes() + sketch,
+  bytes_.store(chunks_.size() * layout_.chunk_bytes + index_.MemoryBytes() + sketch,
                std::memory_order_relaxed);
   rows_.store(index_.size(), std::memory_order_relaxed);
 }
@@ -187,7 +168,7 @@ uint32_t EmbeddingTable::AllocateSlot() {
     return slot;
   }
   if (slots_used_ % kRowsPerChunk == 0 && slots_used_ / kRowsPerChunk == chunks_.size()) {
-    chunks_.emplace_back(chunk_bytes_);
+    chunks_.emplace_back(layout_.chunk_bytes);
   }
   return slots_used_++;
 }
@@ -240,9 +221,13 @@ uint32_t EmbeddingTable::CreateRow(uint64_t key, uint64_t hash, uint64_t step,
   StoreCount(s, kFrequencyOffset, frequency);
   StoreU32(s, kLastStepOffset, ClampStep(step));
   StoreCount(s, kUpdateCountOffset, 0);
-  float* values = SlotValues(slot);
-  initializer_.Fill(key, values, dim_);
-  optimizer_.InitState(values + dim_, dim_);
+  if (full_precision()) {
+    initializer_.Fill(key, reinterpret_cast<float*>(SlotWeights(slot)), dim_);
+  } else {
+    initializer_.Fill(key, scratch_.data(), dim_);
+    StoreWeights(layout_.precision, scratch_.data(), scratch_.size(), SlotWeights(slot));
+  }
+  optimizer_.InitState(SlotState(slot), dim_);
   index_.Insert(hash, slot);
   admitted_.fetch_add(1, std::memory_order_relaxed);
   return slot;
@@ -328,9 +313,14 @@ void EmbeddingTable::PullRows(const uint64_t* keys, PositionOf position_of, size
       }
     }
     if (slot != kNoSlot) {
-      std::memcpy(dst, SlotValues(slot), dim * sizeof(float));
+      if (full_precision()) {
+        std::memcpy(dst, SlotWeights(slot), dim * sizeof(float));
+      } else {
+        LoadWeights(layout_.precision, SlotWeights(slot), dim, dst);
+      }
     } else {
       initializer_.Fill(key, dst, dim_);
+      if (!full_precision()) RoundToPrecision(layout_.precision, dst, dim);
     }
   });
   SweepSome(step, m);
@@ -361,8 +351,14 @@ PushResult EmbeddingTable::PushRows(const uint64_t* keys, PositionOf position_of
     const uint32_t updates = std::min(LoadCount(s, kUpdateCountOffset) + 1, kMaxCount);
     StoreCount(s, kUpdateCountOffset, updates);
     StoreU32(s, kLastStepOffset, std::max(LoadU32(s, kLastStepOffset), step32));
-    float* values = SlotValues(slot);
-    optimizer_.Apply(values, values + dim, grads + p * dim, dim_, updates);
+    if (full_precision()) {
+      optimizer_.Apply(reinterpret_cast<float*>(SlotWeights(slot)), SlotState(slot),
+                       grads + p * dim, dim_, updates);
+    } else {
+      LoadWeights(layout_.precision, SlotWeights(slot), dim, scratch_.data());
+      optimizer_.Apply(scratch_.data(), SlotState(slot), grads + p * dim, dim_, updates);
+      StoreWeights(layout_.precision, scratch_.data(), dim, SlotWeights(slot));
+    }
     ++result.applied;
   });
   if (result.dropped > 0) dropped_pushes_.fetch_add(result.dropped, std::memory_order_relaxed);
@@ -400,24 +396,50 @@ bool EmbeddingTable::Lookup(uint64_t key, float* weights, float* state, RowMeta*
   const size_t pos = FindPos(key, IndexHash(key));
   if (pos == RowIndex::kNotFound) return false;
   const uint32_t slot = index_.SlotAt(pos);
-  const float* values = SlotValues(slot);
-  if (weights) std::memcpy(weights, values, sizeof(float) * dim_);
-  if (state) std::memcpy(state, values + dim_, sizeof(float) * state_floats_);
+  if (weights) LoadWeights(layout_.precision, SlotWeights(slot), dim_, weights);
+  if (state) std::memcpy(state, SlotState(slot), sizeof(float) * state_floats_);
   if (meta) *meta = SlotMeta(slot);
   return true;
 }
 
 void EmbeddingTable::ForEachRow(
     const std::function<void(uint64_t, const float*, const RowMeta&)>& fn) const {
+  std::vector<float> values(full_precision() ? 0 : values_per_row());
   const size_t cap = index_.capacity();
   for (size_t pos = 0; pos < cap; ++pos) {
     if (!index_.Occupied(pos)) continue;
     const uint32_t slot = index_.SlotAt(pos);
-    fn(SlotKey(slot), SlotValues(slot), SlotMeta(slot));
+    if (full_precision()) {
+      fn(SlotKey(slot), reinterpret_cast<const float*>(SlotWeights(slot)), SlotMeta(slot));
+    } else {
+      LoadWeights(layout_.precision, SlotWeights(slot), dim_, values.data());
+      std::memcpy(values.data() + dim_, SlotState(slot), sizeof(float) * state_floats_);
+      fn(SlotKey(slot), values.data(), SlotMeta(slot));
+    }
   }
 }
 
-void EmbeddingTable::InsertRow(uint64_t key, const float* values, const RowMeta& meta) {
+void EmbeddingTable::ForEachStoredRow(
+    const std::function<void(uint64_t, const char*, const RowMeta&)>& fn) const {
+  // Weights and state are contiguous except for the padding of an odd half-precision dim.
+  const bool contiguous = layout_.padding_bytes() == 0;
+  std::vector<char> stored(contiguous ? 0 : layout_.stored_value_bytes());
+  const size_t cap = index_.capacity();
+  for (size_t pos = 0; pos < cap; ++pos) {
+    if (!index_.Occupied(pos)) continue;
+    const uint32_t slot = index_.SlotAt(pos);
+    if (contiguous) {
+      fn(SlotKey(slot), SlotWeights(slot), SlotMeta(slot));
+    } else {
+      std::memcpy(stored.data(), SlotWeights(slot), layout_.weight_bytes);
+      std::memcpy(stored.data() + layout_.weight_bytes, SlotState(slot),
+                  sizeof(float) * state_floats_);
+      fn(SlotKey(slot), stored.data(), SlotMeta(slot));
+    }
+  }
+}
+
+uint32_t EmbeddingTable::SlotForInsert(uint64_t key, const RowMeta& meta) {
   const uint64_t hash = IndexHash(key);
   const size_t pos = FindPos(key, hash);
   uint32_t slot;
@@ -433,7 +455,20 @@ void EmbeddingTable::InsertRow(uint64_t key, const float* values, const RowMeta&
   StoreCount(s, kFrequencyOffset, meta.frequency);
   StoreU32(s, kLastStepOffset, meta.last_step);
   StoreCount(s, kUpdateCountOffset, meta.update_count);
-  std::memcpy(SlotValues(slot), values, sizeof(float) * values_per_row());
+  return slot;
+}
+
+void EmbeddingTable::InsertRow(uint64_t key, const float* values, const RowMeta& meta) {
+  const uint32_t slot = SlotForInsert(key, meta);
+  StoreWeights(layout_.precision, values, dim_, SlotWeights(slot));
+  std::memcpy(SlotState(slot), values + dim_, sizeof(float) * state_floats_);
+  PublishSize();
+}
+
+void EmbeddingTable::InsertStoredRow(uint64_t key, const char* stored, const RowMeta& meta) {
+  const uint32_t slot = SlotForInsert(key, meta);
+  std::memcpy(SlotWeights(slot), stored, layout_.weight_bytes);
+  std::memcpy(SlotState(slot), stored + layout_.weight_bytes, sizeof(float) * state_floats_);
   PublishSize();
 }
 

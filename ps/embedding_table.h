@@ -9,8 +9,14 @@
 //
 // Storage: rows live in slabs of kRowsPerChunk slots (no allocation per row), each slot
 //   [key u64][last step u32][frequency u16][update count u16]
-//   [dim weights][StateFloats(dim) optimizer state]
-// under a RowIndex (flat Robin Hood hash, 8 bytes per entry). Freed slots are reused.
+//   [dim weights in spec.precision][StateFloats(dim) fp32 optimizer state]
+// (RowLayout, row_layout.h) under a RowIndex (flat Robin Hood hash, 8 bytes per entry).
+// Freed slots are reused.
+//
+// Precision: fp16/bf16 tables store weights rounded to nearest even (precision.h);
+// every interface here still speaks fp32. A pull widens the stored weights (exactly), a
+// push applies the optimizer to the widened row and rounds the result back, and a key
+// without a row pulls its initial value rounded as its row would store it.
 //
 // Semantics:
 // - A key without a row pulls its deterministic initial value (RowInitializer).
@@ -57,6 +63,7 @@
 #include "ps/page_memory.h"
 #include "ps/push_result.h"
 #include "ps/row_index.h"
+#include "ps/row_layout.h"
 
 namespace mtps::ps {
 
@@ -82,7 +89,7 @@ struct TableCounters {
 
 class EmbeddingTable {
  public:
-  static constexpr uint32_t kRowsPerChunk = 1024;
+  static constexpr uint32_t kRowsPerChunk = RowLayout::kRowsPerChunk;
 
   // Fails (INVALID_ARGUMENT) for a dim <= 0 or a capacity_bytes too small for one row.
   static StatusOr<std::unique_ptr<EmbeddingTable>> Create(const TableSpec& spec,
@@ -113,24 +120,34 @@ class EmbeddingTable {
   // --- Inspection, checkpoints and tests (no admission, no metadata change) ---
   // Copies the row of `key` (any of the outputs may be null). False when it has no row.
   bool Lookup(uint64_t key, float* weights, float* state, RowMeta* meta) const;
-  // Calls fn(key, values, meta) for every row; `values` holds dim + StateFloats floats.
+  // Calls fn(key, values, meta) for every row; `values` holds dim + StateFloats floats
+  // (the weights widened to fp32).
   void ForEachRow(const std::function<void(uint64_t, const float*, const RowMeta&)>& fn) const;
-  // Inserts or overwrites a row with the given values (dim + StateFloats floats) and
-  // metadata, bypassing admission; evicts if full. For checkpoint loading.
+  // Inserts or overwrites a row with the given values (dim + StateFloats floats; the
+  // weights are rounded to the table's precision) and metadata, bypassing admission;
+  // evicts if full.
   void InsertRow(uint64_t key, const float* values, const RowMeta& meta);
+  // The same with the values as stored: layout().stored_value_bytes() bytes, the weights
+  // in the table's precision, then the fp32 state. Checkpoints use these, so a row
+  // comes back bit for bit in any precision.
+  void ForEachStoredRow(
+      const std::function<void(uint64_t, const char*, const RowMeta&)>& fn) const;
+  void InsertStoredRow(uint64_t key, const char* stored, const RowMeta& meta);
   bool Erase(uint64_t key);
   void Clear();
 
   const TableSpec& spec() const { return spec_; }
   int dim() const { return dim_; }
   int state_floats() const { return state_floats_; }
+  Precision precision() const { return layout_.precision; }
+  const RowLayout& layout() const { return layout_; }
   int values_per_row() const { return dim_ + state_floats_; }
   size_t rows() const { return index_.size(); }
   uint64_t RowCapacity() const { return row_capacity_; }
   // Bytes the table holds: slabs + index + sketch (page-exact, see PageBuffer).
   uint64_t MemoryBytes() const { return bytes_.load(std::memory_order_relaxed); }
-  // The ideal bytes of one row: its floats (weights and optimizer state) and nothing else.
-  uint64_t IdealRowBytes() const { return uint64_t(values_per_row()) * sizeof(float); }
+  // The ideal bytes of one row: its stored weights and optimizer state, nothing else.
+  uint64_t IdealRowBytes() const { return layout_.stored_value_bytes(); }
   TableCounters Counters() const;
   const RowInitializer& initializer() const { return initializer_; }
   const RowOptimizer& optimizer() const { return optimizer_; }
@@ -138,14 +155,17 @@ class EmbeddingTable {
  private:
   EmbeddingTable(const TableSpec& spec, uint32_t capacity_share);
 
-  // The first kMetaBytes of a slot: key u64, last step u32, frequency u16, update count u16.
-  static constexpr size_t kMetaBytes = 16;
+  // The first RowLayout::kMetaBytes of a slot: key u64, last step u32, frequency u16,
+  // update count u16.
   char* SlotAddress(uint32_t slot) const {
-    return chunks_[slot / kRowsPerChunk].as<char>() + size_t{slot % kRowsPerChunk} * slot_bytes_;
+    return chunks_[slot / kRowsPerChunk].as<char>() +
+           size_t{slot % kRowsPerChunk} * layout_.slot_bytes;
   }
-  float* SlotValues(uint32_t slot) const {
-    return reinterpret_cast<float*>(SlotAddress(slot) + kMetaBytes);
+  char* SlotWeights(uint32_t slot) const { return SlotAddress(slot) + RowLayout::kMetaBytes; }
+  float* SlotState(uint32_t slot) const {
+    return reinterpret_cast<float*>(SlotAddress(slot) + layout_.state_offset);
   }
+  bool full_precision() const { return layout_.precision == Precision::kFp32; }
   uint64_t SlotKey(uint32_t slot) const;
   RowMeta SlotMeta(uint32_t slot) const;
   void PrefetchSlot(uint32_t slot) const;
@@ -157,6 +177,9 @@ class EmbeddingTable {
   uint32_t CreateRow(uint64_t key, uint64_t hash, uint64_t step, uint32_t frequency);
   // Removes the row at index position `pos`; its slot goes to the free list.
   void RemoveAt(size_t pos);
+  // The slot of `key` (made, evicting first when full, if absent) with `meta` written;
+  // the caller writes the values.
+  uint32_t SlotForInsert(uint64_t key, const RowMeta& meta);
   void EvictForNewRow(uint64_t now_step);
   bool IsExpired(uint32_t slot, uint64_t now_step) const;
   void SweepSome(uint64_t now_step, size_t requested_rows);
@@ -181,8 +204,8 @@ class EmbeddingTable {
   RowOptimizer optimizer_;
   RowInitializer initializer_;
 
-  size_t slot_bytes_;                 // stride of one slot: kMetaBytes + values
-  size_t chunk_bytes_;                // page-rounded bytes of one chunk
+  RowLayout layout_;
+  std::vector<float> scratch_;        // one fp32 row (fp16/bf16 tables), writer thread only
   std::vector<PageBuffer> chunks_;    // kRowsPerChunk slots each
   uint32_t slots_used_ = 0;           // slots ever handed out (high-water mark)
   uint32_t free_head_;                // free list threaded through freed slots

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <string_view>
 
+#include "protocol/checksum_check.h"
 #include "ps/crc32c.h"
 #include "ps/key_hash.h"
 
@@ -212,7 +213,7 @@ class FrameReader {
     MTPS_RETURN_IF_ERROR(ReadExactly(fields.data(), fields.size(), "the header"));
     MTPS_RETURN_IF_ERROR(ReadExactly(&stored_crc, 4, "the header"));
     const uint32_t crc = Crc32cExtend(Crc32c(head, sizeof(head)), fields.data(), fields.size());
-    if (crc != stored_crc) return Error(DataLoss("header checksum mismatch"));
+    if (!StoredChecksumMatches(stored_crc, crc)) return Error(DataLoss("header checksum mismatch"));
     return fields;
   }
 
@@ -240,7 +241,7 @@ class FrameReader {
     }
     payload->resize(head[2]);
     MTPS_RETURN_IF_ERROR(ReadExactly(payload->data(), payload->size(), "a block"));
-    if (Crc32c(payload->data(), payload->size()) != head[3]) {
+    if (!StoredChecksumMatches(head[3], Crc32c(payload->data(), payload->size()))) {
       return Error(BlockError("checksum mismatch"));
     }
     *rows = head[1];
@@ -275,7 +276,9 @@ class FrameReader {
   StatusOr<bool> ReadFooter(const uint32_t (&head)[4]) {
     uint32_t stored_crc;
     MTPS_RETURN_IF_ERROR(ReadExactly(&stored_crc, 4, "the footer"));
-    if (Crc32c(head, sizeof(head)) != stored_crc) return Error(BlockError("footer checksum mismatch"));
+    if (!StoredChecksumMatches(stored_crc, Crc32c(head, sizeof(head)))) {
+      return Error(BlockError("footer checksum mismatch"));
+    }
     uint64_t rows;
     std::memcpy(&rows, &head[2], 8);
     if (head[1] != blocks_ || rows != rows_) {

@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "protocol/checksum_check.h"
 #include "worker/data/hash.h"
 
 namespace mtps {
@@ -114,7 +115,7 @@ Status MtbReader::ParseHeader() {
   }
   if (schema_bytes > size_ - 24) return DataLoss(path_ + ": truncated inside the file header");
   const unsigned char* schema = data_ + 24;
-  if (Xxh64(schema, schema_bytes) != checksum) {
+  if (!StoredChecksumMatches(checksum, Xxh64(schema, schema_bytes))) {
     return DataLoss(path_ + ": file header (schema) checksum mismatch: stored " + Hex(checksum) +
                     ", computed " + Hex(Xxh64(schema, schema_bytes)));
   }
@@ -154,7 +155,7 @@ Status MtbReader::ParseFooter() {
   uint64_t stored;
   std::memcpy(&stored, data_ + size_ - kMtbTrailerBytes - 8, 8);
   const uint64_t computed = Xxh64(data_ + footer_offset, footer_bytes - 8);
-  if (stored != computed) {
+  if (!StoredChecksumMatches(stored, computed)) {
     return DataLoss(path_ + ": footer checksum mismatch: stored " + Hex(stored) + ", computed " + Hex(computed));
   }
   uint64_t expected_offset = first_group_offset_;
@@ -260,7 +261,7 @@ Status MtbReader::ReadRowGroup(int g, const MtbBinding& binding, ColumnView* vie
   const unsigned char* payload = header + kMtbRowGroupHeaderBytes;
   PrefaultRange(header, kMtbRowGroupHeaderBytes + payload_bytes);
   const uint64_t computed = Xxh64(payload, payload_bytes, rows);
-  if (computed != checksum) {
+  if (!StoredChecksumMatches(checksum, computed)) {
     return DataLoss(GroupName(g) + ": checksum mismatch: stored " + Hex(checksum) + ", computed " + Hex(computed));
   }
   // The checksum proves the bytes are the writer's; the layout checks below keep a buggy

@@ -10,6 +10,7 @@
 #include <kj/string.h>
 
 namespace kj {
-inline bool operator==(const char* a, const StringPtr& b) { return b == a; }
-inline bool operator!=(const char* a, const StringPtr& b) { return b != a; }
+// StringPtr(a) on both: `b == a` would pick this very function (reversed) and recurse.
+inline bool operator==(const char* a, const StringPtr& b) { return b == StringPtr(a); }
+inline bool operator!=(const char* a, const StringPtr& b) { return !(b == StringPtr(a)); }
 }  // namespace kj

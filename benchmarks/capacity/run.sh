@@ -27,7 +27,7 @@ build_dir="$(cd "$build_dir" 2>/dev/null && pwd || echo "$build_dir")"
 
 # Nothing is installed here: say what is missing and how to get it.
 missing=()
-for b in mtps-datagen mtps-plan mtps-server mtps-worker mtps-scheduler mtps-capacity-probe; do
+for b in mtps-datagen mtps-plan mtps-server mtps-worker mtps-scheduler mtps-keys mtps-capacity-probe; do
   [ -x "$build_dir/bin/$b" ] || missing+=("$b")
 done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -73,6 +73,7 @@ TableCounters& TableCounters::operator+=(const TableCounters& o) {
   expired += o.expired;
   dropped_pushes += o.dropped_pushes;
   rejected_requests += o.rejected_requests;
+  budget_refused += o.budget_refused;
   return *this;
 }
 
@@ -130,7 +131,22 @@ EmbeddingTable::EmbeddingTable(const TableSpec& spec, uint32_t capacity_share)
   PublishSize();
 }
 
-EmbeddingTable::~EmbeddingTable() = default;
+EmbeddingTable::~EmbeddingTable() {
+  if (budget_ != nullptr) budget_->Add(-static_cast<int64_t>(bytes_.load()));
+}
+
+void EmbeddingTable::set_memory_budget(MemoryBudget* budget) {
+  if (budget_ != nullptr) budget_->Add(-static_cast<int64_t>(bytes_.load()));
+  budget_ = budget;
+  if (budget_ != nullptr) budget_->Add(static_cast<int64_t>(bytes_.load()));
+}
+
+bool EmbeddingTable::BudgetAllowsNewRow() {
+  if (budget_ == nullptr || !budget_->Exhausted()) return true;
+  budget_refused_.fetch_add(1, std::memory_order_relaxed);
+  budget_->CountRefused(1);
+  return false;
+}
 
 uint64_t EmbeddingTable::SlotKey(uint32_t slot) const {
   uint64_t key;
@@ -156,8 +172,10 @@ size_t EmbeddingTable::FindPos(uint64_t key, uint64_t hash) const {
 
 void EmbeddingTable::PublishSize() {
   const uint64_t sketch = sketch_ ? sketch_->MemoryBytes() : 0;
-  bytes_.store(chunks_.size() * layout_.chunk_bytes + index_.MemoryBytes() + sketch,
-               std::memory_order_relaxed);
+  const uint64_t bytes = chunks_.size() * layout_.chunk_bytes + index_.MemoryBytes() + sketch;
+  const uint64_t before = bytes_.exchange(bytes, std::memory_order_relaxed);
+  if (budget_ != nullptr && bytes != before)
+    budget_->Add(static_cast<int64_t>(bytes) - static_cast<int64_t>(before));
   rows_.store(index_.size(), std::memory_order_relaxed);
 }
 
@@ -308,7 +326,8 @@ void EmbeddingTable::PullRows(const uint64_t* keys, PositionOf position_of, size
         StoreU32(s, kLastStepOffset, std::max(LoadU32(s, kLastStepOffset), step32));
       }
     } else if (count_as_sighting) {
-      if (!sketch_ || sketch_->Increment(key) >= spec_.admit_min_count) {
+      if ((!sketch_ || sketch_->Increment(key) >= spec_.admit_min_count) &&
+          BudgetAllowsNewRow()) {
         slot = CreateRow(key, hash, step, 1);
       }
     }
@@ -339,7 +358,7 @@ PushResult EmbeddingTable::PushRows(const uint64_t* keys, PositionOf position_of
     uint32_t slot;
     if (pos != RowIndex::kNotFound) {
       slot = index_.SlotAt(pos);
-    } else if (admit_on_push) {
+    } else if (admit_on_push && BudgetAllowsNewRow()) {
       slot = CreateRow(key, hash, step, 1);
     } else {
       ++result.dropped;
@@ -498,6 +517,7 @@ TableCounters EmbeddingTable::Counters() const {
   c.expired = expired_.load(std::memory_order_relaxed);
   c.dropped_pushes = dropped_pushes_.load(std::memory_order_relaxed);
   c.rejected_requests = rejected_requests_.load(std::memory_order_relaxed);
+  c.budget_refused = budget_refused_.load(std::memory_order_relaxed);
   return c;
 }
 

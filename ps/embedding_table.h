@@ -59,6 +59,7 @@
 #include "protocol/status.h"
 #include "ps/count_min_sketch.h"
 #include "ps/initializer.h"
+#include "ps/memory_budget.h"
 #include "ps/optimizer.h"
 #include "ps/page_memory.h"
 #include "ps/push_result.h"
@@ -84,6 +85,7 @@ struct TableCounters {
   uint64_t expired = 0;        // rows removed for idling past ttl_steps
   uint64_t dropped_pushes = 0; // gradients dropped for keys without a row
   uint64_t rejected_requests = 0;  // pushes refused whole (non-finite gradients)
+  uint64_t budget_refused = 0;     // new rows not created: the server's memory budget is spent
   TableCounters& operator+=(const TableCounters& o);
 };
 
@@ -149,6 +151,9 @@ class EmbeddingTable {
   // The ideal bytes of one row: its stored weights and optimizer state, nothing else.
   uint64_t IdealRowBytes() const { return layout_.stored_value_bytes(); }
   TableCounters Counters() const;
+  // Rows are created only while `budget` (shared with the server's other tables; it must
+  // outlive this table) has room; the table adds its size to it from now on.
+  void set_memory_budget(MemoryBudget* budget);
   const RowInitializer& initializer() const { return initializer_; }
   const RowOptimizer& optimizer() const { return optimizer_; }
 
@@ -175,6 +180,8 @@ class EmbeddingTable {
   // Makes a row for an absent key with its initial values (evicting first when full);
   // returns its slot.
   uint32_t CreateRow(uint64_t key, uint64_t hash, uint64_t step, uint32_t frequency);
+  // Whether the server's memory budget lets a new row be created; counts a refusal.
+  bool BudgetAllowsNewRow();
   // Removes the row at index position `pos`; its slot goes to the free list.
   void RemoveAt(size_t pos);
   // The slot of `key` (made, evicting first when full, if absent) with `meta` written;
@@ -215,6 +222,7 @@ class EmbeddingTable {
   size_t sweep_pos_ = 0;
   uint64_t rng_state_;
 
+  MemoryBudget* budget_ = nullptr;
   std::atomic<uint64_t> bytes_{0};
   std::atomic<uint64_t> rows_{0};
   std::atomic<uint64_t> admitted_{0};
@@ -222,6 +230,7 @@ class EmbeddingTable {
   std::atomic<uint64_t> expired_{0};
   std::atomic<uint64_t> dropped_pushes_{0};
   std::atomic<uint64_t> rejected_requests_{0};
+  std::atomic<uint64_t> budget_refused_{0};
 };
 
 // Checks that every gradient is finite and within [-limit, limit]. The error names the

@@ -94,6 +94,7 @@ Server::Server(const JobSpec& job, const ServerOptions& options,
                std::unique_ptr<ShardedTables> tables, MetricsRegistry* registry)
     : job_(job),
       options_(options),
+      memory_budget_(options.memory_budget_bytes),
       tables_(std::move(tables)),
       dense_(std::make_unique<DenseBlockStore>(job.training.dense_optimizer)),
       fs_(NewPosixFileSystem()),
@@ -131,7 +132,11 @@ Server::Server(const JobSpec& job, const ServerOptions& options,
        &TableCounters::dropped_pushes},
       {"mtps_ps_table_rejected_pushes_total", "Pushes refused for non-finite gradients.",
        &TableCounters::rejected_requests},
+      {"mtps_ps_table_budget_refused_rows_total",
+       "New rows not created because the server's memory budget was spent.",
+       &TableCounters::budget_refused},
   };
+  tables_->set_memory_budget(&memory_budget_);
   ShardedTables* sharded = tables_.get();
   for (size_t t = 0; t < job.tables.size(); ++t) {
     const MetricLabels labels = {{"table", job.tables[t].name}};
@@ -142,6 +147,13 @@ Server::Server(const JobSpec& job, const ServerOptions& options,
       });
     }
   }
+  const MemoryBudget* budget = &memory_budget_;
+  registry->AddGaugeFunction("mtps_ps_memory_budget_bytes",
+                             "Bytes all tables may hold together (0 = no limit).", {},
+                             [budget] { return static_cast<double>(budget->limit()); });
+  registry->AddGaugeFunction("mtps_ps_memory_used_bytes",
+                             "Bytes all tables hold: slabs, indexes and sketches.", {},
+                             [budget] { return static_cast<double>(budget->used()); });
   DenseBlockStore* dense = dense_.get();
   registry->AddGaugeFunction("mtps_ps_dense_blocks", "Dense blocks held.", {},
                              [dense] { return static_cast<double>(dense->num_blocks()); });

@@ -66,6 +66,10 @@ struct ServerOptions {
   // checkpointBegin names is never used (a message must not choose where a server writes).
   // Empty: this server refuses checkpoints.
   std::string checkpoint_root;
+  // Bytes all embedding tables of this server may hold together (0 = no limit). Past it no
+  // new row is created (pulls of new keys get initial values, pushes to them are dropped)
+  // and the refusals are counted in /metrics; rows that exist keep training.
+  uint64_t memory_budget_bytes = 0;
 };
 
 // Sync steps of a server that does not know its cluster size accept at most this many.
@@ -133,6 +137,7 @@ class Server {
 
   const JobSpec job_;
   const ServerOptions options_;
+  MemoryBudget memory_budget_;  // outlives the tables, which report to it
   std::unique_ptr<ShardedTables> tables_;
   std::unique_ptr<DenseBlockStore> dense_;
   std::unique_ptr<CheckpointFileSystem> fs_;

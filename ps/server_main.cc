@@ -50,6 +50,9 @@ DEFINE_string(advertise_host, "",
 DEFINE_int32(num_servers, 1, "servers in the job (standalone: for key ownership checks)");
 DEFINE_string(checkpoint_dir, "", "root directory of checkpoints (default: the job spec's)");
 DEFINE_bool(restore, false, "load the newest whole checkpoint under --checkpoint_dir first");
+DEFINE_uint64(memory_budget_bytes, 0,
+              "bytes all embedding tables of this server may hold together; past it no new "
+              "row is created (0 = no limit; tables' own capacity_rows/bytes still apply)");
 DEFINE_string(port_file, "", "write '<rpc port> <http port>' here once serving");
 
 namespace {
@@ -157,6 +160,7 @@ int Run() {
                                   .write_manifest = FLAGS_standalone,
                                   .num_workers = num_workers};
   options.checkpoint_root = checkpoint_root;
+  options.memory_budget_bytes = FLAGS_memory_budget_bytes;
   auto server = mtps::ps::Server::Create(*job, options, &metrics);
   if (!server.ok()) return Fail(server.status());
 

@@ -480,6 +480,14 @@ Status ShardedTables::ForEachShard(uint32_t table_id,
   return Status::OK();
 }
 
+void ShardedTables::set_memory_budget(MemoryBudget* budget) {
+  budget_ = budget;
+  for (auto& shard : shards_) {
+    std::lock_guard<std::mutex> lock(shard->table_mu);
+    for (auto& table : shard->tables) table->set_memory_budget(budget);
+  }
+}
+
 Status ShardedTables::ReplaceTable(uint32_t table_id,
                                    std::vector<std::unique_ptr<EmbeddingTable>> tables) {
   MTPS_RETURN_IF_ERROR(CheckTable(table_id));
@@ -495,6 +503,7 @@ Status ShardedTables::ReplaceTable(uint32_t table_id,
                              "': a new shard is missing or has another dim or optimizer");
     }
   }
+  for (auto& t : tables) t->set_memory_budget(budget_);
   for (int s = 0; s < num_shards_; ++s) {
     Shard* shard = shards_[s].get();
     MTPS_RETURN_IF_ERROR(RunOnShard(s, [&] {

@@ -40,6 +40,7 @@
 #include "protocol/job_spec.h"
 #include "protocol/status.h"
 #include "ps/embedding_table.h"
+#include "ps/memory_budget.h"
 
 namespace mtps::ps {
 
@@ -59,6 +60,9 @@ class ShardedTables {
   // Pushes holding a gradient element beyond +-limit (training.max_gradient_abs) are
   // refused whole, like non-finite ones. Set before the first push.
   void set_max_gradient_abs(float limit) { max_gradient_abs_ = limit; }
+  // Every table, and every table that ReplaceTable puts in later, creates rows only while
+  // `budget` has room (see MemoryBudget). Set before serving; `budget` must outlive this.
+  void set_memory_budget(MemoryBudget* budget);
   ShardedTables& operator=(const ShardedTables&) = delete;
 
   void PullAsync(uint32_t table_id, const uint64_t* keys, size_t n, float* out, uint64_t step,
@@ -120,6 +124,7 @@ class ShardedTables {
 
   std::vector<TableSpec> specs_;
   float max_gradient_abs_ = std::numeric_limits<float>::max();
+  MemoryBudget* budget_ = nullptr;
   int num_shards_;
   std::vector<std::unique_ptr<Shard>> shards_;
   std::vector<std::unique_ptr<SyncRegistry>> sync_;  // per table

@@ -42,6 +42,7 @@ Status DataSeeds(const fs::path& out) {
     MTPS_ASSIGN_OR_RETURN(DatagenReport report, GenerateDataset(options));
     std::vector<std::string> files = report.train_files;
     files.insert(files.end(), report.eval_files.begin(), report.eval_files.end());
+    fs::create_directories(out / (mtb ? "mtb" : "csv"));
     for (const std::string& f : files) {
       fs::copy_file(f, out / (mtb ? "mtb" : "csv") / fs::path(f).filename(),
                     fs::copy_options::overwrite_existing);

@@ -265,6 +265,16 @@ TEST_F(ServerLoopbackTest, ManyPullsInFlightEachLandInItsOwnBuffer) {
   }
 }
 
+// Pushes gradients of 1 with a NaN in key 5's row: refused, naming that key.
+void ExpectPushWithNaNRefused(Client& client, const std::vector<uint64_t>& keys) {
+  auto grads = Gradients(keys.size(), kUserDim, 1.0f);
+  grads[5 * kUserDim + 3] = std::numeric_limits<float>::quiet_NaN();
+  StatusOr<PushResult> pushed = client.Push(kUserTable, keys, kUserDim, grads.data());
+  EXPECT_EQ(pushed.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(pushed.status().message().find("key " + std::to_string(keys[5])), std::string::npos)
+      << pushed.status();
+}
+
 TEST_F(ServerLoopbackTest, ClientRefusesWhatItCanCheckAndReportsRemoteErrors) {
   auto client = ConnectTo(cluster_, {.check_finite = true});
   ASSERT_NE(client, nullptr);
@@ -278,12 +288,7 @@ TEST_F(ServerLoopbackTest, ClientRefusesWhatItCanCheckAndReportsRemoteErrors) {
   EXPECT_NE(wrong_dim.message().find("expects 4"), std::string::npos) << wrong_dim;
 
   // A NaN is caught before anything is sent: no server applies its part.
-  auto grads = Gradients(keys.size(), kUserDim, 1.0f);
-  grads[5 * kUserDim + 3] = std::numeric_limits<float>::quiet_NaN();
-  StatusOr<PushResult> pushed = client->Push(kUserTable, keys, kUserDim, grads.data());
-  EXPECT_EQ(pushed.status().code(), StatusCode::kInvalidArgument);
-  EXPECT_NE(pushed.status().message().find("key " + std::to_string(keys[5])), std::string::npos)
-      << pushed.status();
+  ExpectPushWithNaNRefused(*client, keys);
   for (uint64_t key : keys) {
     std::vector<float> row(kUserDim);
     if (RowOn(cluster_, JumpConsistentHash(key, 2), kUserTable, key, &row)) {
@@ -306,12 +311,7 @@ TEST_F(ServerLoopbackTest, ServersRefuseTheirPartOfAPushHoldingNaN) {
   auto client = ConnectTo(cluster_);
   ASSERT_NE(client, nullptr);
   const auto keys = SomeKeys(10, 6);
-  auto grads = Gradients(keys.size(), kUserDim, 1.0f);
-  grads[5 * kUserDim + 3] = std::numeric_limits<float>::quiet_NaN();
-  StatusOr<PushResult> pushed = client->Push(kUserTable, keys, kUserDim, grads.data());
-  EXPECT_EQ(pushed.status().code(), StatusCode::kInvalidArgument);
-  EXPECT_NE(pushed.status().message().find("key " + std::to_string(keys[5])), std::string::npos)
-      << pushed.status();
+  ExpectPushWithNaNRefused(*client, keys);
   const int bad_server = JumpConsistentHash(keys[5], 2);
   int applied = 0;
   for (uint64_t key : keys) {

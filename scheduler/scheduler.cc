@@ -218,6 +218,7 @@ void Scheduler::DeclareLostLocked(NodeKey key, const std::string& why) {
   node_clients_.erase(key);
   lost_[key] = clock_->Now();
   metrics_.dead_nodes->Increment();
+  wake_.notify_all();  // a cut waiting for this node looks again
   LOG(WARNING) << "scheduler: " << who << " is lost: " << why << "; view epoch "
                << membership_.epoch() << ", waiting up to " << SecondsText(options_.recover_timeout)
                << " for a replacement under the same rank";
@@ -259,6 +260,7 @@ void Scheduler::RejoinLocked(const NodeRecord& node, Responder responder) {
   if (client.ok()) node_clients_[key] = std::shared_ptr<RpcClient>(std::move(*client));
   detector_.Watch(key);
   rejoined_.insert(key);
+  wake_.notify_all();  // a cut waiting for this rank counts the replacement
   std::string away;
   if (auto it = lost_.find(key); it != lost_.end()) {
     away = " after " + SecondsText(clock_->Now() - it->second);

@@ -444,6 +444,7 @@ void Scheduler::HandleBarrier(IncomingMessage& request, Responder responder) {
     else shared->SendError(status);
   });
   if (!arrived.ok()) {
+    left(false);
     metrics_.refused->Increment();
     shared->SendError(arrived);
   }
@@ -578,8 +579,8 @@ Status Scheduler::RunCheckpoint(uint64_t step) {
     for (int r = 0; r < options_.num_servers; ++r) {
       auto it = node_clients_.find({proto::Role::SERVER, r});
       if (it == node_clients_.end()) {
-        return Unavailable("checkpoint at step " + std::to_string(step) + ": no connection to server " +
-                           std::to_string(r));
+        return Unavailable("checkpoint at step " + std::to_string(step) + ": server " +
+                           std::to_string(r) + " is lost");
       }
       servers.push_back(it->second.get());
       held.push_back(it->second);

@@ -1,7 +1,6 @@
 // Checkpoint cost per 1M rows (dim 16, Adagrad): how long one server's table takes to
 // write (what workers wait for during an async checkpoint's cut: they pause while the
-// servers write), with the bytes written. (A restore case, LoadTableParts of the same
-// file, did not finish within 200 s here and was left out: see issue 10's note.)
+// servers write), with the bytes written, and how long a restarted server takes to load it.
 //
 //   build-x/bin/checkpoint_bench --benchmark_repetitions=3 --benchmark_report_aggregates_only
 //
@@ -68,7 +67,26 @@ void BM_CheckpointWrite(benchmark::State& state) {
   state.counters["rows"] = static_cast<double>(rows);
 }
 
+void BM_CheckpointRestore(benchmark::State& state) {
+  const int64_t rows = state.range(0);
+  auto fs = NewPosixFileSystem();
+  const std::string path = Path();
+  {
+    auto tables = Filled(rows);
+    if (!SaveTableCheckpoint(*fs, path, *tables, 0).ok()) std::abort();
+  }
+  for (auto _ : state) {
+    auto parts = LoadTableParts(*fs, path, Spec(), /*num_shards=*/4);
+    if (!parts.ok()) state.SkipWithError(parts.status().ToString().c_str());
+    benchmark::DoNotOptimize(parts);
+  }
+  std::filesystem::remove(path);
+  state.counters["rows"] = static_cast<double>(rows);
+}
+
 BENCHMARK(BM_CheckpointWrite)->Arg(1 << 20)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_CheckpointRestore)->Arg(1 << 16)->Arg(1 << 18)->Arg(1 << 20)
+    ->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace
 }  // namespace mtps::ps

@@ -141,6 +141,11 @@ void EmbeddingTable::set_memory_budget(MemoryBudget* budget) {
   if (budget_ != nullptr) budget_->Add(static_cast<int64_t>(bytes_.load()));
 }
 
+void EmbeddingTable::ReserveRows(uint64_t rows) {
+  index_.Reserve(static_cast<size_t>(std::min(rows, row_capacity_)));
+  PublishSize();
+}
+
 bool EmbeddingTable::BudgetAllowsNewRow() {
   if (budget_ == nullptr || !budget_->Exhausted()) return true;
   budget_refused_.fetch_add(1, std::memory_order_relaxed);

@@ -154,6 +154,8 @@ class EmbeddingTable {
   // Rows are created only while `budget` (shared with the server's other tables; it must
   // outlive this table) has room; the table adds its size to it from now on.
   void set_memory_budget(MemoryBudget* budget);
+  // Sizes the index for `rows` rows (at most RowCapacity()) before a bulk load.
+  void ReserveRows(uint64_t rows);
   const RowInitializer& initializer() const { return initializer_; }
   const RowOptimizer& optimizer() const { return optimizer_; }
 

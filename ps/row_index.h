@@ -19,6 +19,7 @@
 // with each other but not with a mutation).
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
@@ -97,6 +98,13 @@ class RowIndex {
   void SetSlotAt(size_t pos, uint32_t slot) { entries_[pos].slot = slot; }
 
   size_t size() const { return size_; }
+  // The farthest any entry sits from its home bucket: what the slowest lookup walks.
+  size_t LongestProbe() const {
+    size_t longest = 0;
+    for (size_t pos = 0; pos < capacity_; ++pos)
+      if (entries_[pos].slot != kEmptySlot) longest = std::max(longest, Distance(pos, entries_[pos].tag));
+    return longest;
+  }
   size_t MemoryBytes() const { return buffer_.bytes(); }
   // The capacity the index needs to hold `rows` entries below its load limit.
   static size_t CapacityFor(size_t rows) {
@@ -109,6 +117,14 @@ class RowIndex {
   }
 
   void Clear() { Allocate(kMinCapacity); }
+  // Makes room for `rows` entries at once. Needed before inserting keys in the order of
+  // another index (a checkpoint is written in index order): into a small, growing index,
+  // keys that arrive sorted by tag all find their homes in its first buckets, and every
+  // insert walks the whole run of them — quadratic.
+  void Reserve(size_t rows) {
+    const size_t cap = CapacityFor(rows);
+    if (cap > capacity_) RehashTo(cap);
+  }
   // Empties the index but keeps its buffer, for scratch maps reused request after request.
   void ClearKeepCapacity() {
     for (size_t i = 0; i < capacity_; ++i) entries_[i] = Entry{0, kEmptySlot};
@@ -161,12 +177,13 @@ class RowIndex {
     }
   }
 
-  void Grow() {
+  void Grow() { RehashTo(GrownCapacity(capacity_)); }
+  void RehashTo(size_t cap) {
     PageBuffer old = std::move(buffer_);
     const Entry* old_entries = old.as<Entry>();
     const size_t old_cap = capacity_;
     const size_t old_size = size_;
-    Allocate(GrownCapacity(old_cap));
+    Allocate(cap);
     for (size_t i = 0; i < old_cap; ++i) {
       if (old_entries[i].slot != kEmptySlot) InsertNoGrow(old_entries[i]);
     }

@@ -15,6 +15,43 @@
 namespace mtps::ps {
 namespace {
 
+// Keys inserted in the bucket order of another index (how a checkpoint is written and
+// read back) all home in the first buckets of a small, growing index: without Reserve every
+// insert walks that whole run; with it they spread as in the original.
+TEST(RowIndexTest, KeysInAnotherIndexsOrderNeedReserveToStaySpread) {
+  constexpr size_t kRows = 20000;
+  RowIndex source(16);
+  for (uint32_t slot = 0; slot < kRows; ++slot) source.Insert(IndexHash(slot + 1), slot);
+  std::vector<uint32_t> in_bucket_order;  // the slots (= key - 1) as a scan meets them
+  for (size_t pos = 0; pos < source.capacity(); ++pos)
+    if (source.Occupied(pos)) in_bucket_order.push_back(source.SlotAt(pos));
+  ASSERT_EQ(in_bucket_order.size(), kRows);
+
+  RowIndex growing(16), reserved(16);
+  reserved.Reserve(kRows);
+  const size_t reserved_capacity = reserved.capacity();
+  size_t growing_midway = 0, reserved_midway = 0;  // halfway, before the last growth
+  for (size_t i = 0; i < in_bucket_order.size(); ++i) {
+    const uint32_t slot = in_bucket_order[i];
+    growing.Insert(IndexHash(slot + 1), slot);
+    reserved.Insert(IndexHash(slot + 1), slot);
+    if (i == kRows / 2) {
+      growing_midway = growing.LongestProbe();
+      reserved_midway = reserved.LongestProbe();
+    }
+  }
+  EXPECT_EQ(reserved.capacity(), reserved_capacity) << "Reserve left room for every row";
+  EXPECT_LE(reserved_midway, source.LongestProbe() + 8);
+  EXPECT_LE(reserved.LongestProbe(), source.LongestProbe() + 8);
+  EXPECT_GT(growing_midway, 50 * (source.LongestProbe() + 1))
+      << "the clustering this test guards against no longer happens without Reserve";
+  // Both still find every key.
+  auto key_of = [](uint32_t slot) { return uint64_t{slot} + 1; };
+  for (uint32_t slot = 0; slot < kRows; slot += 101) {
+    EXPECT_NE(reserved.Find(slot + 1, IndexHash(slot + 1), key_of), RowIndex::kNotFound);
+  }
+}
+
 TEST(RowIndexTest, AgreesWithUnorderedMapUnderChurn) {
   RowIndex index(16);
   std::vector<uint64_t> slot_keys;

@@ -421,7 +421,7 @@ void Scheduler::HandleBarrier(IncomingMessage& request, Responder responder) {
     }
     // A replacement catching up passes the barriers its peers passed without it.
     if (rejoined_.count(key) && released_barriers_.count(name)) return shared->SendAck();
-    if (key.role == proto::Role::WORKER) at_barrier_.insert(key.rank);
+    if (key.role == proto::Role::WORKER) ++at_barrier_[key.rank];
     wake_.notify_all();
   }
   metrics_.barriers->Increment();
@@ -435,7 +435,7 @@ void Scheduler::HandleBarrier(IncomingMessage& request, Responder responder) {
       held_releases_.emplace_back(key.rank, shared);
       return true;
     }
-    at_barrier_.erase(key.rank);
+    LeaveBarrierLocked(key.rank);
     return false;
   };
   Status arrived = barriers_.Arrive(name, barrier.getCount(), key, [shared, left](const Status& status) {
@@ -650,12 +650,19 @@ bool Scheduler::AllWorkersPausedLocked() const {
   return true;
 }
 
+void Scheduler::LeaveBarrierLocked(int rank) {
+  // Counted per arrival: a replacement's arrival displaces its predecessor's, whose
+  // answer (CANCELLED) must not take the replacement off the barrier.
+  auto it = at_barrier_.find(rank);
+  if (it != at_barrier_.end() && --it->second <= 0) at_barrier_.erase(it);
+}
+
 void Scheduler::ReleaseCutLocked() {
   cut_id_ = 0;
   for (auto& [rank, waiter] : cut_waiters_) waiter->SendAck();
   cut_waiters_.clear();
   for (auto& [rank, waiter] : held_releases_) {
-    at_barrier_.erase(rank);
+    LeaveBarrierLocked(rank);
     waiter->SendAck();
   }
   held_releases_.clear();

@@ -128,6 +128,7 @@ class Scheduler {
   bool AllWorkersPausedLocked() const;  // requires mutex_
   // Ends the cut: the paused workers go on.
   void ReleaseCutLocked();              // requires mutex_
+  void LeaveBarrierLocked(int rank);    // requires mutex_
   void BroadcastShutdown(const std::string& reason, bool failed);
   proto::NodeState JobStateLocked() const;  // requires mutex_
 
@@ -154,7 +155,7 @@ class Scheduler {
   // The consistent cut of an async checkpoint (see RunCheckpoint).
   uint64_t cut_id_ = 0;                   // checkpoint id being cut, 0 none  GUARDED_BY(mutex_)
   std::map<int, std::shared_ptr<Responder>> cut_waiters_;  // paused workers  GUARDED_BY(mutex_)
-  std::set<int> at_barrier_;              // workers waiting at other barriers  GUARDED_BY(mutex_)
+  std::map<int, int> at_barrier_;  // workers' arrivals waiting at other barriers  GUARDED_BY(mutex_)
   std::set<std::string> released_barriers_;                            // GUARDED_BY(mutex_)
   // Barrier releases of workers held while a cut is in progress.
   std::vector<std::pair<int, std::shared_ptr<Responder>>> held_releases_;  // GUARDED_BY(mutex_)

@@ -59,6 +59,7 @@ class ByteReader {
   }
   bool GetBytes(void* p, size_t n) {
     if (in_.size() < n) return ok_ = false;
+    if (n == 0) return true;  // `p` may be null then (an empty vector's data())
     std::memcpy(p, in_.data(), n);
     in_.remove_prefix(n);
     return true;

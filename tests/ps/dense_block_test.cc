@@ -63,7 +63,8 @@ TEST(DenseBlockStoreTest, BadInputIsRefusedWithTheValuesAndChangesNothing) {
   Status s = store.Push(1, v.data(), 7);
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
   EXPECT_NE(s.message().find("has 10 values, the request has 7"), std::string::npos) << s;
-  EXPECT_FALSE(store.Init(1, "b", v.data(), 11).ok());
+  const std::vector<float> longer(11, 1.0f);  // (11 values from `v` would read past it)
+  EXPECT_FALSE(store.Init(1, "b", longer.data(), longer.size()).ok());
   v[6] = std::numeric_limits<float>::infinity();
   s = store.Push(1, v.data(), 10);
   EXPECT_NE(s.message().find("element 6"), std::string::npos) << s;

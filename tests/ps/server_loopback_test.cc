@@ -201,9 +201,10 @@ TEST_F(ServerLoopbackTest, DenseBlocksSpreadByIdAndUpdateAsyncAndSync) {
   ASSERT_NE(worker0, nullptr);
   ASSERT_NE(worker1, nullptr);
   std::vector<std::vector<float>> init = {{1, 2, 3}, {4, 5}, {6, 7, 8, 9}, {10}};
+  std::vector<std::string> names;  // DenseBlockIn holds a view: the names must outlive it
+  for (uint32_t id = 0; id < init.size(); ++id) names.push_back("block" + std::to_string(id));
   std::vector<DenseBlockIn> blocks;
-  for (uint32_t id = 0; id < init.size(); ++id)
-    blocks.push_back({id, "block" + std::to_string(id), init[id]});
+  for (uint32_t id = 0; id < init.size(); ++id) blocks.push_back({id, names[id], init[id]});
   ASSERT_TRUE(worker0->DenseInit(blocks).ok());
   ASSERT_TRUE(worker1->DenseInit(blocks).ok()) << "a second init keeps the blocks";
   EXPECT_EQ(cluster_.at(0).server->dense().num_blocks(), 2u);  // ids 0, 2

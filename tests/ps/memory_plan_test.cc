@@ -208,6 +208,10 @@ uint64_t AnonymousResidentBytes(pid_t pid) {
 class ServerMemoryTest : public ::testing::TestWithParam<int> {};
 
 TEST_P(ServerMemoryTest, ResidentGrowthMatchesThePlanWithinFivePercent) {
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "under ASan a process's resident memory includes shadow memory and the "
+                  "allocator's quarantine: there is no plan to compare it with";
+#endif
   constexpr int kShards = 2;
   const uint64_t rows = static_cast<uint64_t>(GetParam());
   ScratchDir dir;

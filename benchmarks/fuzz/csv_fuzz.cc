@@ -7,6 +7,7 @@
 
 #include <glog/logging.h>
 
+#include "benchmarks/fuzz/fuzz_entry.h"
 #include "benchmarks/fuzz/fuzz_inputs.h"
 #include "worker/batch.h"
 #include "worker/data/batch_assembler.h"
@@ -63,13 +64,4 @@ struct Harness {
 }  // namespace
 }  // namespace mtps::fuzz
 
-extern "C" int LLVMFuzzerInitialize(int* /*argc*/, char*** /*argv*/) {
-  FLAGS_minloglevel = 3;
-  return 0;
-}
-
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static auto* harness = new mtps::fuzz::Harness();
-  harness->Run(data, size);
-  return 0;
-}
+MTPS_FUZZ_ENTRY_POINTS(mtps::fuzz::Harness)

@@ -18,6 +18,7 @@
 #include <glog/logging.h>
 #include <zmq.hpp>
 
+#include "benchmarks/fuzz/fuzz_entry.h"
 #include "benchmarks/fuzz/fuzz_inputs.h"
 #include "protocol/transport.h"
 #include "ps/server.h"
@@ -156,13 +157,4 @@ class Harness {
 }  // namespace
 }  // namespace mtps::fuzz
 
-extern "C" int LLVMFuzzerInitialize(int* /*argc*/, char*** /*argv*/) {
-  FLAGS_minloglevel = 3;  // every refused request logs a warning: far too many lines
-  return 0;
-}
-
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static auto* harness = new mtps::fuzz::Harness();
-  harness->Run(data, size);
-  return 0;
-}
+MTPS_FUZZ_ENTRY_POINTS(mtps::fuzz::Harness)

@@ -50,6 +50,31 @@ struct PoolingArgs {
   int ld = 0;
 };
 
+// A batch of variable-length sequences padded to `max_len` positions: record r holds
+// len_r = offsets[r+1] - offsets[r] <= max_len items at positions [0, len_r), oldest
+// first; positions [len_r, max_len) are padding, masked out of every sequence op.
+// Padded tensors are [batch x max_len x dim] row-major, one row per (record, position).
+struct SequenceShape {
+  int batch = 0;
+  int max_len = 0;
+  int dim = 0;
+  const int32_t* offsets = nullptr;  // [batch + 1], backend memory
+};
+
+// Multi-head self-attention over a padded sequence: qkv is [batch*max_len x 3*dim] (Q,
+// then K, then V columns; head h owns columns [h*dim/heads, (h+1)*dim/heads) of each),
+// probs [batch x heads x max_len x max_len] keeps the attention weights for backward, out
+// is [batch*max_len x dim]. Keys at padded positions get weight 0; a record without
+// items attends to nothing (its outputs are 0).
+template <typename T>
+struct AttentionArgs {
+  SequenceShape shape;
+  int heads = 1;
+  const T* qkv = nullptr;
+  T* probs = nullptr;
+  T* out = nullptr;
+};
+
 template <typename T>
 class Backend {
  public:
@@ -108,6 +133,65 @@ class Backend {
   // table_grad[rows[i], :] += dout[r, :] (/ count for mean), scatter-added over duplicates.
   // `args.out` holds dout here; `table_grad` is [num_rows x dim].
   virtual void PoolBackward(const PoolingArgs<T>& args, T* table_grad) = 0;
+
+  // ---- element-wise and row ops of the interaction and sequence layers
+  // c = a * b element-wise, or c += a * b when `accumulate`.
+  virtual void Multiply(int rows, int cols, const T* a, int lda, const T* b, int ldb, T* c,
+                        int ldc, bool accumulate) = 0;
+  // y = gamma * xhat + beta with xhat = (x - mean) * rstd per row; keeps xhat [rows x cols]
+  // and rstd [rows] for backward. y may alias x.
+  virtual void LayerNorm(int rows, int cols, const T* x, int ldx, const T* gamma,
+                         const T* beta, T* y, int ldy, T* xhat, T* rstd) = 0;
+  // dx = d(layer norm)/dx^T dy (overwrites; may alias dy); dgamma, dbeta overwritten.
+  virtual void LayerNormBackward(int rows, int cols, const T* xhat, const T* rstd,
+                                 const T* gamma, const T* dy, int lddy, T* dx, int lddx,
+                                 T* dgamma, T* dbeta) = 0;
+  // x holds `fields` embeddings of `dim` columns side by side per row; out[r, :] gets the
+  // fields*(fields-1)/2 dot products <x_i, x_j>, i < j, in row-major (i, j) order.
+  virtual void PairwiseDot(int rows, int fields, int dim, const T* x, int ldx, T* out,
+                           int ldo) = 0;
+  // dx += d(pairwise dots)/dx^T dout.
+  virtual void PairwiseDotBackward(int rows, int fields, int dim, const T* x, int ldx,
+                                   const T* dout, int lddo, T* dx, int lddx) = 0;
+  // out[r, c] = 0.5 * ((sum_f x_f[c])^2 - sum_f x_f[c]^2): the FM second-order term per column.
+  virtual void FmInteraction(int rows, int fields, int dim, const T* x, int ldx, T* out,
+                             int ldo) = 0;
+  // dx_f[c] += dout[c] * (sum_g x_g[c] - x_f[c]).
+  virtual void FmInteractionBackward(int rows, int fields, int dim, const T* x, int ldx,
+                                     const T* dout, int lddo, T* dx, int lddx) = 0;
+
+  // ---- padded sequences (see SequenceShape)
+  // out[r, j, :] = table[rows[offsets[r] + j], :] for j < len_r, 0 for padding.
+  virtual void GatherSequence(const SequenceShape& s, const int32_t* rows, const T* table,
+                              T* out) = 0;
+  // table_grad[rows[offsets[r] + j], :] += dout[r, j, :], scatter-added over duplicates.
+  virtual void ScatterSequence(const SequenceShape& s, const int32_t* rows, const T* dout,
+                               T* table_grad) = 0;
+  // x[r, j, :] += positions[len_r - 1 - j, :] for j < len_r: position 0 is the most recent.
+  virtual void AddPositions(const SequenceShape& s, const T* positions, T* x) = 0;
+  // dpositions[len_r - 1 - j, :] += dx[r, j, :] (accumulates).
+  virtual void AddPositionsBackward(const SequenceShape& s, const T* dx, T* dpositions) = 0;
+  // features[r, j, :] = [h, t, h - t, h * t] with h = x[r, j, :], t = target row r (stride
+  // ldt): DIN's attention input, [batch*max_len x 4*dim].
+  virtual void AttentionFeatures(const SequenceShape& s, const T* x, const T* target, int ldt,
+                                 T* features) = 0;
+  // dx += and dtarget += the gradients through AttentionFeatures (padded positions skipped).
+  virtual void AttentionFeaturesBackward(const SequenceShape& s, const T* x, const T* target,
+                                         int ldt, const T* dfeatures, T* dx, T* dtarget,
+                                         int lddt) = 0;
+  // out[r, :] = sum_{j < len_r} w[r, j] * x[r, j, :], w = weights [batch x max_len] or, when
+  // weights is null, 1 / len_r (the mean; 0 for an empty record).
+  virtual void SequenceWeightedSum(const SequenceShape& s, const T* weights, const T* x, T* out,
+                                   int ldo) = 0;
+  // dweights[r, j] = <dout[r, :], x[r, j, :]> (0 for padding; skipped when null);
+  // dx[r, j, :] += w[r, j] * dout[r, :].
+  virtual void SequenceWeightedSumBackward(const SequenceShape& s, const T* weights,
+                                           const T* x, const T* dout, int lddo, T* dweights,
+                                           T* dx) = 0;
+  // Scaled dot-product attention per record and head (see AttentionArgs).
+  virtual void SelfAttention(const AttentionArgs<T>& a) = 0;
+  // dqkv = d(attention)/dqkv^T dout (overwrites; padded rows get 0).
+  virtual void SelfAttentionBackward(const AttentionArgs<T>& a, const T* dout, T* dqkv) = 0;
 
   // ---- task heads, over n samples; logits z, labels y and gradients dz are strided.
   // Each writes the prediction, dz = grad_scale * dloss/dz, and *loss_sum = sum of losses

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "models/cpu_sequence_ops.h"
 #include "models/kernel_math.h"
 
 namespace mtps::models {
@@ -195,6 +196,69 @@ class CpuBackend final : public Backend<T> {
         for (int c = 0; c < a.dim; ++c) g[c] += scale * d[c];
       }
     }
+  }
+
+  void Multiply(int rows, int cols, const T* a, int lda, const T* b, int ldb, T* c, int ldc,
+                bool accumulate) override {
+    cpu::Multiply(rows, cols, a, lda, b, ldb, c, ldc, accumulate);
+  }
+  void LayerNorm(int rows, int cols, const T* x, int ldx, const T* gamma, const T* beta, T* y,
+                 int ldy, T* xhat, T* rstd) override {
+    cpu::LayerNorm(rows, cols, x, ldx, gamma, beta, y, ldy, xhat, rstd);
+  }
+  void LayerNormBackward(int rows, int cols, const T* xhat, const T* rstd, const T* gamma,
+                         const T* dy, int lddy, T* dx, int lddx, T* dgamma, T* dbeta) override {
+    cpu::LayerNormBackward(rows, cols, xhat, rstd, gamma, dy, lddy, dx, lddx, dgamma, dbeta);
+  }
+  void PairwiseDot(int rows, int fields, int dim, const T* x, int ldx, T* out,
+                   int ldo) override {
+    cpu::PairwiseDot(rows, fields, dim, x, ldx, out, ldo);
+  }
+  void PairwiseDotBackward(int rows, int fields, int dim, const T* x, int ldx, const T* dout,
+                           int lddo, T* dx, int lddx) override {
+    cpu::PairwiseDotBackward(rows, fields, dim, x, ldx, dout, lddo, dx, lddx);
+  }
+  void FmInteraction(int rows, int fields, int dim, const T* x, int ldx, T* out,
+                     int ldo) override {
+    cpu::FmInteraction(rows, fields, dim, x, ldx, out, ldo);
+  }
+  void FmInteractionBackward(int rows, int fields, int dim, const T* x, int ldx, const T* dout,
+                             int lddo, T* dx, int lddx) override {
+    cpu::FmInteractionBackward(rows, fields, dim, x, ldx, dout, lddo, dx, lddx);
+  }
+  void GatherSequence(const SequenceShape& s, const int32_t* rows, const T* table,
+                      T* out) override {
+    cpu::GatherSequence(s, rows, table, out);
+  }
+  void ScatterSequence(const SequenceShape& s, const int32_t* rows, const T* dout,
+                       T* table_grad) override {
+    cpu::ScatterSequence(s, rows, dout, table_grad);
+  }
+  void AddPositions(const SequenceShape& s, const T* positions, T* x) override {
+    cpu::AddPositions(s, positions, x);
+  }
+  void AddPositionsBackward(const SequenceShape& s, const T* dx, T* dpositions) override {
+    cpu::AddPositionsBackward(s, dx, dpositions);
+  }
+  void AttentionFeatures(const SequenceShape& s, const T* x, const T* target, int ldt,
+                         T* features) override {
+    cpu::AttentionFeatures(s, x, target, ldt, features);
+  }
+  void AttentionFeaturesBackward(const SequenceShape& s, const T* x, const T* target, int ldt,
+                                 const T* dfeatures, T* dx, T* dtarget, int lddt) override {
+    cpu::AttentionFeaturesBackward(s, x, target, ldt, dfeatures, dx, dtarget, lddt);
+  }
+  void SequenceWeightedSum(const SequenceShape& s, const T* weights, const T* x, T* out,
+                           int ldo) override {
+    cpu::SequenceWeightedSum(s, weights, x, out, ldo);
+  }
+  void SequenceWeightedSumBackward(const SequenceShape& s, const T* weights, const T* x,
+                                   const T* dout, int lddo, T* dweights, T* dx) override {
+    cpu::SequenceWeightedSumBackward(s, weights, x, dout, lddo, dweights, dx);
+  }
+  void SelfAttention(const AttentionArgs<T>& a) override { cpu::SelfAttention(a); }
+  void SelfAttentionBackward(const AttentionArgs<T>& a, const T* dout, T* dqkv) override {
+    cpu::SelfAttentionBackward(a, dout, dqkv);
   }
 
   void BceWithLogits(int n, const T* z, int ldz, const T* y, int ldy, T grad_scale, T* pred,

@@ -4,6 +4,7 @@
 
 #include <glog/logging.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "models/kernel_math.h"
@@ -30,6 +31,9 @@ void DenseParameters<T>::Finalize(uint64_t seed) {
   std::vector<T> host(size_, T(0));
   for (size_t b = 0; b < blocks_.size(); ++b) {
     const DenseBlock& block = blocks_[b];
+    if (pending_[b].init == DenseInit::kOnes) {
+      std::fill(host.begin() + block.offset, host.begin() + block.offset + block.size, T(1));
+    }
     if (pending_[b].init != DenseInit::kGlorotUniform) continue;
     uint64_t name_hash = 1469598103934665603ull;  // FNV-1a
     for (char c : block.name) name_hash = (name_hash ^ static_cast<uint8_t>(c)) * 1099511628211ull;

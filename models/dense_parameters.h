@@ -34,6 +34,7 @@ struct DenseBlock {
 enum class DenseInit {
   kGlorotUniform,  // U(-a, a), a = sqrt(6 / (fan_in + fan_out))
   kZeros,
+  kOnes,  // layer-norm gains
 };
 
 template <typename T>

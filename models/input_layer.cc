@@ -2,6 +2,7 @@
 // pooling into X and the scatter-add of row gradients.
 #include "models/input_layer.h"
 
+#include <algorithm>
 #include <cmath>
 #include <sstream>
 
@@ -29,7 +30,14 @@ StatusOr<InputLayout> InputLayout::FromSpec(const JobSpec& spec) {
       return NotFound("sparse_fields[" + std::to_string(i) + "] '" + f.name +
                       "': unknown table '" + f.table + "'");
     }
-    layout.fields.push_back({f.name, table, f.pooling == Pooling::kMean});
+    // A sequence whose encoder is sum or mean is pooled like any multi-valued field.
+    const SequenceSpec::Encoder encoder = spec.model.sequence.encoder;
+    const bool sequence = f.pooling == Pooling::kSequence;
+    const bool encoded = sequence && encoder != SequenceSpec::Encoder::kSum &&
+                         encoder != SequenceSpec::Encoder::kMean;
+    const bool mean = f.pooling == Pooling::kMean ||
+                      (sequence && encoder == SequenceSpec::Encoder::kMean);
+    layout.fields.push_back({f.name, table, mean, encoded, sequence ? f.max_length : 0});
   }
   for (const DenseFieldSpec& d : spec.dense_fields) layout.dense.push_back(d.name);
   for (const TaskSpec& t : spec.tasks) layout.tasks.push_back(t.name);
@@ -59,6 +67,7 @@ InputLayer<T>::InputLayer(Backend<T>* backend, InputLayout layout, int max_batch
   rows_dev_.resize(nf);
   table_dev_.resize(nt);
   table_rows_.resize(nt);
+  max_len_.resize(nf);
   grad_dev_.resize(nt);
   if (!backend->is_host()) {
     labels_stage_ = DeviceArray<T>(backend, static_cast<size_t>(max_batch) * tasks);
@@ -131,6 +140,16 @@ Status InputLayer<T>::Validate(const ModelInputT<T>& in) const {
                                " -> " + std::to_string(field.offsets[r + 1]) + ")");
       }
     }
+    if (lf.max_length > 0) {
+      for (int r = 0; r < b; ++r) {
+        if (field.offsets[r + 1] - field.offsets[r] > lf.max_length) {
+          return InvalidArgument("sequence field '" + lf.name + "': record " + std::to_string(r) +
+                                 " has " + std::to_string(field.offsets[r + 1] - field.offsets[r]) +
+                                 " values, more than max_length " +
+                                 std::to_string(lf.max_length));
+        }
+      }
+    }
     const int nnz = field.offsets[b];
     if (nnz > 0 && field.rows == nullptr) {
       return InvalidArgument("sparse field '" + lf.name + "': no row indices");
@@ -189,6 +208,10 @@ Status InputLayer<T>::Load(const ModelInputT<T>& in) {
     const auto& field = in.fields[f];
     const bool host = backend_->is_host();
     offsets_dev_[f] = Stage(field.offsets, batch_ + 1, host ? nullptr : &offsets_stage_[f]);
+    max_len_[f] = 0;
+    for (int r = 0; r < batch_; ++r) {
+      max_len_[f] = std::max(max_len_[f], field.offsets[r + 1] - field.offsets[r]);
+    }
     rows_dev_[f] = Stage(field.rows, field.offsets[batch_], host ? nullptr : &rows_stage_[f]);
   }
   for (size_t t = 0; t < layout_.tables.size(); ++t) {
@@ -219,7 +242,7 @@ template <typename T>
 void InputLayer<T>::Forward() {
   MatrixView<T> xm = x();
   for (size_t f = 0; f < layout_.fields.size(); ++f) {
-    backend_->PoolForward(FieldPooling(f, xm));
+    if (!layout_.fields[f].sequence) backend_->PoolForward(FieldPooling(f, xm));
   }
   const int dense = static_cast<int>(layout_.dense.size());
   if (dense > 0) {
@@ -229,7 +252,19 @@ void InputLayer<T>::Forward() {
 }
 
 template <typename T>
+SequenceShape InputLayer<T>::sequence_shape(size_t f) const {
+  return {.batch = batch_, .max_len = max_len_[f], .dim = layout_.tables[layout_.fields[f].table].dim,
+          .offsets = offsets_dev_[f]};
+}
+
+template <typename T>
 void InputLayer<T>::Backward(ModelOutputT<T>* out) {
+  ScatterRowGrads(out);
+  CopyRowGradsToHost(out);
+}
+
+template <typename T>
+void InputLayer<T>::ScatterRowGrads(ModelOutputT<T>* out) {
   const size_t nt = layout_.tables.size();
   out->row_grads.resize(nt);
   std::vector<T*>& grads = grad_dev_;
@@ -246,11 +281,18 @@ void InputLayer<T>::Backward(ModelOutputT<T>* out) {
   }
   MatrixView<T> d = dx();
   for (size_t f = 0; f < layout_.fields.size(); ++f) {
-    backend_->PoolBackward(FieldPooling(f, d), grads[layout_.fields[f].table]);
+    if (!layout_.fields[f].sequence) {
+      backend_->PoolBackward(FieldPooling(f, d), grads[layout_.fields[f].table]);
+    }
   }
+}
+
+template <typename T>
+void InputLayer<T>::CopyRowGradsToHost(ModelOutputT<T>* out) {
+  const size_t nt = layout_.tables.size();
   if (!backend_->is_host()) {
     for (size_t t = 0; t < nt; ++t) {
-      backend_->CopyToHost(grads[t], out->row_grads[t].data(),
+      backend_->CopyToHost(grad_dev_[t], out->row_grads[t].data(),
                            out->row_grads[t].size() * sizeof(T));
     }
   }

@@ -30,6 +30,10 @@ struct InputLayout {
     std::string name;
     int table = 0;
     bool mean = false;
+    // An encoded sequence (model.sequence din/bst): not pooled here; its columns of X are
+    // the SequenceEncoder's output.
+    bool sequence = false;
+    int max_length = 0;  // > 0: a record with more values is refused
   };
   struct Table {
     std::string name;
@@ -62,8 +66,21 @@ class InputLayer {
   MatrixView<T> dx() { return dx_.matrix(batch_, width_); }
   // Labels [B x T] in backend memory (zeros when the input had none).
   const T* labels() const { return labels_dev_; }
-  // Writes out->row_grads (resized to [U_t x dim_t] per table).
+  // Writes out->row_grads (resized to [U_t x dim_t] per table): ScatterRowGrads() then
+  // CopyRowGradsToHost().
   void Backward(ModelOutputT<T>* out);
+  // Zeroes the row gradients and scatter-adds dX of the pooled fields into them; an
+  // encoder then adds its own through row_grad(t) before CopyRowGradsToHost().
+  void ScatterRowGrads(ModelOutputT<T>* out);
+  void CopyRowGradsToHost(ModelOutputT<T>* out);
+
+  // The loaded batch, in backend memory, for encoders of sequence fields.
+  int field_column(size_t f) const { return field_column_[f]; }
+  const int32_t* field_rows(size_t f) const { return rows_dev_[f]; }
+  const T* table_rows(size_t t) const { return table_dev_[t]; }
+  T* row_grad(size_t t) { return grad_dev_[t]; }
+  // Field f's values as sequences padded to the longest record of the batch.
+  SequenceShape sequence_shape(size_t f) const;
 
   const InputLayout& layout() const { return layout_; }
 
@@ -90,6 +107,7 @@ class InputLayer {
   std::vector<const int32_t*> offsets_dev_, rows_dev_;
   std::vector<const T*> table_dev_;
   std::vector<int> table_rows_;
+  std::vector<int> max_len_;  // per field: the most values of one record in this batch
   std::vector<T*> grad_dev_;  // per table: where Backward scatters row gradients
   // Device copies of the host input; unused on host backends.
   DeviceArray<T> labels_stage_, dense_stage_;

@@ -23,6 +23,7 @@ Status CheckUnits(const std::vector<int>& units, const std::string& field, bool 
 
 Status ValidateModelSpec(const JobSpec& spec) {
   const ModelSpec& m = spec.model;
+  MTPS_RETURN_IF_ERROR(CheckModelInputs(spec));
   MTPS_RETURN_IF_ERROR(CheckUnits(m.tower_units, "model.tower_units", true));
   if (!(m.dropout >= 0.0f && m.dropout < 1.0f)) {
     return InvalidArgument("model.dropout: must be in [0, 1), got " + std::to_string(m.dropout));
@@ -90,20 +91,38 @@ StatusOr<std::unique_ptr<MultiTaskModel<T>>> MultiTaskModel<T>::Create(
   model->seed_ = options.seed != 0 ? options.seed : spec.training.seed;
   model->tasks_ = spec.tasks;
   model->esmm_ = m.type == ModelSpec::Type::kEsmm;
+  for (size_t f = 0; f < layout.fields.size(); ++f) {
+    if (layout.fields[f].sequence) model->sequence_field_ = static_cast<int>(f);
+    if (layout.fields[f].name == m.sequence.target) model->target_field_ = static_cast<int>(f);
+  }
+  if (model->sequence_field_ >= 0) {
+    const InputLayout::Field& f = layout.fields[model->sequence_field_];
+    if (model->target_field_ < 0 || f.max_length <= 0) {
+      return InvalidArgument("model.sequence: the target field '" + m.sequence.target +
+                             "' and the sequence's max_length are required");
+    }
+    model->sequence_ = std::make_unique<SequenceEncoder<T>>(
+        be, params, m.sequence, layout.tables[f.table].dim, f.max_length, max_batch);
+  }
+  const int fields = static_cast<int>(layout.fields.size());
+  const int field_dim = fields > 0 ? layout.tables[layout.fields[0].table].dim : 0;
   model->input_ = std::make_unique<InputLayer<T>>(be, std::move(layout), max_batch);
+  model->interaction_ = MakeInteraction<T>(be, params, m.interaction, in, fields, field_dim,
+                                           max_batch);
+  const int trunk_in = model->interaction_ != nullptr ? model->interaction_->out_cols() : in;
 
   switch (m.type) {
     case ModelSpec::Type::kSharedBottom:
-      model->trunk_ = MakeSharedBottomTrunk<T>(be, params, m, in, max_batch);
+      model->trunk_ = MakeSharedBottomTrunk<T>(be, params, m, trunk_in, max_batch);
       break;
     case ModelSpec::Type::kMmoe:
-      model->trunk_ = MakeMmoeTrunk<T>(be, params, m, in, tasks, max_batch);
+      model->trunk_ = MakeMmoeTrunk<T>(be, params, m, trunk_in, tasks, max_batch);
       break;
     case ModelSpec::Type::kPle:
-      model->trunk_ = MakePleTrunk<T>(be, params, m, in, tasks, max_batch);
+      model->trunk_ = MakePleTrunk<T>(be, params, m, trunk_in, tasks, max_batch);
       break;
     case ModelSpec::Type::kEsmm:
-      model->trunk_ = MakeIdentityTrunk<T>(be, in, max_batch);
+      model->trunk_ = MakeIdentityTrunk<T>(be, trunk_in, max_batch);
       break;
   }
   for (int t = 0; t < tasks; ++t) {
@@ -132,6 +151,12 @@ StatusOr<std::unique_ptr<MultiTaskModel<T>>> MultiTaskModel<T>::Create(
   model->host_log_variance_grad_.resize(tasks);
   model->weights_.resize(tasks);
   return model;
+}
+
+template <typename T>
+MatrixView<T> MultiTaskModel<T>::FieldColumns(MatrixView<T> m, int field) const {
+  const InputLayout& layout = input_->layout();
+  return m.columns(input_->field_column(field), layout.tables[layout.fields[field].table].dim);
 }
 
 template <typename T>
@@ -175,7 +200,15 @@ Status MultiTaskModel<T>::Run(const ModelInputT<T>& in, uint64_t step, Phase pha
   const uint64_t step_seed = Mix64(seed_ ^ Mix64(step ^ 0xD1B54A32D192ED03ull));
 
   input_->Forward();
-  MatrixView<T> x = input_->x();
+  MatrixView<T> x_in = input_->x();
+  if (sequence_ != nullptr) {
+    const int table = input_->layout().fields[sequence_field_].table;
+    sequence_->Forward(input_->sequence_shape(sequence_field_),
+                       input_->field_rows(sequence_field_), input_->table_rows(table),
+                       FieldColumns(x_in, target_field_), FieldColumns(x_in, sequence_field_));
+  }
+  if (interaction_ != nullptr) interaction_->Forward(x_in);
+  MatrixView<T> x = interaction_ != nullptr ? interaction_->out(batch) : x_in;
   trunk_->Forward(x, train, step_seed);
   for (int t = 0; t < tasks; ++t) towers_[t]->Forward(trunk_->task_out(t, batch), train, step_seed);
 
@@ -234,9 +267,25 @@ Status MultiTaskModel<T>::Run(const ModelInputT<T>& in, uint64_t step, Phase pha
     MatrixView<T> d_rep = trunk_->task_out_grad(t, batch);
     towers_[t]->Backward(trunk_->task_out(t, batch), &d_rep);
   }
-  MatrixView<T> dx = input_->dx();
+  MatrixView<T> dx_in = input_->dx();
+  MatrixView<T> dx = interaction_ != nullptr ? interaction_->out_grad(batch) : dx_in;
   trunk_->Backward(x, &dx);
-  input_->Backward(out);
+  if (interaction_ != nullptr) interaction_->Backward(x_in, &dx_in);
+  if (sequence_ == nullptr) {
+    input_->Backward(out);
+  } else {
+    // The encoder adds into the target's columns of dX before they are scattered to rows,
+    // and its items' gradients join the same table's row gradients after.
+    const SequenceShape shape = input_->sequence_shape(sequence_field_);
+    const int32_t* rows = input_->field_rows(sequence_field_);
+    MatrixView<T> dtarget = FieldColumns(dx_in, target_field_);
+    sequence_->Backward(shape, FieldColumns(x_in, target_field_),
+                        FieldColumns(dx_in, sequence_field_), &dtarget);
+    input_->ScatterRowGrads(out);
+    sequence_->ScatterItemGrads(shape, rows,
+                                input_->row_grad(input_->layout().fields[sequence_field_].table));
+    input_->CopyRowGradsToHost(out);
+  }
   if (uncertainty_) {
     backend_->CopyToDevice(host_log_variance_grad_.data(), params_.grads() + log_variance_offset_,
                            tasks * sizeof(T));

@@ -1,5 +1,6 @@
 // MultiTaskModel: a multi-task recommender built from a JobSpec (model.type:
-// shared_bottom, mmoe, ple, esmm): pooled embeddings + dense features -> trunk -> one
+// shared_bottom, mmoe, ple, esmm): pooled embeddings + dense features (+ an encoded
+// behaviour sequence, model.sequence) -> interaction layer (model.interaction) -> trunk -> one
 // tower per task -> per-task loss (bce / mse), combined with fixed or learned
 // uncertainty weights. It computes predictions, the losses, the dense gradients (in
 // parameters()) and the embedding row gradients, on any Backend.
@@ -32,8 +33,10 @@
 #include "models/backend.h"
 #include "models/dense_parameters.h"
 #include "models/input_layer.h"
+#include "models/interaction.h"
 #include "models/mlp.h"
 #include "models/model_input.h"
+#include "models/sequence_encoder.h"
 #include "models/trunk.h"
 #include "protocol/job_spec.h"
 #include "protocol/status.h"
@@ -71,10 +74,15 @@ class MultiTaskModel {
   explicit MultiTaskModel(std::unique_ptr<Backend<T>> backend);
   Status Run(const ModelInputT<T>& in, uint64_t step, Phase phase, ModelOutputT<T>* out);
   void ComputeTaskWeights();
+  // The columns of field `field` in X (or dX).
+  MatrixView<T> FieldColumns(MatrixView<T> m, int field) const;
 
   std::unique_ptr<Backend<T>> backend_;
   DenseParameters<T> params_;
   std::unique_ptr<InputLayer<T>> input_;
+  std::unique_ptr<SequenceEncoder<T>> sequence_;  // null: no encoded sequence field
+  int sequence_field_ = -1, target_field_ = -1;
+  std::unique_ptr<Interaction<T>> interaction_;  // null: the trunk reads X
   std::unique_ptr<Trunk<T>> trunk_;
   std::vector<std::unique_ptr<Mlp<T>>> towers_;
   std::vector<TaskSpec> tasks_;

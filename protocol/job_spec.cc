@@ -283,11 +283,19 @@ Status ParseSparseField(const YAML::Node& node, const std::string& path, SparseF
   MTPS_RETURN_IF_ERROR(r.Optional("column", &f->column));
   MTPS_RETURN_IF_ERROR(r.Optional("multi_valued", &f->multi_valued));
   MTPS_RETURN_IF_ERROR(r.OptionalEnum(
-      "pooling", std::map<std::string, Pooling>{{"sum", Pooling::kSum}, {"mean", Pooling::kMean}},
+      "pooling",
+      std::map<std::string, Pooling>{
+          {"sum", Pooling::kSum}, {"mean", Pooling::kMean}, {"sequence", Pooling::kSequence}},
       &f->pooling));
+  MTPS_RETURN_IF_ERROR(r.Optional("max_length", &f->max_length));
   MTPS_RETURN_IF_ERROR(r.OptionalEnum("missing", kMissingNames, &f->missing));
   MTPS_RETURN_IF_ERROR(r.Finish());
   if (f->name.empty()) return InvalidArgument(r.Path("name") + ": must not be empty");
+  if (f->pooling == Pooling::kSequence && f->max_length <= 0) {
+    return InvalidArgument(r.Path("max_length") +
+                           ": pooling sequence needs max_length > 0, got " +
+                           std::to_string(f->max_length));
+  }
   return Status::OK();
 }
 
@@ -336,6 +344,57 @@ Status ParseData(const YAML::Node& node, const std::string& path, DataSpec* d) {
   return Positive(r.Path("reader_threads"), d->reader_threads);
 }
 
+Status ParseInteraction(const YAML::Node& node, const std::string& path, InteractionSpec* i) {
+  if (!node.IsDefined() || node.IsNull()) return Status::OK();
+  MTPS_RETURN_IF_ERROR(ExpectMap(node, path));
+  MapReader r(node, path);
+  MTPS_RETURN_IF_ERROR(r.OptionalEnum(
+      "kind",
+      std::map<std::string, InteractionSpec::Kind>{{"none", InteractionSpec::Kind::kNone},
+                                                   {"dot", InteractionSpec::Kind::kDot},
+                                                   {"fm", InteractionSpec::Kind::kFm},
+                                                   {"dcn", InteractionSpec::Kind::kDcn}},
+      &i->kind));
+  MTPS_RETURN_IF_ERROR(r.Optional("cross_layers", &i->cross_layers));
+  MTPS_RETURN_IF_ERROR(r.Optional("low_rank", &i->low_rank));
+  MTPS_RETURN_IF_ERROR(r.Finish());
+  MTPS_RETURN_IF_ERROR(Positive(r.Path("cross_layers"), i->cross_layers));
+  return NonNegative(r.Path("low_rank"), i->low_rank);
+}
+
+Status ParseSequence(const YAML::Node& node, const std::string& path, SequenceSpec* s) {
+  if (!node.IsDefined() || node.IsNull()) return Status::OK();
+  MTPS_RETURN_IF_ERROR(ExpectMap(node, path));
+  MapReader r(node, path);
+  MTPS_RETURN_IF_ERROR(r.Required("field", &s->field));
+  MTPS_RETURN_IF_ERROR(r.Required("target", &s->target));
+  MTPS_RETURN_IF_ERROR(r.OptionalEnum(
+      "encoder",
+      std::map<std::string, SequenceSpec::Encoder>{{"din", SequenceSpec::Encoder::kDin},
+                                                   {"bst", SequenceSpec::Encoder::kBst},
+                                                   {"sum", SequenceSpec::Encoder::kSum},
+                                                   {"mean", SequenceSpec::Encoder::kMean}},
+      &s->encoder));
+  MTPS_RETURN_IF_ERROR(ReadIntList(r.Node("attention_hidden"), r.Path("attention_hidden"),
+                                   &s->attention_hidden));
+  MTPS_RETURN_IF_ERROR(r.Optional("heads", &s->heads));
+  MTPS_RETURN_IF_ERROR(r.Optional("ffn_hidden", &s->ffn_hidden));
+  MTPS_RETURN_IF_ERROR(r.OptionalEnum(
+      "bst_pooling",
+      std::map<std::string, SequenceSpec::BstPooling>{
+          {"attention", SequenceSpec::BstPooling::kAttention},
+          {"mean", SequenceSpec::BstPooling::kMean}},
+      &s->bst_pooling));
+  MTPS_RETURN_IF_ERROR(r.Finish());
+  for (size_t i = 0; i < s->attention_hidden.size(); ++i) {
+    MTPS_RETURN_IF_ERROR(
+        Positive(r.Path("attention_hidden") + "[" + std::to_string(i) + "]",
+                 s->attention_hidden[i]));
+  }
+  MTPS_RETURN_IF_ERROR(Positive(r.Path("heads"), s->heads));
+  return Positive(r.Path("ffn_hidden"), s->ffn_hidden);
+}
+
 Status ParseModel(const YAML::Node& node, const std::string& path, ModelSpec* m) {
   MTPS_RETURN_IF_ERROR(ExpectMap(node, path));
   MapReader r(node, path);
@@ -355,6 +414,9 @@ Status ParseModel(const YAML::Node& node, const std::string& path, ModelSpec* m)
   MTPS_RETURN_IF_ERROR(r.Optional("ple_shared_experts", &m->ple_shared_experts));
   MTPS_RETURN_IF_ERROR(r.Optional("ple_task_experts", &m->ple_task_experts));
   MTPS_RETURN_IF_ERROR(r.Optional("dropout", &m->dropout));
+  MTPS_RETURN_IF_ERROR(ParseInteraction(r.Node("interaction"), r.Path("interaction"),
+                                        &m->interaction));
+  MTPS_RETURN_IF_ERROR(ParseSequence(r.Node("sequence"), r.Path("sequence"), &m->sequence));
   MTPS_RETURN_IF_ERROR(r.Finish());
   MTPS_RETURN_IF_ERROR(Positive(r.Path("experts"), m->experts));
   MTPS_RETURN_IF_ERROR(Positive(r.Path("ple_levels"), m->ple_levels));
@@ -470,6 +532,7 @@ Status CrossCheck(const JobSpec& spec) {
                              spec.tasks[i].name + "'");
     }
   }
+  MTPS_RETURN_IF_ERROR(CheckModelInputs(spec));
   if (spec.model.type == ModelSpec::Type::kEsmm) {
     if (spec.tasks.size() != 2 || spec.tasks[0].loss != TaskSpec::Loss::kBce ||
         spec.tasks[1].loss != TaskSpec::Loss::kBce) {
@@ -509,6 +572,100 @@ const char* ModelTypeName(ModelSpec::Type type) {
     case ModelSpec::Type::kMmoe: return "mmoe";
     case ModelSpec::Type::kPle: return "ple";
     case ModelSpec::Type::kEsmm: return "esmm";
+  }
+  return "unknown";
+}
+
+Status CheckModelInputs(const JobSpec& spec) {
+  const SequenceSpec& seq = spec.model.sequence;
+  int sequence_field = -1, target_field = -1;
+  for (size_t i = 0; i < spec.sparse_fields.size(); ++i) {
+    if (spec.sparse_fields[i].name == seq.field) sequence_field = static_cast<int>(i);
+    if (spec.sparse_fields[i].name == seq.target) target_field = static_cast<int>(i);
+  }
+  if (!seq.field.empty()) {
+    if (sequence_field < 0) {
+      return InvalidArgument("model.sequence.field: no sparse feature '" + seq.field + "'");
+    }
+    const SparseFieldSpec& f = spec.sparse_fields[sequence_field];
+    if (f.pooling != Pooling::kSequence) {
+      return InvalidArgument("model.sequence.field: feature '" + seq.field +
+                             "' must have pooling: sequence");
+    }
+    if (target_field < 0) {
+      return InvalidArgument("model.sequence.target: no sparse feature '" + seq.target + "'");
+    }
+    const SparseFieldSpec& t = spec.sparse_fields[target_field];
+    if (t.pooling == Pooling::kSequence) {
+      return InvalidArgument("model.sequence.target: feature '" + seq.target +
+                             "' is itself a sequence; the target is one item");
+    }
+    if (t.table != f.table) {
+      return InvalidArgument("model.sequence.target: feature '" + seq.target + "' reads table '" +
+                             t.table + "', the sequence '" + seq.field + "' reads '" + f.table +
+                             "' (the target must share the sequence's table)");
+    }
+    const TableSpec* table = spec.FindTable(f.table);
+    if (seq.encoder == SequenceSpec::Encoder::kBst && table != nullptr &&
+        table->dim % seq.heads != 0) {
+      return InvalidArgument("model.sequence.heads: " + std::to_string(seq.heads) +
+                             " heads do not divide table '" + f.table + "' dim " +
+                             std::to_string(table->dim));
+    }
+  }
+  for (size_t i = 0; i < spec.sparse_fields.size(); ++i) {
+    const SparseFieldSpec& f = spec.sparse_fields[i];
+    if (f.pooling == Pooling::kSequence && f.name != seq.field) {
+      return InvalidArgument("features.sparse[" + std::to_string(i) + "].pooling: field '" +
+                             f.name + "' is a sequence, but model.sequence.field " +
+                             (seq.field.empty() ? std::string("is not set")
+                                                : "names '" + seq.field + "'") +
+                             " (one sequence field, read by model.sequence)");
+    }
+  }
+  const InteractionSpec::Kind kind = spec.model.interaction.kind;
+  if (kind == InteractionSpec::Kind::kDot || kind == InteractionSpec::Kind::kFm) {
+    int dim = -1;
+    std::string first;
+    for (const SparseFieldSpec& f : spec.sparse_fields) {
+      const TableSpec* table = spec.FindTable(f.table);
+      if (table == nullptr) continue;
+      if (dim < 0) {
+        dim = table->dim;
+        first = f.name;
+      } else if (table->dim != dim) {
+        return InvalidArgument("model.interaction.kind: " +
+                               std::string(InteractionKindName(kind)) +
+                               " needs every sparse feature at one dim; '" + first + "' has " +
+                               std::to_string(dim) + ", '" + f.name + "' has " +
+                               std::to_string(table->dim));
+      }
+    }
+    if (spec.sparse_fields.size() < 2) {
+      return InvalidArgument("model.interaction.kind: " +
+                             std::string(InteractionKindName(kind)) +
+                             " needs at least two sparse features");
+    }
+  }
+  return Status::OK();
+}
+
+const char* InteractionKindName(InteractionSpec::Kind kind) {
+  switch (kind) {
+    case InteractionSpec::Kind::kNone: return "none";
+    case InteractionSpec::Kind::kDot: return "dot";
+    case InteractionSpec::Kind::kFm: return "fm";
+    case InteractionSpec::Kind::kDcn: return "dcn";
+  }
+  return "unknown";
+}
+
+const char* SequenceEncoderName(SequenceSpec::Encoder encoder) {
+  switch (encoder) {
+    case SequenceSpec::Encoder::kDin: return "din";
+    case SequenceSpec::Encoder::kBst: return "bst";
+    case SequenceSpec::Encoder::kSum: return "sum";
+    case SequenceSpec::Encoder::kMean: return "mean";
   }
   return "unknown";
 }

@@ -69,7 +69,10 @@ enum class MissingPolicy {
   kError,    // the record is bad (skipped and counted, or the job stops: data.on_bad_record)
 };
 
-enum class Pooling { kSum, kMean };
+// kSequence: an ordered behaviour sequence that InputLayer does not pool; the encoder of
+// model.sequence reads it (most recent value last, at most max_length values).
+enum class Pooling { kSum, kMean, kSequence };
+
 
 struct SparseFieldSpec {
   std::string name;       // feature name; keys are hashed with it, so fields never collide
@@ -77,6 +80,7 @@ struct SparseFieldSpec {
   std::string table;      // table that holds this field's embeddings
   bool multi_valued = false;  // CSV cells list values separated by '|'
   Pooling pooling = Pooling::kSum;
+  int max_length = 0;  // kSequence: the most recent max_length values are kept (required)
   MissingPolicy missing = MissingPolicy::kDefault;
 };
 
@@ -102,6 +106,41 @@ struct DataSpec {
   bool shuffle = true;
 };
 
+// model.interaction: a layer between the input matrix X = [field embeddings | dense] and
+// the trunk. kDot appends the pairwise dot products of the sparse fields' embeddings
+// (DLRM), kFm appends the factorization machine's second-order term as a dim-vector
+// 0.5 * ((sum_f v_f)^2 - sum_f v_f^2) (NFM's bi-interaction; its sum is the FM term), both
+// need every sparse field at one dim; kDcn replaces X by a DCN-v2 cross network's output
+// x_{l+1} = x_0 * (W x_l + b) + x_l, W full-rank or U V with rank low_rank.
+struct InteractionSpec {
+  enum class Kind { kNone, kDot, kFm, kDcn };
+  Kind kind = Kind::kNone;
+  int cross_layers = 2;  // dcn
+  int low_rank = 0;      // dcn: 0 = full-rank W, r > 0 = W = U V with U [w x r], V [r x w]
+};
+const char* InteractionKindName(InteractionSpec::Kind kind);
+
+// model.sequence: the encoder of one behaviour-sequence field (pooling: sequence), whose
+// output (table dim columns) takes the field's place in X. kDin: target attention, an MLP
+// over [h, t, h-t, h*t] scores each history item h against the target item t, and the
+// output is sum_j score_j * h_j over the record's items (DIN's unnormalized weights, no
+// softmax). kBst: learned positions + one Transformer encoder block (multi-head self-
+// attention with a key mask, feed-forward, post layer norm), then DIN target attention
+// (bst_pooling: attention) or the mean over the items (bst_pooling: mean). kSum / kMean
+// pool the sequence like any multi-valued field (the baselines).
+struct SequenceSpec {
+  enum class Encoder { kDin, kBst, kSum, kMean };
+  enum class BstPooling { kAttention, kMean };
+  std::string field;   // the sequence field; empty = no sequence encoder
+  std::string target;  // the target item's field: same table as `field`
+  Encoder encoder = Encoder::kDin;
+  std::vector<int> attention_hidden = {36};  // DIN's attention MLP
+  int heads = 2;                             // bst: must divide the table's dim
+  int ffn_hidden = 64;                       // bst: the feed-forward's hidden units
+  BstPooling bst_pooling = BstPooling::kAttention;
+};
+const char* SequenceEncoderName(SequenceSpec::Encoder encoder);
+
 struct ModelSpec {
   enum class Type { kSharedBottom, kMmoe, kPle, kEsmm };
   Type type = Type::kMmoe;
@@ -113,6 +152,8 @@ struct ModelSpec {
   int ple_shared_experts = 2;
   int ple_task_experts = 2;
   float dropout = 0.0f;
+  InteractionSpec interaction;
+  SequenceSpec sequence;
 };
 const char* ModelTypeName(ModelSpec::Type type);
 
@@ -171,6 +212,11 @@ struct JobSpec {
   const TableSpec* FindTable(const std::string& name) const;
   int TableIndex(const std::string& name) const;  // -1 when absent
 };
+
+// model.sequence and model.interaction against the features they read (the sequence and
+// target fields exist and share a table, heads divide the dim, dot/fm fields share a dim).
+// ParseJobSpec runs it; models run it again on specs built in code.
+Status CheckModelInputs(const JobSpec& spec);
 
 // Parses and validates YAML text. `origin` names the source in error messages.
 StatusOr<JobSpec> ParseJobSpec(const std::string& yaml_text, const std::string& origin = "job spec");

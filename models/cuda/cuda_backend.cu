@@ -7,6 +7,7 @@
 #include <cuda_runtime.h>
 #include <glog/logging.h>
 
+#include "models/cuda/sequence_kernels.h"
 #include "models/kernel_math.h"
 
 namespace mtps::models {
@@ -340,6 +341,77 @@ class CudaBackend final : public Backend<float> {
         args, table_grad);
     Launched();
   }
+  void Multiply(int rows, int cols, const float* a, int lda, const float* b, int ldb, float* c,
+                int ldc, bool accumulate) override {
+    cuda::LaunchMultiply(rows, cols, a, lda, b, ldb, c, ldc, accumulate, stream_);
+  }
+  void LayerNorm(int rows, int cols, const float* x, int ldx, const float* gamma,
+                 const float* beta, float* y, int ldy, float* xhat, float* rstd) override {
+    cuda::LaunchLayerNorm(rows, cols, x, ldx, gamma, beta, y, ldy, xhat, rstd, stream_);
+  }
+  void LayerNormBackward(int rows, int cols, const float* xhat, const float* rstd,
+                         const float* gamma, const float* dy, int lddy, float* dx, int lddx,
+                         float* dgamma, float* dbeta) override {
+    cuda::LaunchLayerNormBackward(rows, cols, xhat, rstd, gamma, dy, lddy, dx, lddx, dgamma,
+                                  dbeta, stream_);
+  }
+  void PairwiseDot(int rows, int fields, int dim, const float* x, int ldx, float* out,
+                   int ldo) override {
+    cuda::LaunchPairwiseDot(rows, fields, dim, x, ldx, out, ldo, stream_);
+  }
+  void PairwiseDotBackward(int rows, int fields, int dim, const float* x, int ldx,
+                           const float* dout, int lddo, float* dx, int lddx) override {
+    cuda::LaunchPairwiseDotBackward(rows, fields, dim, x, ldx, dout, lddo, dx, lddx, stream_);
+  }
+  void FmInteraction(int rows, int fields, int dim, const float* x, int ldx, float* out,
+                     int ldo) override {
+    cuda::LaunchFmInteraction(rows, fields, dim, x, ldx, out, ldo, stream_);
+  }
+  void FmInteractionBackward(int rows, int fields, int dim, const float* x, int ldx,
+                             const float* dout, int lddo, float* dx, int lddx) override {
+    cuda::LaunchFmInteractionBackward(rows, fields, dim, x, ldx, dout, lddo, dx, lddx, stream_);
+  }
+  void GatherSequence(const SequenceShape& s, const int32_t* rows, const float* table,
+                      float* out) override {
+    cuda::LaunchGatherSequence(s, rows, table, out, stream_);
+  }
+  void ScatterSequence(const SequenceShape& s, const int32_t* rows, const float* dout,
+                       float* table_grad) override {
+    cuda::LaunchScatterSequence(s, rows, dout, table_grad, stream_);
+  }
+  void AddPositions(const SequenceShape& s, const float* positions, float* x) override {
+    cuda::LaunchAddPositions(s, positions, x, stream_);
+  }
+  void AddPositionsBackward(const SequenceShape& s, const float* dx, float* dpositions) override {
+    cuda::LaunchAddPositionsBackward(s, dx, dpositions, stream_);
+  }
+  void AttentionFeatures(const SequenceShape& s, const float* x, const float* target, int ldt,
+                         float* features) override {
+    cuda::LaunchAttentionFeatures(s, x, target, ldt, features, stream_);
+  }
+  void AttentionFeaturesBackward(const SequenceShape& s, const float* x, const float* target,
+                                 int ldt, const float* dfeatures, float* dx, float* dtarget,
+                                 int lddt) override {
+    cuda::LaunchAttentionFeaturesBackward(s, x, target, ldt, dfeatures, dx, dtarget, lddt,
+                                          stream_);
+  }
+  void SequenceWeightedSum(const SequenceShape& s, const float* weights, const float* x,
+                           float* out, int ldo) override {
+    cuda::LaunchSequenceWeightedSum(s, weights, x, out, ldo, stream_);
+  }
+  void SequenceWeightedSumBackward(const SequenceShape& s, const float* weights, const float* x,
+                                   const float* dout, int lddo, float* dweights,
+                                   float* dx) override {
+    cuda::LaunchSequenceWeightedSumBackward(s, weights, x, dout, lddo, dweights, dx, stream_);
+  }
+  void SelfAttention(const AttentionArgs<float>& a) override {
+    cuda::LaunchSelfAttention(a, stream_);
+  }
+  void SelfAttentionBackward(const AttentionArgs<float>& a, const float* dout,
+                             float* dqkv) override {
+    cuda::LaunchSelfAttentionBackward(a, dout, dqkv, stream_);
+  }
+
   void BceWithLogits(int n, const float* z, int ldz, const float* y, int ldy, float grad_scale,
                      float* pred, float* dz, int lddz, float* loss_sum) override {
     MTPS_CUDA_CHECK(cudaMemsetAsync(loss_sum, 0, sizeof(float), stream_));

@@ -1,6 +1,7 @@
 // The CUDA backend computes what the CPU backend computes: same model, same seed, same
 // random batch (dropout on) -> losses, predictions, dense and row gradients agree to
-// float rounding. Skipped where no CUDA device is present.
+// float rounding, for every trunk and with the interaction layers and sequence encoders.
+// Skipped where no CUDA device is present.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -24,13 +25,8 @@ void ExpectClose(const std::vector<float>& cpu, const std::vector<float>& gpu,
   }
 }
 
-class CudaAgreementTest : public ::testing::TestWithParam<ModelSpec::Type> {};
-
-TEST_P(CudaAgreementTest, CpuAndCudaAgree) {
-  if (CudaDeviceCount() == 0) GTEST_SKIP() << "no CUDA device";
-  JobSpec spec = SmallSpec(GetParam(), GetParam() == ModelSpec::Type::kEsmm
-                                           ? TaskSpec::Loss::kBce
-                                           : TaskSpec::Loss::kMse);
+// Trains `spec` for two steps on both backends and compares everything they return.
+void ExpectAgreement(JobSpec spec) {
   spec.model.dropout = 0.2f;
   spec.training.task_weighting = TrainingSpec::TaskWeighting::kUncertainty;
   spec.training.batch_size = 300;  // more than one CUDA block of rows
@@ -58,6 +54,46 @@ TEST_P(CudaAgreementTest, CpuAndCudaAgree) {
     ExpectClose(ga, gb, "dense grads");
   }
 }
+
+class CudaAgreementTest : public ::testing::TestWithParam<ModelSpec::Type> {};
+
+TEST_P(CudaAgreementTest, CpuAndCudaAgree) {
+  if (CudaDeviceCount() == 0) GTEST_SKIP() << "no CUDA device";
+  ExpectAgreement(SmallSpec(GetParam(), GetParam() == ModelSpec::Type::kEsmm
+                                            ? TaskSpec::Loss::kBce
+                                            : TaskSpec::Loss::kMse));
+}
+
+// The interaction layers and sequence encoders on every trunk: their kernels (pairwise
+// dots, FM, cross products, layer norm, masked attention, scatter of item rows) agree too.
+struct SequenceCase {
+  std::string name;
+  ModelSpec::Type type;
+  SequenceSpec::Encoder encoder;
+  InteractionSpec interaction;
+};
+
+class CudaSequenceAgreementTest : public ::testing::TestWithParam<SequenceCase> {};
+
+TEST_P(CudaSequenceAgreementTest, CpuAndCudaAgree) {
+  if (CudaDeviceCount() == 0) GTEST_SKIP() << "no CUDA device";
+  const SequenceCase& c = GetParam();
+  ExpectAgreement(testing::SequenceSpecOf(c.type, c.encoder, c.interaction));
+}
+
+using Kind = InteractionSpec::Kind;
+using Encoder = SequenceSpec::Encoder;
+INSTANTIATE_TEST_SUITE_P(
+    Sequences, CudaSequenceAgreementTest,
+    ::testing::Values(
+        SequenceCase{"MmoeDinDot", ModelSpec::Type::kMmoe, Encoder::kDin, {.kind = Kind::kDot}},
+        SequenceCase{"MmoeBstDcnLowRank", ModelSpec::Type::kMmoe, Encoder::kBst,
+                     {.kind = Kind::kDcn, .cross_layers = 2, .low_rank = 3}},
+        SequenceCase{"PleBstFm", ModelSpec::Type::kPle, Encoder::kBst, {.kind = Kind::kFm}},
+        SequenceCase{"EsmmDinDcn", ModelSpec::Type::kEsmm, Encoder::kDin,
+                     {.kind = Kind::kDcn, .cross_layers = 1}},
+        SequenceCase{"SharedBottomMean", ModelSpec::Type::kSharedBottom, Encoder::kMean, {}}),
+    [](const ::testing::TestParamInfo<SequenceCase>& info) { return info.param.name; });
 
 INSTANTIATE_TEST_SUITE_P(AllModels, CudaAgreementTest, ::mtps::models::testing::AllModelTypes(),
                          ::mtps::models::testing::ModelTypeParamName);

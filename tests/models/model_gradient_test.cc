@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <optional>
 #include <random>
 
 #include "models/cpu_backend.h"
@@ -25,13 +26,22 @@ struct GradCase {
   bool uncertainty;
   float dropout;
   int tasks;
+  // With a sequence encoder: SequenceSpecOf(type, *encoder, interaction).
+  std::optional<SequenceSpec::Encoder> encoder = std::nullopt;
+  InteractionSpec interaction = {};
 };
+
+using Kind = InteractionSpec::Kind;
+using Encoder = SequenceSpec::Encoder;
 
 class ModelGradientTest : public ::testing::TestWithParam<GradCase> {};
 
 TEST_P(ModelGradientTest, GradientsMatchCentralDifferences) {
   const GradCase& c = GetParam();
-  JobSpec spec = SmallSpec(c.type, c.second_loss, c.tasks);
+  JobSpec spec = c.encoder.has_value()
+                     ? testing::SequenceSpecOf(c.type, *c.encoder, c.interaction, c.second_loss)
+                     : SmallSpec(c.type, c.second_loss, c.tasks);
+  if (!c.encoder.has_value()) spec.model.interaction = c.interaction;
   spec.model.dropout = c.dropout;
   if (c.uncertainty) spec.training.task_weighting = TrainingSpec::TaskWeighting::kUncertainty;
   auto created = MultiTaskModel<double>::Create(spec, MakeCpuBackend<double>(1));
@@ -129,7 +139,20 @@ INSTANTIATE_TEST_SUITE_P(
         GradCase{"PleDropout", Type::kPle, kBce, false, 0.2f, 2},
         GradCase{"PleThreeTasksUncertainty", Type::kPle, kBce, true, 0.0f, 3},
         GradCase{"EsmmCtrCtcvr", Type::kEsmm, kBce, false, 0.0f, 2},
-        GradCase{"EsmmUncertaintyExtraTask", Type::kEsmm, kBce, true, 0.0f, 3}),
+        GradCase{"EsmmUncertaintyExtraTask", Type::kEsmm, kBce, true, 0.0f, 3},
+        // Interaction layers under each trunk, with and without a sequence encoder.
+        GradCase{"SharedBottomDcnLowRank", Type::kSharedBottom, kMse, false, 0.0f, 2,
+                 std::nullopt, {.kind = Kind::kDcn, .cross_layers = 2, .low_rank = 2}},
+        GradCase{"PleDcnFullRank", Type::kPle, kBce, false, 0.0f, 2, std::nullopt,
+                 {.kind = Kind::kDcn, .cross_layers = 2}},
+        GradCase{"MmoeDinDot", Type::kMmoe, kBce, false, 0.2f, 2, Encoder::kDin,
+                 {.kind = Kind::kDot}},
+        GradCase{"EsmmDinFm", Type::kEsmm, kBce, false, 0.0f, 2, Encoder::kDin,
+                 {.kind = Kind::kFm}},
+        GradCase{"MmoeBst", Type::kMmoe, kMse, true, 0.0f, 2, Encoder::kBst},
+        GradCase{"SharedBottomBstDcn", Type::kSharedBottom, kBce, false, 0.0f, 2, Encoder::kBst,
+                 {.kind = Kind::kDcn, .cross_layers = 1}},
+        GradCase{"PleSequenceMean", Type::kPle, kBce, false, 0.0f, 2, Encoder::kMean}),
     [](const ::testing::TestParamInfo<GradCase>& info) { return info.param.name; });
 
 }  // namespace

@@ -45,6 +45,22 @@ inline JobSpec SmallSpec(ModelSpec::Type type, TaskSpec::Loss second_loss = Task
   return spec;
 }
 
+// SmallSpec with both tables at dim 4 (dot and fm need one dim), `history` an ordered
+// sequence of at most 3 items read by `encoder` against the target field `item`, and the
+// interaction layer `interaction`.
+inline JobSpec SequenceSpecOf(ModelSpec::Type type, SequenceSpec::Encoder encoder,
+                              InteractionSpec interaction = {},
+                              TaskSpec::Loss second_loss = TaskSpec::Loss::kBce) {
+  JobSpec spec = SmallSpec(type, second_loss);
+  spec.tables[1].dim = 4;
+  spec.sparse_fields[2].pooling = Pooling::kSequence;
+  spec.sparse_fields[2].max_length = 3;
+  spec.model.sequence = {.field = "history", .target = "item", .encoder = encoder,
+                         .attention_hidden = {5}, .heads = 2, .ffn_hidden = 6};
+  spec.model.interaction = interaction;
+  return spec;
+}
+
 // A random batch for `spec` that owns its buffers; input() points into them.
 template <typename T>
 struct RandomBatch {

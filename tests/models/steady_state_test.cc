@@ -67,6 +67,67 @@ class CountingBackend final : public Backend<float> {
   }
   void PoolForward(const PoolingArgs<float>& a) override { inner_->PoolForward(a); }
   void PoolBackward(const PoolingArgs<float>& a, float* g) override { inner_->PoolBackward(a, g); }
+  void Multiply(int r, int c, const float* a, int lda, const float* b, int ldb, float* o, int ldo,
+                bool acc) override {
+    inner_->Multiply(r, c, a, lda, b, ldb, o, ldo, acc);
+  }
+  void LayerNorm(int r, int c, const float* x, int ldx, const float* g, const float* b, float* y,
+                 int ldy, float* xhat, float* rstd) override {
+    inner_->LayerNorm(r, c, x, ldx, g, b, y, ldy, xhat, rstd);
+  }
+  void LayerNormBackward(int r, int c, const float* xhat, const float* rstd, const float* g,
+                         const float* dy, int lddy, float* dx, int lddx, float* dg,
+                         float* db) override {
+    inner_->LayerNormBackward(r, c, xhat, rstd, g, dy, lddy, dx, lddx, dg, db);
+  }
+  void PairwiseDot(int r, int f, int d, const float* x, int ldx, float* o, int ldo) override {
+    inner_->PairwiseDot(r, f, d, x, ldx, o, ldo);
+  }
+  void PairwiseDotBackward(int r, int f, int d, const float* x, int ldx, const float* g,
+                           int ldg, float* dx, int lddx) override {
+    inner_->PairwiseDotBackward(r, f, d, x, ldx, g, ldg, dx, lddx);
+  }
+  void FmInteraction(int r, int f, int d, const float* x, int ldx, float* o, int ldo) override {
+    inner_->FmInteraction(r, f, d, x, ldx, o, ldo);
+  }
+  void FmInteractionBackward(int r, int f, int d, const float* x, int ldx, const float* g,
+                             int ldg, float* dx, int lddx) override {
+    inner_->FmInteractionBackward(r, f, d, x, ldx, g, ldg, dx, lddx);
+  }
+  void GatherSequence(const SequenceShape& s, const int32_t* rows, const float* t,
+                      float* o) override {
+    inner_->GatherSequence(s, rows, t, o);
+  }
+  void ScatterSequence(const SequenceShape& s, const int32_t* rows, const float* d,
+                       float* g) override {
+    inner_->ScatterSequence(s, rows, d, g);
+  }
+  void AddPositions(const SequenceShape& s, const float* p, float* x) override {
+    inner_->AddPositions(s, p, x);
+  }
+  void AddPositionsBackward(const SequenceShape& s, const float* dx, float* dp) override {
+    inner_->AddPositionsBackward(s, dx, dp);
+  }
+  void AttentionFeatures(const SequenceShape& s, const float* x, const float* t, int ldt,
+                         float* f) override {
+    inner_->AttentionFeatures(s, x, t, ldt, f);
+  }
+  void AttentionFeaturesBackward(const SequenceShape& s, const float* x, const float* t, int ldt,
+                                 const float* df, float* dx, float* dt, int lddt) override {
+    inner_->AttentionFeaturesBackward(s, x, t, ldt, df, dx, dt, lddt);
+  }
+  void SequenceWeightedSum(const SequenceShape& s, const float* w, const float* x, float* o,
+                           int ldo) override {
+    inner_->SequenceWeightedSum(s, w, x, o, ldo);
+  }
+  void SequenceWeightedSumBackward(const SequenceShape& s, const float* w, const float* x,
+                                   const float* d, int ldd, float* dw, float* dx) override {
+    inner_->SequenceWeightedSumBackward(s, w, x, d, ldd, dw, dx);
+  }
+  void SelfAttention(const AttentionArgs<float>& a) override { inner_->SelfAttention(a); }
+  void SelfAttentionBackward(const AttentionArgs<float>& a, const float* d, float* dq) override {
+    inner_->SelfAttentionBackward(a, d, dq);
+  }
   void BceWithLogits(int n, const float* z, int ldz, const float* y, int ldy, float s, float* p,
                      float* dz, int lddz, float* l) override {
     inner_->BceWithLogits(n, z, ldz, y, ldy, s, p, dz, lddz, l);
@@ -88,9 +149,10 @@ class CountingBackend final : public Backend<float> {
 
 class SteadyStateTest : public ::testing::TestWithParam<ModelSpec::Type> {};
 
-TEST_P(SteadyStateTest, TrainingStepsAllocateNothingAfterTheFirst) {
+// Steps of `spec` on a counting device-like backend allocate nothing after the first and
+// compute what the host backend computes.
+void ExpectSteadyState(JobSpec spec) {
   int allocations = 0;
-  JobSpec spec = SmallSpec(GetParam());
   spec.model.dropout = 0.1f;
   auto model = MultiTaskModel<float>::Create(spec, std::make_unique<CountingBackend>(&allocations));
   ASSERT_TRUE(model.ok()) << model.status();
@@ -111,6 +173,19 @@ TEST_P(SteadyStateTest, TrainingStepsAllocateNothingAfterTheFirst) {
   ASSERT_TRUE((*model)->Train(full.input(), 9, &out).ok());
   EXPECT_EQ(out.task_loss, host_out.task_loss);
   EXPECT_EQ(out.row_grads, host_out.row_grads);
+}
+
+TEST_P(SteadyStateTest, TrainingStepsAllocateNothingAfterTheFirst) {
+  ExpectSteadyState(SmallSpec(GetParam()));
+}
+
+// Sequence batches differ in their longest sequence from step to step: buffers are sized
+// for max_length once, and the device path's row-gradient copy includes the items' rows.
+TEST_P(SteadyStateTest, SequenceAndInteractionModelsAllocateNothingAfterTheFirst) {
+  ExpectSteadyState(testing::SequenceSpecOf(GetParam(), SequenceSpec::Encoder::kBst,
+                                            {.kind = InteractionSpec::Kind::kDcn}));
+  ExpectSteadyState(testing::SequenceSpecOf(GetParam(), SequenceSpec::Encoder::kDin,
+                                            {.kind = InteractionSpec::Kind::kDot}));
 }
 
 INSTANTIATE_TEST_SUITE_P(AllModels, SteadyStateTest, ::mtps::models::testing::AllModelTypes(),

@@ -1,0 +1,54 @@
+// TargetAttention forward/backward: DIN features, the scoring MLP over all padded rows in
+// one batch of GEMMs, and the masked weighted sum.
+#include "models/target_attention.h"
+
+namespace mtps::models {
+namespace {
+
+std::vector<int> ScorerUnits(std::vector<int> hidden) {
+  hidden.push_back(1);
+  return hidden;
+}
+
+}  // namespace
+
+template <typename T>
+TargetAttention<T>::TargetAttention(Backend<T>* backend, DenseParameters<T>* params,
+                                    const std::string& name, int dim,
+                                    const std::vector<int>& hidden, int max_rows)
+    : backend_(backend),
+      dim_(dim),
+      scorer_(backend, params, name + "/scorer",
+              {.in = 4 * dim, .units = ScorerUnits(hidden), .groups = 1, .relu_last = false},
+              max_rows),
+      features_(backend, static_cast<size_t>(max_rows) * 4 * dim),
+      features_grad_(backend, static_cast<size_t>(max_rows) * 4 * dim) {}
+
+template <typename T>
+void TargetAttention<T>::Forward(const SequenceShape& s, const T* h, MatrixView<T> target,
+                                 MatrixView<T> out) {
+  const int rows = s.batch * s.max_len;
+  MatrixView<T> f = features_.matrix(rows, 4 * dim_);
+  backend_->AttentionFeatures(s, h, target.data, target.ld, f.data);
+  scorer_.Forward(f, /*train=*/false, 0);
+  backend_->SequenceWeightedSum(s, scorer_.out(rows).data, h, out.data, out.ld);
+}
+
+template <typename T>
+void TargetAttention<T>::Backward(const SequenceShape& s, const T* h, MatrixView<T> target,
+                                  MatrixView<T> dout, T* dh, MatrixView<T>* dtarget) {
+  const int rows = s.batch * s.max_len;
+  MatrixView<T> f = features_.matrix(rows, 4 * dim_);
+  MatrixView<T> df = features_grad_.matrix(rows, 4 * dim_);
+  backend_->SequenceWeightedSumBackward(s, scorer_.out(rows).data, h, dout.data, dout.ld,
+                                        scorer_.out_grad(rows).data, dh);
+  backend_->Fill(df.data, static_cast<size_t>(rows) * 4 * dim_, T(0));
+  scorer_.Backward(f, &df);
+  backend_->AttentionFeaturesBackward(s, h, target.data, target.ld, df.data, dh, dtarget->data,
+                                      dtarget->ld);
+}
+
+template class TargetAttention<float>;
+template class TargetAttention<double>;
+
+}  // namespace mtps::models

@@ -1,0 +1,46 @@
+// TargetAttention (DIN, Zhou et al. 2018): an MLP scores each item h of a padded sequence
+// against the target item t from [h, t, h - t, h * t]; the output is sum_j score_j * h_j
+// over the record's items. Scores are DIN's unnormalized weights (no softmax), so the
+// output keeps how strongly the history as a whole matches the target.
+//
+//   TargetAttention<float> din(backend, &params, "din", /*dim=*/16, {36}, max_batch * max_len);
+//   din.Forward(shape, h, target, out);                       // out: [B x dim]
+//   din.Backward(shape, h, target, dout, dh, &dtarget);       // dh, dtarget accumulated
+//
+// Buffers are sized once for max_rows = max_batch * max_len sequence rows. Not thread-safe.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "models/backend.h"
+#include "models/dense_parameters.h"
+#include "models/mlp.h"
+#include "models/tensor.h"
+
+namespace mtps::models {
+
+template <typename T>
+class TargetAttention {
+ public:
+  TargetAttention(Backend<T>* backend, DenseParameters<T>* params, const std::string& name,
+                  int dim, const std::vector<int>& hidden, int max_rows);
+
+  // h: [batch*max_len x dim] padded; target: [batch x dim]; writes out [batch x dim].
+  void Forward(const SequenceShape& s, const T* h, MatrixView<T> target, MatrixView<T> out);
+  // Must follow the Forward of the same batch. dh ([batch*max_len x dim]) and dtarget are
+  // accumulated into; weight gradients are written.
+  void Backward(const SequenceShape& s, const T* h, MatrixView<T> target, MatrixView<T> dout,
+                T* dh, MatrixView<T>* dtarget);
+
+  // The scores of the last Forward: [batch*max_len], 0 rows for padding are not zeroed.
+  const T* scores() { return scorer_.out(0).data; }
+
+ private:
+  Backend<T>* backend_;
+  int dim_;
+  Mlp<T> scorer_;
+  DeviceArray<T> features_, features_grad_;
+};
+
+}  // namespace mtps::models

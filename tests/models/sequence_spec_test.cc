@@ -1,0 +1,151 @@
+// The model.sequence and model.interaction sections: a good spec parses into the right
+// values and builds a model; each kind of bad spec is refused with the path of the field
+// at fault, by the parser and by MultiTaskModel::Create for specs built in code.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "models/cpu_backend.h"
+#include "models/multitask_model.h"
+#include "protocol/job_spec.h"
+#include "tests/models/model_test_util.h"
+
+namespace mtps::models {
+namespace {
+
+// A spec with a behaviour sequence; `model_extra` is appended to the model section and
+// `hist_table` names the history's table.
+std::string SpecText(const std::string& model_extra, const std::string& hist_table = "item",
+                     const std::string& hist_pooling = "sequence") {
+  return R"(
+features:
+  sparse:
+    - {name: user, table: user}
+    - {name: item, table: item}
+    - {name: cat, table: cat}
+    - {name: hist, table: )" + hist_table + R"(, multi_valued: true, pooling: )" +
+         hist_pooling + (hist_pooling == "sequence" ? ", max_length: 5" : "") + R"(}
+tables:
+  - {name: user, dim: 8}
+  - {name: item, dim: 8}
+  - {name: cat, dim: 8}
+model:
+  type: mmoe
+  experts: 2
+  expert_units: [8]
+)" + model_extra + R"(
+tasks:
+  - {name: ctr, label: click}
+)";
+}
+
+std::string ParseError(const std::string& text) {
+  StatusOr<JobSpec> spec = ParseJobSpec(text, "job.yaml");
+  if (spec.ok()) return "parsed";
+  return std::string(spec.status().message());
+}
+
+TEST(SequenceSpecTest, ParsesEncoderAndInteraction) {
+  StatusOr<JobSpec> spec = ParseJobSpec(SpecText(R"(
+  interaction: {kind: dcn, cross_layers: 3, low_rank: 4}
+  sequence: {field: hist, target: item, encoder: bst, attention_hidden: [16, 8], heads: 4,
+             ffn_hidden: 32, bst_pooling: mean})"));
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  const ModelSpec& m = spec->model;
+  EXPECT_EQ(m.interaction.kind, InteractionSpec::Kind::kDcn);
+  EXPECT_EQ(m.interaction.cross_layers, 3);
+  EXPECT_EQ(m.interaction.low_rank, 4);
+  EXPECT_EQ(m.sequence.field, "hist");
+  EXPECT_EQ(m.sequence.encoder, SequenceSpec::Encoder::kBst);
+  EXPECT_EQ(m.sequence.attention_hidden, (std::vector<int>{16, 8}));
+  EXPECT_EQ(m.sequence.heads, 4);
+  EXPECT_EQ(m.sequence.bst_pooling, SequenceSpec::BstPooling::kMean);
+  EXPECT_EQ(spec->sparse_fields[3].max_length, 5);
+  auto model = MultiTaskModel<float>::Create(*spec, MakeCpuBackend<float>(1), {.max_batch = 4});
+  EXPECT_TRUE(model.ok()) << model.status();
+}
+
+TEST(SequenceSpecTest, UnknownEncoderNamesThePath) {
+  EXPECT_NE(ParseError(SpecText("  sequence: {field: hist, target: item, encoder: gru}"))
+                .find("model.sequence.encoder: unknown value 'gru'"),
+            std::string::npos);
+  EXPECT_NE(ParseError(SpecText("  interaction: {kind: cross}"))
+                .find("model.interaction.kind: unknown value 'cross'"),
+            std::string::npos);
+}
+
+TEST(SequenceSpecTest, SequenceFieldMissingOrNotASequence) {
+  EXPECT_NE(ParseError(SpecText("  sequence: {field: clicks, target: item}"))
+                .find("model.sequence.field: no sparse feature 'clicks'"),
+            std::string::npos);
+  EXPECT_NE(ParseError(SpecText("  sequence: {target: item}"))
+                .find("model.sequence.field: required field is missing"),
+            std::string::npos);
+  EXPECT_NE(ParseError(SpecText("  sequence: {field: hist, target: item}", "item", "mean"))
+                .find("model.sequence.field: feature 'hist' must have pooling: sequence"),
+            std::string::npos);
+  // A sequence field nobody encodes.
+  EXPECT_NE(ParseError(SpecText("")).find("features.sparse[3].pooling: field 'hist' is a sequence, "
+                                          "but model.sequence.field is not set"),
+            std::string::npos);
+}
+
+TEST(SequenceSpecTest, TargetMustShareTheSequencesTable) {
+  EXPECT_NE(ParseError(SpecText("  sequence: {field: hist, target: cat}"))
+                .find("model.sequence.target: feature 'cat' reads table 'cat', the sequence "
+                      "'hist' reads 'item'"),
+            std::string::npos);
+  EXPECT_NE(ParseError(SpecText("  sequence: {field: hist, target: shop}"))
+                .find("model.sequence.target: no sparse feature 'shop'"),
+            std::string::npos);
+}
+
+TEST(SequenceSpecTest, HeadsMustDivideTheDim) {
+  EXPECT_NE(ParseError(SpecText("  sequence: {field: hist, target: item, encoder: bst, heads: 3}"))
+                .find("model.sequence.heads: 3 heads do not divide table 'item' dim 8"),
+            std::string::npos);
+  EXPECT_NE(ParseError(SpecText("  sequence: {field: hist, target: item, heads: 0}"))
+                .find("model.sequence.heads"),
+            std::string::npos);
+}
+
+TEST(SequenceSpecTest, DotNeedsOneDimAcrossFields) {
+  std::string text = SpecText("  interaction: {kind: dot}\n  sequence: {field: hist, target: item}");
+  text.replace(text.find("{name: cat, dim: 8}"), 19, "{name: cat, dim: 4}");
+  EXPECT_NE(ParseError(text).find("model.interaction.kind: dot needs every sparse feature at one "
+                                  "dim; 'user' has 8, 'cat' has 4"),
+            std::string::npos);
+}
+
+TEST(SequenceSpecTest, ModelCreateRefusesSpecsBuiltInCode) {
+  JobSpec spec = testing::SequenceSpecOf(ModelSpec::Type::kMmoe, SequenceSpec::Encoder::kBst);
+  spec.model.sequence.heads = 3;  // dim 4
+  auto model = MultiTaskModel<double>::Create(spec, MakeCpuBackend<double>(1));
+  ASSERT_FALSE(model.ok());
+  EXPECT_NE(std::string(model.status().message()).find("model.sequence.heads"), std::string::npos);
+  spec = testing::SequenceSpecOf(ModelSpec::Type::kMmoe, SequenceSpec::Encoder::kDin);
+  spec.model.sequence.target = "user";
+  model = MultiTaskModel<double>::Create(spec, MakeCpuBackend<double>(1));
+  ASSERT_FALSE(model.ok());
+  EXPECT_NE(std::string(model.status().message()).find("model.sequence.target"),
+            std::string::npos);
+}
+
+TEST(SequenceSpecTest, TooLongSequenceIsRefusedAtLoad) {
+  JobSpec spec = testing::SequenceSpecOf(ModelSpec::Type::kMmoe, SequenceSpec::Encoder::kDin);
+  spec.sparse_fields[2].max_length = 2;
+  auto model = MultiTaskModel<float>::Create(spec, MakeCpuBackend<float>(1));
+  ASSERT_TRUE(model.ok()) << model.status();
+  testing::RandomBatch<float> batch(spec, 8, 3);
+  ModelOutput out;
+  Status s = (*model)->Train(batch.input(), 1, &out);
+  bool long_record = false;
+  for (int r = 0; r < 8; ++r) long_record |= batch.offsets[2][r + 1] - batch.offsets[2][r] > 2;
+  ASSERT_TRUE(long_record) << "the seed must draw a record of 3 items";
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(std::string(s.message()).find("sequence field 'history': record"), std::string::npos)
+      << s;
+}
+
+}  // namespace
+}  // namespace mtps::models

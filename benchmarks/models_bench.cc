@@ -1,7 +1,9 @@
 // Forward + backward throughput of the multi-task models on the CPU backend: MMoE with
 // 8 experts of 64 units, towers of 32, 8 single-valued sparse fields of dim 16, 2 bce
-// tasks, batch 1024 (the reference model), at 1 and 2 OpenBLAS threads.
-// benchmarks/models_vs_torch.sh runs it beside the same model in PyTorch.
+// tasks, batch 1024 (the reference model), at 1 and 2 OpenBLAS threads; and the same
+// MMoE with a ninth field, a behaviour sequence of 1..20 items of the target item's table
+// (field f1), encoded by DIN (attention MLP [36]) or BST (2 heads, FFN 64, then DIN).
+// benchmarks/models_vs_torch.sh runs it beside the same models in PyTorch.
 //
 //   build/bin/models_bench --benchmark_filter=Mmoe   # counter samples/s (wall time);
 //                                                    # CPU column: all threads of the process
@@ -15,9 +17,11 @@
 namespace mtps::models {
 namespace {
 
-constexpr int kBatch = 1024, kFields = 8, kDim = 16, kRowsPerTable = 1000;
+constexpr int kBatch = 1024, kFields = 8, kDim = 16, kRowsPerTable = 1000, kMaxLength = 20;
 
-JobSpec ReferenceSpec(ModelSpec::Type type) {
+enum class Sequence { kNone, kDin, kBst };
+
+JobSpec ReferenceSpec(ModelSpec::Type type, Sequence sequence = Sequence::kNone) {
   JobSpec spec;
   for (int f = 0; f < kFields; ++f) {
     const std::string name = "f" + std::to_string(f);
@@ -35,12 +39,21 @@ JobSpec ReferenceSpec(ModelSpec::Type type) {
   spec.tasks = {{.name = "ctr", .label = "click"}, {.name = "ctcvr", .label = "buy"}};
   spec.training.batch_size = kBatch;
   spec.training.eval_batch_size = kBatch;
+  if (sequence != Sequence::kNone) {
+    spec.sparse_fields.push_back({.name = "hist", .table = "f1", .multi_valued = true,
+                                  .pooling = Pooling::kSequence, .max_length = kMaxLength});
+    spec.model.sequence = {.field = "hist", .target = "f1",
+                           .encoder = sequence == Sequence::kDin ? SequenceSpec::Encoder::kDin
+                                                                 : SequenceSpec::Encoder::kBst,
+                           .attention_hidden = {36}, .heads = 2, .ffn_hidden = 64};
+  }
   return spec;
 }
 
-void BM_TrainStep(benchmark::State& state, ModelSpec::Type type, const char* device) {
+void BM_TrainStep(benchmark::State& state, ModelSpec::Type type, const char* device,
+                  Sequence sequence = Sequence::kNone) {
   const int threads = static_cast<int>(state.range(0));
-  JobSpec spec = ReferenceSpec(type);
+  JobSpec spec = ReferenceSpec(type, sequence);
   auto backend = MakeBackend<float>(device, threads);
   if (!backend.ok()) {
     state.SkipWithError(backend.status().ToString().c_str());
@@ -75,6 +88,18 @@ void BM_TrainStep(benchmark::State& state, ModelSpec::Type type, const char* dev
     in.fields.push_back({offsets.data(), rows[f].data()});
     in.tables.push_back({tables[f].data(), kRowsPerTable});
   }
+  // The history: 1..kMaxLength items per record (uniform), rows of table f1.
+  std::vector<int32_t> history_offsets{0}, history_rows;
+  for (int b = 0; b < kBatch; ++b) {
+    const int length = 1 + static_cast<int>(rng() % kMaxLength);
+    for (int i = 0; i < length; ++i) {
+      history_rows.push_back(static_cast<int32_t>(rng() % kRowsPerTable));
+    }
+    history_offsets.push_back(static_cast<int32_t>(history_rows.size()));
+  }
+  if (sequence != Sequence::kNone) {
+    in.fields.push_back({history_offsets.data(), history_rows.data()});
+  }
   ModelOutput out;
   uint64_t step = 0;
   for (auto _ : state) {
@@ -90,14 +115,16 @@ void BM_TrainStep(benchmark::State& state, ModelSpec::Type type, const char* dev
                          benchmark::Counter::kIsRate);
 }
 
-#define MTPS_MODEL_BENCH(name, type, device)                                  \
-  BENCHMARK_CAPTURE(BM_TrainStep, name, type, device)                        \
+#define MTPS_MODEL_BENCH(name, type, device, ...)                             \
+  BENCHMARK_CAPTURE(BM_TrainStep, name, type, device, ##__VA_ARGS__)         \
       ->ArgName("threads")->UseRealTime()->MeasureProcessCPUTime()          \
       ->Unit(benchmark::kMillisecond)
 MTPS_MODEL_BENCH(Mmoe, ModelSpec::Type::kMmoe, "cpu")->Arg(1)->Arg(2);
 MTPS_MODEL_BENCH(SharedBottom, ModelSpec::Type::kSharedBottom, "cpu")->Arg(1);
 MTPS_MODEL_BENCH(Ple, ModelSpec::Type::kPle, "cpu")->Arg(1);
 MTPS_MODEL_BENCH(Esmm, ModelSpec::Type::kEsmm, "cpu")->Arg(1);
+MTPS_MODEL_BENCH(MmoeDin, ModelSpec::Type::kMmoe, "cpu", Sequence::kDin)->Arg(1)->Arg(2);
+MTPS_MODEL_BENCH(MmoeBst, ModelSpec::Type::kMmoe, "cpu", Sequence::kBst)->Arg(1)->Arg(2);
 // Reported as an error (skipped) where there is no CUDA device or no CUDA build.
 MTPS_MODEL_BENCH(MmoeCuda, ModelSpec::Type::kMmoe, "cuda:0")->Arg(1);
 

@@ -50,22 +50,23 @@ struct PoolingArgs {
   int ld = 0;
 };
 
-// A batch of variable-length sequences padded to `max_len` positions: record r holds
-// len_r = offsets[r+1] - offsets[r] <= max_len items at positions [0, len_r), oldest
-// first; positions [len_r, max_len) are padding, masked out of every sequence op.
-// Padded tensors are [batch x max_len x dim] row-major, one row per (record, position).
+// A batch of variable-length sequences, packed: record r's len_r = offsets[r+1] - offsets[r]
+// items are rows [offsets[r], offsets[r+1]) of an [items x dim] tensor, oldest first.
+// Nothing is padded, so no compute goes to padding; max_len (the longest record of the
+// batch) bounds what is per position: attention weights and positions.
 struct SequenceShape {
   int batch = 0;
   int max_len = 0;
   int dim = 0;
+  int items = 0;                     // offsets[batch]
   const int32_t* offsets = nullptr;  // [batch + 1], backend memory
 };
 
-// Multi-head self-attention over a padded sequence: qkv is [batch*max_len x 3*dim] (Q,
-// then K, then V columns; head h owns columns [h*dim/heads, (h+1)*dim/heads) of each),
-// probs [batch x heads x max_len x max_len] keeps the attention weights for backward, out
-// is [batch*max_len x dim]. Keys at padded positions get weight 0; a record without
-// items attends to nothing (its outputs are 0).
+// Multi-head self-attention within each record of a packed sequence batch: qkv is
+// [items x 3*dim] (Q, then K, then V columns; head h owns columns [h*dim/heads,
+// (h+1)*dim/heads) of each), probs [batch x heads x max_len x max_len] keeps the attention
+// weights for backward (entries past a record's length unused), out is [items x dim]. An
+// item attends to the items of its own record only.
 template <typename T>
 struct AttentionArgs {
   SequenceShape shape;
@@ -160,37 +161,36 @@ class Backend {
   virtual void FmInteractionBackward(int rows, int fields, int dim, const T* x, int ldx,
                                      const T* dout, int lddo, T* dx, int lddx) = 0;
 
-  // ---- padded sequences (see SequenceShape)
-  // out[r, j, :] = table[rows[offsets[r] + j], :] for j < len_r, 0 for padding.
+  // ---- packed sequences (see SequenceShape); item i of record r is row offsets[r] + j
+  // out[i, :] = table[rows[i], :] for every item i.
   virtual void GatherSequence(const SequenceShape& s, const int32_t* rows, const T* table,
                               T* out) = 0;
-  // table_grad[rows[offsets[r] + j], :] += dout[r, j, :], scatter-added over duplicates.
+  // table_grad[rows[i], :] += dout[i, :], scatter-added over duplicates.
   virtual void ScatterSequence(const SequenceShape& s, const int32_t* rows, const T* dout,
                                T* table_grad) = 0;
-  // x[r, j, :] += positions[len_r - 1 - j, :] for j < len_r: position 0 is the most recent.
+  // x[item j of r, :] += positions[len_r - 1 - j, :]: position 0 is the most recent item.
   virtual void AddPositions(const SequenceShape& s, const T* positions, T* x) = 0;
-  // dpositions[len_r - 1 - j, :] += dx[r, j, :] (accumulates).
+  // dpositions[len_r - 1 - j, :] += dx[item j of r, :] (accumulates).
   virtual void AddPositionsBackward(const SequenceShape& s, const T* dx, T* dpositions) = 0;
-  // features[r, j, :] = [h, t, h - t, h * t] with h = x[r, j, :], t = target row r (stride
-  // ldt): DIN's attention input, [batch*max_len x 4*dim].
+  // features[i, :] = [h, t, h - t, h * t] with h = x[i, :] and t = target row r of item i
+  // (stride ldt): DIN's attention input, [items x 4*dim].
   virtual void AttentionFeatures(const SequenceShape& s, const T* x, const T* target, int ldt,
                                  T* features) = 0;
-  // dx += and dtarget += the gradients through AttentionFeatures (padded positions skipped).
+  // dx += and dtarget += the gradients through AttentionFeatures.
   virtual void AttentionFeaturesBackward(const SequenceShape& s, const T* x, const T* target,
                                          int ldt, const T* dfeatures, T* dx, T* dtarget,
                                          int lddt) = 0;
-  // out[r, :] = sum_{j < len_r} w[r, j] * x[r, j, :], w = weights [batch x max_len] or, when
-  // weights is null, 1 / len_r (the mean; 0 for an empty record).
+  // out[r, :] = sum over r's items i of w[i] * x[i, :], w = weights [items] or, when weights
+  // is null, 1 / len_r (the mean; 0 for an empty record).
   virtual void SequenceWeightedSum(const SequenceShape& s, const T* weights, const T* x, T* out,
                                    int ldo) = 0;
-  // dweights[r, j] = <dout[r, :], x[r, j, :]> (0 for padding; skipped when null);
-  // dx[r, j, :] += w[r, j] * dout[r, :].
+  // dweights[i] = <dout[r, :], x[i, :]> (skipped when null); dx[i, :] += w[i] * dout[r, :].
   virtual void SequenceWeightedSumBackward(const SequenceShape& s, const T* weights,
                                            const T* x, const T* dout, int lddo, T* dweights,
                                            T* dx) = 0;
   // Scaled dot-product attention per record and head (see AttentionArgs).
   virtual void SelfAttention(const AttentionArgs<T>& a) = 0;
-  // dqkv = d(attention)/dqkv^T dout (overwrites; padded rows get 0).
+  // dqkv = d(attention)/dqkv^T dout (overwrites).
   virtual void SelfAttentionBackward(const AttentionArgs<T>& a, const T* dout, T* dqkv) = 0;
 
   // ---- task heads, over n samples; logits z, labels y and gradients dz are strided.

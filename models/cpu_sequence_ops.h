@@ -1,5 +1,5 @@
 // CPU loops of the interaction and sequence ops of Backend<T> (pairwise dots, FM, layer
-// norm, padded-sequence gather/scatter, positions, DIN features, weighted sums, attention).
+// norm, packed-sequence gather/scatter, positions, DIN features, weighted sums, attention).
 //
 //   CpuSelfAttention(args);   // what CpuBackend<T>::SelfAttention runs
 //
@@ -151,28 +151,18 @@ void FmInteractionBackward(int rows, int fields, int dim, const T* x, int ldx, c
 
 template <typename T>
 void GatherSequence(const SequenceShape& s, const int32_t* rows, const T* table, T* out) {
-  for (int r = 0; r < s.batch; ++r) {
-    const int len = SequenceLength(s, r);
-    T* o = out + static_cast<size_t>(r) * s.max_len * s.dim;
-    for (int j = 0; j < len; ++j) {
-      const T* row = table + static_cast<size_t>(rows[s.offsets[r] + j]) * s.dim;
-      std::copy(row, row + s.dim, o + static_cast<size_t>(j) * s.dim);
-    }
-    std::fill(o + static_cast<size_t>(len) * s.dim, o + static_cast<size_t>(s.max_len) * s.dim,
-              T(0));
+  for (int i = 0; i < s.items; ++i) {
+    const T* row = table + static_cast<size_t>(rows[i]) * s.dim;
+    std::copy(row, row + s.dim, out + static_cast<size_t>(i) * s.dim);
   }
 }
 
 template <typename T>
 void ScatterSequence(const SequenceShape& s, const int32_t* rows, const T* dout, T* table_grad) {
-  for (int r = 0; r < s.batch; ++r) {
-    const int len = SequenceLength(s, r);
-    const T* d = dout + static_cast<size_t>(r) * s.max_len * s.dim;
-    for (int j = 0; j < len; ++j) {
-      T* __restrict g = table_grad + static_cast<size_t>(rows[s.offsets[r] + j]) * s.dim;
-      const T* __restrict dj = d + static_cast<size_t>(j) * s.dim;
-      for (int c = 0; c < s.dim; ++c) g[c] += dj[c];
-    }
+  for (int i = 0; i < s.items; ++i) {
+    T* __restrict g = table_grad + static_cast<size_t>(rows[i]) * s.dim;
+    const T* __restrict d = dout + static_cast<size_t>(i) * s.dim;
+    for (int c = 0; c < s.dim; ++c) g[c] += d[c];
   }
 }
 
@@ -184,7 +174,7 @@ void AddPositions(const SequenceShape& s, const T* positions, T* x) {
   for (int r = 0; r < s.batch; ++r) {
     const int len = SequenceLength(s, r);
     for (int j = 0; j < len; ++j) {
-      T* __restrict xj = x + (static_cast<size_t>(r) * s.max_len + j) * s.dim;
+      T* __restrict xj = x + static_cast<size_t>(s.offsets[r] + j) * s.dim;
       const T* __restrict p = positions + static_cast<size_t>(RecencyPosition(len, j)) * s.dim;
       for (int c = 0; c < s.dim; ++c) xj[c] += p[c];
     }
@@ -196,7 +186,7 @@ void AddPositionsBackward(const SequenceShape& s, const T* dx, T* dpositions) {
   for (int r = 0; r < s.batch; ++r) {
     const int len = SequenceLength(s, r);
     for (int j = 0; j < len; ++j) {
-      const T* __restrict d = dx + (static_cast<size_t>(r) * s.max_len + j) * s.dim;
+      const T* __restrict d = dx + static_cast<size_t>(s.offsets[r] + j) * s.dim;
       T* __restrict p = dpositions + static_cast<size_t>(RecencyPosition(len, j)) * s.dim;
       for (int c = 0; c < s.dim; ++c) p[c] += d[c];
     }
@@ -209,8 +199,9 @@ void AttentionFeatures(const SequenceShape& s, const T* x, const T* target, int 
   const int d = s.dim;
   for (int r = 0; r < s.batch; ++r) {
     const T* __restrict t = target + static_cast<size_t>(r) * ldt;
-    for (int j = 0; j < s.max_len; ++j) {
-      const size_t row = static_cast<size_t>(r) * s.max_len + j;
+    const int len = SequenceLength(s, r);
+    for (int j = 0; j < len; ++j) {
+      const size_t row = static_cast<size_t>(s.offsets[r] + j);
       const T* __restrict h = x + row * d;
       T* __restrict f = features + row * 4 * d;
       for (int c = 0; c < d; ++c) {
@@ -232,7 +223,7 @@ void AttentionFeaturesBackward(const SequenceShape& s, const T* x, const T* targ
     const T* __restrict t = target + static_cast<size_t>(r) * ldt;
     T* __restrict dt = dtarget + static_cast<size_t>(r) * lddt;
     for (int j = 0; j < len; ++j) {
-      const size_t row = static_cast<size_t>(r) * s.max_len + j;
+      const size_t row = static_cast<size_t>(s.offsets[r] + j);
       const T* __restrict h = x + row * d;
       const T* __restrict f = dfeatures + row * 4 * d;
       T* __restrict dh = dx + row * d;
@@ -251,7 +242,7 @@ void SequenceWeightedSum(const SequenceShape& s, const T* weights, const T* x, T
     T* __restrict o = out + static_cast<size_t>(r) * ldo;
     std::fill(o, o + s.dim, T(0));
     for (int j = 0; j < len; ++j) {
-      const size_t row = static_cast<size_t>(r) * s.max_len + j;
+      const size_t row = static_cast<size_t>(s.offsets[r] + j);
       const T w = weights != nullptr ? weights[row] : T(1) / T(len);
       const T* __restrict h = x + row * s.dim;
       for (int c = 0; c < s.dim; ++c) o[c] += w * h[c];
@@ -265,12 +256,8 @@ void SequenceWeightedSumBackward(const SequenceShape& s, const T* weights, const
   for (int r = 0; r < s.batch; ++r) {
     const int len = SequenceLength(s, r);
     const T* __restrict d = dout + static_cast<size_t>(r) * lddo;
-    for (int j = 0; j < s.max_len; ++j) {
-      const size_t row = static_cast<size_t>(r) * s.max_len + j;
-      if (j >= len) {
-        if (dweights != nullptr) dweights[row] = T(0);
-        continue;
-      }
+    for (int j = 0; j < len; ++j) {
+      const size_t row = static_cast<size_t>(s.offsets[r] + j);
       const T w = weights != nullptr ? weights[row] : T(1) / T(len);
       const T* __restrict h = x + row * s.dim;
       T* __restrict dh = dx + row * s.dim;
@@ -291,14 +278,12 @@ void SelfAttention(const AttentionArgs<T>& a) {
   const T scale = T(1) / std::sqrt(T(dh));
   for (int r = 0; r < s.batch; ++r) {
     const int len = SequenceLength(s, r);
-    const T* base = a.qkv + static_cast<size_t>(r) * L * ld;
+    const T* base = a.qkv + static_cast<size_t>(s.offsets[r]) * ld;
     for (int h = 0; h < a.heads; ++h) {
       T* probs = a.probs + (static_cast<size_t>(r) * a.heads + h) * L * L;
-      std::fill(probs, probs + static_cast<size_t>(L) * L, T(0));
-      for (int i = 0; i < L; ++i) {
-        T* o = a.out + (static_cast<size_t>(r) * L + i) * d + h * dh;
+      for (int i = 0; i < len; ++i) {
+        T* o = a.out + static_cast<size_t>(s.offsets[r] + i) * d + h * dh;
         std::fill(o, o + dh, T(0));
-        if (i >= len) continue;
         const T* q = base + static_cast<size_t>(i) * ld + h * dh;
         T* p = probs + static_cast<size_t>(i) * L;
         T m = -INFINITY;
@@ -330,17 +315,17 @@ void SelfAttentionBackward(const AttentionArgs<T>& a, const T* dout, T* dqkv) {
   const SequenceShape& s = a.shape;
   const int d = s.dim, L = s.max_len, dh = d / a.heads, ld = 3 * d;
   const T scale = T(1) / std::sqrt(T(dh));
-  std::fill(dqkv, dqkv + static_cast<size_t>(s.batch) * L * ld, T(0));
+  std::fill(dqkv, dqkv + static_cast<size_t>(s.items) * ld, T(0));
   std::vector<T> ds(L);
   for (int r = 0; r < s.batch; ++r) {
     const int len = SequenceLength(s, r);
-    const T* base = a.qkv + static_cast<size_t>(r) * L * ld;
-    T* dbase = dqkv + static_cast<size_t>(r) * L * ld;
+    const T* base = a.qkv + static_cast<size_t>(s.offsets[r]) * ld;
+    T* dbase = dqkv + static_cast<size_t>(s.offsets[r]) * ld;
     for (int h = 0; h < a.heads; ++h) {
       const T* probs = a.probs + (static_cast<size_t>(r) * a.heads + h) * L * L;
       for (int i = 0; i < len; ++i) {
         const T* p = probs + static_cast<size_t>(i) * L;
-        const T* dout_i = dout + (static_cast<size_t>(r) * L + i) * d + h * dh;
+        const T* dout_i = dout + static_cast<size_t>(s.offsets[r] + i) * d + h * dh;
         const T* q = base + static_cast<size_t>(i) * ld + h * dh;
         T* dq = dbase + static_cast<size_t>(i) * ld + h * dh;
         T weighted = 0;

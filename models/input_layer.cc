@@ -68,6 +68,7 @@ InputLayer<T>::InputLayer(Backend<T>* backend, InputLayout layout, int max_batch
   table_dev_.resize(nt);
   table_rows_.resize(nt);
   max_len_.resize(nf);
+  items_.resize(nf);
   grad_dev_.resize(nt);
   if (!backend->is_host()) {
     labels_stage_ = DeviceArray<T>(backend, static_cast<size_t>(max_batch) * tasks);
@@ -208,6 +209,7 @@ Status InputLayer<T>::Load(const ModelInputT<T>& in) {
     const auto& field = in.fields[f];
     const bool host = backend_->is_host();
     offsets_dev_[f] = Stage(field.offsets, batch_ + 1, host ? nullptr : &offsets_stage_[f]);
+    items_[f] = field.offsets[batch_];
     max_len_[f] = 0;
     for (int r = 0; r < batch_; ++r) {
       max_len_[f] = std::max(max_len_[f], field.offsets[r + 1] - field.offsets[r]);
@@ -254,7 +256,7 @@ void InputLayer<T>::Forward() {
 template <typename T>
 SequenceShape InputLayer<T>::sequence_shape(size_t f) const {
   return {.batch = batch_, .max_len = max_len_[f], .dim = layout_.tables[layout_.fields[f].table].dim,
-          .offsets = offsets_dev_[f]};
+          .items = items_[f], .offsets = offsets_dev_[f]};
 }
 
 template <typename T>

@@ -79,7 +79,7 @@ class InputLayer {
   const int32_t* field_rows(size_t f) const { return rows_dev_[f]; }
   const T* table_rows(size_t t) const { return table_dev_[t]; }
   T* row_grad(size_t t) { return grad_dev_[t]; }
-  // Field f's values as sequences padded to the longest record of the batch.
+  // Field f's values as a packed sequence batch (its CSR as is).
   SequenceShape sequence_shape(size_t f) const;
 
   const InputLayout& layout() const { return layout_; }
@@ -108,6 +108,7 @@ class InputLayer {
   std::vector<const T*> table_dev_;
   std::vector<int> table_rows_;
   std::vector<int> max_len_;  // per field: the most values of one record in this batch
+  std::vector<int> items_;    // per field: its values in this batch
   std::vector<T*> grad_dev_;  // per table: where Backward scatters row gradients
   // Device copies of the host input; unused on host backends.
   DeviceArray<T> labels_stage_, dense_stage_;

@@ -1,4 +1,4 @@
-// SequenceEncoder: gather to a padded batch, BST's positions and Transformer block, DIN's
+// SequenceEncoder: gather of the items' rows, BST's positions and Transformer block, DIN's
 // target attention or the masked mean, and the scatter of item gradients back to rows.
 #include "models/sequence_encoder.h"
 
@@ -54,7 +54,7 @@ void SequenceEncoder<T>::Forward(const SequenceShape& s, const int32_t* rows, co
 template <typename T>
 void SequenceEncoder<T>::Backward(const SequenceShape& s, MatrixView<T> target,
                                   MatrixView<T> dout, MatrixView<T>* dtarget) {
-  const size_t cells = static_cast<size_t>(s.batch) * s.max_len * dim_;
+  const size_t cells = static_cast<size_t>(s.items) * dim_;
   const T* encoded = block_ != nullptr ? block_->out(0).data : items_.data();
   T* dencoded = block_ != nullptr ? encoded_grad_.data() : items_grad_.data();
   backend_->Fill(dencoded, cells, T(0));

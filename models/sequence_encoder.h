@@ -1,6 +1,6 @@
 // SequenceEncoder: turns one behaviour-sequence field (model.sequence) into `dim` columns
-// of X. It gathers the field's items from their table rows into a batch padded to the
-// longest sequence of the batch, then runs DIN target attention against the target item,
+// of X. It gathers the field's items from their table rows into a packed batch (record
+// after record, no padding: see SequenceShape), then runs DIN target attention against the target item,
 // or BST: learned positions + a Transformer block, then target attention or the mean.
 //
 //   SequenceEncoder<float> enc(backend, &params, spec.model.sequence, /*dim=*/16,

@@ -1,5 +1,5 @@
-// TargetAttention forward/backward: DIN features, the scoring MLP over all padded rows in
-// one batch of GEMMs, and the masked weighted sum.
+// TargetAttention forward/backward: DIN features, the scoring MLP over every item of the
+// batch in one batch of GEMMs, and the per-record weighted sum.
 #include "models/target_attention.h"
 
 namespace mtps::models {
@@ -27,7 +27,7 @@ TargetAttention<T>::TargetAttention(Backend<T>* backend, DenseParameters<T>* par
 template <typename T>
 void TargetAttention<T>::Forward(const SequenceShape& s, const T* h, MatrixView<T> target,
                                  MatrixView<T> out) {
-  const int rows = s.batch * s.max_len;
+  const int rows = s.items;
   MatrixView<T> f = features_.matrix(rows, 4 * dim_);
   backend_->AttentionFeatures(s, h, target.data, target.ld, f.data);
   scorer_.Forward(f, /*train=*/false, 0);
@@ -37,7 +37,7 @@ void TargetAttention<T>::Forward(const SequenceShape& s, const T* h, MatrixView<
 template <typename T>
 void TargetAttention<T>::Backward(const SequenceShape& s, const T* h, MatrixView<T> target,
                                   MatrixView<T> dout, T* dh, MatrixView<T>* dtarget) {
-  const int rows = s.batch * s.max_len;
+  const int rows = s.items;
   MatrixView<T> f = features_.matrix(rows, 4 * dim_);
   MatrixView<T> df = features_grad_.matrix(rows, 4 * dim_);
   backend_->SequenceWeightedSumBackward(s, scorer_.out(rows).data, h, dout.data, dout.ld,

@@ -1,13 +1,13 @@
-// TargetAttention (DIN, Zhou et al. 2018): an MLP scores each item h of a padded sequence
+// TargetAttention (DIN, Zhou et al. 2018): an MLP scores each item h of a sequence
 // against the target item t from [h, t, h - t, h * t]; the output is sum_j score_j * h_j
 // over the record's items. Scores are DIN's unnormalized weights (no softmax), so the
 // output keeps how strongly the history as a whole matches the target.
 //
-//   TargetAttention<float> din(backend, &params, "din", /*dim=*/16, {36}, max_batch * max_len);
+//   TargetAttention<float> din(backend, &params, "din", /*dim=*/16, {36}, max_items);
 //   din.Forward(shape, h, target, out);                       // out: [B x dim]
 //   din.Backward(shape, h, target, dout, dh, &dtarget);       // dh, dtarget accumulated
 //
-// Buffers are sized once for max_rows = max_batch * max_len sequence rows. Not thread-safe.
+// Buffers are sized once for max_rows items (max_batch * max_length). Not thread-safe.
 #pragma once
 
 #include <string>
@@ -26,14 +26,14 @@ class TargetAttention {
   TargetAttention(Backend<T>* backend, DenseParameters<T>* params, const std::string& name,
                   int dim, const std::vector<int>& hidden, int max_rows);
 
-  // h: [batch*max_len x dim] padded; target: [batch x dim]; writes out [batch x dim].
+  // h: [items x dim] packed (SequenceShape); target: [batch x dim]; writes out [batch x dim].
   void Forward(const SequenceShape& s, const T* h, MatrixView<T> target, MatrixView<T> out);
-  // Must follow the Forward of the same batch. dh ([batch*max_len x dim]) and dtarget are
+  // Must follow the Forward of the same batch. dh ([items x dim]) and dtarget are
   // accumulated into; weight gradients are written.
   void Backward(const SequenceShape& s, const T* h, MatrixView<T> target, MatrixView<T> dout,
                 T* dh, MatrixView<T>* dtarget);
 
-  // The scores of the last Forward: [batch*max_len], 0 rows for padding are not zeroed.
+  // The scores of the last Forward: [items].
   const T* scores() { return scorer_.out(0).data; }
 
  private:

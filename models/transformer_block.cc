@@ -44,7 +44,7 @@ AttentionArgs<T> TransformerBlock<T>::Args(const SequenceShape& s) {
 
 template <typename T>
 void TransformerBlock<T>::Forward(const SequenceShape& s, const T* x) {
-  const int rows = s.batch * s.max_len, d = dim_;
+  const int rows = s.items, d = dim_;
   MatrixView<T> xv{const_cast<T*>(x), rows, d, d};
   qkv_.Forward(*backend_, xv, qkv_out_.matrix(rows, 3 * d));
   backend_->SelfAttention(Args(s));
@@ -63,7 +63,7 @@ void TransformerBlock<T>::Forward(const SequenceShape& s, const T* x) {
 
 template <typename T>
 void TransformerBlock<T>::Backward(const SequenceShape& s, const T* x, const T* dout, T* dx) {
-  const int rows = s.batch * s.max_len, d = dim_;
+  const int rows = s.items, d = dim_;
   const T* p = params_->values();
   T* g = params_->grads();
   backend_->LayerNormBackward(rows, d, xhat2_.data(), rstd2_.data(), p + gamma2_, dout, d,

@@ -1,14 +1,13 @@
-// TransformerBlock: one post-norm Transformer encoder block over padded sequences (BST,
+// TransformerBlock: one post-norm Transformer encoder block over packed sequences (BST,
 // Chen et al. 2019): y = LN(x + MHA(x)), out = LN(y + FFN(y)), multi-head self-attention
-// with padded keys masked out, FFN = Linear-ReLU-Linear.
+// within each record (SequenceShape), FFN = Linear-ReLU-Linear.
 //
 //   TransformerBlock<float> block(backend, &params, "bst/block", /*dim=*/16, /*heads=*/2,
 //                                 /*ffn_hidden=*/64, max_batch * max_len, max_batch, max_len);
-//   block.Forward(shape, x);                   // block.out(rows): [batch*max_len x dim]
+//   block.Forward(shape, x);                   // block.out(items): [items x dim]
 //   block.Backward(shape, x, dout, dx);        // dx accumulated; weight gradients written
 //
-// Rows at padded positions are computed but never read by a masked consumer. Buffers are
-// sized once. Not thread-safe.
+// Buffers are sized once for max_batch records of max_len items. Not thread-safe.
 #pragma once
 
 #include <string>
@@ -27,10 +26,10 @@ class TransformerBlock {
   TransformerBlock(Backend<T>* backend, DenseParameters<T>* params, const std::string& name,
                    int dim, int heads, int ffn_hidden, int max_batch, int max_len);
 
-  // x: [batch*max_len x dim] (contiguous).
+  // x: [items x dim] (contiguous).
   void Forward(const SequenceShape& s, const T* x);
   MatrixView<T> out(int rows) { return out_.matrix(rows, dim_); }
-  // dout: [batch*max_len x dim]; dx accumulated.
+  // dout: [items x dim]; dx accumulated.
   void Backward(const SequenceShape& s, const T* x, const T* dout, T* dx);
 
  private:

@@ -1,5 +1,6 @@
 // CUDA kernels of the interaction and sequence ops: one thread per output element (or
 // per row where a row is reduced), atomicAdd where gradients of many rows meet in one.
+// Sequences are packed (see SequenceShape); grids over positions skip a record's absent ones.
 #include "models/cuda/sequence_kernels.h"
 
 #include <glog/logging.h>
@@ -156,44 +157,47 @@ __global__ void FmBackwardKernel(int rows, int fields, int dim, const float* x, 
   for (int f = 0; f < fields; ++f) dx[size_t(r) * lddx + f * dim + c] += d * (sum - xr[f * dim + c]);
 }
 
-// Threads over (record, position, column) of a padded [batch x max_len x dim] tensor.
+// Threads over (record, position < max_len, column); position j of record r, when the
+// record has it, is packed row offsets[r] + j.
 struct SeqIndex {
-  int r, j, c;
+  int r, j, c, row;
+  bool valid;
   __device__ SeqIndex(const SequenceShape& s, size_t t)
-      : r(t / (size_t(s.max_len) * s.dim)), j((t / s.dim) % s.max_len), c(t % s.dim) {}
+      : r(t / (size_t(s.max_len) * s.dim)), j((t / s.dim) % s.max_len), c(t % s.dim) {
+    valid = j < Length(s, r);
+    row = s.offsets[r] + j;
+  }
 };
 
 __global__ void GatherSequenceKernel(SequenceShape s, const int32_t* rows, const float* table,
                                      float* out) {
   size_t t = blockIdx.x * size_t(blockDim.x) + threadIdx.x;
-  if (t >= size_t(s.batch) * s.max_len * s.dim) return;
-  SeqIndex i(s, t);
-  out[t] = i.j < Length(s, i.r) ? table[size_t(rows[s.offsets[i.r] + i.j]) * s.dim + i.c] : 0.0f;
+  if (t >= size_t(s.items) * s.dim) return;
+  out[t] = table[size_t(rows[t / s.dim]) * s.dim + t % s.dim];
 }
 
 __global__ void ScatterSequenceKernel(SequenceShape s, const int32_t* rows, const float* dout,
                                       float* table_grad) {
   size_t t = blockIdx.x * size_t(blockDim.x) + threadIdx.x;
-  if (t >= size_t(s.batch) * s.max_len * s.dim) return;
-  SeqIndex i(s, t);
-  if (i.j >= Length(s, i.r)) return;
-  atomicAdd(&table_grad[size_t(rows[s.offsets[i.r] + i.j]) * s.dim + i.c], dout[t]);
+  if (t >= size_t(s.items) * s.dim) return;
+  atomicAdd(&table_grad[size_t(rows[t / s.dim]) * s.dim + t % s.dim], dout[t]);
 }
 
 __global__ void AddPositionsKernel(SequenceShape s, const float* positions, float* x) {
   size_t t = blockIdx.x * size_t(blockDim.x) + threadIdx.x;
   if (t >= size_t(s.batch) * s.max_len * s.dim) return;
   SeqIndex i(s, t);
-  const int len = Length(s, i.r);
-  if (i.j < len) x[t] += positions[size_t(len - 1 - i.j) * s.dim + i.c];
+  if (!i.valid) return;
+  x[size_t(i.row) * s.dim + i.c] += positions[size_t(Length(s, i.r) - 1 - i.j) * s.dim + i.c];
 }
 
 __global__ void AddPositionsBackwardKernel(SequenceShape s, const float* dx, float* dpositions) {
   size_t t = blockIdx.x * size_t(blockDim.x) + threadIdx.x;
   if (t >= size_t(s.batch) * s.max_len * s.dim) return;
   SeqIndex i(s, t);
-  const int len = Length(s, i.r);
-  if (i.j < len) atomicAdd(&dpositions[size_t(len - 1 - i.j) * s.dim + i.c], dx[t]);
+  if (!i.valid) return;
+  atomicAdd(&dpositions[size_t(Length(s, i.r) - 1 - i.j) * s.dim + i.c],
+            dx[size_t(i.row) * s.dim + i.c]);
 }
 
 __global__ void AttentionFeaturesKernel(SequenceShape s, const float* x, const float* target,
@@ -201,8 +205,9 @@ __global__ void AttentionFeaturesKernel(SequenceShape s, const float* x, const f
   size_t t = blockIdx.x * size_t(blockDim.x) + threadIdx.x;
   if (t >= size_t(s.batch) * s.max_len * s.dim) return;
   SeqIndex i(s, t);
-  const float h = x[t], tv = target[size_t(i.r) * ldt + i.c];
-  float* f = features + (size_t(i.r) * s.max_len + i.j) * 4 * s.dim;
+  if (!i.valid) return;
+  const float h = x[size_t(i.row) * s.dim + i.c], tv = target[size_t(i.r) * ldt + i.c];
+  float* f = features + size_t(i.row) * 4 * s.dim;
   f[i.c] = h;
   f[s.dim + i.c] = tv;
   f[2 * s.dim + i.c] = h - tv;
@@ -214,9 +219,10 @@ __global__ void AttentionFeaturesItemGradKernel(SequenceShape s, const float* ta
   size_t t = blockIdx.x * size_t(blockDim.x) + threadIdx.x;
   if (t >= size_t(s.batch) * s.max_len * s.dim) return;
   SeqIndex i(s, t);
-  if (i.j >= Length(s, i.r)) return;
-  const float* f = dfeatures + (size_t(i.r) * s.max_len + i.j) * 4 * s.dim;
-  dx[t] += f[i.c] + f[2 * s.dim + i.c] + f[3 * s.dim + i.c] * target[size_t(i.r) * ldt + i.c];
+  if (!i.valid) return;
+  const float* f = dfeatures + size_t(i.row) * 4 * s.dim;
+  dx[size_t(i.row) * s.dim + i.c] +=
+      f[i.c] + f[2 * s.dim + i.c] + f[3 * s.dim + i.c] * target[size_t(i.r) * ldt + i.c];
 }
 
 __global__ void AttentionFeaturesTargetGradKernel(SequenceShape s, const float* x,
@@ -228,7 +234,7 @@ __global__ void AttentionFeaturesTargetGradKernel(SequenceShape s, const float* 
   const int len = Length(s, r);
   float sum = 0;
   for (int j = 0; j < len; ++j) {
-    const size_t row = size_t(r) * s.max_len + j;
+    const size_t row = size_t(s.offsets[r]) + j;
     const float* f = dfeatures + row * 4 * s.dim;
     sum += f[s.dim + c] - f[2 * s.dim + c] + f[3 * s.dim + c] * x[row * s.dim + c];
   }
@@ -243,7 +249,7 @@ __global__ void WeightedSumKernel(SequenceShape s, const float* weights, const f
   const int len = Length(s, r);
   float sum = 0;
   for (int j = 0; j < len; ++j) {
-    const size_t row = size_t(r) * s.max_len + j;
+    const size_t row = size_t(s.offsets[r]) + j;
     const float w = weights != nullptr ? weights[row] : 1.0f / len;
     sum += w * x[row * s.dim + c];
   }
@@ -255,11 +261,11 @@ __global__ void WeightedSumWeightGradKernel(SequenceShape s, const float* x, con
   size_t t = blockIdx.x * size_t(blockDim.x) + threadIdx.x;
   if (t >= size_t(s.batch) * s.max_len) return;
   int r = t / s.max_len, j = t % s.max_len;
+  if (j >= Length(s, r)) return;
+  const size_t row = size_t(s.offsets[r]) + j;
   float dot = 0;
-  if (j < Length(s, r)) {
-    for (int c = 0; c < s.dim; ++c) dot += dout[size_t(r) * lddo + c] * x[t * s.dim + c];
-  }
-  dweights[t] = dot;
+  for (int c = 0; c < s.dim; ++c) dot += dout[size_t(r) * lddo + c] * x[row * s.dim + c];
+  dweights[row] = dot;
 }
 
 __global__ void WeightedSumItemGradKernel(SequenceShape s, const float* weights, const float* dout,
@@ -267,10 +273,9 @@ __global__ void WeightedSumItemGradKernel(SequenceShape s, const float* weights,
   size_t t = blockIdx.x * size_t(blockDim.x) + threadIdx.x;
   if (t >= size_t(s.batch) * s.max_len * s.dim) return;
   SeqIndex i(s, t);
-  const int len = Length(s, i.r);
-  if (i.j >= len) return;
-  const float w = weights != nullptr ? weights[size_t(i.r) * s.max_len + i.j] : 1.0f / len;
-  dx[t] += w * dout[size_t(i.r) * lddo + i.c];
+  if (!i.valid) return;
+  const float w = weights != nullptr ? weights[i.row] : 1.0f / Length(s, i.r);
+  dx[size_t(i.row) * s.dim + i.c] += w * dout[size_t(i.r) * lddo + i.c];
 }
 
 // One thread per (record, head, query position).
@@ -282,12 +287,11 @@ __global__ void SelfAttentionKernel(AttentionArgs<float> a) {
   const int i = t % L, h = (t / L) % a.heads, r = t / (size_t(L) * a.heads);
   const int len = Length(s, r);
   const float scale = rsqrtf(float(dh));
-  const float* base = a.qkv + size_t(r) * L * ld;
-  float* p = a.probs + ((size_t(r) * a.heads + h) * L + i) * L;
-  float* o = a.out + (size_t(r) * L + i) * d + h * dh;
-  for (int j = 0; j < L; ++j) p[j] = 0.0f;
-  for (int c = 0; c < dh; ++c) o[c] = 0.0f;
   if (i >= len) return;
+  const float* base = a.qkv + size_t(s.offsets[r]) * ld;
+  float* p = a.probs + ((size_t(r) * a.heads + h) * L + i) * L;
+  float* o = a.out + (size_t(s.offsets[r]) + i) * d + h * dh;
+  for (int c = 0; c < dh; ++c) o[c] = 0.0f;
   const float* q = base + size_t(i) * ld + h * dh;
   float m = -INFINITY;
   for (int j = 0; j < len; ++j) {
@@ -319,10 +323,10 @@ __global__ void SelfAttentionBackwardKernel(AttentionArgs<float> a, const float*
   const int len = Length(s, r);
   if (i >= len) return;
   const float scale = rsqrtf(float(dh));
-  const float* base = a.qkv + size_t(r) * L * ld;
-  float* dbase = dqkv + size_t(r) * L * ld;
+  const float* base = a.qkv + size_t(s.offsets[r]) * ld;
+  float* dbase = dqkv + size_t(s.offsets[r]) * ld;
   const float* p = a.probs + ((size_t(r) * a.heads + h) * L + i) * L;
-  const float* g = dout + (size_t(r) * L + i) * d + h * dh;
+  const float* g = dout + (size_t(s.offsets[r]) + i) * d + h * dh;
   const float* q = base + size_t(i) * ld + h * dh;
   float* dq = dbase + size_t(i) * ld + h * dh;
   float weighted = 0;
@@ -350,7 +354,9 @@ __global__ void SelfAttentionBackwardKernel(AttentionArgs<float> a, const float*
   }
 }
 
+// Threads of a (record, position, column) grid; of an (item, column) grid.
 size_t Cells(const SequenceShape& s) { return size_t(s.batch) * s.max_len * s.dim; }
+size_t ItemCells(const SequenceShape& s) { return size_t(s.items) * s.dim; }
 
 }  // namespace
 
@@ -397,11 +403,11 @@ void LaunchFmInteractionBackward(int rows, int fields, int dim, const float* x, 
 }
 void LaunchGatherSequence(const SequenceShape& s, const int32_t* rows, const float* table,
                           float* out, cudaStream_t stream) {
-  MTPS_LAUNCH(GatherSequenceKernel, Cells(s), stream, s, rows, table, out);
+  MTPS_LAUNCH(GatherSequenceKernel, ItemCells(s), stream, s, rows, table, out);
 }
 void LaunchScatterSequence(const SequenceShape& s, const int32_t* rows, const float* dout,
                            float* table_grad, cudaStream_t stream) {
-  MTPS_LAUNCH(ScatterSequenceKernel, Cells(s), stream, s, rows, dout, table_grad);
+  MTPS_LAUNCH(ScatterSequenceKernel, ItemCells(s), stream, s, rows, dout, table_grad);
 }
 void LaunchAddPositions(const SequenceShape& s, const float* positions, float* x,
                         cudaStream_t stream) {
@@ -440,7 +446,7 @@ void LaunchSelfAttention(const AttentionArgs<float>& a, cudaStream_t stream) {
 }
 void LaunchSelfAttentionBackward(const AttentionArgs<float>& a, const float* dout, float* dqkv,
                                  cudaStream_t stream) {
-  const size_t n = size_t(a.shape.batch) * a.shape.max_len * 3 * a.shape.dim;
+  const size_t n = size_t(a.shape.items) * 3 * a.shape.dim;
   if (n == 0) return;
   CHECK(cudaMemsetAsync(dqkv, 0, n * sizeof(float), stream) == cudaSuccess);
   MTPS_LAUNCH(SelfAttentionBackwardKernel, size_t(a.shape.batch) * a.heads * a.shape.max_len,

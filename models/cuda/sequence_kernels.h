@@ -1,5 +1,5 @@
 // CUDA launchers of the interaction and sequence ops of Backend<float> (element-wise
-// products, layer norm, pairwise dots, FM, padded-sequence gather/scatter, positions, DIN
+// products, layer norm, pairwise dots, FM, packed-sequence gather/scatter, positions, DIN
 // features, weighted sums, multi-head self-attention), each on the caller's stream.
 //
 //   LaunchSelfAttention(args, stream);   // what CudaBackend::SelfAttention runs

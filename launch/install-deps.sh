@@ -13,6 +13,10 @@ packages=(build-essential cmake ninja-build pkg-config capnproto libcapnp-dev li
 if [ "${1:-}" = "--fuzz" ]; then
   packages+=(clang-19 libclang-rt-19-dev)
 fi
+# The Kubernetes launch tests (tests/launch/k8s_*): python3-kubernetes carries the Kubernetes
+# API schema (models generated from its OpenAPI spec) and python3-jsonschema validates the
+# rendered manifests against it, offline; iproute2 makes the namespaces of the simulated cluster.
+packages+=(python3-jsonschema python3-kubernetes iproute2)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -134,8 +134,10 @@ while :; do
     [ "$i" -eq 0 ] && continue
     if ! kill -0 "${pids[$i]}" 2>/dev/null; then
       rc=0; wait "${pids[$i]}" || rc=$?
-      # Died while the job runs (the scheduler is alive): start it again under its rank.
-      if [ "$rc" -ne 0 ] && kill -0 "${pids[0]}" 2>/dev/null && [ "${restarts[$i]}" -lt "$max_restarts" ]; then
+      # Died while the job runs (the scheduler is alive): start it again under its rank,
+      # unless its status is permanent (2 bad config, 3 bad data, 4 job failed: exit_codes.h).
+      if [ "$rc" -ne 0 ] && { [ "$rc" -lt 2 ] || [ "$rc" -gt 4 ]; } && kill -0 "${pids[0]}" 2>/dev/null \
+         && [ "${restarts[$i]}" -lt "$max_restarts" ]; then
         restarts[$i]=$((restarts[$i] + 1))
         echo "local.sh: $(date +%H:%M:%S) ${names[$i]} died (exit $rc); starting it again under its rank (restart ${restarts[$i]} of $max_restarts)" >&2
         echo "=== local.sh: restart ${restarts[$i]} after exit $rc ===" >>"$run_dir/${names[$i]}.log"

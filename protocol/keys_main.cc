@@ -9,6 +9,7 @@
 #include <glog/logging.h>
 
 #include "protocol/curve_keys.h"
+#include "protocol/program_flags.h"
 
 DEFINE_string(out, "", "directory to write the keys to (created; an existing job.pub is never overwritten)");
 DEFINE_int32(servers, 1, "server keys to make (server-0 ...)");
@@ -16,8 +17,7 @@ DEFINE_int32(workers, 1, "worker keys to make (worker-0 ...)");
 DEFINE_int32(clients, 0, "tool keys to make (client-0 ...): stats and echo only");
 
 int main(int argc, char** argv) {
-  gflags::SetUsageMessage("mtps-keys --out DIR --servers N --workers M [--clients K]");
-  gflags::ParseCommandLineFlags(&argc, &argv, true);
+  mtps::ParseProgramFlags(&argc, &argv, "mtps-keys --out DIR --servers N --workers M [--clients K]");
   google::InitGoogleLogging(argv[0]);
   FLAGS_logtostderr = true;
   if (FLAGS_out.empty()) {

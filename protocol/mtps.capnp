@@ -165,6 +165,7 @@ struct Barrier {
 struct Shutdown {
   reason @0 :Text;
   failed @1 :Bool;      # the job failed: exit nonzero
+  retryable @2 :Bool;   # failed, but a restart may cure it (a lost node, a stopped scheduler)
 }
 
 struct SparsePull {

@@ -17,6 +17,7 @@
 #include <gflags/gflags.h>
 
 #include "protocol/job_spec.h"
+#include "protocol/program_flags.h"
 #include "ps/hyperloglog.h"
 #include "ps/memory_plan.h"
 #include "worker/training_data.h"
@@ -130,10 +131,9 @@ Status CountKeys(mtps::JobSpec job, std::map<std::string, mtps::ps::TableKeys>* 
 }  // namespace
 
 int main(int argc, char** argv) {
-  gflags::SetUsageMessage(
-      "mtps-plan --config job.yaml (--keys table=N,... | --count_keys) [--servers N] "
-      "[--budget_gib G] [--json]");
-  gflags::ParseCommandLineFlags(&argc, &argv, true);
+  mtps::ParseProgramFlags(&argc, &argv,
+                          "mtps-plan --config job.yaml (--keys table=N,... | --count_keys) "
+                          "[--servers N] [--budget_gib G] [--json]");
   if (FLAGS_config.empty()) return Fail(mtps::InvalidArgument("--config is required"));
   StatusOr<mtps::JobSpec> job = mtps::LoadJobSpec(FLAGS_config);
   if (!job.ok()) return Fail(job.status());

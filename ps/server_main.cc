@@ -15,6 +15,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -24,10 +25,12 @@
 #include <gflags/gflags.h>
 #include <glog/logging.h>
 
+#include "protocol/exit_codes.h"
 #include "protocol/http_server.h"
 #include "protocol/job_spec.h"
 #include "protocol/metrics.h"
 #include "protocol/node_security.h"
+#include "protocol/program_flags.h"
 #include "protocol/transport.h"
 #include "ps/heap_tuning.h"
 #include "ps/server.h"
@@ -74,9 +77,11 @@ Status WritePortFile(const std::string& path, int rpc_port, int http_port) {
 
 int Fail(const Status& status) {
   LOG(ERROR) << "mtps-server: " << status;
-  std::fprintf(stderr, "mtps-server: %s\n", status.ToString().c_str());
-  return 1;
+  return mtps::ExitCodeFor(status);
 }
+
+// The exit status the scheduler's shutdown notice asks for, read after SIGUSR1.
+std::atomic<int> notice_exit_code{mtps::kExitOk};
 
 std::string AdvertisedHost() {
   if (!FLAGS_advertise_host.empty()) return FLAGS_advertise_host;
@@ -87,6 +92,9 @@ std::string AdvertisedHost() {
 
 int Run() {
   if (FLAGS_config.empty()) return Fail(mtps::InvalidArgument("--config is required"));
+  for (auto [name, port] : {std::pair{"port", FLAGS_port}, {"http_port", FLAGS_http_port}}) {
+    if (Status s = mtps::CheckPortFlag(name, port); !s.ok()) return Fail(s);
+  }
   if (!FLAGS_standalone && FLAGS_scheduler.empty()) {
     return Fail(mtps::InvalidArgument(
         "--scheduler tcp://host:port is required to join a cluster (or run --standalone)"));
@@ -99,7 +107,7 @@ int Run() {
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGUSR1);  // the scheduler said the job failed
+  sigaddset(&stop_signals, SIGUSR1);  // the scheduler ended the job (notice_exit_code)
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   // Before any socket exists: every socket of the process takes its keys from here.
@@ -148,7 +156,8 @@ int Run() {
     rpc.set_rank(rank);
     control->OnShutdown([](const mtps::scheduler::ShutdownNotice& notice) {
       LOG(INFO) << "mtps-server: the scheduler ends the job: " << notice.reason;
-      ::kill(::getpid(), notice.failed ? SIGUSR1 : SIGTERM);
+      notice_exit_code = mtps::ExitCodeFor(notice.Outcome());
+      ::kill(::getpid(), SIGUSR1);
     });
   }
 
@@ -203,15 +212,19 @@ int Run() {
   http.Stop();
   server->reset();
   google::FlushLogFiles(google::INFO);
-  return signal_number == SIGUSR1 ? 1 : 0;
+  if (signal_number == SIGUSR1) return notice_exit_code.load();
+  // In a cluster only the scheduler ends the job: SIGTERM or SIGINT from outside (a drain,
+  // a preemption) is a clean stop before the end, with a retryable status so that the pod
+  // is replaced. A standalone server has no other way to end.
+  return FLAGS_standalone ? mtps::kExitOk : mtps::kExitStopped;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   mtps::KeepLargeBuffersInTheHeap();
-  gflags::SetUsageMessage("mtps parameter server");
-  gflags::ParseCommandLineFlags(&argc, &argv, true);
+  mtps::ParseProgramFlags(&argc, &argv,
+                          "mtps-server --config job.yaml (--scheduler tcp://host:port | --standalone)");
   google::InitGoogleLogging(argv[0]);
   FLAGS_logtostderr = true;
   return Run();

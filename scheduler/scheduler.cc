@@ -668,7 +668,7 @@ void Scheduler::ReleaseCutLocked() {
   held_releases_.clear();
 }
 
-void Scheduler::BroadcastShutdown(const std::string& reason, bool failed) {
+void Scheduler::BroadcastShutdown(const std::string& reason, bool failed, bool retryable) {
   std::vector<std::pair<NodeKey, std::future<StatusOr<IncomingMessage>>>> sent;
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -678,6 +678,7 @@ void Scheduler::BroadcastShutdown(const std::string& reason, bool failed) {
       auto body = request->body().initShutdown();
       body.setReason(reason);
       body.setFailed(failed);
+      body.setRetryable(retryable);
       sent.emplace_back(key, client->Call(std::move(request), {.timeout = options_.shutdown_timeout}));
     }
   }
@@ -775,7 +776,8 @@ Status Scheduler::Run() {
     checkpoints_.Cancel(failure);
     JoinCheckpoint();
     barriers_.CancelAll(failure);
-    BroadcastShutdown(failure.ToString(), /*failed=*/true);
+    BroadcastShutdown(failure.ToString(), /*failed=*/true,
+                      failure.retryable() || failure.code() == StatusCode::kCancelled);
     return failure;
   }
 

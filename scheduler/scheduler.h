@@ -129,7 +129,8 @@ class Scheduler {
   // Ends the cut: the paused workers go on.
   void ReleaseCutLocked();              // requires mutex_
   void LeaveBarrierLocked(int rank);    // requires mutex_
-  void BroadcastShutdown(const std::string& reason, bool failed);
+  // `retryable`: the failure may pass on a restart, so nodes exit with a retryable status.
+  void BroadcastShutdown(const std::string& reason, bool failed, bool retryable = false);
   proto::NodeState JobStateLocked() const;  // requires mutex_
 
   const SchedulerOptions options_;

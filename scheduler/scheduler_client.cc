@@ -69,7 +69,7 @@ void SchedulerClient::InstallHandlers(RpcServer& rpc) {
 
 void SchedulerClient::HandleShutdown(IncomingMessage& request, Responder responder) {
   auto shutdown = request.envelope().getBody().getShutdown();
-  ShutdownNotice notice{shutdown.getReason(), shutdown.getFailed()};
+  ShutdownNotice notice{shutdown.getReason(), shutdown.getFailed(), shutdown.getRetryable()};
   responder.SendAck();
   Notify(std::move(notice));
 }
@@ -241,13 +241,15 @@ void SchedulerClient::HeartbeatLoop() {
         if (callback) callback(*view);
       }
     } else if (status.code() == StatusCode::kNotFound) {
-      Notify({"the scheduler no longer counts this node as live: " + status.message(), true});
+      // Fenced: a replacement under this rank restarts cleanly (a retryable exit).
+      Notify({"the scheduler no longer counts this node as live: " + status.message(), true,
+              /*retryable=*/true});
       return;
     } else if (now - last_answer > options_.scheduler_timeout) {
       Notify({"lost the scheduler at " + options_.scheduler + ": no heartbeat answer for " +
                   std::to_string(std::chrono::duration_cast<std::chrono::seconds>(now - last_answer).count()) +
                   " s (" + status.ToString() + ")",
-              true});
+              true, /*retryable=*/true});
       return;
     }
   }

@@ -80,6 +80,15 @@ struct ClusterInfo {
 struct ShutdownNotice {
   std::string reason;
   bool failed = false;  // the job failed: exit nonzero
+  bool retryable = false;  // failed, but a restart may cure it (protocol/exit_codes.h)
+
+  // What a node's run ends with: OK, a failure a restart may cure (Unavailable), or a
+  // permanent one (FailedPrecondition), so that its exit status tells Kubernetes which.
+  Status Outcome() const {
+    if (!failed) return Status::OK();
+    return retryable ? Unavailable("the job stopped: " + reason)
+                     : FailedPrecondition("the job failed: " + reason);
+  }
 };
 
 struct TaskReport {

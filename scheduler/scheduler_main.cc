@@ -1,5 +1,6 @@
 // mtps-scheduler: forms the cluster of servers and workers and runs the job to its end.
-// Exit status: 0 when the job finished (or was stopped by SIGTERM/SIGINT), 1 when it failed.
+// Exit status (protocol/exit_codes.h): 0 when the job finished, 143 when SIGTERM/SIGINT
+// stopped it (retryable), 1 when it failed in a way a restart may cure, 2-4 when not.
 #include <pthread.h>
 #include <signal.h>
 
@@ -9,10 +10,12 @@
 #include <gflags/gflags.h>
 #include <glog/logging.h>
 
+#include "protocol/exit_codes.h"
 #include "protocol/http_server.h"
 #include "protocol/job_spec.h"
 #include "protocol/metrics.h"
 #include "protocol/node_security.h"
+#include "protocol/program_flags.h"
 #include "scheduler/scheduler.h"
 
 DEFINE_string(config, "", "job spec YAML file (required)");
@@ -46,7 +49,10 @@ bool ValidFlags() {
   require(!FLAGS_config.empty(), "--config is required");
   require(FLAGS_num_servers > 0, "--num_servers must be > 0, got " + std::to_string(FLAGS_num_servers));
   require(FLAGS_num_workers > 0, "--num_workers must be > 0, got " + std::to_string(FLAGS_num_workers));
-  require(FLAGS_port >= 0 && FLAGS_port < 65536, "--port out of range: " + std::to_string(FLAGS_port));
+  for (auto [name, port] : {std::pair{"port", FLAGS_port}, {"http_port", FLAGS_http_port}}) {
+    const mtps::Status s = mtps::CheckPortFlag(name, port);
+    require(s.ok(), s.message());
+  }
   require(FLAGS_recover_timeout >= 0,
           "--recover_timeout must be >= 0 seconds, got " + std::to_string(FLAGS_recover_timeout));
   for (auto [name, value] : {std::pair{"heartbeat_timeout", FLAGS_heartbeat_timeout},
@@ -62,8 +68,8 @@ bool ValidFlags() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  gflags::SetUsageMessage("mtps-scheduler --config job.yaml --num_servers S --num_workers W");
-  gflags::ParseCommandLineFlags(&argc, &argv, true);
+  mtps::ParseProgramFlags(&argc, &argv,
+                          "mtps-scheduler --config job.yaml --num_servers S --num_workers W");
   google::InitGoogleLogging(argv[0]);
   FLAGS_logtostderr = true;
   if (!ValidFlags()) return 2;
@@ -134,11 +140,11 @@ int main(int argc, char** argv) {
   pthread_kill(signal_thread.native_handle(), SIGTERM);
   signal_thread.join();
   http.Stop();
-  if (result.ok()) return 0;
+  if (result.ok()) return mtps::kExitOk;
   if (result.code() == mtps::StatusCode::kCancelled) {
     LOG(INFO) << "mtps-scheduler stopped: " << result;
-    return 0;
+  } else {
+    LOG(ERROR) << "mtps-scheduler: the job failed: " << result;
   }
-  LOG(ERROR) << "mtps-scheduler: the job failed: " << result;
-  return 1;
+  return mtps::ExitCodeFor(result);
 }

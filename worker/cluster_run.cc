@@ -289,9 +289,11 @@ Status RunWorker(const JobSpec& spec, const WorkerRunOptions& options) {
       Status reported = control->ReportProgress(failed);
       LOG_IF(WARNING, !reported.ok()) << "could not tell the scheduler of the failure: " << reported;
     }
+    // Ended by the scheduler: the notice, not the interrupted step, says how (its exit status).
+    std::optional<scheduler::ShutdownNotice> notice = control->shutdown_notice();
     stop_control();
     http.Stop();
-    return result;
+    return notice ? notice->Outcome() : result;
   }
   control->SetState(proto::NodeState::STOPPING, trainer->step());
 
@@ -299,7 +301,7 @@ Status RunWorker(const JobSpec& spec, const WorkerRunOptions& options) {
   stop_control();
   http.Stop();
   if (!notice) return DeadlineExceeded("no shutdown from the scheduler within 10 minutes");
-  if (notice->failed) return Cancelled("the job failed: " + notice->reason);
+  if (notice->failed) return notice->Outcome();
   LOG(INFO) << "worker " << rank << " done: " << notice->reason;
   return Status::OK();
 }

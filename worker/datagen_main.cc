@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "protocol/job_spec.h"
+#include "protocol/program_flags.h"
 #include "worker/data/csv_to_mtb.h"
 #include "worker/data/datagen.h"
 #include "worker/data/feature_map.h"
@@ -118,10 +119,10 @@ int Generate() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  gflags::SetUsageMessage(
+  mtps::ParseProgramFlags(
+      &argc, &argv,
       "mtps-datagen --out DIR --rows N --seed S [--format mtb|csv] [--rating] ...\n"
-      "  mtps-datagen convert --in X.csv --config job.yaml --out X.mtb");
-  gflags::ParseCommandLineFlags(&argc, &argv, true);
+      "       mtps-datagen convert --in X.csv --config job.yaml --out X.mtb");
   google::InitGoogleLogging(argv[0]);
   FLAGS_logtostderr = true;
   if (argc > 1 && std::strcmp(argv[1], "convert") == 0) return Convert();

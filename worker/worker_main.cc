@@ -3,10 +3,16 @@
 #include <gflags/gflags.h>
 #include <glog/logging.h>
 
+#include <signal.h>
+#include <unistd.h>
+
 #include <cstdio>
 
+#include "models/backend.h"
+#include "protocol/exit_codes.h"
 #include "protocol/job_spec.h"
 #include "protocol/node_security.h"
+#include "protocol/program_flags.h"
 #include "ps/heap_tuning.h"
 #include "worker/local_trainer.h"
 #include "worker/worker_run.h"
@@ -24,22 +30,49 @@ DEFINE_string(run_dir, "", "--local: directory for summary.json");
 DEFINE_int32(log_every, 50, "steps between progress lines");
 DEFINE_int32(rank, -1, "the rank a restarted worker asks the scheduler for (default: any free)");
 
+namespace {
+
+// SIGTERM (a drain, a preemption) is a clean, retryable stop, not a crash: one line and
+// kExitStopped instead of glog's failure report with a stack trace. The scheduler treats
+// the worker as lost and a replacement resumes from the last checkpoint's data position.
+void StopOnSigterm(int) {
+  static const char kLine[] = "mtps-worker: SIGTERM, stopping (retryable exit 143)\n";
+  [[maybe_unused]] ssize_t n = ::write(STDERR_FILENO, kLine, sizeof(kLine) - 1);
+  ::_exit(mtps::kExitStopped);
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
-  gflags::SetUsageMessage("mtps-worker --config job.yaml (--scheduler tcp://host:port | --local)");
-  gflags::ParseCommandLineFlags(&argc, &argv, true);
+  FLAGS_logtostderr = true;  // the default (kubectl logs, local.sh's log files); a flag may override
+  mtps::ParseProgramFlags(&argc, &argv,
+                          "mtps-worker --config job.yaml (--scheduler tcp://host:port | --local)");
   google::InitGoogleLogging(argv[0]);
   google::InstallFailureSignalHandler();
+  struct sigaction stop = {};
+  stop.sa_handler = StopOnSigterm;
+  sigaction(SIGTERM, &stop, nullptr);
   // Batches and messages of many MB are reused, not returned to the OS and faulted in anew.
   mtps::KeepLargeBuffersInTheHeap();
 
   if (FLAGS_config.empty()) {
     std::fprintf(stderr, "mtps-worker: --config is required\n");
-    return 2;
+    return mtps::kExitBadConfig;
+  }
+  if (mtps::Status s = mtps::CheckPortFlag("http_port", FLAGS_http_port); !s.ok()) {
+    LOG(ERROR) << s;
+    return mtps::kExitBadConfig;
+  }
+  // The device is tried before the worker joins a cluster: a missing GPU ends this process
+  // at once instead of after the cluster formed around it.
+  if (auto backend = mtps::models::MakeBackend<float>(FLAGS_device, 1); !backend.ok()) {
+    LOG(ERROR) << "mtps-worker: --device " << FLAGS_device << ": " << backend.status();
+    return mtps::kExitBadConfig;
   }
   mtps::StatusOr<mtps::JobSpec> spec = mtps::LoadJobSpec(FLAGS_config);
   if (!spec.ok()) {
     LOG(ERROR) << spec.status();
-    return 2;
+    return mtps::kExitBadConfig;
   }
   if (!FLAGS_local) {
     // Before any socket exists: every socket of the process takes its keys from here.
@@ -47,7 +80,7 @@ int main(int argc, char** argv) {
         "worker", FLAGS_rank >= 0 ? "worker-" + std::to_string(FLAGS_rank) : "");
     if (!s.ok()) {
       LOG(ERROR) << s;
-      return 2;
+      return mtps::kExitBadConfig;
     }
   }
   mtps::WorkerRunOptions options;
@@ -64,7 +97,7 @@ int main(int argc, char** argv) {
                                     : mtps::RunWorker(*spec, options);
   if (!status.ok()) {
     LOG(ERROR) << "mtps-worker failed: " << status;
-    return 1;
+    return mtps::ExitCodeFor(status);
   }
-  return 0;
+  return mtps::kExitOk;
 }

@@ -142,6 +142,8 @@ TEST_F(SchedulerTest, RegistrationGivesDistinctRanksAndTheSameView) {
     auto notice = c->WaitForShutdown(seconds(5));
     ASSERT_TRUE(notice.has_value());
     EXPECT_THAT(notice->reason, HasSubstr("operator"));
+    // A stopped scheduler (a drain, a preemption) is no reason to fail the job for good.
+    EXPECT_TRUE(notice->failed && notice->retryable);
   }
 }
 

@@ -17,6 +17,8 @@ fi
 # API schema (models generated from its OpenAPI spec) and python3-jsonschema validates the
 # rendered manifests against it, offline; iproute2 makes the namespaces of the simulated cluster.
 packages+=(python3-jsonschema python3-kubernetes iproute2)
+# promtool (in Debian's prometheus package): tests/launch/promtool_test.sh lints /metrics with it.
+packages+=(prometheus)
 
 missing=()
 for p in "${packages[@]}"; do

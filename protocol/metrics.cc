@@ -212,6 +212,15 @@ void MetricsRegistry::AddGaugeFunction(std::string_view name, std::string_view h
   series->read = std::move(read);
 }
 
+void MetricsRegistry::AddCounterFunction(std::string_view name, std::string_view help,
+                                         const MetricLabels& labels, std::function<double()> read) {
+  CHECK(read) << "counter function '" << name << "' is empty";
+  std::lock_guard<std::mutex> lock(mutex_);
+  Series* series = SeriesFor(FamilyFor(name, help, kCounter, nullptr), labels);
+  CHECK(!series->counter) << "counter '" << name << "' with these labels already exists";
+  series->read = std::move(read);
+}
+
 Histogram* MetricsRegistry::AddHistogram(std::string_view name, std::string_view help,
                                          std::vector<double> bounds, const MetricLabels& labels) {
   CHECK(!bounds.empty()) << "histogram '" << name << "' needs at least one bucket bound";

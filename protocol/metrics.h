@@ -105,6 +105,10 @@ class MetricsRegistry {
   // registry, and must stay callable for the registry's lifetime.
   void AddGaugeFunction(std::string_view name, std::string_view help, const MetricLabels& labels,
                         std::function<double()> read);
+  // A counter read at each scrape from a count kept elsewhere that only grows (a table's
+  // evictions): typed `counter`, so rate() applies. The same contract as AddGaugeFunction.
+  void AddCounterFunction(std::string_view name, std::string_view help, const MetricLabels& labels,
+                          std::function<double()> read);
 
   // The Prometheus text exposition format (version 0.0.4): per family a HELP and a TYPE
   // line, then its series, in the order they were added.

@@ -49,6 +49,9 @@ void PrintHelp(const std::string& program, const char* usage) {
 
 }  // namespace
 
+const char* ReleaseVersion() { return kVersion; }
+const char* BuildCommit() { return MTPS_GIT_COMMIT; }
+
 std::string VersionLine(std::string_view program) {
   return std::string(program) + " " + kVersion + " (git " + MTPS_GIT_COMMIT + ")";
 }

@@ -19,6 +19,8 @@ void ParseProgramFlags(int* argc, char*** argv, const char* usage);
 
 // "mtps-worker 0.3.0 (git 1a2b3c4d5e6f)": the program, the release, the commit built from.
 std::string VersionLine(std::string_view program);
+const char* ReleaseVersion();  // "0.3.0"
+const char* BuildCommit();     // 12 hex digits, or "unknown" outside a git checkout
 
 // A TCP port flag: 1..65535, or 0 where the program documents it as "any free port".
 Status CheckPortFlag(std::string_view flag, int port);

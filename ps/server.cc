@@ -141,10 +141,16 @@ Server::Server(const JobSpec& job, const ServerOptions& options,
   for (size_t t = 0; t < job.tables.size(); ++t) {
     const MetricLabels labels = {{"table", job.tables[t].name}};
     for (const TableGauge& g : gauges) {
-      registry->AddGaugeFunction(g.name, g.help, labels, [sharded, t, field = g.field] {
+      auto read = [sharded, t, field = g.field] {
         StatusOr<TableCounters> c = sharded->Counters(static_cast<uint32_t>(t));
         return c.ok() ? static_cast<double>((*c).*field) : 0.0;
-      });
+      };
+      // Counts that only grow (the *_total ones) are counters; sizes are gauges.
+      if (std::string_view(g.name).ends_with("_total")) {
+        registry->AddCounterFunction(g.name, g.help, labels, std::move(read));
+      } else {
+        registry->AddGaugeFunction(g.name, g.help, labels, std::move(read));
+      }
     }
   }
   const MemoryBudget* budget = &memory_budget_;

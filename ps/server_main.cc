@@ -30,6 +30,7 @@
 #include "protocol/job_spec.h"
 #include "protocol/metrics.h"
 #include "protocol/node_security.h"
+#include "protocol/process_metrics.h"
 #include "protocol/program_flags.h"
 #include "protocol/transport.h"
 #include "ps/heap_tuning.h"
@@ -117,6 +118,7 @@ int Run() {
     return Fail(s);
   }
   mtps::MetricsRegistry metrics;
+  mtps::ExportProcessMetrics(&metrics);
   mtps::TransportOptions transport;
   transport.handler_threads = FLAGS_handler_threads;
   transport.job_id = job->hash;

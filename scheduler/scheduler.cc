@@ -78,6 +78,14 @@ Scheduler::Scheduler(SchedulerOptions options, const Clock* clock, ps::Checkpoin
       "mtps_scheduler_registered_nodes", "Nodes registered, by role.", {{"role", "worker"}});
   metrics_.phase = metrics->AddGauge(
       "mtps_scheduler_job_phase", "0 forming, 1 running, 2 finishing, 3 done, 4 failed.");
+  // The same as a labelled series (1 for the current phase, 0 for the others), so that a
+  // query or an alert names the phase instead of its number.
+  const char* const phases[] = {"forming", "running", "finishing", "done", "failed"};
+  for (int p = 0; p < 5; ++p) {
+    metrics->AddGaugeFunction("mtps_scheduler_job_state", "The job's phase: 1 for the current one.",
+                              {{"phase", phases[p]}},
+                              [gauge = metrics_.phase, p] { return gauge->value() == p ? 1.0 : 0.0; });
+  }
   metrics_.heartbeats = metrics->AddCounter("mtps_scheduler_heartbeats_total", "Heartbeats received.");
   metrics_.barriers = metrics->AddCounter("mtps_scheduler_barrier_arrivals_total",
                                           "Arrivals at barriers.");
@@ -92,7 +100,7 @@ Scheduler::Scheduler(SchedulerOptions options, const Clock* clock, ps::Checkpoin
   metrics_.checkpoints_failed = metrics->AddCounter(
       "mtps_scheduler_checkpoints_total", "Cluster checkpoints, by result.", {{"result", "failed"}});
   metrics_.checkpoint_pause_ms = metrics->AddGauge(
-      "mtps_scheduler_checkpoint_pause_ms",
+      "mtps_scheduler_checkpoint_pause_seconds",
       "How long the workers waited for the last checkpoint's servers to write (consistent cut).");
   metrics_.samples = metrics->AddGauge("mtps_job_samples", "Training samples over all workers.");
   metrics_.samples_per_sec = metrics->AddGauge("mtps_job_samples_per_second",
@@ -627,7 +635,7 @@ Status Scheduler::RunCheckpoint(uint64_t step) {
   if (paused_at) {
     const double pause_ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - *paused_at).count();
-    metrics_.checkpoint_pause_ms->Set(pause_ms);
+    metrics_.checkpoint_pause_ms->Set(pause_ms / 1000);
     LOG(INFO) << "scheduler: checkpoint " << id << ": workers paused " << static_cast<int64_t>(pause_ms)
               << " ms for the cut";
     ReleaseCutLocked();

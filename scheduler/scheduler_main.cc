@@ -15,6 +15,7 @@
 #include "protocol/job_spec.h"
 #include "protocol/metrics.h"
 #include "protocol/node_security.h"
+#include "protocol/process_metrics.h"
 #include "protocol/program_flags.h"
 #include "scheduler/scheduler.h"
 
@@ -94,6 +95,7 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   mtps::MetricsRegistry registry;
+  mtps::ExportProcessMetrics(&registry);
   mtps::scheduler::SteadyClock clock;
   std::unique_ptr<mtps::ps::CheckpointFileSystem> fs = mtps::ps::NewPosixFileSystem();
   mtps::scheduler::SchedulerOptions options;

@@ -10,6 +10,7 @@
 
 #include "protocol/http_server.h"
 #include "protocol/metrics.h"
+#include "protocol/process_metrics.h"
 #include "ps/client.h"
 #include "scheduler/scheduler_client.h"
 #include "worker/bad_records.h"
@@ -82,6 +83,7 @@ Status RunWorker(const JobSpec& spec, const WorkerRunOptions& options) {
     return InvalidArgument("--scheduler is required (or --local to train without a cluster)");
   }
   MetricsRegistry registry;
+  ExportProcessMetrics(&registry);
   WorkerMetrics metrics(&registry, spec);
   HttpServer http(&registry);
   MTPS_ASSIGN_OR_RETURN(int http_port, http.Start(options.host, options.http_port));

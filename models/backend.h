@@ -188,6 +188,10 @@ class Backend {
   virtual void SequenceWeightedSumBackward(const SequenceShape& s, const T* weights,
                                            const T* x, const T* dout, int lddo, T* dweights,
                                            T* dx) = 0;
+  // scores[i] = softmax of the scores of item i's record, in place (DIN's normalized form).
+  virtual void SequenceSoftmax(const SequenceShape& s, T* scores) = 0;
+  // dw[i] = w[i] * (dw[i] - sum over the record's items k of w[k] dw[k]), in place.
+  virtual void SequenceSoftmaxBackward(const SequenceShape& s, const T* w, T* dw) = 0;
   // Scaled dot-product attention per record and head (see AttentionArgs).
   virtual void SelfAttention(const AttentionArgs<T>& a) = 0;
   // dqkv = d(attention)/dqkv^T dout (overwrites).

@@ -256,6 +256,12 @@ class CpuBackend final : public Backend<T> {
                                    const T* dout, int lddo, T* dweights, T* dx) override {
     cpu::SequenceWeightedSumBackward(s, weights, x, dout, lddo, dweights, dx);
   }
+  void SequenceSoftmax(const SequenceShape& s, T* scores) override {
+    cpu::SequenceSoftmax(s, scores);
+  }
+  void SequenceSoftmaxBackward(const SequenceShape& s, const T* w, T* dw) override {
+    cpu::SequenceSoftmaxBackward(s, w, dw);
+  }
   void SelfAttention(const AttentionArgs<T>& a) override { cpu::SelfAttention(a); }
   void SelfAttentionBackward(const AttentionArgs<T>& a, const T* dout, T* dqkv) override {
     cpu::SelfAttentionBackward(a, dout, dqkv);

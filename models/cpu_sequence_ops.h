@@ -272,6 +272,32 @@ void SequenceWeightedSumBackward(const SequenceShape& s, const T* weights, const
 }
 
 template <typename T>
+void SequenceSoftmax(const SequenceShape& s, T* scores) {
+  for (int r = 0; r < s.batch; ++r) {
+    T* w = scores + s.offsets[r];
+    const int len = SequenceLength(s, r);
+    if (len == 0) continue;
+    const T m = *std::max_element(w, w + len);
+    T sum = 0;
+    for (int j = 0; j < len; ++j) {
+      w[j] = Exp(w[j] - m);
+      sum += w[j];
+    }
+    for (int j = 0; j < len; ++j) w[j] /= sum;
+  }
+}
+
+template <typename T>
+void SequenceSoftmaxBackward(const SequenceShape& s, const T* w, T* dw) {
+  for (int r = 0; r < s.batch; ++r) {
+    const int begin = s.offsets[r], len = SequenceLength(s, r);
+    T dot = 0;
+    for (int j = 0; j < len; ++j) dot += w[begin + j] * dw[begin + j];
+    for (int j = 0; j < len; ++j) dw[begin + j] = w[begin + j] * (dw[begin + j] - dot);
+  }
+}
+
+template <typename T>
 void SelfAttention(const AttentionArgs<T>& a) {
   const SequenceShape& s = a.shape;
   const int d = s.dim, L = s.max_len, dh = d / a.heads, ld = 3 * d;

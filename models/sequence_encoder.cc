@@ -16,10 +16,12 @@ SequenceEncoder<T>::SequenceEncoder(Backend<T>* backend, DenseParameters<T>* par
   const bool bst = spec.encoder == SequenceSpec::Encoder::kBst;
   const std::string name = bst ? "bst" : "din";
   const size_t cells = static_cast<size_t>(max_batch) * max_length * dim;
-  if (bst) {
+  if (bst || spec.din_positions) {
     positions_size_ = static_cast<size_t>(max_length) * dim;
     positions_ = params->Add(name + "/positions", positions_size_, DenseInit::kGlorotUniform,
                              max_length, dim);
+  }
+  if (bst) {
     block_ = std::make_unique<TransformerBlock<T>>(backend, params, name + "/block", dim,
                                                    spec.heads, spec.ffn_hidden, max_batch,
                                                    max_length);
@@ -27,7 +29,8 @@ SequenceEncoder<T>::SequenceEncoder(Backend<T>* backend, DenseParameters<T>* par
   }
   if (attention_) {
     din_ = std::make_unique<TargetAttention<T>>(backend, params, name + "/attention", dim,
-                                                spec.attention_hidden, max_batch * max_length);
+                                                spec.attention_hidden, max_batch * max_length,
+                                                spec.weights_softmax);
   }
   items_ = DeviceArray<T>(backend, cells);
   items_grad_ = DeviceArray<T>(backend, cells);
@@ -39,8 +42,8 @@ void SequenceEncoder<T>::Forward(const SequenceShape& s, const int32_t* rows, co
                                  MatrixView<T> target, MatrixView<T> out) {
   backend_->GatherSequence(s, rows, table, items_.data());
   const T* encoded = items_.data();
+  if (positions_size_ > 0) backend_->AddPositions(s, params_->values() + positions_, items_.data());
   if (block_ != nullptr) {
-    backend_->AddPositions(s, params_->values() + positions_, items_.data());
     block_->Forward(s, items_.data());
     encoded = block_->out(0).data;
   }
@@ -67,6 +70,8 @@ void SequenceEncoder<T>::Backward(const SequenceShape& s, MatrixView<T> target,
   if (block_ != nullptr) {
     backend_->Fill(items_grad_.data(), cells, T(0));
     block_->Backward(s, items_.data(), dencoded, items_grad_.data());
+  }
+  if (positions_size_ > 0) {
     T* dpositions = params_->grads() + positions_;
     backend_->Fill(dpositions, positions_size_, T(0));
     backend_->AddPositionsBackward(s, items_grad_.data(), dpositions);

@@ -1,7 +1,8 @@
 // SequenceEncoder: turns one behaviour-sequence field (model.sequence) into `dim` columns
 // of X. It gathers the field's items from their table rows into a packed batch (record
-// after record, no padding: see SequenceShape), then runs DIN target attention against the target item,
-// or BST: learned positions + a Transformer block, then target attention or the mean.
+// after record, no padding: see SequenceShape), then runs DIN target attention against the
+// target item, or BST: learned positions + a Transformer block, then target attention or
+// the mean (DIN may add the positions too: din_positions).
 //
 //   SequenceEncoder<float> enc(backend, &params, spec.model.sequence, /*dim=*/16,
 //                              /*max_length=*/20, max_batch);
@@ -47,7 +48,7 @@ class SequenceEncoder {
   int dim_;
   bool attention_ = true;
   std::unique_ptr<TransformerBlock<T>> block_;  // BST only
-  size_t positions_ = 0, positions_size_ = 0;   // BST only: [max_length x dim]
+  size_t positions_ = 0, positions_size_ = 0;   // BST, or DIN with din_positions
   std::unique_ptr<TargetAttention<T>> din_;     // null: mean over the items
   DeviceArray<T> items_, items_grad_, encoded_grad_;
 };

@@ -15,14 +15,17 @@ std::vector<int> ScorerUnits(std::vector<int> hidden) {
 template <typename T>
 TargetAttention<T>::TargetAttention(Backend<T>* backend, DenseParameters<T>* params,
                                     const std::string& name, int dim,
-                                    const std::vector<int>& hidden, int max_rows)
+                                    const std::vector<int>& hidden, int max_rows, bool softmax)
     : backend_(backend),
       dim_(dim),
+      softmax_(softmax),
       scorer_(backend, params, name + "/scorer",
               {.in = 4 * dim, .units = ScorerUnits(hidden), .groups = 1, .relu_last = false},
               max_rows),
       features_(backend, static_cast<size_t>(max_rows) * 4 * dim),
-      features_grad_(backend, static_cast<size_t>(max_rows) * 4 * dim) {}
+      features_grad_(backend, static_cast<size_t>(max_rows) * 4 * dim) {
+  if (softmax) weights_ = DeviceArray<T>(backend, max_rows);
+}
 
 template <typename T>
 void TargetAttention<T>::Forward(const SequenceShape& s, const T* h, MatrixView<T> target,
@@ -31,7 +34,11 @@ void TargetAttention<T>::Forward(const SequenceShape& s, const T* h, MatrixView<
   MatrixView<T> f = features_.matrix(rows, 4 * dim_);
   backend_->AttentionFeatures(s, h, target.data, target.ld, f.data);
   scorer_.Forward(f, /*train=*/false, 0);
-  backend_->SequenceWeightedSum(s, scorer_.out(rows).data, h, out.data, out.ld);
+  if (softmax_) {
+    backend_->CopyBlock(1, rows, scorer_.out(rows).data, rows, weights_.data(), rows, false);
+    backend_->SequenceSoftmax(s, weights_.data());
+  }
+  backend_->SequenceWeightedSum(s, weights(), h, out.data, out.ld);
 }
 
 template <typename T>
@@ -40,8 +47,9 @@ void TargetAttention<T>::Backward(const SequenceShape& s, const T* h, MatrixView
   const int rows = s.items;
   MatrixView<T> f = features_.matrix(rows, 4 * dim_);
   MatrixView<T> df = features_grad_.matrix(rows, 4 * dim_);
-  backend_->SequenceWeightedSumBackward(s, scorer_.out(rows).data, h, dout.data, dout.ld,
-                                        scorer_.out_grad(rows).data, dh);
+  T* dscores = scorer_.out_grad(rows).data;
+  backend_->SequenceWeightedSumBackward(s, weights(), h, dout.data, dout.ld, dscores, dh);
+  if (softmax_) backend_->SequenceSoftmaxBackward(s, weights_.data(), dscores);
   backend_->Fill(df.data, static_cast<size_t>(rows) * 4 * dim_, T(0));
   scorer_.Backward(f, &df);
   backend_->AttentionFeaturesBackward(s, h, target.data, target.ld, df.data, dh, dtarget->data,

@@ -1,7 +1,8 @@
 // TargetAttention (DIN, Zhou et al. 2018): an MLP scores each item h of a sequence
-// against the target item t from [h, t, h - t, h * t]; the output is sum_j score_j * h_j
-// over the record's items. Scores are DIN's unnormalized weights (no softmax), so the
-// output keeps how strongly the history as a whole matches the target.
+// against the target item t from [h, t, h - t, h * t]; the output is sum_j w_j * h_j over
+// the record's items, w_j = score_j (DIN's unnormalized weights: the output keeps how
+// strongly the history as a whole matches the target) or, with `softmax`, the softmax of
+// the scores over the record's items (a weighted mean of the items).
 //
 //   TargetAttention<float> din(backend, &params, "din", /*dim=*/16, {36}, max_items);
 //   din.Forward(shape, h, target, out);                       // out: [B x dim]
@@ -24,7 +25,7 @@ template <typename T>
 class TargetAttention {
  public:
   TargetAttention(Backend<T>* backend, DenseParameters<T>* params, const std::string& name,
-                  int dim, const std::vector<int>& hidden, int max_rows);
+                  int dim, const std::vector<int>& hidden, int max_rows, bool softmax = false);
 
   // h: [items x dim] packed (SequenceShape); target: [batch x dim]; writes out [batch x dim].
   void Forward(const SequenceShape& s, const T* h, MatrixView<T> target, MatrixView<T> out);
@@ -33,13 +34,15 @@ class TargetAttention {
   void Backward(const SequenceShape& s, const T* h, MatrixView<T> target, MatrixView<T> dout,
                 T* dh, MatrixView<T>* dtarget);
 
-  // The scores of the last Forward: [items].
-  const T* scores() { return scorer_.out(0).data; }
+  // The weights of the last Forward: [items].
+  const T* weights() { return softmax_ ? weights_.data() : scorer_.out(0).data; }
 
  private:
   Backend<T>* backend_;
   int dim_;
+  bool softmax_;
   Mlp<T> scorer_;
+  DeviceArray<T> weights_;  // softmax only
   DeviceArray<T> features_, features_grad_;
 };
 

@@ -385,6 +385,8 @@ Status ParseSequence(const YAML::Node& node, const std::string& path, SequenceSp
           {"attention", SequenceSpec::BstPooling::kAttention},
           {"mean", SequenceSpec::BstPooling::kMean}},
       &s->bst_pooling));
+  MTPS_RETURN_IF_ERROR(r.Optional("din_positions", &s->din_positions));
+  MTPS_RETURN_IF_ERROR(r.Optional("weights_softmax", &s->weights_softmax));
   MTPS_RETURN_IF_ERROR(r.Finish());
   for (size_t i = 0; i < s->attention_hidden.size(); ++i) {
     MTPS_RETURN_IF_ERROR(

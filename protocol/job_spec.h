@@ -123,11 +123,12 @@ const char* InteractionKindName(InteractionSpec::Kind kind);
 // model.sequence: the encoder of one behaviour-sequence field (pooling: sequence), whose
 // output (table dim columns) takes the field's place in X. kDin: target attention, an MLP
 // over [h, t, h-t, h*t] scores each history item h against the target item t, and the
-// output is sum_j score_j * h_j over the record's items (DIN's unnormalized weights, no
-// softmax). kBst: learned positions + one Transformer encoder block (multi-head self-
-// attention with a key mask, feed-forward, post layer norm), then DIN target attention
-// (bst_pooling: attention) or the mean over the items (bst_pooling: mean). kSum / kMean
-// pool the sequence like any multi-valued field (the baselines).
+// output is sum_j score_j * h_j over the record's items (DIN's unnormalized weights, or
+// their softmax over the record with weights_softmax). kBst: learned positions + one
+// Transformer encoder block (multi-head self-attention within each record, feed-forward,
+// post layer norm), then DIN target attention (bst_pooling: attention) or the mean over
+// the items (bst_pooling: mean). kSum / kMean pool the sequence like any multi-valued
+// field (the baselines).
 struct SequenceSpec {
   enum class Encoder { kDin, kBst, kSum, kMean };
   enum class BstPooling { kAttention, kMean };
@@ -138,6 +139,12 @@ struct SequenceSpec {
   int heads = 2;                             // bst: must divide the table's dim
   int ffn_hidden = 64;                       // bst: the feed-forward's hidden units
   BstPooling bst_pooling = BstPooling::kAttention;
+  // din: add learned positions (by recency, as BST does) to the items before attention,
+  // so the scores can weigh recent items more; the original DIN has none.
+  bool din_positions = false;
+  // The attention's weights per item: DIN's raw scores (weights_softmax false), or the
+  // softmax of the scores over the record's items (true: a weighted mean of the items).
+  bool weights_softmax = false;
 };
 const char* SequenceEncoderName(SequenceSpec::Encoder encoder);
 

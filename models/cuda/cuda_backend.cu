@@ -404,6 +404,12 @@ class CudaBackend final : public Backend<float> {
                                    float* dx) override {
     cuda::LaunchSequenceWeightedSumBackward(s, weights, x, dout, lddo, dweights, dx, stream_);
   }
+  void SequenceSoftmax(const SequenceShape& s, float* scores) override {
+    cuda::LaunchSequenceSoftmax(s, scores, stream_);
+  }
+  void SequenceSoftmaxBackward(const SequenceShape& s, const float* w, float* dw) override {
+    cuda::LaunchSequenceSoftmaxBackward(s, w, dw, stream_);
+  }
   void SelfAttention(const AttentionArgs<float>& a) override {
     cuda::LaunchSelfAttention(a, stream_);
   }

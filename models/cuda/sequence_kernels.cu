@@ -278,6 +278,32 @@ __global__ void WeightedSumItemGradKernel(SequenceShape s, const float* weights,
   dx[size_t(i.row) * s.dim + i.c] += w * dout[size_t(i.r) * lddo + i.c];
 }
 
+// One thread per record: a record has at most max_length items.
+__global__ void SequenceSoftmaxKernel(SequenceShape s, float* scores) {
+  int r = blockIdx.x * blockDim.x + threadIdx.x;
+  if (r >= s.batch) return;
+  float* w = scores + s.offsets[r];
+  const int len = Length(s, r);
+  if (len == 0) return;
+  float m = w[0];
+  for (int j = 1; j < len; ++j) m = fmaxf(m, w[j]);
+  float sum = 0;
+  for (int j = 0; j < len; ++j) {
+    w[j] = Exp(w[j] - m);
+    sum += w[j];
+  }
+  for (int j = 0; j < len; ++j) w[j] /= sum;
+}
+
+__global__ void SequenceSoftmaxBackwardKernel(SequenceShape s, const float* w, float* dw) {
+  int r = blockIdx.x * blockDim.x + threadIdx.x;
+  if (r >= s.batch) return;
+  const int begin = s.offsets[r], len = Length(s, r);
+  float dot = 0;
+  for (int j = 0; j < len; ++j) dot += w[begin + j] * dw[begin + j];
+  for (int j = 0; j < len; ++j) dw[begin + j] = w[begin + j] * (dw[begin + j] - dot);
+}
+
 // One thread per (record, head, query position).
 __global__ void SelfAttentionKernel(AttentionArgs<float> a) {
   const SequenceShape& s = a.shape;
@@ -440,6 +466,13 @@ void LaunchSequenceWeightedSumBackward(const SequenceShape& s, const float* weig
                 dweights);
   }
   MTPS_LAUNCH(WeightedSumItemGradKernel, Cells(s), stream, s, weights, dout, lddo, dx);
+}
+void LaunchSequenceSoftmax(const SequenceShape& s, float* scores, cudaStream_t stream) {
+  MTPS_LAUNCH(SequenceSoftmaxKernel, size_t(s.batch), stream, s, scores);
+}
+void LaunchSequenceSoftmaxBackward(const SequenceShape& s, const float* w, float* dw,
+                                   cudaStream_t stream) {
+  MTPS_LAUNCH(SequenceSoftmaxBackwardKernel, size_t(s.batch), stream, s, w, dw);
 }
 void LaunchSelfAttention(const AttentionArgs<float>& a, cudaStream_t stream) {
   MTPS_LAUNCH(SelfAttentionKernel, size_t(a.shape.batch) * a.heads * a.shape.max_len, stream, a);

@@ -49,6 +49,9 @@ void LaunchSequenceWeightedSum(const SequenceShape& s, const float* weights, con
 void LaunchSequenceWeightedSumBackward(const SequenceShape& s, const float* weights,
                                        const float* x, const float* dout, int lddo,
                                        float* dweights, float* dx, cudaStream_t stream);
+void LaunchSequenceSoftmax(const SequenceShape& s, float* scores, cudaStream_t stream);
+void LaunchSequenceSoftmaxBackward(const SequenceShape& s, const float* w, float* dw,
+                                   cudaStream_t stream);
 void LaunchSelfAttention(const AttentionArgs<float>& a, cudaStream_t stream);
 void LaunchSelfAttentionBackward(const AttentionArgs<float>& a, const float* dout, float* dqkv,
                                  cudaStream_t stream);

@@ -43,7 +43,7 @@ TEST_F(SequenceGradientTest, TargetAttentionPerRecordAndEmptyRecords) {
   f();
   for (int c = 0; c < kDim; ++c) EXPECT_EQ(out[kDim + c], 0.0) << "the empty record";
   // Record 0: sum of score_j * h_j over its 2 items.
-  const double* s = din.scores();
+  const double* s = din.weights();
   EXPECT_NEAR(out[0], s[0] * h[0] + s[1] * h[kDim], 1e-14);
   std::vector<double> dh(h.size(), 0.0), dt(t.size(), 0.0);
   MatrixView<double> dtv{dt.data(), batch(), kDim, kDim};
@@ -81,6 +81,8 @@ struct EncoderCase {
   std::string name;
   SequenceSpec::Encoder encoder;
   SequenceSpec::BstPooling pooling;
+  bool din_positions = false;
+  bool softmax = false;
 };
 
 class SequenceEncoderGradientTest : public SequenceGradientTest,
@@ -89,7 +91,8 @@ class SequenceEncoderGradientTest : public SequenceGradientTest,
 TEST_P(SequenceEncoderGradientTest, RowTargetAndWeightGradients) {
   SequenceSpec spec{.field = "history", .target = "item", .encoder = GetParam().encoder,
                     .attention_hidden = {5}, .heads = 2, .ffn_hidden = 6,
-                    .bst_pooling = GetParam().pooling};
+                    .bst_pooling = GetParam().pooling, .din_positions = GetParam().din_positions,
+                    .weights_softmax = GetParam().softmax};
   SequenceEncoder<double> encoder(backend_.get(), &params_, spec, kDim, kMaxLen, batch());
   FinalizeParams();
   constexpr int kRows = 4;
@@ -120,6 +123,12 @@ INSTANTIATE_TEST_SUITE_P(
     Encoders, SequenceEncoderGradientTest,
     ::testing::Values(
         EncoderCase{"Din", SequenceSpec::Encoder::kDin, SequenceSpec::BstPooling::kAttention},
+        EncoderCase{"DinWithPositions", SequenceSpec::Encoder::kDin,
+                    SequenceSpec::BstPooling::kAttention, true},
+        EncoderCase{"DinSoftmax", SequenceSpec::Encoder::kDin,
+                    SequenceSpec::BstPooling::kAttention, false, true},
+        EncoderCase{"BstSoftmax", SequenceSpec::Encoder::kBst,
+                    SequenceSpec::BstPooling::kAttention, false, true},
         EncoderCase{"BstAttention", SequenceSpec::Encoder::kBst,
                     SequenceSpec::BstPooling::kAttention},
         EncoderCase{"BstMean", SequenceSpec::Encoder::kBst, SequenceSpec::BstPooling::kMean}),

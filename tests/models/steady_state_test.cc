@@ -124,6 +124,12 @@ class CountingBackend final : public Backend<float> {
                                    const float* d, int ldd, float* dw, float* dx) override {
     inner_->SequenceWeightedSumBackward(s, w, x, d, ldd, dw, dx);
   }
+  void SequenceSoftmax(const SequenceShape& s, float* w) override {
+    inner_->SequenceSoftmax(s, w);
+  }
+  void SequenceSoftmaxBackward(const SequenceShape& s, const float* w, float* dw) override {
+    inner_->SequenceSoftmaxBackward(s, w, dw);
+  }
   void SelfAttention(const AttentionArgs<float>& a) override { inner_->SelfAttention(a); }
   void SelfAttentionBackward(const AttentionArgs<float>& a, const float* d, float* dq) override {
     inner_->SelfAttentionBackward(a, d, dq);

@@ -54,6 +54,7 @@ class Network:
     """A switch namespace with a bridge, and one namespace per pod on it."""
 
     def __init__(self):
+        self.made_etc_netns = not os.path.isdir("/etc/netns")  # removed again if we made it
         self.switch = f"{TAG}-sw"
         self.pods = {}  # pod hostname -> (namespace, ip, switch-side link)
         run("ip", "netns", "add", self.switch)
@@ -98,6 +99,11 @@ class Network:
                     pass
             run("ip", "netns", "del", ns, check=False)
             shutil.rmtree(f"/etc/netns/{ns}", ignore_errors=True)
+        if self.made_etc_netns:
+            try:
+                os.rmdir("/etc/netns")
+            except OSError:
+                pass  # another user's namespaces live there too
 
 
 class Pod:

@@ -288,6 +288,7 @@ Status ParseSparseField(const YAML::Node& node, const std::string& path, SparseF
           {"sum", Pooling::kSum}, {"mean", Pooling::kMean}, {"sequence", Pooling::kSequence}},
       &f->pooling));
   MTPS_RETURN_IF_ERROR(r.Optional("max_length", &f->max_length));
+  MTPS_RETURN_IF_ERROR(r.Optional("key_field", &f->key_field));
   MTPS_RETURN_IF_ERROR(r.OptionalEnum("missing", kMissingNames, &f->missing));
   MTPS_RETURN_IF_ERROR(r.Finish());
   if (f->name.empty()) return InvalidArgument(r.Path("name") + ": must not be empty");
@@ -316,6 +317,29 @@ Status ParseDenseField(const YAML::Node& node, const std::string& path, DenseFie
   return Status::OK();
 }
 
+// One character ("\t" in double quotes is a tab) or its name; never '|', which separates
+// multi-valued cells, nor a quote or a line end, which RFC 4180 reserves.
+Status ParseCsvDelimiter(MapReader& r, char* out) {
+  std::string text;
+  MTPS_RETURN_IF_ERROR(r.Optional("csv_delimiter", &text));
+  if (!r.Has("csv_delimiter")) return Status::OK();
+  static const std::map<std::string, char> kNames = {
+      {"tab", '\t'}, {"comma", ','}, {"semicolon", ';'}, {"space", ' '}};
+  if (auto it = kNames.find(text); it != kNames.end()) {
+    *out = it->second;
+  } else if (text.size() == 1) {
+    *out = text[0];
+  } else {
+    return InvalidArgument(r.Path("csv_delimiter") + ": expected one character (\"\\t\" for a tab) or " +
+                           "tab, comma, semicolon, space; got '" + text + "'");
+  }
+  if (*out == '|' || *out == '"' || *out == '\n' || *out == '\r') {
+    return InvalidArgument(r.Path("csv_delimiter") + ": '" + text +
+                           "' cannot separate columns (it separates multi-valued cells, quotes or ends lines)");
+  }
+  return Status::OK();
+}
+
 Status ParseData(const YAML::Node& node, const std::string& path, DataSpec* d) {
   if (!node.IsDefined() || node.IsNull()) return Status::OK();
   MTPS_RETURN_IF_ERROR(ExpectMap(node, path));
@@ -335,8 +359,11 @@ Status ParseData(const YAML::Node& node, const std::string& path, DataSpec* d) {
       &d->on_bad_record));
   MTPS_RETURN_IF_ERROR(r.Optional("reader_threads", &d->reader_threads));
   MTPS_RETURN_IF_ERROR(r.Optional("shuffle", &d->shuffle));
+  MTPS_RETURN_IF_ERROR(r.Optional("shuffle_window_rows", &d->shuffle_window_rows));
+  MTPS_RETURN_IF_ERROR(ParseCsvDelimiter(r, &d->csv_delimiter));
   MTPS_RETURN_IF_ERROR(r.Optional("max_bad_fraction", &d->max_bad_fraction));
   MTPS_RETURN_IF_ERROR(r.Finish());
+  MTPS_RETURN_IF_ERROR(Positive(r.Path("shuffle_window_rows"), d->shuffle_window_rows));
   if (!(d->max_bad_fraction >= 0 && d->max_bad_fraction <= 1)) {
     return InvalidArgument(r.Path("max_bad_fraction") + ": must be in [0, 1], got " +
                            std::to_string(d->max_bad_fraction));
@@ -450,6 +477,24 @@ Status ParseTask(const YAML::Node& node, const std::string& path, TaskSpec* t) {
   return NonNegative(r.Path("weight"), t->weight);
 }
 
+Status ParseEarlyStopping(const YAML::Node& node, const std::string& path, EarlyStoppingSpec* e) {
+  if (!node.IsDefined() || node.IsNull()) return Status::OK();
+  MTPS_RETURN_IF_ERROR(ExpectMap(node, path));
+  MapReader r(node, path);
+  MTPS_RETURN_IF_ERROR(r.OptionalEnum(
+      "metric", std::map<std::string, EarlyStoppingSpec::Metric>{{"auc", EarlyStoppingSpec::Metric::kAuc}},
+      &e->metric));
+  MTPS_RETURN_IF_ERROR(r.Optional("task", &e->task));
+  MTPS_RETURN_IF_ERROR(r.Required("patience", &e->patience));
+  MTPS_RETURN_IF_ERROR(r.Optional("min_delta", &e->min_delta));
+  MTPS_RETURN_IF_ERROR(r.Finish());
+  MTPS_RETURN_IF_ERROR(Positive(r.Path("patience"), e->patience));
+  if (!(e->min_delta >= 0)) {
+    return InvalidArgument(r.Path("min_delta") + ": must be >= 0, got " + std::to_string(e->min_delta));
+  }
+  return Status::OK();
+}
+
 Status ParseTraining(const YAML::Node& node, const std::string& path, TrainingSpec* t) {
   if (!node.IsDefined() || node.IsNull()) return Status::OK();
   MTPS_RETURN_IF_ERROR(ExpectMap(node, path));
@@ -475,6 +520,8 @@ Status ParseTraining(const YAML::Node& node, const std::string& path, TrainingSp
       ParseOptimizer(r.Node("dense_optimizer"), r.Path("dense_optimizer"), &t->dense_optimizer));
   MTPS_RETURN_IF_ERROR(r.Optional("eval_batch_size", &t->eval_batch_size));
   MTPS_RETURN_IF_ERROR(r.Optional("max_gradient_abs", &t->max_gradient_abs));
+  MTPS_RETURN_IF_ERROR(ParseEarlyStopping(r.Node("early_stopping"), r.Path("early_stopping"),
+                                          &t->early_stopping));
   MTPS_RETURN_IF_ERROR(r.Finish());
   MTPS_RETURN_IF_ERROR(Positive(r.Path("batch_size"), t->batch_size));
   MTPS_RETURN_IF_ERROR(Positive(r.Path("epochs"), t->epochs));
@@ -491,9 +538,58 @@ Status ParseCheckpoint(const YAML::Node& node, const std::string& path, Checkpoi
   MapReader r(node, path);
   MTPS_RETURN_IF_ERROR(r.Optional("dir", &c->dir));
   MTPS_RETURN_IF_ERROR(r.Optional("interval_steps", &c->interval_steps));
+  MTPS_RETURN_IF_ERROR(r.Optional("interval_seconds", &c->interval_seconds));
   MTPS_RETURN_IF_ERROR(r.Optional("keep", &c->keep));
   MTPS_RETURN_IF_ERROR(r.Finish());
+  if (!(c->interval_seconds >= 0 && c->interval_seconds < 1e9)) {
+    std::ostringstream s;
+    s << r.Path("interval_seconds") << ": must be a number of seconds >= 0, got " << c->interval_seconds;
+    return InvalidArgument(s.str());
+  }
   return Positive(r.Path("keep"), c->keep);
+}
+
+// key_field names another sparse feature of the same table (its keys are that feature's);
+// a sequence is a multi-valued list.
+Status CheckSequenceKeys(const JobSpec& spec) {
+  for (size_t i = 0; i < spec.sparse_fields.size(); ++i) {
+    const SparseFieldSpec& f = spec.sparse_fields[i];
+    const std::string path = "features.sparse[" + std::to_string(i) + "]";
+    if (f.pooling == Pooling::kSequence && !f.multi_valued) {
+      return InvalidArgument(path + ".multi_valued: pooling sequence reads a '|' list, set multi_valued: true");
+    }
+    if (f.max_length != 0 && f.pooling != Pooling::kSequence) {
+      return InvalidArgument(path + ".max_length: only a field with pooling: sequence is truncated");
+    }
+    if (f.key_field.empty() || f.key_field == f.name) continue;
+    const SparseFieldSpec* key = nullptr;
+    for (const SparseFieldSpec& other : spec.sparse_fields) {
+      if (other.name == f.key_field) key = &other;
+    }
+    if (key == nullptr) {
+      return InvalidArgument(path + ".key_field: no sparse feature '" + f.key_field + "'");
+    }
+    if (key->table != f.table) {
+      return InvalidArgument(path + ".key_field: '" + f.key_field + "' reads table '" + key->table +
+                             "', '" + f.name + "' reads '" + f.table +
+                             "' (shared keys only mean shared rows within one table)");
+    }
+  }
+  return Status::OK();
+}
+
+Status CheckEarlyStoppingTask(const JobSpec& spec) {
+  const EarlyStoppingSpec& e = spec.training.early_stopping;
+  if (e.task == "mean") return Status::OK();
+  for (const TaskSpec& task : spec.tasks) {
+    if (task.name != e.task) continue;
+    if (task.loss != TaskSpec::Loss::kBce) {
+      return InvalidArgument("training.early_stopping.task: '" + e.task +
+                             "' is an mse task; auc needs a bce task");
+    }
+    return Status::OK();
+  }
+  return InvalidArgument("training.early_stopping.task: no task '" + e.task + "' (a bce task or mean)");
 }
 
 // Checks that hold between sections: names unique, fields point at tables, the model fits
@@ -534,6 +630,8 @@ Status CrossCheck(const JobSpec& spec) {
                              spec.tasks[i].name + "'");
     }
   }
+  MTPS_RETURN_IF_ERROR(CheckSequenceKeys(spec));
+  MTPS_RETURN_IF_ERROR(CheckEarlyStoppingTask(spec));
   MTPS_RETURN_IF_ERROR(CheckModelInputs(spec));
   if (spec.model.type == ModelSpec::Type::kEsmm) {
     if (spec.tasks.size() != 2 || spec.tasks[0].loss != TaskSpec::Loss::kBce ||

@@ -73,7 +73,6 @@ enum class MissingPolicy {
 // model.sequence reads it (most recent value last, at most max_length values).
 enum class Pooling { kSum, kMean, kSequence };
 
-
 struct SparseFieldSpec {
   std::string name;       // feature name; keys are hashed with it, so fields never collide
   std::string column;     // input column; defaults to `name`
@@ -81,6 +80,9 @@ struct SparseFieldSpec {
   bool multi_valued = false;  // CSV cells list values separated by '|'
   Pooling pooling = Pooling::kSum;
   int max_length = 0;  // kSequence: the most recent max_length values are kept (required)
+  // Raw values are hashed as this field's (e.g. hist_items as item), so "i17" in the
+  // history and "i17" as the target item are one key, one embedding row. Empty: own name.
+  std::string key_field;
   MissingPolicy missing = MissingPolicy::kDefault;
 };
 
@@ -103,7 +105,12 @@ struct DataSpec {
   // bad, and always when every one was (training on nothing is not a success).
   double max_bad_fraction = 1.0;
   int reader_threads = 1;
+  // Every epoch reads this worker's share in a new order: its units (.mtb row groups, CSV
+  // chunks) permuted, then records permuted across windows of up to shuffle_window_rows
+  // records (held in memory): a share that fits one window is one uniform permutation.
   bool shuffle = true;
+  int64_t shuffle_window_rows = int64_t{1} << 20;
+  char csv_delimiter = ',';  // "\t" or tab, comma, semicolon; not '|' (multi-value separator) or '"'
 };
 
 // model.interaction: a layer between the input matrix X = [field embeddings | dense] and
@@ -172,6 +179,17 @@ struct TaskSpec {
   float weight = 1.0f;
 };
 
+// training.early_stopping: after each epoch's evaluation, stop once `metric` of `task`
+// (a bce task, or "mean" over them) has not improved by more than min_delta for
+// `patience` epochs. Either way the run reports its best epoch (see worker/best_epoch.h).
+struct EarlyStoppingSpec {
+  enum class Metric { kAuc };
+  Metric metric = Metric::kAuc;
+  std::string task = "mean";
+  int patience = 0;  // 0 = never stop early
+  double min_delta = 0.0;
+};
+
 struct TrainingSpec {
   enum class Mode { kAsync, kSync };
   enum class TaskWeighting { kFixed, kUncertainty };
@@ -193,11 +211,14 @@ struct TrainingSpec {
   // such values stay far from float's range, so optimizer state (Adagrad, Adam, FTRL
   // accumulators) stays finite, and a wild worker cannot freeze rows.
   float max_gradient_abs = 1e6f;
+  EarlyStoppingSpec early_stopping;
 };
 
 struct CheckpointSpec {
   std::string dir;            // empty = no checkpoints
   uint64_t interval_steps = 0;  // 0 = only at the end of the job
+  // Also every this many seconds of training (whichever of the two comes first); 0 = off.
+  double interval_seconds = 0;
   int keep = 2;               // whole checkpoints kept on disk
 };
 

@@ -43,6 +43,12 @@ StatusOr<std::unique_ptr<TrainingData>> TrainingData::Open(const JobSpec& spec) 
   if (!spec.data.eval.empty()) {
     MTPS_ASSIGN_OR_RETURN(data->eval_files_, ExpandInputFiles(spec.data.eval, spec.data.format));
   }
+  // Indexed once: every epoch's pipeline deals and shuffles the same units.
+  const InputIndexOptions index_options{.format = spec.data.format, .csv_delimiter = spec.data.csv_delimiter};
+  MTPS_ASSIGN_OR_RETURN(data->train_index_, InputIndex::Build(data->map_, data->train_files_, index_options));
+  if (!data->eval_files_.empty()) {
+    MTPS_ASSIGN_OR_RETURN(data->eval_index_, InputIndex::Build(data->map_, data->eval_files_, index_options));
+  }
   return data;
 }
 
@@ -53,6 +59,7 @@ StatusOr<std::unique_ptr<BatchSource>> TrainingData::TrainEpoch(int epoch, int r
   PipelineOptions options = PipelineOptions::ForTraining(spec_, rank, num_workers);
   options.start = {static_cast<uint32_t>(epoch), skip_records};
   options.epochs = epoch + 1;  // this epoch only
+  options.index = train_index_;
   MTPS_ASSIGN_OR_RETURN(auto pipeline, BatchPipeline::Create(map_, train_files_, options));
   return std::unique_ptr<BatchSource>(new PipelineSource(std::move(pipeline), max_batches));
 }
@@ -60,6 +67,7 @@ StatusOr<std::unique_ptr<BatchSource>> TrainingData::TrainEpoch(int epoch, int r
 StatusOr<std::unique_ptr<BatchSource>> TrainingData::Eval(int rank, int num_workers) const {
   if (eval_files_.empty()) return FailedPrecondition("data.eval: the job has no evaluation input");
   PipelineOptions options = PipelineOptions::ForEval(spec_, rank, num_workers);
+  options.index = eval_index_;
   MTPS_ASSIGN_OR_RETURN(auto pipeline, BatchPipeline::Create(map_, eval_files_, options));
   return std::unique_ptr<BatchSource>(new PipelineSource(std::move(pipeline), 0));
 }
@@ -75,9 +83,10 @@ StatusOr<int64_t> TrainingData::SyncStepsPerEpoch(int num_workers) const {
   for (int rank = 0; rank < num_workers; ++rank) {
     PipelineOptions options = PipelineOptions::ForTraining(spec_, rank, num_workers);
     options.epochs = 1;
+    options.index = train_index_;
     MTPS_ASSIGN_OR_RETURN(auto pipeline, BatchPipeline::Create(map_, train_files_, options));
     int64_t rows = 0;
-    for (const BatchPipeline::Unit& unit : pipeline->EpochUnits(0)) rows += std::max<int64_t>(unit.rows, 0);
+    for (const BatchPipeline::Unit& unit : pipeline->EpochUnits(0)) rows += unit.records;
     fewest = std::min(fewest, (rows + batch_size - 1) / batch_size);
   }
   if (fewest <= 0) {

@@ -24,6 +24,7 @@
 #include "worker/batch_source.h"
 #include "worker/data/batch_pipeline.h"
 #include "worker/data/feature_map.h"
+#include "worker/data/input_index.h"
 
 namespace mtps {
 
@@ -53,6 +54,7 @@ class TrainingData {
   FeatureMap map_;
   std::vector<std::string> train_files_;
   std::vector<std::string> eval_files_;
+  std::shared_ptr<const InputIndex> train_index_, eval_index_;
 };
 
 }  // namespace mtps

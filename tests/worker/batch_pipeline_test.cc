@@ -10,7 +10,9 @@
 #include <set>
 
 #include "data_test_util.h"
+#include "worker/data/csv_reader.h"
 #include "worker/data/csv_to_mtb.h"
+#include "worker/data/mtb_writer.h"
 #include "worker/data/datagen.h"
 #include "worker/data/input_files.h"
 
@@ -60,7 +62,7 @@ class PipelineTest : public ::testing::Test {
     o.shuffle = false;
     o.worker_rank = rank;
     o.num_workers = workers;
-    o.csv_window_rows = 300;
+    o.csv_chunk_records = 128;  // the .mtb files' row groups: both formats have the same units
     return o;
   }
   std::vector<Record> ReadAll(const std::vector<std::string>& files, const PipelineOptions& o,
@@ -69,6 +71,19 @@ class PipelineTest : public ::testing::Test {
     EXPECT_TRUE(p.ok()) << p.status();
     if (!p.ok()) return {};
     return Drain(p->get(), sizes);
+  }
+
+  // The unit (row group) of each record position in file order.
+  std::vector<int> UnitOfPosition() const {
+    std::vector<int> unit_at;
+    auto index = InputIndex::Build(map_, mtb_files_, {});
+    EXPECT_TRUE(index.ok()) << index.status();
+    if (!index.ok()) return unit_at;
+    EXPECT_EQ((*index)->units().size(), 24u);
+    for (size_t u = 0; u < (*index)->units().size(); ++u) {
+      unit_at.insert(unit_at.end(), (*index)->units()[u].records, static_cast<int>(u));
+    }
+    return unit_at;
   }
 
   ScratchDir dir_;
@@ -186,6 +201,83 @@ TEST_F(PipelineTest, ShuffleIsSeededAndDiffersByEpoch) {
   EXPECT_FALSE(epoch0 == plain);  // records inside row groups moved too
 }
 
+// Where each record sits in file order: its unit (row group or chunk) and its index.
+struct Origin {
+  int unit = 0;
+  size_t position = 0;
+};
+
+TEST_F(PipelineTest, EveryEpochIsAFullReshuffleAcrossUnits) {
+  const std::vector<Record> plain = ReadAll(mtb_files_, Options(DataSpec::Format::kMtb));
+  const std::vector<int> unit_at = UnitOfPosition();
+  ASSERT_EQ(unit_at.size(), plain.size());
+  std::map<Record, Origin> origin;  // unit -1: the tiny world made this record twice
+  for (size_t i = 0; i < plain.size(); ++i) {
+    auto [it, added] = origin.emplace(plain[i], Origin{unit_at[i], i});
+    if (!added) it->second.unit = -1;
+  }
+  for (DataSpec::Format format : {DataSpec::Format::kMtb, DataSpec::Format::kCsv}) {
+    SCOPED_TRACE(format == DataSpec::Format::kMtb ? "mtb" : "csv");
+    PipelineOptions o = Options(format);
+    o.shuffle = true;
+    o.epochs = 2;
+    const std::vector<Record> got = ReadAll(format == DataSpec::Format::kMtb ? mtb_files_ : csv_files_, o);
+    ASSERT_EQ(got.size(), 2 * plain.size());
+    for (int epoch = 0; epoch < 2; ++epoch) {
+      // The first batch of an epoch draws from most of the 24 units (a window-local
+      // shuffle would take it from one), and neighbours in file order end up far apart.
+      std::set<int> units;
+      for (size_t i = 0; i < 100; ++i) units.insert(origin.at(got[epoch * plain.size() + i]).unit);
+      units.erase(-1);
+      EXPECT_GE(units.size(), 15u);
+      size_t near = 0;
+      for (size_t i = 1; i < plain.size(); ++i) {
+        const size_t a = origin.at(got[epoch * plain.size() + i - 1]).position;
+        const size_t b = origin.at(got[epoch * plain.size() + i]).position;
+        if ((a > b ? a - b : b - a) < 128) ++near;
+      }
+      EXPECT_LT(near, plain.size() / 5);
+    }
+    // The two epochs' orders differ.
+    EXPECT_FALSE(std::equal(got.begin(), got.begin() + plain.size(), got.begin() + plain.size()));
+  }
+}
+
+TEST_F(PipelineTest, CsvAndMtbWithTheSameUnitsShuffleAlike) {
+  PipelineOptions o = Options(DataSpec::Format::kMtb);
+  o.shuffle = true;
+  o.seed = 9;
+  const std::vector<Record> mtb = ReadAll(mtb_files_, o);
+  o.format = DataSpec::Format::kCsv;
+  const std::vector<Record> csv = ReadAll(csv_files_, o);
+  EXPECT_TRUE(mtb == csv);  // chunks of 128 records are the row groups of 128
+}
+
+TEST_F(PipelineTest, AShuffleWindowBoundsWhatIsMixed) {
+  const std::vector<Record> plain = ReadAll(mtb_files_, Options(DataSpec::Format::kMtb));
+  const std::vector<int> unit_at = UnitOfPosition();
+  std::map<Record, int> unit_of;  // -1: the tiny world made this record twice
+  for (size_t i = 0; i < plain.size(); ++i) {
+    auto [it, added] = unit_of.emplace(plain[i], unit_at[i]);
+    if (!added) it->second = -1;
+  }
+  PipelineOptions o = Options(DataSpec::Format::kMtb);
+  o.shuffle = true;
+  o.shuffle_window_rows = 256;  // two row groups at a time
+  const std::vector<Record> got = ReadAll(mtb_files_, o);
+  ASSERT_EQ(got.size(), plain.size());
+  std::set<int> units;
+  for (size_t i = 0; i < 100; ++i) {
+    if (unit_of.at(got[i]) >= 0) units.insert(unit_of.at(got[i]));
+  }
+  EXPECT_LE(units.size(), 2u);
+
+  std::vector<Record> sorted_got = got, sorted_plain = plain;
+  std::sort(sorted_got.begin(), sorted_got.end());
+  std::sort(sorted_plain.begin(), sorted_plain.end());
+  EXPECT_TRUE(sorted_got == sorted_plain);
+}
+
 TEST_F(PipelineTest, ResumingFromAPositionContinuesExactly) {
   for (DataSpec::Format format : {DataSpec::Format::kMtb, DataSpec::Format::kCsv}) {
     const auto& files = format == DataSpec::Format::kMtb ? mtb_files_ : csv_files_;
@@ -291,6 +383,44 @@ TEST_F(PipelineTest, BadCsvRecordsAreSkippedAndCountedOrStopTheJob) {
     p->Release(*b);
   }
   EXPECT_THAT(error.message(), HasSubstr(csv_files_[0] + ":3: "));
+}
+
+TEST_F(PipelineTest, ABceLabelOtherThanZeroOrOneInAnMtbFileIsABadRecord) {
+  // Records of the first CSV file, record 130 (row group 1, record 2) with click = 2.
+  auto reader = *CsvReader::Open(csv_files_[0], map_, DataSpec::BadRecordPolicy::kStop);
+  ColumnBlock block(map_.num_tasks(), map_.num_dense(), map_.num_sparse());
+  ASSERT_TRUE(reader->Read(1 << 20, &block).ok());
+  block.labels[130 * map_.num_tasks()] = 2.0f;
+  const std::string path = dir_.File("bad-label.mtb");
+  auto writer = *MtbWriter::Create(path, MtbSchema::Of(map_), 128);
+  ASSERT_TRUE(writer->Append(ColumnView::Of(block)).ok());
+  ASSERT_TRUE(writer->Close().ok());
+
+  PipelineOptions o = Options(DataSpec::Format::kMtb);
+  o.shuffle = true;
+  auto stop = *BatchPipeline::Create(map_, {path}, o);
+  Status error;
+  while (true) {
+    StatusOr<Batch*> b = stop->Next();
+    if (!b.ok()) {
+      error = b.status();
+      break;
+    }
+    ASSERT_NE(*b, nullptr) << "the stop policy must end the stream with the error";
+    stop->Release(*b);
+  }
+  EXPECT_THAT(error.message(), HasSubstr(path + ": row group 1, record 2: label 'click' of bce task 'ctr' must be 0 or 1, got 2"));
+
+  for (bool shuffle : {true, false}) {
+    o.shuffle = shuffle;
+    o.on_bad_record = DataSpec::BadRecordPolicy::kSkip;
+    auto skip = *BatchPipeline::Create(map_, {path}, o);
+    const std::vector<Record> got = Drain(skip.get());
+    EXPECT_EQ(got.size(), static_cast<size_t>(block.rows - 1));
+    EXPECT_EQ(skip->stats().bad_records, 1u);
+    EXPECT_THAT(skip->stats().first_bad_record, HasSubstr("row group 1, record 2"));
+    for (const Record& r : got) EXPECT_NE(r.labels[0], 2.0f);
+  }
 }
 
 TEST_F(PipelineTest, RefusesBadOptions) {

@@ -41,6 +41,19 @@ BatchAssembler::BatchAssembler(const FeatureMap& map) : map_(map), table_fields_
   for (int f = 0; f < map.num_sparse(); ++f) table_fields_[map.sparse(f).table_index].push_back(f);
 }
 
+// A sequence field keeps the last max_length values of a record (the most recent ones),
+// whatever the file holds: CSV readers cut already, .mtb files may hold longer lists.
+void BatchAssembler::AppendSequence(const ColumnView::Sparse& s, const uint32_t* rows, int64_t begin, int64_t n,
+                                    uint32_t max_length, Batch::Field* out) const {
+  for (int64_t i = 0; i < n; ++i) {
+    const uint32_t r = rows != nullptr ? rows[i] : static_cast<uint32_t>(begin + i);
+    const uint32_t a = s.offsets[r], b = s.offsets[r + 1];
+    const uint32_t first = b - a > max_length ? b - max_length : a;
+    out->keys.insert(out->keys.end(), s.keys + first, s.keys + b);
+    out->offsets.push_back(static_cast<int32_t>(out->keys.size()));
+  }
+}
+
 void BatchAssembler::Begin(Batch* batch) const {
   batch->fields.resize(map_.num_sparse());
   batch->tables.resize(map_.num_tables());
@@ -56,6 +69,10 @@ void BatchAssembler::AppendRange(const ColumnView& view, int64_t begin, int64_t 
   for (size_t f = 0; f < view.sparse.size(); ++f) {
     const ColumnView::Sparse& s = view.sparse[f];
     Batch::Field& out = batch->fields[f];
+    if (const int max_length = map_.sparse(static_cast<int>(f)).max_length; max_length > 0) {
+      AppendSequence(s, nullptr, begin, end - begin, static_cast<uint32_t>(max_length), &out);
+      continue;
+    }
     const int32_t base = out.offsets.back();
     const uint32_t first = s.offsets[begin];
     const size_t at = out.offsets.size();
@@ -73,6 +90,10 @@ void BatchAssembler::AppendRows(const ColumnView& view, const uint32_t* rows, in
   for (size_t f = 0; f < view.sparse.size(); ++f) {
     const ColumnView::Sparse& s = view.sparse[f];
     Batch::Field& out = batch->fields[f];
+    if (const int max_length = map_.sparse(static_cast<int>(f)).max_length; max_length > 0) {
+      AppendSequence(s, rows, 0, n, static_cast<uint32_t>(max_length), &out);
+      continue;
+    }
     // Offsets first (one pass over the lengths), then the keys into the sized buffer:
     // no per-record vector growth.
     const size_t offsets_at = out.offsets.size();

@@ -7,7 +7,8 @@
 //   assembler.Finish(&batch);                         // dedup per table
 //
 // Reuses the batch's vectors and its own hash map: no allocation once capacities have
-// grown to the largest batch. Thread-safety: none; one assembler per reader thread.
+// grown to the largest batch. A sequence field keeps each record's last max_length values.
+// Thread-safety: none; one assembler per reader thread.
 #pragma once
 
 #include <cstdint>
@@ -34,6 +35,9 @@ class BatchAssembler {
   void Finish(Batch* batch);
 
  private:
+  void AppendSequence(const ColumnView::Sparse& s, const uint32_t* rows, int64_t begin, int64_t n,
+                      uint32_t max_length, Batch::Field* out) const;
+
   const FeatureMap& map_;
   std::vector<std::vector<int>> table_fields_;  // per table: the sparse fields mapped to it
   KeyDedup dedup_;

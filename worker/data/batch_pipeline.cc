@@ -21,6 +21,8 @@ PipelineOptions PipelineOptions::ForTraining(const JobSpec& spec, int rank, int 
   o.batch_size = spec.training.batch_size;
   o.epochs = spec.training.epochs;
   o.shuffle = spec.data.shuffle;
+  o.shuffle_window_rows = spec.data.shuffle_window_rows;
+  o.csv_delimiter = spec.data.csv_delimiter;
   o.seed = spec.training.seed;
   o.worker_rank = rank;
   o.num_workers = num_workers;
@@ -37,7 +39,11 @@ PipelineOptions PipelineOptions::ForEval(const JobSpec& spec, int rank, int num_
 }
 
 BatchPipeline::BatchPipeline(const FeatureMap& map, std::vector<std::string> files, const PipelineOptions& options)
-    : map_(map), files_(std::move(files)), options_(options), assembler_(std::make_unique<BatchAssembler>(map)) {}
+    : map_(map),
+      files_(std::move(files)),
+      options_(options),
+      assembler_(std::make_unique<BatchAssembler>(map)),
+      window_(map.num_tasks(), map.num_dense(), map.num_sparse()) {}
 
 BatchPipeline::~BatchPipeline() {
   {
@@ -56,41 +62,31 @@ StatusOr<std::unique_ptr<BatchPipeline>> BatchPipeline::Create(const FeatureMap&
     return InvalidArgument("worker rank " + std::to_string(options.worker_rank) + " is not in [0, " +
                            std::to_string(options.num_workers) + ")");
   }
-  if (options.queue_depth <= 0 || options.csv_window_rows <= 0) {
-    return InvalidArgument("queue_depth and csv_window_rows must be > 0");
+  if (options.queue_depth <= 0 || options.shuffle_window_rows <= 0) {
+    return InvalidArgument("queue_depth and shuffle_window_rows must be > 0");
   }
   if (files.empty()) return InvalidArgument("no input files");
   std::unique_ptr<BatchPipeline> p(new BatchPipeline(map, std::move(files), options));
-  MTPS_RETURN_IF_ERROR(p->OpenFiles());
+  p->index_ = options.index;
+  if (p->index_ == nullptr) {
+    MTPS_ASSIGN_OR_RETURN(p->index_, InputIndex::Build(map, p->files_,
+                                                       {.format = options.format,
+                                                        .csv_delimiter = options.csv_delimiter,
+                                                        .csv_chunk_records = options.csv_chunk_records}));
+  }
+  if (p->index_->files() != p->files_ || p->index_->options().format != options.format) {
+    return InvalidArgument("the input index was built for other files or another format");
+  }
+  const std::vector<Unit>& all = p->index_->units();
+  for (size_t u = 0; u < all.size(); ++u) {
+    if (static_cast<int>(u % options.num_workers) == options.worker_rank) p->units_.push_back(all[u]);
+  }
+  p->csv_.resize(p->files_.size());
   p->pool_.resize(options.queue_depth + kBatchesHeldByConsumer);
   for (Batch& b : p->pool_) p->free_.push_back(&b);
   p->position_ = options.start;
   p->thread_ = std::thread([raw = p.get()] { raw->Run(); });
   return p;
-}
-
-Status BatchPipeline::OpenFiles() {
-  const int w = options_.num_workers, rank = options_.worker_rank;
-  if (options_.format == DataSpec::Format::kMtb) {
-    int64_t u = 0;
-    for (size_t f = 0; f < files_.size(); ++f) {
-      MTPS_ASSIGN_OR_RETURN(std::unique_ptr<MtbReader> reader, MtbReader::Open(files_[f]));
-      MTPS_ASSIGN_OR_RETURN(MtbBinding binding, reader->Bind(map_));
-      for (int g = 0; g < reader->num_row_groups(); ++g, ++u) {
-        if (u % w == rank) units_.push_back({static_cast<int>(f), g, reader->row_group_rows(g)});
-      }
-      mtb_.push_back(std::move(reader));
-      bindings_.push_back(std::move(binding));
-    }
-    return Status::OK();
-  }
-  csv_stride_ = static_cast<int>(files_.size()) < w;
-  for (size_t f = 0; f < files_.size(); ++f) {
-    // Opening reads and checks the header.
-    MTPS_ASSIGN_OR_RETURN(std::unique_ptr<CsvReader> reader, CsvReader::Open(files_[f], map_, options_.on_bad_record));
-    if (csv_stride_ || static_cast<int>(f % w) == rank) units_.push_back({static_cast<int>(f), -1, -1});
-  }
-  return Status::OK();
 }
 
 std::vector<BatchPipeline::Unit> BatchPipeline::EpochUnits(uint32_t epoch) const {
@@ -118,69 +114,124 @@ void BatchPipeline::Run() {
 Status BatchPipeline::ReadEpoch(uint32_t epoch, uint64_t skip) {
   reader_epoch_ = epoch;
   reader_records_ = skip;
+  const std::vector<Unit> units = EpochUnits(epoch);
   ColumnView view;
-  ColumnBlock block(map_.num_tasks(), map_.num_dense(), map_.num_sparse());
-  for (const Unit& unit : EpochUnits(epoch)) {
-    const uint64_t unit_seed = Mix64(options_.seed ^ Mix64((uint64_t{epoch} << 40) ^
-                                                           (uint64_t(unit.file) << 20) ^ uint64_t(unit.row_group + 1)));
-    if (unit.row_group >= 0) {
-      const uint64_t rows = static_cast<uint64_t>(unit.rows);
-      if (skip >= rows) {
-        skip -= rows;
-        continue;
-      }
-      const MtbReader& reader = *mtb_[unit.file];
-      MTPS_RETURN_IF_ERROR(reader.ReadRowGroup(unit.row_group, bindings_[unit.file], &view));
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        stats_.bytes_read += reader.row_group_bytes(unit.row_group);
-      }
-      if (options_.shuffle) {
-        order_.resize(rows);
-        for (uint32_t i = 0; i < rows; ++i) order_[i] = i;
-        SplitMix64(unit_seed).Shuffle(order_.data(), rows);
-        MTPS_RETURN_IF_ERROR(Emit(view, order_.data() + skip, static_cast<int64_t>(rows - skip)));
+  if (!options_.shuffle) {
+    for (const Unit& unit : units) {
+      if (unit.row_group >= 0) {
+        MTPS_RETURN_IF_ERROR(MapRowGroup(unit, &view, &order_));
       } else {
-        MTPS_RETURN_IF_ERROR(EmitRange(view, static_cast<int64_t>(skip), static_cast<int64_t>(rows)));
+        window_.Clear();
+        MTPS_RETURN_IF_ERROR(LoadUnit(unit, &window_));
+        ColumnView::Assign(window_, &view);
+        order_.resize(static_cast<size_t>(window_.rows));
+        for (size_t i = 0; i < order_.size(); ++i) order_[i] = static_cast<uint32_t>(i);
       }
-      skip = 0;
-      continue;
+      MTPS_RETURN_IF_ERROR(EmitAfter(view, order_, &skip));
     }
-    MTPS_ASSIGN_OR_RETURN(std::unique_ptr<CsvReader> reader,
-                          CsvReader::Open(files_[unit.file], map_, options_.on_bad_record));
-    SplitMix64 rng(unit_seed);
-    uint64_t record_index = 0;  // good records of this file so far
-    const uint64_t w = options_.num_workers, rank = options_.worker_rank;
-    Status status;
-    while (true) {
-      block.Clear();
-      StatusOr<int64_t> n = reader->Read(options_.csv_window_rows, &block);
-      if (!n.ok()) {
-        status = n.status();
-        break;
-      }
-      if (*n == 0) break;
-      order_.clear();
-      for (int64_t i = 0; i < *n; ++i) {
-        if (!csv_stride_ || (record_index + i + unit.file) % w == rank) order_.push_back(static_cast<uint32_t>(i));
-      }
-      record_index += *n;
-      if (options_.shuffle) rng.Shuffle(order_.data(), order_.size());
-      const uint64_t drop = std::min<uint64_t>(skip, order_.size());
-      skip -= drop;
-      ColumnView::Assign(block, &view);
-      status = Emit(view, order_.data() + drop, static_cast<int64_t>(order_.size() - drop));
-      if (!status.ok()) break;
-    }
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stats_.bytes_read += reader->bytes_read();
-      if (reader->bad_records() > 0 && stats_.bad_records == 0) stats_.first_bad_record = reader->first_bad_record();
-      stats_.bad_records += reader->bad_records();
-    }
-    MTPS_RETURN_IF_ERROR(status);
+    return FlushPartial();
+  }
+  // Windows: consecutive units of the permuted list, as many as fit shuffle_window_rows
+  // (at least one), their records permuted together.
+  uint64_t window_index = 0;
+  for (size_t next = 0; next < units.size(); ++window_index) {
+    window_.Clear();
+    int64_t planned = 0;
+    do {
+      planned += units[next].records;
+      MTPS_RETURN_IF_ERROR(LoadUnit(units[next], &window_));
+      ++next;
+    } while (next < units.size() && planned + units[next].records <= options_.shuffle_window_rows);
+    order_.resize(static_cast<size_t>(window_.rows));
+    for (size_t i = 0; i < order_.size(); ++i) order_[i] = static_cast<uint32_t>(i);
+    SplitMix64(Mix64(options_.seed ^ Mix64((uint64_t{epoch} << 32) ^ window_index ^ 0x3C6EF372FE94F82BULL)))
+        .Shuffle(order_.data(), order_.size());
+    ColumnView::Assign(window_, &view);
+    MTPS_RETURN_IF_ERROR(EmitAfter(view, order_, &skip));
   }
   return FlushPartial();
+}
+
+Status BatchPipeline::EmitAfter(const ColumnView& view, const std::vector<uint32_t>& rows, uint64_t* skip) {
+  const uint64_t drop = std::min<uint64_t>(*skip, rows.size());
+  *skip -= drop;
+  // In file order with no bad record, rows are 0..n-1: whole columns copy as blocks.
+  if (!options_.shuffle && rows.size() == static_cast<size_t>(view.rows)) {
+    return EmitRange(view, static_cast<int64_t>(drop), view.rows);
+  }
+  return Emit(view, rows.data() + drop, static_cast<int64_t>(rows.size() - drop));
+}
+
+void BatchPipeline::CountBad(uint64_t bad, const std::string& first) {
+  if (bad == 0) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stats_.bad_records == 0) stats_.first_bad_record = first;
+  stats_.bad_records += bad;
+}
+
+Status BatchPipeline::MapRowGroup(const Unit& unit, ColumnView* view, std::vector<uint32_t>* rows) {
+  const MtbReader& reader = index_->mtb(unit.file);
+  MTPS_RETURN_IF_ERROR(reader.ReadRowGroup(unit.row_group, index_->binding(unit.file), view));
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stats_.bytes_read += reader.row_group_bytes(unit.row_group);
+  }
+  rows->clear();
+  uint64_t bad = 0;
+  std::string first;
+  for (int64_t r = 0; r < view->rows; ++r) {
+    bool good = true;
+    for (int t = 0; t < map_.num_tasks() && good; ++t) {
+      if (!map_.label(t).binary) continue;
+      const float v = view->labels.base[r * view->labels.stride + view->labels.column[t]];
+      if (v == 0.0f || v == 1.0f) continue;
+      good = false;
+      const std::string message = reader.path() + ": row group " + std::to_string(unit.row_group) + ", record " +
+                                  std::to_string(r) + ": " + BinaryLabelError(map_.label(t), v);
+      if (options_.on_bad_record == DataSpec::BadRecordPolicy::kStop) return InvalidArgument(message);
+      if (bad == 0) first = message;
+    }
+    if (good) {
+      rows->push_back(static_cast<uint32_t>(r));
+    } else {
+      ++bad;
+    }
+  }
+  CountBad(bad, first);
+  return Status::OK();
+}
+
+Status BatchPipeline::LoadUnit(const Unit& unit, ColumnBlock* block) {
+  if (unit.row_group >= 0) {
+    ColumnView view;
+    std::vector<uint32_t> rows;
+    MTPS_RETURN_IF_ERROR(MapRowGroup(unit, &view, &rows));
+    // Runs of good records copy as blocks.
+    for (size_t i = 0; i < rows.size();) {
+      size_t j = i + 1;
+      while (j < rows.size() && rows[j] == rows[j - 1] + 1) ++j;
+      AppendRows(view, rows[i], rows[j - 1] + 1, block);
+      i = j;
+    }
+    return Status::OK();
+  }
+  std::unique_ptr<CsvReader>& reader = csv_[unit.file];
+  if (reader == nullptr) {
+    MTPS_ASSIGN_OR_RETURN(reader, CsvReader::Open(files_[unit.file], map_, options_.on_bad_record,
+                                                  options_.csv_delimiter));
+  }
+  const int64_t bad_before = reader->bad_records();
+  const int64_t bytes_before = reader->bytes_read();
+  MTPS_RETURN_IF_ERROR(reader->Seek(unit.offset, unit.line));
+  StatusOr<int64_t> n = reader->Read(unit.records, block, unit.records);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stats_.bytes_read += static_cast<uint64_t>(reader->bytes_read() - bytes_before);
+  }
+  const int64_t bad = reader->bad_records() - bad_before;
+  // The reader keeps its first bad record only; later chunks report theirs by count.
+  CountBad(static_cast<uint64_t>(bad), reader->first_bad_record());
+  return n.status();
 }
 
 Status BatchPipeline::EmitRange(const ColumnView& view, int64_t begin, int64_t end) {

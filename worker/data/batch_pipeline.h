@@ -12,13 +12,18 @@
 //   }
 //   PipelinePosition where = pipeline->position();   // resume: opt.start = where
 //
-// Sharding: the files' row groups (.mtb) or files (CSV, when there are at least as many
-// files as workers; otherwise record i of file f goes to worker (i + f) mod W) are dealt
-// to workers by index mod W, so each record is read by exactly one worker per epoch.
-// Shuffling (seeded by seed and epoch): the order of this worker's row groups/files, and
-// the order of records within each window (a row group, or a CSV read window).
-// Create() opens every file first, so a spec column a file lacks, a corrupt header or a
-// truncated .mtb file is refused before training starts.
+// Sharding: the input's units (InputIndex: .mtb row groups, CSV chunks of 4096 records)
+// are dealt to workers by index mod W, so each record is read by exactly one worker per
+// epoch. Shuffling, a pure function of (seed, epoch): this worker's units are permuted,
+// then taken in windows of up to shuffle_window_rows records, and each window's records
+// are permuted together. A share that fits one window (every worker's share of a few
+// million records, by default) is a uniform permutation, new every epoch; a larger one
+// mixes as many randomly chosen units per window as fit, with memory bounded by the
+// window. Without shuffling (evaluation), units are read in file order.
+// Create() indexes every file first (or takes the index it is given), so a spec column a
+// file lacks, a corrupt header or a truncated .mtb file is refused before training starts.
+// A bce label other than 0 or 1 is a bad record (CSV: file:line; .mtb: file, row group and
+// record), skipped and counted or stopping the pipeline as on_bad_record says.
 // Thread-safety: Next(), Release(), position() and stats() may be called from one
 // consumer thread (or several, each with its own batches); the reader is internal.
 #pragma once
@@ -38,9 +43,12 @@
 #include "worker/data/batch_assembler.h"
 #include "worker/data/column_block.h"
 #include "worker/data/feature_map.h"
+#include "worker/data/input_index.h"
 #include "worker/data/mtb_reader.h"
 
 namespace mtps {
+
+class CsvReader;
 
 // Where a worker's stream stands: records of `epoch` already handed out. Resuming from a
 // position yields exactly the records an uninterrupted run would have yielded after it.
@@ -59,7 +67,10 @@ struct PipelineOptions {
   int worker_rank = 0;
   int num_workers = 1;
   int queue_depth = 4;           // ready batches the reader may run ahead
-  int64_t csv_window_rows = 16384;  // CSV records read (and shuffled) at a time
+  int64_t shuffle_window_rows = int64_t{1} << 20;  // records permuted together
+  char csv_delimiter = ',';
+  int64_t csv_chunk_records = 4096;  // when Create() builds the index
+  std::shared_ptr<const InputIndex> index;  // of the files given to Create(); null: built there
   PipelinePosition start;
 
   // Training input of worker `rank` of `num_workers`, from the spec's data and training.
@@ -71,7 +82,7 @@ struct PipelineOptions {
 struct PipelineStats {
   uint64_t records = 0;       // records put into batches
   uint64_t batches = 0;
-  uint64_t bad_records = 0;   // CSV records skipped under on_bad_record: skip
+  uint64_t bad_records = 0;   // records skipped under on_bad_record: skip
   uint64_t bytes_read = 0;    // input bytes read (CSV) or row-group bytes mapped (.mtb)
   std::string first_bad_record;
 };
@@ -94,20 +105,23 @@ class BatchPipeline {
   PipelinePosition position() const;
   PipelineStats stats() const;
 
-  // This worker's units (row groups or files) for the epoch, in reading order; exposed so
-  // tests can check sharding and shuffling.
-  struct Unit {
-    int file = 0;
-    int row_group = -1;  // -1: a whole CSV file
-    int64_t rows = -1;   // known for .mtb
-  };
+  // This worker's units (row groups or CSV chunks) for the epoch, in reading order; exposed
+  // so tests can check sharding and shuffling.
+  using Unit = InputUnit;
   std::vector<Unit> EpochUnits(uint32_t epoch) const;
 
  private:
   BatchPipeline(const FeatureMap& map, std::vector<std::string> files, const PipelineOptions& options);
-  Status OpenFiles();
   void Run();
   Status ReadEpoch(uint32_t epoch, uint64_t skip);
+  // Appends the unit's good records to `block` (CSV chunks, and .mtb row groups when
+  // shuffling), counting and skipping bad ones.
+  Status LoadUnit(const Unit& unit, ColumnBlock* block);
+  // Points `view` at a .mtb row group; `rows` gets its good records, in order.
+  Status MapRowGroup(const Unit& unit, ColumnView* view, std::vector<uint32_t>* rows);
+  // Emits rows[skip..] of `view`, taking the skipped ones off `*skip`.
+  Status EmitAfter(const ColumnView& view, const std::vector<uint32_t>& rows, uint64_t* skip);
+  void CountBad(uint64_t bad, const std::string& first);
   // Hands records rows[0..n) of `view`, or its records [begin, end), to batches.
   Status Emit(const ColumnView& view, const uint32_t* rows, int64_t n);
   Status EmitRange(const ColumnView& view, int64_t begin, int64_t end);
@@ -119,10 +133,9 @@ class BatchPipeline {
   const FeatureMap& map_;
   const std::vector<std::string> files_;
   const PipelineOptions options_;
-  std::vector<std::unique_ptr<MtbReader>> mtb_;
-  std::vector<MtbBinding> bindings_;
-  bool csv_stride_ = false;  // fewer CSV files than workers: split by record index
+  std::shared_ptr<const InputIndex> index_;
   std::vector<Unit> units_;  // this worker's units, file order
+  std::vector<std::unique_ptr<CsvReader>> csv_;  // per file, opened on first use
 
   std::unique_ptr<BatchAssembler> assembler_;
   std::vector<Batch> pool_;
@@ -130,6 +143,7 @@ class BatchPipeline {
   uint32_t reader_epoch_ = 0;
   uint64_t reader_records_ = 0;
   std::vector<uint32_t> order_;  // reusable window permutation
+  ColumnBlock window_;           // the records of a shuffle window or a CSV chunk
 
   mutable std::mutex mu_;
   std::condition_variable cv_;

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cmath>
 #include <cstring>
+#include <algorithm>
 #include <map>
 
 namespace mtps {
@@ -58,10 +59,27 @@ const char* BadIdReason(std::string_view v) {
   return nullptr;
 }
 
+std::string DelimiterName(char c) {
+  switch (c) {
+    case '\t': return "tab";
+    case ',': return "','";
+    case ';': return "';'";
+    case ' ': return "space";
+  }
+  return "'" + std::string(1, c) + "'";
+}
+
 }  // namespace
 
+std::string BinaryLabelError(const FeatureMap::Label& label, float value) {
+  char text[48];
+  std::snprintf(text, sizeof(text), "%g", value);
+  return "label '" + label.column + "' of bce task '" + label.task + "' must be 0 or 1, got " + text;
+}
+
 StatusOr<size_t> SplitCsvRecord(const char* text, size_t size, bool at_eof,
-                                std::vector<std::string_view>* cells, char* scratch, int* lines) {
+                                std::vector<std::string_view>* cells, char* scratch, int* lines,
+                                char delimiter) {
   cells->clear();
   *lines = 0;
   size_t pos = 0;
@@ -92,14 +110,14 @@ StatusOr<size_t> SplitCsvRecord(const char* text, size_t size, bool at_eof,
         ++pos;
       }
       cell = std::string_view(scratch + start, out - start);
-      if (pos < size && text[pos] != ',' && text[pos] != '\n' && text[pos] != '\r') {
+      if (pos < size && text[pos] != delimiter && text[pos] != '\n' && text[pos] != '\r') {
         return InvalidArgument("unexpected character after a closing quote");
       }
     } else {
       const size_t start = pos;
       while (pos < size) {
         const char c = text[pos];
-        if (c == ',' || c == '\n' || c == '\r') break;
+        if (c == delimiter || c == '\n' || c == '\r') break;
         if (c == '"') return InvalidArgument("quote inside an unquoted field");
         ++pos;
       }
@@ -113,7 +131,7 @@ StatusOr<size_t> SplitCsvRecord(const char* text, size_t size, bool at_eof,
     }
     const char c = text[pos];
     cells->push_back(cell);
-    if (c == ',') {
+    if (c == delimiter) {
       ++pos;
       continue;
     }
@@ -134,27 +152,49 @@ StatusOr<size_t> SplitCsvRecord(const char* text, size_t size, bool at_eof,
 }
 
 CsvReader::CsvReader(std::string path, const FeatureMap& map, DataSpec::BadRecordPolicy policy,
-                     FILE* file)
-    : path_(std::move(path)), map_(map), policy_(policy), file_(file), buffer_(kInitialBuffer) {}
+                     char delimiter, FILE* file)
+    : path_(std::move(path)),
+      map_(map),
+      policy_(policy),
+      delimiter_(delimiter),
+      file_(file),
+      buffer_(kInitialBuffer) {}
 
 CsvReader::~CsvReader() {
   if (file_ != nullptr) std::fclose(file_);
 }
 
 StatusOr<std::unique_ptr<CsvReader>> CsvReader::Open(const std::string& path, const FeatureMap& map,
-                                                     DataSpec::BadRecordPolicy policy) {
+                                                     DataSpec::BadRecordPolicy policy, char delimiter) {
   FILE* f = std::fopen(path.c_str(), "rb");
   if (f == nullptr) return NotFound(path + ": cannot open: " + std::strerror(errno));
-  std::unique_ptr<CsvReader> reader(new CsvReader(path, map, policy, f));
+  std::unique_ptr<CsvReader> reader(new CsvReader(path, map, policy, delimiter, f));
   MTPS_RETURN_IF_ERROR(reader->ReadHeader());
   return reader;
 }
 
 std::string CsvReader::Where() const { return path_ + ":" + std::to_string(line_); }
 
+Status CsvReader::Seek(uint64_t offset, int64_t line) {
+  if (offset >= buffer_offset_ && offset <= buffer_offset_ + end_) {  // already buffered
+    begin_ = static_cast<size_t>(offset - buffer_offset_);
+    line_ = line;
+    return Status::OK();
+  }
+  if (std::fseek(file_, static_cast<long>(offset), SEEK_SET) != 0) {
+    return Internal(path_ + ": cannot seek to byte " + std::to_string(offset) + ": " + std::strerror(errno));
+  }
+  eof_ = false;
+  begin_ = end_ = 0;
+  buffer_offset_ = offset;
+  line_ = line;
+  return Status::OK();
+}
+
 bool CsvReader::Refill() {
   if (eof_) return false;
   if (begin_ > 0) {
+    buffer_offset_ += begin_;
     std::memmove(buffer_.data(), buffer_.data() + begin_, end_ - begin_);
     end_ -= begin_;
     begin_ = 0;
@@ -169,18 +209,21 @@ bool CsvReader::Refill() {
 
 Status CsvReader::ReadHeader() {
   int lines = 0;
+  size_t header_bytes = 0;
   while (true) {
     if (scratch_.size() < end_ - begin_) scratch_.resize(buffer_.size());
     StatusOr<size_t> used = end_ > begin_
-        ? SplitCsvRecord(buffer_.data() + begin_, end_ - begin_, eof_, &cells_, scratch_.data(), &lines)
+        ? SplitCsvRecord(buffer_.data() + begin_, end_ - begin_, eof_, &cells_, scratch_.data(), &lines, delimiter_)
         : StatusOr<size_t>(size_t{0});
     if (!used.ok()) return used.status().WithContext(path_ + ":1: header");
     if (*used > 0) {
-      begin_ += *used;
+      header_bytes = *used;
       break;
     }
     if (!Refill() && end_ == begin_) return InvalidArgument(path_ + ": empty file, no header");
   }
+  const std::string header_text(buffer_.data() + begin_, header_bytes);
+  begin_ += header_bytes;
   line_ += lines;
   std::map<std::string, int, std::less<>> index;
   for (size_t i = 0; i < cells_.size(); ++i) {
@@ -193,7 +236,7 @@ Status CsvReader::ReadHeader() {
     auto it = index.find(column);
     if (it == index.end()) {
       return InvalidArgument(path_ + ": the job spec's " + what + " needs column '" + column +
-                             "', which the file's header lacks");
+                             "', which the file's header lacks; " + HeaderHint(header_text));
     }
     out->push_back(it->second);
     return Status::OK();
@@ -207,24 +250,49 @@ Status CsvReader::ReadHeader() {
   for (int f = 0; f < map_.num_sparse(); ++f) {
     MTPS_RETURN_IF_ERROR(find(map_.sparse(f).column, "sparse field '" + map_.sparse(f).name + "'", &sparse_column_));
   }
+  data_offset_ = buffer_offset_ + begin_;
+  data_line_ = line_;
   return Status::OK();
 }
 
-StatusOr<int64_t> CsvReader::Read(int64_t max_rows, ColumnBlock* block) {
+// What the header looked like to this reader, and the likely fix when another delimiter
+// splits it better (a TSV file read as CSV is one long column).
+std::string CsvReader::HeaderHint(std::string_view header) const {
+  while (!header.empty() && (header.back() == '\n' || header.back() == '\r')) header.remove_suffix(1);
+  std::string hint = "the header " + Quoted(header) + " split at " + DelimiterName(delimiter_) +
+                     " (data.csv_delimiter) gives " + std::to_string(num_columns_) + " column" +
+                     (num_columns_ == 1 ? "" : "s");
+  for (char other : {'\t', ',', ';'}) {
+    if (other == delimiter_) continue;
+    const size_t n = static_cast<size_t>(std::count(header.begin(), header.end(), other));
+    if (n + 1 > num_columns_) {
+      hint += "; it holds " + std::to_string(n) + " " + DelimiterName(other) + ": set data.csv_delimiter to " +
+              (other == '\t' ? std::string("\"\\t\"") : "'" + std::string(1, other) + "'");
+      break;
+    }
+  }
+  return hint;
+}
+
+Status CsvReader::Rewind() { return Seek(data_offset_, data_line_); }
+
+StatusOr<int64_t> CsvReader::Read(int64_t max_rows, ColumnBlock* block, int64_t max_records) {
   int64_t appended = 0;
-  while (appended < max_rows) {
+  int64_t consumed = 0;  // good and bad records
+  while (appended < max_rows && (max_records < 0 || consumed < max_records)) {
     if (begin_ == end_ && !Refill()) break;
     if (scratch_.size() < end_ - begin_) scratch_.resize(buffer_.size());
     int lines = 0;
     StatusOr<size_t> used =
-        SplitCsvRecord(buffer_.data() + begin_, end_ - begin_, eof_, &cells_, scratch_.data(), &lines);
+        SplitCsvRecord(buffer_.data() + begin_, end_ - begin_, eof_, &cells_, scratch_.data(), &lines, delimiter_);
     Status bad;
     if (used.ok()) {
       if (*used == 0) {
         Refill();
         continue;
       }
-      bad = AppendRecord(block);
+      ++consumed;
+      bad = block == nullptr ? Status::OK() : AppendRecord(block);
       begin_ += *used;
       if (bad.ok()) {
         line_ += lines;
@@ -234,6 +302,7 @@ StatusOr<int64_t> CsvReader::Read(int64_t max_rows, ColumnBlock* block) {
       bad = Status(bad.code(), Where() + ": " + bad.message());
       line_ += lines;
     } else {
+      ++consumed;
       bad = Status(used.status().code(), Where() + ": " + used.status().message());
       // Resynchronise at the next line end.
       while (true) {
@@ -246,6 +315,10 @@ StatusOr<int64_t> CsvReader::Read(int64_t max_rows, ColumnBlock* block) {
         begin_ = end_;
         if (!Refill()) break;
       }
+      if (block == nullptr) {  // counting records: the reading pass reports this one
+        ++appended;
+        continue;
+      }
     }
     if (policy_ == DataSpec::BadRecordPolicy::kStop) return bad;
     if (bad_records_ == 0) first_bad_record_ = bad.message();
@@ -255,9 +328,13 @@ StatusOr<int64_t> CsvReader::Read(int64_t max_rows, ColumnBlock* block) {
   return appended;
 }
 
+StatusOr<int64_t> CsvReader::Skip(int64_t max_records) { return Read(max_records, nullptr, max_records); }
+
 Status CsvReader::ParseSparse(int field, std::string_view cell, ColumnBlock::Sparse* out) {
   const FeatureMap::Sparse& f = map_.sparse(field);
-  if (cell.empty()) {
+  if (cell.empty() && f.sequence) {
+    // No history yet: an empty sequence, not the missing key.
+  } else if (cell.empty()) {
     if (f.missing == MissingPolicy::kError) {
       return InvalidArgument("sparse field '" + f.name + "': missing value");
     }
@@ -268,16 +345,24 @@ Status CsvReader::ParseSparse(int field, std::string_view cell, ColumnBlock::Spa
     }
     out->keys.push_back(map_.Key(field, cell));
   } else {
+    const size_t first = out->keys.size();
     while (true) {
       const size_t bar = cell.find('|');
       std::string_view v = cell.substr(0, bar);
       if (const char* why = BadIdReason(v)) {
+        out->keys.resize(first);
         return InvalidArgument("sparse field '" + f.name + "': unparsable id " + Quoted(v) + " in " +
                                Quoted(cell) + ": " + why);
       }
       out->keys.push_back(map_.Key(field, v));
       if (bar == std::string_view::npos) break;
       cell.remove_prefix(bar + 1);
+    }
+    // A sequence keeps its most recent values, which come last.
+    const size_t count = out->keys.size() - first;
+    if (f.max_length > 0 && count > static_cast<size_t>(f.max_length)) {
+      out->keys.erase(out->keys.begin() + static_cast<long>(first),
+                      out->keys.end() - f.max_length);
     }
   }
   out->offsets.push_back(static_cast<uint32_t>(out->keys.size()));
@@ -298,6 +383,8 @@ Status CsvReader::AppendRecord(ColumnBlock* block) {
     if (!ParseFloat(cell, &v)) {
       status = InvalidArgument("label '" + map_.label(t).column + "' of task '" + map_.label(t).task +
                                "' is not a finite number: " + Quoted(cell));
+    } else if (map_.label(t).binary && v != 0.0f && v != 1.0f) {
+      status = InvalidArgument(BinaryLabelError(map_.label(t), v));
     }
     block->labels.push_back(v);
   }

@@ -8,10 +8,12 @@
 //   LOG(INFO) << reader->bad_records() << " bad records skipped";
 //
 // Open() checks the header: a column the spec names but the file lacks is refused before a
-// record is read. A bad record (wrong number of columns, a label that is not a finite
-// number, a bad float, an unparsable id, a quote error, a missing value under
-// MissingPolicy::kError) is reported as "file:line: reason"; under kSkip it is counted and
-// skipped, under kStop Read() returns the error. Thread-safety: none (one reader per thread).
+// record is read, naming the delimiter used and what the header looked like split at it. A bad record (wrong number of columns, a label that is not a finite
+// number or a bce label other than 0 and 1, a bad float, an unparsable id, a quote error,
+// a missing value under MissingPolicy::kError) is reported as "file:line: reason"; under kSkip it is counted and
+// skipped, under kStop Read() returns the error. Seek() jumps to a record boundary that an
+// earlier pass noted (offset(), line()), which is how shuffled reading visits chunks.
+// Thread-safety: none (one reader per thread).
 #pragma once
 
 #include <cstdint>
@@ -34,18 +36,32 @@ namespace mtps {
 // which must hold at least `size` bytes and outlive `cells`. `lines` gets the number of
 // line ends the record spans.
 StatusOr<size_t> SplitCsvRecord(const char* text, size_t size, bool at_eof,
-                                std::vector<std::string_view>* cells, char* scratch, int* lines);
+                                std::vector<std::string_view>* cells, char* scratch, int* lines,
+                                char delimiter = ',');
+
+// "label 'click' of bce task 'ctr' must be 0 or 1, got 2": one message for CSV and .mtb.
+std::string BinaryLabelError(const FeatureMap::Label& label, float value);
 
 class CsvReader {
  public:
   static StatusOr<std::unique_ptr<CsvReader>> Open(const std::string& path, const FeatureMap& map,
-                                                   DataSpec::BadRecordPolicy policy);
+                                                   DataSpec::BadRecordPolicy policy, char delimiter = ',');
   ~CsvReader();
   CsvReader(const CsvReader&) = delete;
   CsvReader& operator=(const CsvReader&) = delete;
 
   // Appends up to `max_rows` good records to `block`; returns how many (0: end of file).
-  StatusOr<int64_t> Read(int64_t max_rows, ColumnBlock* block);
+  // With max_records >= 0, stops after that many records, good or bad.
+  StatusOr<int64_t> Read(int64_t max_rows, ColumnBlock* block, int64_t max_records = -1);
+  // Passes over up to `max_records` records, good or bad, without parsing their cells;
+  // returns how many (0: end of file). Never fails on a bad record (Read() reports it).
+  StatusOr<int64_t> Skip(int64_t max_records);
+  // Continues at byte `offset`, the start of a record on line `line` (from offset(), line()).
+  Status Seek(uint64_t offset, int64_t line);
+  // Back to the first record after the header.
+  Status Rewind();
+  uint64_t offset() const { return buffer_offset_ + begin_; }  // of the next record
+  int64_t line() const { return line_; }
 
   const std::string& path() const { return path_; }
   int64_t bad_records() const { return bad_records_; }
@@ -53,8 +69,10 @@ class CsvReader {
   int64_t bytes_read() const { return bytes_read_; }
 
  private:
-  CsvReader(std::string path, const FeatureMap& map, DataSpec::BadRecordPolicy policy, FILE* file);
+  CsvReader(std::string path, const FeatureMap& map, DataSpec::BadRecordPolicy policy, char delimiter,
+            FILE* file);
   Status ReadHeader();
+  std::string HeaderHint(std::string_view header) const;
   // Refills the buffer, keeping the unconsumed tail; false at end of file.
   bool Refill();
   // Appends one record's values to `block`; on error the block is unchanged.
@@ -65,11 +83,15 @@ class CsvReader {
   std::string path_;
   const FeatureMap& map_;
   DataSpec::BadRecordPolicy policy_;
+  char delimiter_;
   FILE* file_;
   bool eof_ = false;
   std::vector<char> buffer_;
   size_t begin_ = 0;  // first unconsumed byte
   size_t end_ = 0;    // end of valid bytes
+  uint64_t buffer_offset_ = 0;  // file offset of buffer_[0]
+  uint64_t data_offset_ = 0;    // of the first record after the header
+  int64_t data_line_ = 1;
   std::vector<char> scratch_;
   std::vector<std::string_view> cells_;
   int64_t line_ = 1;  // line where the current record starts

@@ -7,8 +7,8 @@ namespace mtps {
 
 StatusOr<ConvertReport> ConvertCsvToMtb(const std::string& csv_path, const FeatureMap& map,
                                         DataSpec::BadRecordPolicy policy, const std::string& mtb_path,
-                                        int64_t row_group_rows) {
-  MTPS_ASSIGN_OR_RETURN(std::unique_ptr<CsvReader> reader, CsvReader::Open(csv_path, map, policy));
+                                        int64_t row_group_rows, char delimiter) {
+  MTPS_ASSIGN_OR_RETURN(std::unique_ptr<CsvReader> reader, CsvReader::Open(csv_path, map, policy, delimiter));
   MTPS_ASSIGN_OR_RETURN(std::unique_ptr<MtbWriter> writer, MtbWriter::Create(mtb_path, MtbSchema::Of(map), row_group_rows));
   ColumnBlock block(map.num_tasks(), map.num_dense(), map.num_sparse());
   ColumnView view;

@@ -27,6 +27,7 @@ struct ConvertReport {
 
 StatusOr<ConvertReport> ConvertCsvToMtb(const std::string& csv_path, const FeatureMap& map,
                                         DataSpec::BadRecordPolicy policy, const std::string& mtb_path,
-                                        int64_t row_group_rows = MtbWriter::kDefaultRowGroupRows);
+                                        int64_t row_group_rows = MtbWriter::kDefaultRowGroupRows,
+                                        char delimiter = ',');
 
 }  // namespace mtps

@@ -11,7 +11,7 @@ StatusOr<FeatureMap> FeatureMap::Create(const JobSpec& spec) {
   map.num_tables_ = static_cast<int>(spec.tables.size());
   for (const TaskSpec& t : spec.tasks) {
     if (t.label.empty()) return InvalidArgument("task '" + t.name + "' has no label column");
-    map.labels_.push_back({t.name, t.label});
+    map.labels_.push_back({t.name, t.label, t.loss == TaskSpec::Loss::kBce});
   }
   std::set<std::string> names;
   for (const DenseFieldSpec& d : spec.dense_fields) {
@@ -31,8 +31,10 @@ StatusOr<FeatureMap> FeatureMap::Create(const JobSpec& spec) {
     }
     f.multi_valued = s.multi_valued;
     f.missing = s.missing;
-    f.seed = FieldSeed(s.name);
-    f.missing_key = MissingFeatureKey(f.seed);
+    f.sequence = s.pooling == Pooling::kSequence;
+    f.max_length = s.max_length;
+    f.missing_key = MissingFeatureKey(FieldSeed(s.name));
+    f.seed = FieldSeed(s.key_field.empty() ? s.name : s.key_field);
     map.sparse_.push_back(std::move(f));
   }
   return map;

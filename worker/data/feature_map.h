@@ -10,7 +10,8 @@
 // column), so renaming a column in the input keeps a trained model's keys. A missing sparse
 // value maps to the field's own "missing" key (a learned embedding) under
 // MissingPolicy::kDefault; no raw value can produce it, because raw values never contain a
-// NUL byte. Thread-safety: immutable after Create(); const methods are safe from any thread.
+// NUL byte. A field with a key_field hashes with that field's seed (a history of items
+// shares the item keys). Thread-safety: immutable after Create(); const methods are safe from any thread.
 #pragma once
 
 #include <cstdint>
@@ -42,6 +43,7 @@ class FeatureMap {
   struct Label {
     std::string task;
     std::string column;
+    bool binary = false;  // a bce task: a label other than 0 or 1 makes the record bad
   };
   struct Dense {
     std::string name;
@@ -56,7 +58,9 @@ class FeatureMap {
     int table_index = -1;  // index into JobSpec.tables
     bool multi_valued = false;
     MissingPolicy missing = MissingPolicy::kDefault;
-    uint64_t seed = 0;
+    bool sequence = false;  // pooling: sequence: an empty cell is an empty list
+    int max_length = 0;     // > 0: only the last max_length values are kept
+    uint64_t seed = 0;      // of the key_field when the spec names one
     uint64_t missing_key = 0;
   };
 

@@ -175,7 +175,11 @@ import json, sys
 s = json.load(open(sys.argv[1]))
 print(f"\nmtps {s['model']} ({s['mode']}): {s['servers']} servers, {s['workers']} workers, "
       f"{s['epochs']} epoch(s), {s['samples']} samples in {s['train_seconds']:.1f} s "
-      f"= {s['samples_per_sec']:.0f} samples/s\n")
+      f"= {s['samples_per_sec']:.0f} samples/s")
+if s.get("best_epoch", -1) >= 0:
+    print(f"metrics of the best epoch, {s['best_epoch']}"
+          + (" (early stopping ended the run)" if s.get("stopped_early") else ""))
+print()
 print(f"{'task':<12}{'AUC':>8}{'oracle AUC':>12}{'logloss':>10}")
 for name, t in s["tasks"].items():
     oracle = t.get("oracle_auc")

@@ -47,6 +47,8 @@ Status ProgressTracker::Record(int worker_rank, proto::Progress::Reader progress
     for (const auto& [name, m] : tasks) w.train_loss[name] = m.loss;
   } else if (!tasks.empty()) {
     w.eval = std::move(tasks);
+    // A worker's last "eval" report may be an earlier epoch's, its best (worker/best_epoch.h).
+    if (phase == "eval") w.eval_epoch = progress.getEpoch();
   }
   if (phase == "done") {
     w.done = true;
@@ -73,6 +75,7 @@ ClusterProgress ProgressTracker::Current() const {
     c.bad_records += w.bad_records;
     c.samples_per_sec += w.samples_per_sec;
     c.train_seconds = std::max(c.train_seconds, w.train_seconds);
+    c.eval_epoch = std::max(c.eval_epoch, w.eval_epoch);
     for (const auto& [name, loss] : w.train_loss) {
       c.train_loss[name] += loss;
       ++loss_count[name];

@@ -47,6 +47,7 @@ struct ClusterProgress {
   int done = 0;
   std::map<std::string, double> train_loss;        // mean over reporting workers
   std::map<std::string, TaskMetrics> eval;         // mean over workers that evaluated
+  int64_t eval_epoch = -1;  // the epoch of the latest "eval" report (-1: none)
 };
 
 class ProgressTracker {
@@ -75,6 +76,7 @@ class ProgressTracker {
     double train_seconds = 0;
     std::map<std::string, double> train_loss;
     std::map<std::string, TaskMetrics> eval;  // the latest evaluation
+    int64_t eval_epoch = -1;                   // of the latest "eval" report
   };
 
   const std::vector<std::string> task_names_;

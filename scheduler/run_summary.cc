@@ -54,6 +54,10 @@ std::string RunSummaryJson(const RunSummary& s) {
   out += "  \"servers\": " + std::to_string(s.servers) + ",\n";
   out += "  \"workers\": " + std::to_string(s.workers) + ",\n";
   out += "  \"epochs\": " + std::to_string(s.epochs) + ",\n";
+  if (s.best_epoch >= 0) {
+    out += "  \"best_epoch\": " + std::to_string(s.best_epoch) + ",\n";
+    out += "  \"stopped_early\": " + std::string(s.stopped_early ? "true" : "false") + ",\n";
+  }
   out += "  \"samples\": " + std::to_string(s.samples) + ",\n";
   out += "  \"skipped_records\": " + std::to_string(s.skipped_records) + ",\n";
   out += "  \"train_seconds\": " + JsonNumber(s.train_seconds) + ",\n";

@@ -4,9 +4,11 @@
 //   RunSummary summary{.model = "mmoe", .mode = "async", .servers = 2, .workers = 2, ...};
 //   MTPS_RETURN_IF_ERROR(WriteRunSummary(*fs, run_dir, summary));   // atomic
 //
-// summary.json: {"model", "mode", "servers", "workers", "epochs", "samples",
-// "skipped_records", "train_seconds", "samples_per_sec", "tasks": {"<name>": {"auc", "logloss"[,
-// "oracle_auc"]}}}; a metric that was not measured (NaN) is written as null.
+// summary.json: {"model", "mode", "servers", "workers", "epochs"[, "best_epoch",
+// "stopped_early"], "samples", "skipped_records", "train_seconds", "samples_per_sec", "tasks":
+// {"<name>": {"auc", "logloss"[, "oracle_auc"]}}}; a metric that was not measured (NaN) is
+// written as null. With best_epoch, the tasks' metrics are that epoch's (the model the run
+// keeps); "epochs" is how many were trained.
 // Thread-safety: free functions without shared state.
 #pragma once
 
@@ -34,6 +36,8 @@ struct RunSummary {
   int servers = 0;
   int workers = 0;
   int epochs = 0;
+  int best_epoch = -1;         // the evaluated epoch the metrics belong to; -1: none
+  bool stopped_early = false;  // training.early_stopping ended the run before its epochs
   uint64_t samples = 0;
   uint64_t skipped_records = 0;  // input records skipped as bad (data.on_bad_record: skip)
   double train_seconds = 0;

@@ -853,3 +853,6 @@ RunSummary Scheduler::Summary() const {
 }
 
 }  // namespace mtps::scheduler
+  if (c.reporting > 0 && c.done == c.reporting) s.epochs = std::min<int>(s.epochs, static_cast<int>(c.epoch) + 1);
+  s.best_epoch = static_cast<int>(c.eval_epoch);  // the metrics below are that epoch's
+  s.stopped_early = s.epochs < spec.training.epochs;

@@ -14,6 +14,7 @@
 #include "ps/client.h"
 #include "scheduler/scheduler_client.h"
 #include "worker/bad_records.h"
+#include "worker/best_epoch.h"
 #include "worker/failover_parameter_store.h"
 #include "worker/trainer.h"
 #include "worker/training_data.h"
@@ -75,6 +76,23 @@ struct WorkerMetrics {
   std::vector<Gauge*> task_loss;
   std::vector<Gauge*> task_auc;
 };
+
+// An "eval" progress report of `epoch`'s evaluation.
+scheduler::ProgressReport EvalReport(int epoch, const EvalResult& eval, uint64_t step, uint64_t samples,
+                                     double train_seconds, uint64_t bad_records) {
+  scheduler::ProgressReport report{.phase = "eval",
+                                   .epoch = static_cast<uint32_t>(epoch),
+                                   .step = step,
+                                   .samples = samples,
+                                   .samples_per_sec = samples / std::max(train_seconds, 1e-9),
+                                   .train_seconds = train_seconds,
+                                   .bad_records = bad_records};
+  for (const TaskEval& task : eval.tasks) {
+    report.tasks.push_back({.name = task.name, .loss = task.loss, .auc = task.auc,
+                            .logloss = task.logloss, .mse = task.mse});
+  }
+  return report;
+}
 
 }  // namespace
 
@@ -175,6 +193,8 @@ Status RunWorker(const JobSpec& spec, const WorkerRunOptions& options) {
     MTPS_ASSIGN_OR_RETURN(auto epoch_source,
                           data->TrainEpoch(epoch, rank, num_workers, max_batches,
                                            epoch == first_epoch ? skip_records : 0));
+  BestEpoch best(spec);
+  int last_epoch = first_epoch - 1;
     uint64_t position = epoch == first_epoch ? skip_records : 0;
     // Tells the scheduler where this worker's stream stands (what a checkpoint records).
     auto report_position = [&](uint64_t step) {
@@ -242,35 +262,52 @@ Status RunWorker(const JobSpec& spec, const WorkerRunOptions& options) {
 
     // Where the stream stands while this worker waits at the epoch's barriers.
     if (Status s = report_position(trainer->step()); !s.ok()) LOG(WARNING) << "progress report failed: " << s;
-    // Everyone finishes the epoch's pushes before rank 0 scores the eval split, so the
+    // Everyone finishes the epoch's pushes before the eval split is scored, so the
     // evaluation sees the whole epoch's training.
     MTPS_RETURN_IF_ERROR(control->Barrier("epoch-" + std::to_string(epoch) + "-trained", num_workers));
-    if (rank == 0 && !data->eval_files().empty()) {
+    BestEpoch::Verdict verdict;
+    if (!data->eval_files().empty()) {
+      // Every worker scores the whole eval split. It costs no wall time (the others would
+      // wait for rank 0 at the next barrier) and saves a message: nobody pushes between the
+      // two barriers, so all see the same parameters, reach the same early-stopping verdict
+      // and stop together. Rank 0 reports the metrics.
       MTPS_ASSIGN_OR_RETURN(auto eval_source, data->Eval(0, 1));
       MTPS_ASSIGN_OR_RETURN(EvalResult eval, trainer->Evaluate(eval_source.get()));
-      last_eval = {.phase = "eval",
-                   .epoch = static_cast<uint32_t>(epoch),
-                   .step = trainer->step(),
-                   .samples = samples,
-                   .samples_per_sec = samples / std::max(train_seconds, 1e-9),
-                   .train_seconds = train_seconds,
-                   .bad_records = bad_records.bad_records};
-      for (size_t t = 0; t < eval.tasks.size(); ++t) {
-        const TaskEval& task = eval.tasks[t];
-        last_eval.tasks.push_back({.name = task.name, .loss = task.loss, .auc = task.auc,
-                                   .logloss = task.logloss, .mse = task.mse});
-        if (std::isfinite(task.auc)) metrics.task_auc[t]->Set(task.auc);
-        LOG(INFO) << "epoch " << epoch << " eval " << task.name << ": auc " << task.auc
-                  << " logloss " << task.logloss;
+      verdict = best.Observe(epoch, eval);
+      if (rank == 0) {
+        last_eval = EvalReport(epoch, eval, trainer->step(), samples, train_seconds, bad_records.bad_records);
+        for (size_t t = 0; t < eval.tasks.size(); ++t) {
+          const TaskEval& task = eval.tasks[t];
+          if (std::isfinite(task.auc)) metrics.task_auc[t]->Set(task.auc);
+          LOG(INFO) << "epoch " << epoch << " eval " << task.name << ": auc " << task.auc
+                    << " logloss " << task.logloss;
+        }
+        MTPS_RETURN_IF_ERROR(control->ReportProgress(last_eval));
       }
-      MTPS_RETURN_IF_ERROR(control->ReportProgress(last_eval));
     }
     MTPS_RETURN_IF_ERROR(control->Barrier("epoch-" + std::to_string(epoch) + "-evaluated", num_workers));
   }
 
   scheduler::ProgressReport done = last_eval;
   done.phase = "done";
-  done.epoch = static_cast<uint32_t>(std::max(0, spec.training.epochs - 1));
+    last_epoch = epoch;
+    if (verdict.stop) {
+      LOG(INFO) << "early stopping after epoch " << epoch << ": no " << best.MetricName() << " gain over "
+                << spec.training.early_stopping.min_delta << " for " << spec.training.early_stopping.patience
+                << " epochs";
+      break;
+    }
+  }
+  if (rank == 0 && best.best_epoch() >= 0) {
+    LOG(INFO) << "best epoch " << best.best_epoch() << " (" << best.MetricName() << " " << best.best_metric()
+              << ") of " << last_epoch + 1 << " trained";
+    if (best.best_epoch() != last_epoch) {
+      // The run reports its best epoch: the scheduler's summary takes the latest evaluation.
+      last_eval = EvalReport(best.best_epoch(), best.best(), trainer->step(), samples, train_seconds,
+                             bad_records.bad_records);
+      MTPS_RETURN_IF_ERROR(control->ReportProgress(last_eval));
+    }
+  done.epoch = static_cast<uint32_t>(std::max(0, last_epoch));
   done.step = trainer->step();
   done.samples = samples;
   done.train_seconds = train_seconds;

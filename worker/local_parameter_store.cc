@@ -91,6 +91,31 @@ std::future<Status> LocalParameterStore::PushDense(std::span<const DenseBlockIn>
   return Ready(Status::OK());
 }
 
+StatusOr<std::unique_ptr<LocalParameterStore::Snapshot>> LocalParameterStore::TakeSnapshot() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto snapshot = std::make_unique<Snapshot>();
+  for (const std::unique_ptr<ps::EmbeddingTable>& table : tables_) {
+    MTPS_ASSIGN_OR_RETURN(std::unique_ptr<ps::EmbeddingTable> copy, ps::EmbeddingTable::Create(table->spec()));
+    copy->ReserveRows(table->rows());
+    table->ForEachStoredRow([&copy](uint64_t key, const char* stored, const ps::RowMeta& meta) {
+      copy->InsertStoredRow(key, stored, meta);
+    });
+    snapshot->tables.push_back(std::move(copy));
+  }
+  snapshot->dense = dense_.Snapshot();
+  return snapshot;
+}
+
+Status LocalParameterStore::Restore(std::unique_ptr<Snapshot> snapshot) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (snapshot == nullptr || snapshot->tables.size() != tables_.size()) {
+    return InvalidArgument("a parameter snapshot of another job (its tables differ)");
+  }
+  MTPS_RETURN_IF_ERROR(dense_.Restore(std::move(snapshot->dense)));
+  tables_ = std::move(snapshot->tables);
+  return Status::OK();
+}
+
 const ps::EmbeddingTable* LocalParameterStore::table(uint32_t table_id) const {
   return table_id < tables_.size() ? tables_[table_id].get() : nullptr;
 }

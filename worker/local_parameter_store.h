@@ -36,6 +36,17 @@ class LocalParameterStore : public ParameterStore {
   std::future<Status> PushDense(std::span<const DenseBlockIn> gradients,
                                 const PushOptions& options) override;
 
+  // A copy of every stored row (bit for bit, with its optimizer state and metadata) and of
+  // every dense block: LocalTrainer keeps its best epoch's model in one. The admission
+  // sketches are not copied (a restored store admits as if those keys were new).
+  struct Snapshot {
+    std::vector<std::unique_ptr<ps::EmbeddingTable>> tables;
+    std::vector<ps::DenseBlockSnapshot> dense;
+  };
+  StatusOr<std::unique_ptr<Snapshot>> TakeSnapshot();
+  // Makes the store hold `snapshot`'s parameters (consumed).
+  Status Restore(std::unique_ptr<Snapshot> snapshot);
+
   // For tests and reports: the table of `table_id` (null when unknown) and the dense blocks.
   const ps::EmbeddingTable* table(uint32_t table_id) const;
   const ps::DenseBlockStore& dense() const { return dense_; }

@@ -16,7 +16,6 @@ namespace mtps {
 Status RunLocal(const JobSpec& spec, const WorkerRunOptions& options) {
   using Clock = std::chrono::steady_clock;
   const Clock::time_point start = Clock::now();
-  double train_seconds = 0;
   LocalTrainerOptions local_options{.device = options.device, .cpu_threads = options.cpu_threads};
   local_options.on_step = [&](const StepReport& report) {
     if (options.log_every <= 0 || report.step % options.log_every != 0) return;
@@ -30,25 +29,28 @@ Status RunLocal(const JobSpec& spec, const WorkerRunOptions& options) {
     LOG(INFO) << "step " << report.step << losses;
   };
   MTPS_ASSIGN_OR_RETURN(auto local, LocalTrainer::Create(spec, local_options));
-  EvalResult last;
-  for (int epoch = 0; epoch < spec.training.epochs; ++epoch) {
-    const Clock::time_point epoch_start = Clock::now();
-    MTPS_RETURN_IF_ERROR(local->TrainEpoch(epoch).WithContext("epoch " + std::to_string(epoch)));
-    train_seconds += std::chrono::duration<double>(Clock::now() - epoch_start).count();
-    if (local->data().eval_files().empty()) continue;
-    MTPS_ASSIGN_OR_RETURN(last, local->Evaluate());
-    for (const TaskEval& task : last.tasks) {
+  MTPS_ASSIGN_OR_RETURN(EvalResult best, local->Run([&](int epoch, const EvalResult& eval) {
+    for (const TaskEval& task : eval.tasks) {
       LOG(INFO) << "epoch " << epoch << " eval " << task.name << ": auc " << task.auc
                 << " logloss " << task.logloss;
     }
+  }));
+  const BestEpoch& best_epoch = local->best_epoch();
+  if (best_epoch.best_epoch() >= 0) {
+    LOG(INFO) << "best epoch " << best_epoch.best_epoch() << " (" << best_epoch.MetricName() << " "
+              << best_epoch.best_metric() << ") of " << local->epochs_run() << " trained"
+              << (best_epoch.stopped_early() ? ", stopped early" : "") << "; its model is kept";
   }
+  const double train_seconds = local->train_seconds();
 
   scheduler::RunSummary summary;
   summary.model = ModelTypeName(spec.model.type);
   summary.mode = "local";
   summary.servers = 0;
   summary.workers = 1;
-  summary.epochs = spec.training.epochs;
+  summary.epochs = local->epochs_run();
+  summary.best_epoch = best_epoch.best_epoch();
+  summary.stopped_early = best_epoch.stopped_early();
   summary.samples = local->samples();
   summary.skipped_records = local->bad_records().bad_records;
   summary.train_seconds = train_seconds;
@@ -64,7 +66,7 @@ Status RunLocal(const JobSpec& spec, const WorkerRunOptions& options) {
       LOG(WARNING) << "oracle AUC not shown: " << read.status();
     }
   }
-  for (const TaskEval& task : last.tasks) {
+  for (const TaskEval& task : best.tasks) {
     scheduler::TaskSummary t{.name = task.name, .auc = task.auc, .logloss = task.logloss};
     if (oracle.count(task.name)) t.oracle_auc = oracle[task.name];
     summary.tasks.push_back(t);

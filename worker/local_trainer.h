@@ -17,6 +17,7 @@
 
 #include "protocol/job_spec.h"
 #include "worker/bad_records.h"
+#include "worker/best_epoch.h"
 #include "worker/local_parameter_store.h"
 #include "worker/trainer.h"
 #include "worker/training_data.h"
@@ -34,8 +35,11 @@ class LocalTrainer {
   static StatusOr<std::unique_ptr<LocalTrainer>> Create(const JobSpec& spec,
                                                         const LocalTrainerOptions& options);
 
-  // Trains every epoch of the spec; after each, evaluates on the eval split (when the
-  // job has one) and calls `on_epoch`. Returns the last evaluation.
+  // Trains the spec's epochs; after each, evaluates on the eval split (when the job has
+  // one), calls `on_epoch`, and stops early as training.early_stopping says. The store
+  // then holds the best epoch's parameters (restored from a snapshot taken when that
+  // epoch ended) and Run() returns the best epoch's evaluation; without eval input, the
+  // last epoch's model and an empty result.
   StatusOr<EvalResult> Run(const std::function<void(int, const EvalResult&)>& on_epoch = {});
   Status TrainEpoch(int epoch);
   StatusOr<EvalResult> Evaluate();
@@ -44,6 +48,10 @@ class LocalTrainer {
   LocalParameterStore& store() { return *store_; }
   const TrainingData& data() const { return *data_; }
   uint64_t samples() const { return samples_; }
+  double train_seconds() const { return train_seconds_; }  // in TrainEpoch(), not evaluating
+  // After Run(): which epoch was best, whether the run stopped early, epochs trained.
+  const BestEpoch& best_epoch() const { return best_; }
+  int epochs_run() const { return epochs_run_; }
   // Bad records skipped so far (data.on_bad_record: skip); TrainEpoch() fails once they
   // are every record or over data.max_bad_fraction.
   const BadRecordTally& bad_records() const { return bad_records_; }
@@ -57,7 +65,10 @@ class LocalTrainer {
   std::unique_ptr<LocalParameterStore> store_;
   std::unique_ptr<Trainer> trainer_;
   uint64_t samples_ = 0;
+  double train_seconds_ = 0;
   BadRecordTally bad_records_;
+  BestEpoch best_{JobSpec{}};
+  int epochs_run_ = 0;
 };
 
 }  // namespace mtps

@@ -444,3 +444,26 @@ TEST_F(ClusterTest, AKilledWorkerFailsTheJobWithinTheHeartbeatTimeout) {
 
 }  // namespace
 }  // namespace mtps
+// Early stopping in a cluster: every worker scores the eval split after each epoch, so all
+// reach the same verdict and stop together; summary.json reports the best epoch. A
+// min_delta of 1 makes every epoch after the first a non-gain: patience 1 ends the job
+// after two of its five epochs.
+TEST_F(ClusterTest, EarlyStoppingEndsEveryWorkerTogetherAndReportsTheBestEpoch) {
+  Generate(20000);
+  std::string yaml = JobYaml(dir_ / "data", "async", 5, dir_ / "ckpt");
+  yaml.insert(yaml.find("dense_optimizer:"), "early_stopping: {patience: 1, min_delta: 1.0}, ");
+  const std::string spec_path = WriteSpec("job.yaml", yaml);
+  StartCluster(spec_path, 2, 2);
+  ExpectJobSucceeds(seconds(180));
+  if (HasFatalFailure()) return;
+  const std::string summary = mtps::testing::ReadFile((dir_ / "run" / "summary.json").string());
+  EXPECT_NE(summary.find("\"epochs\": 2,"), std::string::npos) << summary;
+  EXPECT_NE(summary.find("\"stopped_early\": true"), std::string::npos) << summary;
+  EXPECT_TRUE(summary.find("\"best_epoch\": 0,") != std::string::npos ||
+              summary.find("\"best_epoch\": 1,") != std::string::npos) << summary;
+  for (auto& worker : workers_) {
+    EXPECT_NE(worker->LogTail(400).find("early stopping after epoch 1"), std::string::npos) << AllLogs();
+  }
+  ExpectAucNearLocalTrainer(spec_path, 0.015);  // LocalTrainer stops alike and reports its best epoch
+}
+

@@ -343,7 +343,10 @@ def phase(tmp, data_dir, name, epochs, interval_steps, cut_link):
             server = cluster.pod("server", 1)
             assert len(server.exit_codes) >= 2 and server.exit_codes[0] != 0, \
                 f"server 1 was not replaced: exits {server.exit_codes}"
-            assert "fenced" in server.log() or server.exit_codes[0] == 143, server.log()[-2000:]
+            # Fenced when its heartbeats come back (or, on a slow machine, it gave up on the
+            # scheduler first): either way a retryable exit, so the index is replaced.
+            assert server.exit_codes[0] in (1, 143), server.exit_codes
+            assert re.search(r"fenced|lost the scheduler", server.log()), server.log()[-2000:]
             replacement = open(server.log_path).read()  # the last attempt's log
             assert re.search(r"restor", replacement, re.I) and "no whole checkpoint" not in replacement, \
                 f"the replacement did not restore a checkpoint:\n{replacement[-2000:]}"

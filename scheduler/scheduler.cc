@@ -822,6 +822,9 @@ RunSummary Scheduler::Summary() const {
   s.servers = options_.num_servers;
   s.workers = options_.num_workers;
   s.epochs = spec.training.epochs;
+  if (c.reporting > 0 && c.done == c.reporting) s.epochs = std::min<int>(s.epochs, static_cast<int>(c.epoch) + 1);
+  s.best_epoch = static_cast<int>(c.eval_epoch);  // the metrics below are that epoch's
+  s.stopped_early = s.epochs < spec.training.epochs;
   s.samples = c.samples;
   s.skipped_records = c.bad_records;
   s.train_seconds = c.train_seconds;
@@ -853,6 +856,3 @@ RunSummary Scheduler::Summary() const {
 }
 
 }  // namespace mtps::scheduler
-  if (c.reporting > 0 && c.done == c.reporting) s.epochs = std::min<int>(s.epochs, static_cast<int>(c.epoch) + 1);
-  s.best_epoch = static_cast<int>(c.eval_epoch);  // the metrics below are that epoch's
-  s.stopped_early = s.epochs < spec.training.epochs;

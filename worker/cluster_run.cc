@@ -189,12 +189,12 @@ Status RunWorker(const JobSpec& spec, const WorkerRunOptions& options) {
   BadRecordTally bad_records;
   scheduler::ProgressReport last_eval{.phase = "eval"};
   uint64_t last_pause = 0;
+  BestEpoch best(spec);
+  int last_epoch = first_epoch - 1;
   for (int epoch = first_epoch; epoch < spec.training.epochs; ++epoch) {
     MTPS_ASSIGN_OR_RETURN(auto epoch_source,
                           data->TrainEpoch(epoch, rank, num_workers, max_batches,
                                            epoch == first_epoch ? skip_records : 0));
-  BestEpoch best(spec);
-  int last_epoch = first_epoch - 1;
     uint64_t position = epoch == first_epoch ? skip_records : 0;
     // Tells the scheduler where this worker's stream stands (what a checkpoint records).
     auto report_position = [&](uint64_t step) {
@@ -286,10 +286,6 @@ Status RunWorker(const JobSpec& spec, const WorkerRunOptions& options) {
       }
     }
     MTPS_RETURN_IF_ERROR(control->Barrier("epoch-" + std::to_string(epoch) + "-evaluated", num_workers));
-  }
-
-  scheduler::ProgressReport done = last_eval;
-  done.phase = "done";
     last_epoch = epoch;
     if (verdict.stop) {
       LOG(INFO) << "early stopping after epoch " << epoch << ": no " << best.MetricName() << " gain over "
@@ -307,6 +303,10 @@ Status RunWorker(const JobSpec& spec, const WorkerRunOptions& options) {
                              bad_records.bad_records);
       MTPS_RETURN_IF_ERROR(control->ReportProgress(last_eval));
     }
+  }
+
+  scheduler::ProgressReport done = last_eval;
+  done.phase = "done";
   done.epoch = static_cast<uint32_t>(std::max(0, last_epoch));
   done.step = trainer->step();
   done.samples = samples;

@@ -442,8 +442,6 @@ TEST_F(ClusterTest, AKilledWorkerFailsTheJobWithinTheHeartbeatTimeout) {
   ASSERT_TRUE(servers_[0]->Wait(seconds(30)).has_value()) << AllLogs();
 }
 
-}  // namespace
-}  // namespace mtps
 // Early stopping in a cluster: every worker scores the eval split after each epoch, so all
 // reach the same verdict and stop together; summary.json reports the best epoch. A
 // min_delta of 1 makes every epoch after the first a non-gain: patience 1 ends the job
@@ -467,3 +465,5 @@ TEST_F(ClusterTest, EarlyStoppingEndsEveryWorkerTogetherAndReportsTheBestEpoch) 
   ExpectAucNearLocalTrainer(spec_path, 0.015);  // LocalTrainer stops alike and reports its best epoch
 }
 
+}  // namespace
+}  // namespace mtps

@@ -14,7 +14,10 @@ spec's dense optimizer. Batch size, epochs, shuffling and seed come from the spe
 
 Only the training loop is timed: the CSV is parsed and every epoch's batches are built as
 tensors before the clock starts. Per-task AUC (rank formula, ties averaged) and logloss are
-measured on the eval split after the last epoch.
+measured on the eval split after the last epoch; with --per_epoch after every epoch, with
+the spec's training.early_stopping applied as mtps applies it (worker/best_epoch.h: the mean
+AUC of the tasks, or one task's; stop after `patience` epochs without a gain above
+min_delta), and the summary then reports the best epoch ("best_epoch", "epoch_auc").
 """
 import argparse
 import csv
@@ -78,6 +81,7 @@ class Spec:
         self.epochs = int(training.get("epochs", 1))
         self.seed = int(training.get("seed", 1))
         self.shuffle = bool(data.get("shuffle", True))
+        self.early_stopping = training.get("early_stopping") or {}
 
 
 class Dataset:
@@ -186,6 +190,8 @@ def main():
     parser.add_argument("--config", required=True, help="job spec whose data are CSV files")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument("--out", help="write the summary JSON here too")
+    parser.add_argument("--per_epoch", action="store_true",
+                        help="evaluate after every epoch, stop early as the spec says, report the best epoch")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     spec = Spec(args.config)
@@ -219,8 +225,30 @@ def main():
                        for i in range(0, train.rows, spec.batch_size)])
     load_seconds = time.perf_counter() - load_start
 
+    def evaluate():
+        predictions = []
+        with torch.no_grad():
+            for i in range(0, evaluation.rows, spec.eval_batch_size):
+                _, dense, fields = evaluation.batch(np.arange(i, min(i + spec.eval_batch_size, evaluation.rows)))
+                predictions.append(torch.sigmoid(model(dense, fields)).numpy())
+        predictions = np.concatenate(predictions)
+        result = {}
+        for k, task in enumerate(spec.tasks):
+            y, p = evaluation.labels[:, k], predictions[:, k]
+            result[task["name"]] = {"auc": auc(y, p), "logloss": logloss(y, p)}
+        return result
+
+    es = spec.early_stopping
+    es_task, patience, min_delta = es.get("task", "mean"), int(es.get("patience", 0)), float(es.get("min_delta", 0))
+
+    def metric(result):
+        if es_task == "mean":
+            return float(np.mean([t["auc"] for t in result.values()]))
+        return result[es_task]["auc"]
+
     train_seconds, cpu_seconds, samples = 0.0, 0.0, 0
-    for batches in epochs:
+    best, best_epoch, reference, since, epoch_auc = None, -1, None, 0, []
+    for epoch, batches in enumerate(epochs):
         start, cpu_start = time.perf_counter(), time.process_time()
         for labels, dense, fields in batches:
             sparse_opt.zero_grad(set_to_none=True)
@@ -233,31 +261,40 @@ def main():
             samples += labels.shape[0]
         train_seconds += time.perf_counter() - start
         cpu_seconds += time.process_time() - cpu_start
-
-    predictions = []
-    with torch.no_grad():
-        for i in range(0, evaluation.rows, spec.eval_batch_size):
-            _, dense, fields = evaluation.batch(np.arange(i, min(i + spec.eval_batch_size, evaluation.rows)))
-            predictions.append(torch.sigmoid(model(dense, fields)).numpy())
-    predictions = np.concatenate(predictions)
+        if not args.per_epoch:
+            continue
+        result = evaluate()
+        m = metric(result)
+        epoch_auc.append({name: t["auc"] for name, t in result.items()})
+        print(f"epoch {epoch}: " + ", ".join(f"{n} auc {t['auc']:.4f}" for n, t in result.items()), flush=True)
+        if best is None or m > metric(best):
+            best, best_epoch = result, epoch
+        if reference is None or m > reference + min_delta:
+            reference, since = m, 0
+        else:
+            since += 1
+        if patience > 0 and since >= patience:
+            break
+    tasks = best if args.per_epoch else evaluate()
     oracle = {}
     if spec.oracle:
         with open(spec.oracle) as f:
             oracle = json.load(f).get("tasks", {})
-    tasks = {}
-    for k, task in enumerate(spec.tasks):
-        y, p = evaluation.labels[:, k], predictions[:, k]
-        tasks[task["name"]] = {"auc": auc(y, p), "logloss": logloss(y, p)}
-        if "oracle_auc" in oracle.get(task["name"], {}):
-            tasks[task["name"]]["oracle_auc"] = oracle[task["name"]]["oracle_auc"]
+    for name in tasks:
+        if "oracle_auc" in oracle.get(name, {}):
+            tasks[name]["oracle_auc"] = oracle[name]["oracle_auc"]
     summary = {
-        "model": "mmoe", "mode": "pytorch", "servers": 0, "workers": 1, "epochs": spec.epochs,
+        "model": "mmoe", "mode": "pytorch", "servers": 0, "workers": 1,
+        "epochs": len(epoch_auc) if args.per_epoch else spec.epochs,
         "samples": samples, "train_seconds": train_seconds,
         "samples_per_sec": samples / train_seconds if train_seconds > 0 else 0.0,
         "cpu_seconds": cpu_seconds, "load_seconds": load_seconds, "threads": args.threads,
         "torch": torch.__version__, "train_rows": train.rows, "eval_rows": evaluation.rows,
         "tasks": tasks,
     }
+    if args.per_epoch:
+        summary["best_epoch"] = best_epoch
+        summary["epoch_auc"] = epoch_auc
     text = json.dumps(summary, indent=2)
     print(text)
     if args.out:

@@ -2,6 +2,7 @@
 // job.yaml), or with `convert` turns a CSV file into .mtb through a job spec.
 //
 //   mtps-datagen --out /data/shop --rows 200000 --seed 7 [--format csv] [--rating]
+//                [--world sequence --history_length 20]
 //   mtps-datagen convert --in day1.csv --config job.yaml --out day1.mtb
 #include <gflags/gflags.h>
 #include <glog/logging.h>
@@ -31,6 +32,10 @@ DEFINE_bool(rating, false, "add a rating column and an mse task");
 DEFINE_double(ctr, 0.1, "mean click probability of an impression");
 DEFINE_double(conversion, 0.2, "mean purchase probability of a click");
 DEFINE_int64(row_group_rows, 16384, "records per .mtb row group");
+DEFINE_string(world, "ecommerce",
+              "ecommerce, or sequence: records also carry hist_items, the session's recent items "
+              "(most recent last), and P(click) depends on their similarity to the shown item");
+DEFINE_int32(history_length, 20, "sequence world: the longest history (and the spec's max_length)");
 DEFINE_int32(threads, 0, "generator threads (0: one per core)");
 DEFINE_string(in, "", "convert: the CSV file to read");
 DEFINE_string(config, "", "convert: the job spec whose features map the CSV columns");
@@ -63,7 +68,7 @@ int Convert() {
     return 2;
   }
   mtps::StatusOr<mtps::ConvertReport> r =
-      mtps::ConvertCsvToMtb(FLAGS_in, *map, policy, FLAGS_out, FLAGS_row_group_rows);
+      mtps::ConvertCsvToMtb(FLAGS_in, *map, policy, FLAGS_out, FLAGS_row_group_rows, spec->data.csv_delimiter);
   if (!r.ok()) {
     LOG(ERROR) << r.status();
     return 1;
@@ -90,6 +95,16 @@ int Generate() {
   o.train_files = FLAGS_train_files;
   o.rating = FLAGS_rating;
   o.row_group_rows = FLAGS_row_group_rows;
+  if (FLAGS_world == "sequence") {
+    o.world.history_length = FLAGS_history_length;
+    if (o.world.history_length <= 0) {
+      LOG(ERROR) << "--history_length must be > 0 for --world sequence, got " << FLAGS_history_length;
+      return 2;
+    }
+  } else if (FLAGS_world != "ecommerce") {
+    LOG(ERROR) << "--world must be ecommerce or sequence, got '" << FLAGS_world << "'";
+    return 2;
+  }
   o.threads = FLAGS_threads > 0 ? FLAGS_threads : std::max(1u, std::thread::hardware_concurrency());
   if (FLAGS_format == "mtb") {
     o.format = mtps::DataSpec::Format::kMtb;

@@ -10,7 +10,9 @@
 // number of threads, and .mtb and CSV output hold the same records. Memory is bounded by
 // the world, one row group per thread, and the eval split's true probabilities (for the
 // exact oracle AUC: 16 bytes per eval row). The cvr task's label is `purchase` = click AND
-// buy, predicted over all impressions (CTCVR). Thread-safety: reentrant.
+// buy, predicted over all impressions (CTCVR). With world.history_length > 0 (the sequence
+// world), records also carry hist_items, the impression's behaviour history (most recent
+// last, hashed as item_id), and job.yaml encodes it with DIN. Thread-safety: reentrant.
 #pragma once
 
 #include <cstdint>
@@ -60,7 +62,8 @@ std::string GeneratedJobYaml(const DatagenOptions& options);
 // Thread-safety: immutable; use from any thread.
 class ImpressionEncoder {
  public:
-  ImpressionEncoder(const FeatureMap& map, bool rating) : map_(map), rating_(rating) {}
+  ImpressionEncoder(const FeatureMap& map, bool rating, bool sequence = false)
+      : map_(map), rating_(rating), sequence_(sequence) {}
   std::string CsvHeader() const;
   void AppendCsv(const Impression& imp, std::string* out) const;
   void Append(const Impression& imp, ColumnBlock* block) const;
@@ -68,6 +71,7 @@ class ImpressionEncoder {
  private:
   const FeatureMap& map_;
   bool rating_;
+  bool sequence_;  // the hist_items column of the sequence world
 };
 
 StatusOr<DatagenReport> GenerateDataset(const DatagenOptions& options);

@@ -135,13 +135,50 @@ EcommerceWorld::EcommerceWorld(const WorldOptions& options) : options_(options),
   Calibrate();
 }
 
+uint32_t EcommerceWorld::ItemOf(uint32_t c, SplitMix64& rng) const {
+  if (category_items_[c].empty()) return item_pop_.Sample(rng.Uniform());
+  const auto& cdf = category_cdf_[c];
+  const size_t at = std::min<size_t>(std::upper_bound(cdf.begin(), cdf.end(), rng.Uniform()) - cdf.begin(),
+                                     cdf.size() - 1);
+  return category_items_[c][at];
+}
+
+double EcommerceWorld::DrawHistory(uint32_t user, uint32_t intent, uint32_t target, SplitMix64& rng,
+                                   Impression* out) const {
+  const int n = static_cast<int>(rng.Below(options_.history_length + 1));
+  out->history.clear();
+  const float* t = &item_factor_[static_cast<size_t>(target) * k_];
+  double weighted = 0, weights = 0;
+  for (int j = 0; j < n; ++j) {
+    // Older items wander over the user's favourites; recent ones follow the session.
+    const double on_session = 0.2 + 0.7 * (j + 1.0) / n;
+    const uint32_t c = rng.Uniform() < on_session
+                           ? intent
+                           : user_favourites_[static_cast<size_t>(user) * kFavourites + rng.Below(kFavourites)];
+    const uint32_t item = ItemOf(c, rng);
+    out->history.push_back(item);
+    const double w = std::pow(0.8, n - 1 - j);
+    weighted += w * Dot(&item_factor_[static_cast<size_t>(item) * k_], t);
+    weights += w;
+  }
+  return weights > 0 ? weighted / weights : 0.0;
+}
+
 void EcommerceWorld::Draw(uint64_t stream, Impression* out, Logits* logits) const {
   const WorldOptions& o = options_;
   SplitMix64 rng(stream);
   const uint32_t u = user_pop_.Sample(rng.Uniform());
   uint32_t item;
   const uint32_t c_fav = user_favourites_[static_cast<size_t>(u) * kFavourites + rng.Below(kFavourites)];
-  if (rng.Uniform() < o.favourite_share && !category_items_[c_fav].empty()) {
+  const bool sequence = o.history_length > 0;
+  // Sequence world: this session's interest, a favourite or any category.
+  const uint32_t intent = !sequence ? 0
+                          : rng.Uniform() < 0.5
+                              ? user_favourites_[static_cast<size_t>(u) * kFavourites + rng.Below(kFavourites)]
+                              : category_pop_.Sample(rng.Uniform());
+  if (sequence && rng.Uniform() < 0.35) {
+    item = ItemOf(intent, rng);
+  } else if (rng.Uniform() < o.favourite_share && !category_items_[c_fav].empty()) {
     const auto& cdf = category_cdf_[c_fav];
     const size_t at =
         std::min<size_t>(std::upper_bound(cdf.begin(), cdf.end(), rng.Uniform()) - cdf.begin(), cdf.size() - 1);
@@ -169,6 +206,7 @@ void EcommerceWorld::Draw(uint64_t stream, Impression* out, Logits* logits) cons
   // that sees the ids and dense features can approach the oracle with ~200k records.
   logits->click = 0.8 * logits->match + 0.5 * logits->affinity + 1.2 * item_quality_[item] + 0.8 * user_bias_[u] -
                   0.15 * out->position - 0.2 * price_term;
+  if (sequence) logits->click += o.sequence_weight * DrawHistory(u, intent, item, rng, out);
   logits->buy = 1.2 * logits->affinity - 0.8 * price_term + shop_quality_[out->shop] + 0.5 * item_quality_[item];
   // The label draws come last so that calibration and sampling see the same features.
   out->p_click = Sigmoid(click_bias_ + logits->click);

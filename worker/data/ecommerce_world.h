@@ -15,12 +15,20 @@
 // logs. b0 and g0 are calibrated at construction so that the mean P(click) is `ctr` and
 // the click-weighted mean P(buy | click) is `conversion`. The optional rating is
 // 3 + 1.2 tanh(user.item + user.category) + 0.5 item quality + N(0, rating_noise^2).
+// The sequence world (history_length > 0) gives every impression its own behaviour history
+// (see Impression::history): a session interest category, drawn per impression, that the
+// history leans to more the more recent an item is, and that the shown item comes from with
+// probability 0.35; P(click) gains sequence_weight * sum_j w_j <h_j, t> / sum_j w_j, the
+// recency-weighted (w_j = 0.8^age) similarity of the history items' hidden factors to the
+// target item's. The user's id cannot stand in for it: the session changes per impression.
 // Memory is O(users + items); rows cost nothing to keep. Thread-safety: immutable after
 // construction; Sample() may run concurrently.
 #pragma once
 
 #include <cstdint>
 #include <vector>
+
+#include "worker/data/random.h"
 
 namespace mtps {
 
@@ -42,6 +50,8 @@ struct WorldOptions {
   double ctr = 0.1;              // mean P(click) over impressions
   double conversion = 0.2;       // mean P(buy | click) over clicks
   double rating_noise = 0.5;     // standard deviation of the rating's noise
+  int history_length = 0;        // > 0: the sequence world, histories of 0..history_length items
+  double sequence_weight = 2.5;  // of the history's similarity to the target in P(click)
 };
 
 struct Impression {
@@ -50,6 +60,7 @@ struct Impression {
   float user_activity = 0;  // observable: a noisy profile of the user's propensity
   const uint32_t* recent = nullptr;  // the user's recent items
   int num_recent = 0;
+  std::vector<uint32_t> history;     // sequence world: this impression's items, most recent last
   double p_click = 0;  // true P(click)
   double p_buy = 0;    // true P(buy | click)
   bool click = false;
@@ -84,6 +95,10 @@ class EcommerceWorld {
     double match, affinity;
   };
   void Draw(uint64_t stream, Impression* out, Logits* logits) const;
+  // An item of category `c` by popularity (any item when the category has none).
+  uint32_t ItemOf(uint32_t c, SplitMix64& rng) const;
+  // Sequence world: the session's history into out->history; returns its similarity term.
+  double DrawHistory(uint32_t user, uint32_t intent, uint32_t target, SplitMix64& rng, Impression* out) const;
   double Dot(const float* a, const float* b) const;
   void Calibrate();
 

@@ -1,0 +1,167 @@
+// The sequence world of mtps-datagen: every impression carries its own history (most
+// recent last, at most history_length items, hashed as item_id), P(click) depends on that
+// history relative to the shown item, CSV and .mtb hold the same records, and the written
+// job.yaml reads them as a sequence field.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <set>
+
+#include "data_test_util.h"
+#include "worker/data/datagen.h"
+#include "worker/data/ecommerce_world.h"
+#include "worker/data/input_files.h"
+
+namespace mtps {
+namespace {
+
+using testing_data::Drain;
+using testing_data::ReadFile;
+using testing_data::Record;
+using testing_data::ScratchDir;
+using ::testing::HasSubstr;
+
+WorldOptions SequenceWorld(double weight) {
+  WorldOptions w;
+  w.seed = 4;
+  w.users = 400;
+  w.items = 600;
+  w.categories = 25;
+  w.shops = 40;
+  w.history_length = 12;
+  w.sequence_weight = weight;
+  return w;
+}
+
+double Logit(double p) { return std::log(p / (1 - p)); }
+
+TEST(SequenceWorldTest, TheClickDependsOnTheHistoryAndNothingElseChanges) {
+  const EcommerceWorld with(SequenceWorld(2.5)), without(SequenceWorld(0.0));
+  Impression a, b;
+  double sum = 0, sum_sq = 0;
+  int with_history = 0;
+  std::set<size_t> lengths;
+  for (uint64_t row = 0; row < 3000; ++row) {
+    with.Sample(row, &a);
+    without.Sample(row, &b);
+    // The same draws: only the weight of the similarity differs.
+    ASSERT_EQ(a.history, b.history);
+    ASSERT_EQ(a.item, b.item);
+    ASSERT_EQ(a.user, b.user);
+    ASSERT_LE(a.history.size(), 12u);
+    lengths.insert(a.history.size());
+    const double shift = Logit(a.p_click) - Logit(b.p_click) - (with.click_bias() - without.click_bias());
+    if (a.history.empty()) {
+      EXPECT_NEAR(shift, 0.0, 1e-6);  // no history, no sequence term
+      continue;
+    }
+    ++with_history;
+    sum += shift;
+    sum_sq += shift * shift;
+  }
+  ASSERT_GT(with_history, 2000);
+  EXPECT_GE(lengths.size(), 10u);  // lengths vary per impression
+  const double mean = sum / with_history;
+  const double stddev = std::sqrt(sum_sq / with_history - mean * mean);
+  EXPECT_GT(stddev, 0.3) << "the history's similarity to the item moves P(click)";
+  EXPECT_GT(mean, 0.0) << "recent items lean to the session, which the shown item often comes from";
+}
+
+TEST(SequenceWorldTest, TheOrdinaryWorldIsUnchanged) {
+  WorldOptions plain = SequenceWorld(2.5);
+  plain.history_length = 0;
+  const EcommerceWorld world(plain);
+  Impression imp;
+  world.Sample(17, &imp);
+  EXPECT_TRUE(imp.history.empty());
+}
+
+TEST(SequenceWorldTest, DatasetsCarryHistoriesAsASequenceOfItemKeys) {
+  ScratchDir dir;
+  DatagenOptions o;
+  o.rows = 3000;
+  o.train_files = 2;
+  o.row_group_rows = 256;
+  o.threads = 1;
+  o.world = SequenceWorld(2.5);
+  o.out_dir = dir.File("mtb");
+  StatusOr<DatagenReport> r = GenerateDataset(o);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_GT(r->ctr.oracle_auc, 0.7);
+  o.format = DataSpec::Format::kCsv;
+  o.out_dir = dir.File("csv");
+  ASSERT_TRUE(GenerateDataset(o).ok());
+
+  const std::string yaml = ReadFile(dir.File("mtb/job.yaml"));
+  EXPECT_THAT(yaml, HasSubstr("name: hist_items, table: item, key_field: item_id, multi_valued: true, "
+                              "pooling: sequence, max_length: 12"));
+  EXPECT_THAT(yaml, HasSubstr("sequence: {field: hist_items, target: item_id, encoder: din}"));
+  const std::string csv = ReadFile(dir.File("csv/train-00000.csv"));
+  EXPECT_THAT(csv.substr(0, csv.find('\n')), HasSubstr(",recent_items,hist_items"));
+
+  const JobSpec spec = *LoadJobSpec(dir.File("mtb/job.yaml"));
+  const FeatureMap map = *FeatureMap::Create(spec);
+  ASSERT_EQ(map.num_sparse(), 7);
+  ASSERT_EQ(map.sparse(6).name, "hist_items");
+  PipelineOptions po;
+  po.shuffle = false;
+  po.batch_size = 500;
+  po.format = DataSpec::Format::kMtb;
+  auto mtb = *BatchPipeline::Create(map, *ExpandInputFiles({dir.File("mtb/train-*.mtb")}, po.format), po);
+  po.format = DataSpec::Format::kCsv;
+  auto from_csv = *BatchPipeline::Create(map, *ExpandInputFiles({dir.File("csv/train-*.csv")}, po.format), po);
+  const std::vector<Record> a = Drain(mtb.get()), b = Drain(from_csv.get());
+  ASSERT_EQ(a.size(), 2700u);
+  EXPECT_TRUE(a == b);
+  std::set<uint64_t> item_keys;
+  for (const Record& rec : a) item_keys.insert(rec.keys[1][0]);
+  size_t empty = 0, shared = 0, total = 0;
+  for (const Record& rec : a) {
+    const std::vector<uint64_t>& hist = rec.keys[6];
+    empty += hist.empty();
+    EXPECT_LE(hist.size(), 12u);
+    for (uint64_t k : hist) {
+      ++total;
+      shared += item_keys.count(k);
+    }
+  }
+  EXPECT_GT(empty, 0u);          // a session may start with no history: an empty sequence
+  EXPECT_GT(shared, total / 2);  // history items are item_id keys: the same embedding rows
+}
+
+TEST(SequenceWorldTest, ASpecWithAShorterMaxLengthKeepsTheMostRecentValuesOfAnMtbFile) {
+  ScratchDir dir;
+  DatagenOptions o;
+  o.rows = 1500;
+  o.train_files = 1;
+  o.threads = 1;
+  o.world = SequenceWorld(2.5);
+  o.out_dir = dir.File("mtb");
+  ASSERT_TRUE(GenerateDataset(o).ok());
+  JobSpec spec = *LoadJobSpec(dir.File("mtb/job.yaml"));
+  const FeatureMap full = *FeatureMap::Create(spec);
+  spec.sparse_fields[6].max_length = 3;
+  const FeatureMap cut = *FeatureMap::Create(spec);
+  const std::vector<std::string> files = *ExpandInputFiles({dir.File("mtb/train-*.mtb")}, DataSpec::Format::kMtb);
+  for (bool shuffle : {false, true}) {  // range copies and gathers
+    PipelineOptions po;
+    po.shuffle = shuffle;
+    po.batch_size = 64;
+    const std::vector<Record> a = Drain(BatchPipeline::Create(full, files, po)->get());
+    const std::vector<Record> b = Drain(BatchPipeline::Create(cut, files, po)->get());
+    ASSERT_EQ(a.size(), b.size());
+    size_t cut_records = 0;
+    for (size_t i = 0; i < a.size(); ++i) {
+      const std::vector<uint64_t>& h = a[i].keys[6];
+      const std::vector<uint64_t> last(h.size() > 3 ? h.end() - 3 : h.begin(), h.end());
+      EXPECT_EQ(b[i].keys[6], last);
+      cut_records += h.size() > 3;
+      EXPECT_EQ(b[i].keys[1], a[i].keys[1]);  // other fields untouched
+    }
+    EXPECT_GT(cut_records, a.size() / 2);
+  }
+}
+
+}  // namespace
+}  // namespace mtps

@@ -63,6 +63,14 @@ TEST(SequenceSpecTest, ParsesEncoderAndInteraction) {
   EXPECT_EQ(spec->sparse_fields[3].max_length, 5);
   auto model = MultiTaskModel<float>::Create(*spec, MakeCpuBackend<float>(1), {.max_batch = 4});
   EXPECT_TRUE(model.ok()) << model.status();
+
+  spec = ParseJobSpec(SpecText(
+      "  sequence: {field: hist, target: item, din_positions: true, weights_softmax: true}"));
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->model.sequence.encoder, SequenceSpec::Encoder::kDin);
+  EXPECT_TRUE(spec->model.sequence.din_positions);
+  EXPECT_TRUE(spec->model.sequence.weights_softmax);
+  EXPECT_EQ(spec->model.interaction.kind, InteractionSpec::Kind::kNone);
 }
 
 TEST(SequenceSpecTest, UnknownEncoderNamesThePath) {

@@ -39,6 +39,7 @@ DEFINE_int32(keys, 100000, "keys per operation");
 DEFINE_double(seconds, 3, "measure for about this long");
 DEFINE_string(port_file, "", "sink: write the bound port here");
 DEFINE_string(config, "", "mtps: the servers' job spec (its hash is the job id requests carry)");
+DEFINE_int64(push_part_bytes, -1, "mtps: ClientOptions::push_part_bytes (-1: the default)");
 
 namespace mtps {
 namespace {
@@ -88,6 +89,7 @@ int RunMtps() {
   CHECK(job.ok()) << job.status();
   ps::ClientOptions options;
   options.transport.job_id = job->hash;
+  if (FLAGS_push_part_bytes >= 0) options.push_part_bytes = static_cast<size_t>(FLAGS_push_part_bytes);
   auto client = ps::Client::Connect(servers, options);
   CHECK(client.ok()) << client.status();
   const std::vector<uint64_t> keys = Keys(FLAGS_keys);

@@ -262,16 +262,15 @@ void Client::PullAsync(uint32_t table_id, std::span<const uint64_t> keys, int di
     OutgoingMessage::Payload key_bytes = part.request->NewPayload(positions.size() * sizeof(uint64_t));
     pull.adoptKeys(kj::mv(key_bytes.orphan));
     auto* wire_keys = reinterpret_cast<uint64_t*>(key_bytes.data);
-    if (positions.size() == keys.size()) {
-      std::memcpy(wire_keys, keys.data(), keys.size_bytes());  // unique, one server, in order
+    if (routing.in_order()) {  // unique, one server: the part is a range of the caller's keys
+      std::memcpy(wire_keys, keys.data() + slots.first, positions.size() * sizeof(uint64_t));
     } else {
       for (size_t j = 0; j < positions.size(); ++j) wire_keys[j] = keys[positions[j]];
     }
   }
 
-  const size_t num_keys = keys.size();
   SendAll(std::move(op), std::move(parts), CallOptionsFor(/*idempotent=*/true),
-          [routing = &routing, table_id, dim, out, row_bytes, num_keys](
+          [routing = &routing, table_id, dim, out, row_bytes](
               Operation&, const Slots& part, const IncomingMessage& reply) -> Status {
             MTPS_RETURN_IF_ERROR(ExpectKind(reply, Kind::SPARSE_PULL_REPLY));
             auto answer = reply.envelope().getBody().getSparsePullReply();
@@ -289,9 +288,9 @@ void Client::PullAsync(uint32_t table_id, std::span<const uint64_t> keys, int di
                               std::to_string(dim));
             const char* src = reinterpret_cast<const char*>(values.begin());
             char* dst = reinterpret_cast<char*>(out);
-            if (positions.size() == num_keys) {
-              // Every key unique and on this server: the answer is the caller's order.
-              std::memcpy(dst, src, values.size());
+            if (routing->in_order()) {
+              // Every key unique and on this server: the answer is a range in the caller's order.
+              std::memcpy(dst + part.first * row_bytes, src, values.size());
             } else {
               for (size_t j = 0; j < positions.size(); ++j)
                 std::memcpy(dst + positions[j] * row_bytes, src + j * row_bytes, row_bytes);
@@ -336,8 +335,11 @@ void Client::PushAsync(uint32_t table_id, std::span<const uint64_t> keys, int di
   // push is one request per server: the servers count one push per worker and step.
   const size_t row = static_cast<size_t>(dim);
   const size_t key_bytes_on_wire = sizeof(uint64_t) + row * sizeof(float);
+  const size_t part_bytes = options_.push_part_bytes == 0
+                                ? options_.max_request_bytes
+                                : std::min(options_.push_part_bytes, options_.max_request_bytes);
   const size_t keys_per_part = options.sync ? std::numeric_limits<size_t>::max()
-                                            : options_.max_request_bytes / key_bytes_on_wire;
+                                            : part_bytes / key_bytes_on_wire;
   std::vector<Part> parts = SplitBySlots(routing, keys_per_part);
   // Where each server's slot j lands: the wire rows of the part that holds it.
   std::vector<size_t> first_part_of(num_servers(), 0);
@@ -369,10 +371,11 @@ void Client::PushAsync(uint32_t table_id, std::span<const uint64_t> keys, int di
     push.adoptGradients(kj::mv(grad_bytes.orphan));
     auto* wire_keys = reinterpret_cast<uint64_t*>(key_bytes.data);
     wire_rows[p] = reinterpret_cast<float*>(grad_bytes.data);
-    if (positions.size() == keys.size() && !options_.check_finite) {
-      // Unique keys, one server, in the caller's order: two straight copies.
-      std::memcpy(wire_keys, keys.data(), keys.size_bytes());
-      std::memcpy(wire_rows[p], gradients, keys.size() * row * sizeof(float));
+    if (routing.in_order() && !options_.check_finite) {
+      // Unique keys, one server: the part is a range of the caller's keys and rows.
+      std::memcpy(wire_keys, keys.data() + slots.first, positions.size() * sizeof(uint64_t));
+      std::memcpy(wire_rows[p], gradients + slots.first * row,
+                  positions.size() * row * sizeof(float));
       continue;
     }
     for (size_t j = 0; j < positions.size(); ++j) {

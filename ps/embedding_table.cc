@@ -63,6 +63,18 @@ inline void StoreCount(char* slot, size_t offset, uint32_t v) {
   std::memcpy(slot + offset, &c, sizeof(c));
 }
 
+// A row is a few cache lines: a copy of a size known here is inlined as vector moves,
+// where a copy of a run-time size is a call into libc for every row.
+inline void CopyRow(float* dst, const char* src, size_t dim) {
+  switch (dim) {
+    case 8: std::memcpy(dst, src, 8 * sizeof(float)); return;
+    case 16: std::memcpy(dst, src, 16 * sizeof(float)); return;
+    case 32: std::memcpy(dst, src, 32 * sizeof(float)); return;
+    case 64: std::memcpy(dst, src, 64 * sizeof(float)); return;
+    default: std::memcpy(dst, src, dim * sizeof(float));
+  }
+}
+
 }  // namespace
 
 TableCounters& TableCounters::operator+=(const TableCounters& o) {
@@ -153,26 +165,10 @@ bool EmbeddingTable::BudgetAllowsNewRow() {
   return false;
 }
 
-uint64_t EmbeddingTable::SlotKey(uint32_t slot) const {
-  uint64_t key;
-  std::memcpy(&key, SlotAddress(slot) + kKeyOffset, sizeof(key));
-  return key;
-}
-
 RowMeta EmbeddingTable::SlotMeta(uint32_t slot) const {
   const char* s = SlotAddress(slot);
   return RowMeta{LoadCount(s, kFrequencyOffset), LoadU32(s, kLastStepOffset),
                  LoadCount(s, kUpdateCountOffset)};
-}
-
-void EmbeddingTable::PrefetchSlot(uint32_t slot) const {
-  const char* s = SlotAddress(slot);
-  for (size_t off = 0; off < layout_.slot_bytes; off += 64) __builtin_prefetch(s + off, 1);
-  __builtin_prefetch(s + layout_.slot_bytes - 1, 1);
-}
-
-size_t EmbeddingTable::FindPos(uint64_t key, uint64_t hash) const {
-  return index_.Find(key, hash, [this](uint32_t slot) { return SlotKey(slot); });
 }
 
 void EmbeddingTable::PublishSize() {
@@ -285,32 +281,53 @@ size_t EmbeddingTable::ExpireIdle(uint64_t now_step, size_t max_buckets) {
 template <typename PositionOf, typename Visit>
 void EmbeddingTable::ForEachKey(const uint64_t* keys, PositionOf position_of, size_t m,
                                 uint64_t step, Visit visit) {
-  uint64_t hashes[kHashRing];
-  const size_t warm = std::min(m, kIndexAhead);
-  for (size_t j = 0; j < warm; ++j) {
-    hashes[j % kHashRing] = IndexHash(keys[position_of(j)]);
-    index_.Prefetch(hashes[j % kHashRing]);
-  }
+  // Three stages per key: hash and prefetch its index bucket (kIndexAhead keys ahead),
+  // find its tag in the index and prefetch the row (kRowAhead ahead), then match the key
+  // and visit. The tag position found ahead stays exact while the index's version is
+  // unchanged; otherwise (a row was made or removed in between) the key is looked up again.
+  struct Ahead {
+    uint64_t hash;
+    size_t tag_pos;
+    uint64_t version;
+  };
+  Ahead ring[kHashRing];
+  auto hash_stage = [&](size_t j) {
+    const uint64_t h = IndexHash(keys[position_of(j)]);
+    ring[j % kHashRing].hash = h;
+    index_.Prefetch(h);
+  };
+  auto tag_stage = [&](size_t j) {
+    Ahead& a = ring[j % kHashRing];
+    a.tag_pos = index_.FindTag(a.hash);
+    a.version = index_.version();
+    if (a.tag_pos != RowIndex::kNotFound) PrefetchSlot(index_.SlotAt(a.tag_pos));
+  };
+  const size_t warm_index = std::min(m, kIndexAhead);
+  for (size_t j = 0; j < warm_index; ++j) hash_stage(j);
+  const size_t warm_rows = std::min(m, kRowAhead);
+  for (size_t j = 0; j < warm_rows; ++j) tag_stage(j);
+  const bool ttl = spec_.ttl_steps != 0;
+  auto key_of = [this](uint32_t slot) { return SlotKey(slot); };
   for (size_t j = 0; j < m; ++j) {
-    if (j + kIndexAhead < m) {
-      const uint64_t h = IndexHash(keys[position_of(j + kIndexAhead)]);
-      hashes[(j + kIndexAhead) % kHashRing] = h;
-      index_.Prefetch(h);
-    }
-    if (j + kRowAhead < m) {
-      const uint32_t guess = index_.GuessSlot(hashes[(j + kRowAhead) % kHashRing]);
-      if (guess != kNoSlot) PrefetchSlot(guess);
-    }
+    if (j + kIndexAhead < m) hash_stage(j + kIndexAhead);
+    if (j + kRowAhead < m) tag_stage(j + kRowAhead);
     const size_t p = position_of(j);
     const uint64_t key = keys[p];
-    const uint64_t hash = hashes[j % kHashRing];
-    size_t pos = FindPos(key, hash);
-    if (pos != RowIndex::kNotFound && IsExpired(index_.SlotAt(pos), step)) {
+    const Ahead& a = ring[j % kHashRing];
+    size_t pos;
+    if (a.version != index_.version()) {
+      pos = FindPos(key, a.hash);
+    } else if (a.tag_pos != RowIndex::kNotFound) {
+      pos = index_.MatchFrom(a.tag_pos, key, key_of);
+    } else {
+      pos = RowIndex::kNotFound;
+    }
+    if (ttl && pos != RowIndex::kNotFound && IsExpired(index_.SlotAt(pos), step)) {
       RemoveAt(pos);
       expired_.fetch_add(1, std::memory_order_relaxed);
       pos = RowIndex::kNotFound;
     }
-    visit(j, p, key, hash, pos);
+    visit(j, p, key, a.hash, pos);
   }
 }
 
@@ -338,7 +355,7 @@ void EmbeddingTable::PullRows(const uint64_t* keys, PositionOf position_of, size
     }
     if (slot != kNoSlot) {
       if (full_precision()) {
-        std::memcpy(dst, SlotWeights(slot), dim * sizeof(float));
+        CopyRow(dst, SlotWeights(slot), dim);
       } else {
         LoadWeights(layout_.precision, SlotWeights(slot), dim, dst);
       }
@@ -358,6 +375,8 @@ PushResult EmbeddingTable::PushRows(const uint64_t* keys, PositionOf position_of
   const uint32_t step32 = ClampStep(step);
   const size_t dim = static_cast<size_t>(dim_);
   const bool admit_on_push = spec_.admit_min_count <= 1;
+  const bool fp32 = full_precision();
+  const size_t state_offset = layout_.state_offset;
   ForEachKey(keys, position_of, m, step,
              [&](size_t j, size_t p, uint64_t key, uint64_t hash, size_t pos) {
     uint32_t slot;
@@ -372,16 +391,17 @@ PushResult EmbeddingTable::PushRows(const uint64_t* keys, PositionOf position_of
     }
     if (accepted) accepted[j] = 1;
     char* s = SlotAddress(slot);
+    char* weights = s + RowLayout::kMetaBytes;
+    float* state = reinterpret_cast<float*>(s + state_offset);
     const uint32_t updates = std::min(LoadCount(s, kUpdateCountOffset) + 1, kMaxCount);
     StoreCount(s, kUpdateCountOffset, updates);
     StoreU32(s, kLastStepOffset, std::max(LoadU32(s, kLastStepOffset), step32));
-    if (full_precision()) {
-      optimizer_.Apply(reinterpret_cast<float*>(SlotWeights(slot)), SlotState(slot),
-                       grads + p * dim, dim_, updates);
+    if (fp32) {
+      optimizer_.Apply(reinterpret_cast<float*>(weights), state, grads + p * dim, dim_, updates);
     } else {
-      LoadWeights(layout_.precision, SlotWeights(slot), dim, scratch_.data());
-      optimizer_.Apply(scratch_.data(), SlotState(slot), grads + p * dim, dim_, updates);
-      StoreWeights(layout_.precision, scratch_.data(), dim, SlotWeights(slot));
+      LoadWeights(layout_.precision, weights, dim, scratch_.data());
+      optimizer_.Apply(scratch_.data(), state, grads + p * dim, dim_, updates);
+      StoreWeights(layout_.precision, scratch_.data(), dim, weights);
     }
     ++result.applied;
   });

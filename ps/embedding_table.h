@@ -50,6 +50,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <limits>
 #include <memory>
@@ -173,10 +174,23 @@ class EmbeddingTable {
     return reinterpret_cast<float*>(SlotAddress(slot) + layout_.state_offset);
   }
   bool full_precision() const { return layout_.precision == Precision::kFp32; }
-  uint64_t SlotKey(uint32_t slot) const;
+  // The key is the slot's first 8 bytes.
+  uint64_t SlotKey(uint32_t slot) const {
+    uint64_t key;
+    std::memcpy(&key, SlotAddress(slot), sizeof(key));
+    return key;
+  }
   RowMeta SlotMeta(uint32_t slot) const;
-  void PrefetchSlot(uint32_t slot) const;
-  size_t FindPos(uint64_t key, uint64_t hash) const;
+  // Every cache line the slot spans, for writing.
+  void PrefetchSlot(uint32_t slot) const {
+    const uintptr_t first = reinterpret_cast<uintptr_t>(SlotAddress(slot));
+    const uintptr_t last = first + layout_.slot_bytes - 1;
+    for (uintptr_t line = first & ~uintptr_t{63}; line <= last; line += 64)
+      __builtin_prefetch(reinterpret_cast<const void*>(line), 1);
+  }
+  size_t FindPos(uint64_t key, uint64_t hash) const {
+    return index_.Find(key, hash, [this](uint32_t slot) { return SlotKey(slot); });
+  }
 
   uint32_t AllocateSlot();
   // Makes a row for an absent key with its initial values (evicting first when full);

@@ -15,10 +15,22 @@ void KeyRouting::Build(std::span<const uint64_t> keys, int32_t num_servers, bool
   assert(keys.size() < UINT32_MAX);
   const size_t n = keys.size();
   num_servers_ = num_servers;
-  server_of_.resize(n);
-  slot_of_.resize(n);
+  num_keys_ = n;
   duplicates_.clear();
   offsets_.assign(static_cast<size_t>(num_servers) + 1, 0);
+
+  in_order_ = keys_unique && num_servers == 1;
+  if (in_order_) {
+    // Positions are the identity; a pooled routing fills them once for its largest batch.
+    if (positions_.size() < n) positions_.resize(n);
+    for (size_t i = iota_prefix_; i < n; ++i) positions_[i] = static_cast<uint32_t>(i);
+    iota_prefix_ = std::max(iota_prefix_, n);
+    offsets_[1] = n;
+    return;
+  }
+  iota_prefix_ = 0;
+  server_of_.resize(n);
+  slot_of_.resize(n);
 
   if (keys_unique) {
     for (size_t i = 0; i < n; ++i) {

@@ -30,7 +30,11 @@ class KeyRouting {
   void Build(std::span<const uint64_t> keys, int32_t num_servers, bool keys_unique = false);
 
   int32_t num_servers() const { return num_servers_; }
-  size_t num_keys() const { return slot_of_.size(); }
+  size_t num_keys() const { return num_keys_; }
+  // True when every key is unique and goes to the one server in the caller's order, so
+  // that slots [first, first + count) are the caller's keys [first, first + count): the
+  // common case, routed without touching the keys.
+  bool in_order() const { return in_order_; }
   size_t num_unique() const { return positions_.size(); }
   size_t unique_count(int32_t server) const {
     return offsets_[server + 1] - offsets_[server];
@@ -41,11 +45,18 @@ class KeyRouting {
   }
   std::span<const Duplicate> duplicates() const { return duplicates_; }
   // Server and slot of the key at `position`; for a duplicate, those of its first.
-  int32_t server_of(size_t position) const { return server_of_[position]; }
-  uint32_t slot_of(size_t position) const { return slot_of_[position]; }
+  int32_t server_of(size_t position) const {
+    return in_order_ ? 0 : server_of_[position];
+  }
+  uint32_t slot_of(size_t position) const {
+    return in_order_ ? static_cast<uint32_t>(position) : slot_of_[position];
+  }
 
  private:
   int32_t num_servers_ = 0;
+  size_t num_keys_ = 0;
+  bool in_order_ = false;
+  size_t iota_prefix_ = 0;  // positions_[i] == i for i below this (kept across builds)
   std::vector<int32_t> server_of_;
   std::vector<uint32_t> slot_of_;
   std::vector<uint32_t> positions_;  // grouped by server, slot order within a group

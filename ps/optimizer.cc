@@ -6,7 +6,7 @@
 #include <cmath>
 
 namespace mtps::ps {
-namespace {
+namespace row_kernels {
 
 // Each kernel is compiled for AVX2 and for baseline x86-64 and picked at load time. There
 // is no FMA contraction (ISO C++ mode) and sqrt/div are correctly rounded in both, so both
@@ -31,6 +31,9 @@ MTPS_ROW_KERNEL void AdagradRow(float* __restrict w, float* __restrict acc,
     w[i] -= lr * gi / (std::sqrt(a) + eps);
   }
 }
+
+}  // namespace row_kernels
+namespace {
 
 // decay = 1 - lr * weight_decay (1 for plain Adam); step = lr / (1 - beta1^t);
 // inv_bc2 = 1 / sqrt(1 - beta2^t).
@@ -90,15 +93,13 @@ void RowOptimizer::InitState(float* state, int dim) const {
   std::fill(state, state + StateFloats(dim), init);
 }
 
-void RowOptimizer::Apply(float* weights, float* state, const float* grad, int dim,
-                         uint64_t step_count) const {
+void RowOptimizer::ApplyWithState(float* weights, float* state, const float* grad, int dim,
+                                  uint64_t step_count) const {
   const OptimizerSpec& s = spec_;
   switch (s.type) {
     case OptimizerSpec::Type::kSgd:
-      SgdRow(weights, grad, dim, s.lr, s.l2);
-      return;
     case OptimizerSpec::Type::kAdagrad:
-      AdagradRow(weights, state, grad, dim, s.lr, s.l2, s.epsilon);
+      Apply(weights, state, grad, dim, step_count);
       return;
     case OptimizerSpec::Type::kAdam:
     case OptimizerSpec::Type::kAdamW: {

@@ -29,6 +29,13 @@
 
 namespace mtps::ps {
 
+// The per-row update loops (optimizer.cc), compiled for AVX2 and baseline x86-64.
+namespace row_kernels {
+void SgdRow(float* __restrict w, const float* __restrict g, int dim, float lr, float l2);
+void AdagradRow(float* __restrict w, float* __restrict acc, const float* __restrict g, int dim,
+                float lr, float l2, float eps);
+}  // namespace row_kernels
+
 // Floats of optimizer state that one row of `dim` weights needs under `spec`.
 int StateFloats(const OptimizerSpec& spec, int dim);
 
@@ -46,10 +53,27 @@ class RowOptimizer {
   // `grad`. `step_count` is this row's number of updates including this one (1 for the
   // first); Adam and AdamW use it for bias correction, the others ignore it.
   // The buffers must not overlap. Gradients are assumed finite (callers validate).
+  // Inline, so that a loop over many rows branches on the type without a call into
+  // this class for every row.
   void Apply(float* weights, float* state, const float* grad, int dim,
-             uint64_t step_count) const;
+             uint64_t step_count) const {
+    switch (spec_.type) {
+      case OptimizerSpec::Type::kSgd:
+        row_kernels::SgdRow(weights, grad, dim, spec_.lr, spec_.l2);
+        return;
+      case OptimizerSpec::Type::kAdagrad:
+        row_kernels::AdagradRow(weights, state, grad, dim, spec_.lr, spec_.l2, spec_.epsilon);
+        return;
+      default:
+        ApplyWithState(weights, state, grad, dim, step_count);
+    }
+  }
 
  private:
+  // Adam, AdamW and FTRL.
+  void ApplyWithState(float* weights, float* state, const float* grad, int dim,
+                      uint64_t step_count) const;
+
   OptimizerSpec spec_;
 };
 

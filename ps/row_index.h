@@ -1,5 +1,5 @@
 // RowIndex: the flat open-addressing hash index of a table, key -> row slot number.
-// Robin Hood linear probing, backward-shift deletion (no tombstones), growth by 1.25x.
+// Linear probing kept sorted by tag (Robin Hood order), backward-shift deletion, no wrap.
 //
 //   RowIndex index;
 //   auto key_of = [&](uint32_t slot) { return slab_key[slot]; };
@@ -11,10 +11,21 @@
 // An entry is 8 bytes: the high 32 bits of the key's hash (the tag) and the slot. Keys
 // themselves live in the rows, so the index costs 8 / load bytes per row; the tag filters
 // almost every mismatch before the row is touched. The home bucket is derived from the
-// tag alone (fastrange: tag * capacity >> 32), so growing and shifting never need the
-// keys, and the capacity need not be a power of two: growing by 1.25x keeps the load
-// between 0.7 and 7/8, i.e. 9 to 11.5 bytes per row. Robin Hood keeps probe runs short
-// at that load and lets a miss stop early.
+// tag alone (fastrange: tag * home_buckets >> 32), so growing and shifting never need
+// the keys, and the capacity need not be a power of two: growing by 1.25x keeps the load
+// between 0.7 and 7/8, i.e. 9 to 11.5 bytes per row.
+//
+// Because the home is monotone in the tag, Robin Hood order is simply "entries sorted by
+// tag": a run never wraps around (an overflow area of up to 1024 entries follows the
+// home buckets, and an insert that would run past it grows the index), so a lookup is
+// a scan of 4-byte tag compares from the home bucket — `while (tag[pos] < tag) ++pos` —
+// that stops at the first tag not below its own; an empty entry has the largest tag and
+// ends every scan, and the last entry always stays empty as the scan's sentinel. Growing
+// is one linear pass, since the old entries come out already sorted.
+//
+// For pipelined lookups, FindTag(hash) finds the first entry with the key's tag without
+// touching any row, and version() changes on every insert, erase and rehash, so a
+// position found ahead of time is still exact while the version is unchanged.
 // Thread-safety: none; the owner serialises all calls (const calls may run concurrently
 // with each other but not with a mutation).
 #pragma once
@@ -22,6 +33,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <utility>
 
@@ -35,65 +47,75 @@ class RowIndex {
   static constexpr uint32_t kEmptySlot = std::numeric_limits<uint32_t>::max();
 
   explicit RowIndex(size_t initial_capacity = 1024) {
-    Allocate(initial_capacity < kMinCapacity ? kMinCapacity : initial_capacity);
+    Allocate(HomeBucketsFor(initial_capacity < kMinCapacity ? kMinCapacity : initial_capacity));
   }
 
   // Position of `key` (whose IndexHash is `hash`), or kNotFound. `key_of(slot)` returns
   // the key stored in a slot.
   template <typename KeyOf>
   size_t Find(uint64_t key, uint64_t hash, const KeyOf& key_of) const {
+    const size_t pos = FindTag(hash);
+    return pos == kNotFound ? kNotFound : MatchFrom(pos, key, key_of);
+  }
+
+  // The position of the first entry holding `hash`'s tag, or kNotFound; touches no row.
+  size_t FindTag(uint64_t hash) const {
     const uint32_t tag = TagOf(hash);
     size_t pos = Home(tag);
-    for (size_t dist = 0;; ++dist) {
-      const Entry e = entries_[pos];
-      if (e.slot == kEmptySlot) return kNotFound;
-      if (Distance(pos, e.tag) < dist) return kNotFound;  // Robin Hood: passed it
-      if (e.tag == tag && key_of(e.slot) == key) return pos;
-      pos = Next(pos);
+    // The entries below `tag` are a prefix of the run from home (the table is sorted),
+    // so counting them in a window of kWindow finds the spot without a data-dependent
+    // branch (runs rarely pass a window). The overflow area keeps the window in bounds.
+    for (;;) {
+      size_t below = 0;
+      for (size_t i = 0; i < kWindow; ++i) below += entries_[pos + i].tag < tag;
+      pos += below;
+      if (below < kWindow) break;
     }
+    return entries_[pos].tag == tag ? pos : kNotFound;
   }
+  // With `tag_pos` from FindTag (and no mutation since): the position of `key` among
+  // the entries sharing that tag, or kNotFound.
+  template <typename KeyOf>
+  size_t MatchFrom(size_t tag_pos, uint64_t key, const KeyOf& key_of) const {
+    const uint32_t tag = entries_[tag_pos].tag;
+    for (size_t pos = tag_pos; entries_[pos].tag == tag; ++pos) {
+      if (key_of(entries_[pos].slot) == key) return pos;
+    }
+    return kNotFound;
+  }
+  // Changes whenever an entry is added, removed or moved.
+  uint64_t version() const { return version_; }
 
   // Pulls the cache line of `hash`'s home bucket in ahead of a Find.
   void Prefetch(uint64_t hash) const { __builtin_prefetch(&entries_[Home(TagOf(hash))]); }
 
-  // The slot of the first entry whose tag matches `hash` (kEmptySlot if none), without
-  // touching any row: a guess of where Find will land, to prefetch that row.
-  uint32_t GuessSlot(uint64_t hash) const {
-    const uint32_t tag = TagOf(hash);
-    size_t pos = Home(tag);
-    for (size_t dist = 0;; ++dist) {
-      const Entry e = entries_[pos];
-      if (e.slot == kEmptySlot || Distance(pos, e.tag) < dist) return kEmptySlot;
-      if (e.tag == tag) return e.slot;
-      pos = Next(pos);
-    }
-  }
-
-  // Adds an entry for a key known to be absent. Grows (rehashes) past 7/8 load.
+  // Adds an entry for a key known to be absent. Grows (rehashes) past 7/8 load, or when
+  // the run would pass the end of the overflow area.
   void Insert(uint64_t hash, uint32_t slot) {
     if (size_ + 1 > max_size_) Grow();
-    InsertNoGrow({TagOf(hash), slot});
+    while (!TryInsert(Entry{TagOf(hash), slot})) Grow();
     ++size_;
+    ++version_;
   }
 
-  // Removes the entry at `pos` (from Find or a scan) by shifting its run back.
+  // Removes the entry at `pos` (from Find or a scan) by shifting the rest of its run
+  // (the entries after it that sit past their home) back by one.
   void EraseAt(size_t pos) {
-    size_t next = Next(pos);
-    while (entries_[next].slot != kEmptySlot && Distance(next, entries_[next].tag) != 0) {
-      entries_[pos] = entries_[next];
-      pos = next;
-      next = Next(next);
-    }
-    entries_[pos] = Entry{0, kEmptySlot};
+    size_t end = pos + 1;
+    while (entries_[end].tag != kEmptyTag && Home(entries_[end].tag) < end) ++end;
+    std::memmove(&entries_[pos], &entries_[pos + 1], (end - pos - 1) * sizeof(Entry));
+    entries_[end - 1] = kEmptyEntry;
     --size_;
+    ++version_;
   }
 
-  // Bucket access for scans (eviction sampling, expiry sweeps, iteration).
-  size_t capacity() const { return capacity_; }
+  // Bucket access for scans (eviction sampling, expiry sweeps, iteration): positions
+  // run over [0, capacity()), home buckets and overflow area together.
+  size_t capacity() const { return buckets_; }
   // Maps 64 random bits to a bucket, for sampling.
-  size_t BucketOf(uint64_t random) const { return ((random >> 32) * capacity_) >> 32; }
-  size_t Next(size_t pos) const { return pos + 1 == capacity_ ? 0 : pos + 1; }
-  bool Occupied(size_t pos) const { return entries_[pos].slot != kEmptySlot; }
+  size_t BucketOf(uint64_t random) const { return ((random >> 32) * buckets_) >> 32; }
+  size_t Next(size_t pos) const { return pos + 1 == buckets_ ? 0 : pos + 1; }
+  bool Occupied(size_t pos) const { return entries_[pos].tag != kEmptyTag; }
   uint32_t SlotAt(size_t pos) const { return entries_[pos].slot; }
   void SetSlotAt(size_t pos, uint32_t slot) { entries_[pos].slot = slot; }
 
@@ -101,17 +123,14 @@ class RowIndex {
   // The farthest any entry sits from its home bucket: what the slowest lookup walks.
   size_t LongestProbe() const {
     size_t longest = 0;
-    for (size_t pos = 0; pos < capacity_; ++pos)
-      if (entries_[pos].slot != kEmptySlot) longest = std::max(longest, Distance(pos, entries_[pos].tag));
+    for (size_t pos = 0; pos < buckets_; ++pos)
+      if (Occupied(pos)) longest = std::max(longest, pos - Home(entries_[pos].tag));
     return longest;
   }
   size_t MemoryBytes() const { return buffer_.bytes(); }
-  // The capacity the index needs to hold `rows` entries below its load limit.
-  static size_t CapacityFor(size_t rows) {
-    size_t cap = kMinCapacity;
-    while (MaxSizeFor(cap) < rows) cap = GrownCapacity(cap);
-    return cap;
-  }
+  // The buckets (capacity()) the index has once it holds `rows` entries, grown step by
+  // step from its smallest size.
+  static size_t CapacityFor(size_t rows) { return BucketsFor(HomeBucketsFor(rows)); }
   static size_t BytesFor(size_t rows) {
     return PageBuffer::RoundUpToPages(CapacityFor(rows) * sizeof(Entry));
   }
@@ -122,13 +141,14 @@ class RowIndex {
   // keys that arrive sorted by tag all find their homes in its first buckets, and every
   // insert walks the whole run of them — quadratic.
   void Reserve(size_t rows) {
-    const size_t cap = CapacityFor(rows);
-    if (cap > capacity_) RehashTo(cap);
+    const size_t home = HomeBucketsFor(rows);
+    if (home > home_buckets_) RehashTo(home);
   }
   // Empties the index but keeps its buffer, for scratch maps reused request after request.
   void ClearKeepCapacity() {
-    for (size_t i = 0; i < capacity_; ++i) entries_[i] = Entry{0, kEmptySlot};
+    std::memset(static_cast<void*>(entries_), 0xff, buckets_ * sizeof(Entry));
     size_ = 0;
+    ++version_;
   }
 
  private:
@@ -136,65 +156,88 @@ class RowIndex {
     uint32_t tag;
     uint32_t slot;
   };
+  // The empty entry's tag is above every real tag (TagOf never returns it), so scans for
+  // "the first tag not below mine" stop at an empty entry.
+  static constexpr uint32_t kEmptyTag = std::numeric_limits<uint32_t>::max();
+  static constexpr Entry kEmptyEntry{kEmptyTag, kEmptySlot};
 
   static constexpr size_t kMinCapacity = 16;
-  static uint32_t TagOf(uint64_t hash) { return static_cast<uint32_t>(hash >> 32); }
-  size_t Home(uint32_t tag) const { return static_cast<size_t>((uint64_t{tag} * capacity_) >> 32); }
-  // How far the entry at `pos` with `tag` sits from its home, across the wrap.
-  size_t Distance(size_t pos, uint32_t tag) const {
-    const size_t home = Home(tag);
-    return pos >= home ? pos - home : pos + capacity_ - home;
+  static constexpr size_t kMaxOverflow = 1024;
+  static constexpr size_t kWindow = 8;  // <= the smallest overflow area
+  static uint32_t TagOf(uint64_t hash) {
+    const uint32_t tag = static_cast<uint32_t>(hash >> 32);
+    return tag == kEmptyTag ? kEmptyTag - 1 : tag;
   }
-  static size_t MaxSizeFor(size_t cap) { return cap - cap / 8; }
-  static size_t GrownCapacity(size_t cap) { return (cap + cap / 4 + 15) / 16 * 16; }
+  size_t Home(uint32_t tag) const {
+    return static_cast<size_t>((uint64_t{tag} * home_buckets_) >> 32);
+  }
+  static size_t MaxSizeFor(size_t home) { return home - home / 8; }
+  static size_t GrownCapacity(size_t home) { return (home + home / 4 + 15) / 16 * 16; }
+  static size_t HomeBucketsFor(size_t rows) {
+    size_t home = kMinCapacity;
+    while (MaxSizeFor(home) < rows) home = GrownCapacity(home);
+    return home;
+  }
+  // Home buckets, then the overflow area (runs of the last homes spill into it), then
+  // the sentinel.
+  static size_t BucketsFor(size_t home) { return home + std::min(home, kMaxOverflow) + 1; }
 
-  void Allocate(size_t cap) {
-    // Zero pages are not empty entries (slot 0 is valid), so mark every bucket.
-    buffer_ = PageBuffer(cap * sizeof(Entry));
+  void Allocate(size_t home) {
+    // Zero pages are not empty entries (slot 0 and tag 0 are valid), so mark every bucket.
+    buckets_ = BucketsFor(home);
+    buffer_ = PageBuffer(buckets_ * sizeof(Entry));
     entries_ = buffer_.as<Entry>();
-    for (size_t i = 0; i < cap; ++i) entries_[i] = Entry{0, kEmptySlot};
-    capacity_ = cap;
-    max_size_ = MaxSizeFor(cap);
+    std::memset(static_cast<void*>(entries_), 0xff, buckets_ * sizeof(Entry));
+    home_buckets_ = home;
+    max_size_ = MaxSizeFor(home);
     size_ = 0;
+    ++version_;
   }
 
-  void InsertNoGrow(Entry e) {
+  // Places `e` after every entry with a tag not above its own (from its home on), shifting
+  // the rest of the run up by one. False, with nothing changed, when the run would reach
+  // the sentinel.
+  bool TryInsert(Entry e) {
     size_t pos = Home(e.tag);
-    size_t dist = 0;
-    for (;;) {
-      Entry& cur = entries_[pos];
-      if (cur.slot == kEmptySlot) {
-        cur = e;
-        return;
-      }
-      const size_t cur_dist = Distance(pos, cur.tag);
-      if (cur_dist < dist) {  // take from the rich: the newcomer is farther from home
-        std::swap(cur, e);
-        dist = cur_dist;
-      }
-      pos = Next(pos);
-      ++dist;
-    }
+    while (entries_[pos].tag <= e.tag) ++pos;
+    size_t empty = pos;
+    while (entries_[empty].tag != kEmptyTag) ++empty;
+    if (empty + 1 >= buckets_) return false;
+    std::memmove(&entries_[pos + 1], &entries_[pos], (empty - pos) * sizeof(Entry));
+    entries_[pos] = e;
+    return true;
   }
 
-  void Grow() { RehashTo(GrownCapacity(capacity_)); }
-  void RehashTo(size_t cap) {
+  void Grow() { RehashTo(GrownCapacity(home_buckets_)); }
+  // Old entries come out sorted by tag, so each goes to max(its home, the last + 1).
+  void RehashTo(size_t home) {
     PageBuffer old = std::move(buffer_);
     const Entry* old_entries = old.as<Entry>();
-    const size_t old_cap = capacity_;
+    const size_t old_buckets = buckets_;
     const size_t old_size = size_;
-    Allocate(cap);
-    for (size_t i = 0; i < old_cap; ++i) {
-      if (old_entries[i].slot != kEmptySlot) InsertNoGrow(old_entries[i]);
+    for (;; home = GrownCapacity(home)) {
+      Allocate(home);
+      size_t next = 0;
+      bool fits = true;
+      for (size_t i = 0; i < old_buckets && fits; ++i) {
+        if (old_entries[i].tag == kEmptyTag) continue;
+        const size_t pos = std::max(Home(old_entries[i].tag), next);
+        fits = pos + 1 < buckets_;
+        if (fits) entries_[pos] = old_entries[i];
+        next = pos + 1;
+      }
+      if (fits) break;
     }
     size_ = old_size;
   }
 
   PageBuffer buffer_;
   Entry* entries_ = nullptr;
-  size_t capacity_ = 0;
+  size_t home_buckets_ = 0;
+  size_t buckets_ = 0;  // home buckets + overflow + sentinel
   size_t max_size_ = 0;
   size_t size_ = 0;
+  uint64_t version_ = 0;
 };
 
 }  // namespace mtps::ps

@@ -228,12 +228,18 @@ void GroupByShard(RequestT& r, int num_shards) {
     return;
   }
   const uint32_t shards = static_cast<uint32_t>(num_shards);
-  for (size_t i = 0; i < r.n; ++i) ++r.offsets[ShardOfKey(r.keys[i], shards) + 1];
+  // Each key's shard is hashed once (kMaxShards fits a byte); the scratch is per thread.
+  static_assert(kMaxShards <= 256);
+  thread_local std::vector<uint8_t> shard_of;
+  if (shard_of.size() < r.n) shard_of.resize(r.n);
+  for (size_t i = 0; i < r.n; ++i) {
+    const uint32_t s = ShardOfKey(r.keys[i], shards);
+    shard_of[i] = static_cast<uint8_t>(s);
+    ++r.offsets[s + 1];
+  }
   for (int s = 0; s < num_shards; ++s) r.offsets[s + 1] += r.offsets[s];
   std::vector<uint32_t>& cursor = r.offsets;  // advanced in place, then shifted back
-  for (size_t i = 0; i < r.n; ++i) {
-    r.positions[cursor[ShardOfKey(r.keys[i], shards)]++] = static_cast<uint32_t>(i);
-  }
+  for (size_t i = 0; i < r.n; ++i) r.positions[cursor[shard_of[i]]++] = static_cast<uint32_t>(i);
   for (int s = num_shards; s > 0; --s) cursor[s] = cursor[s - 1];
   cursor[0] = 0;
 }

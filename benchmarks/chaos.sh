@@ -1,12 +1,11 @@
 #!/usr/bin/env bash
 # Chaos rounds: each round runs a 2-server, 2-worker async job with launch/local.sh
-# (--max-restarts), kills a random server or worker with SIGKILL at a random time, and
-# prints what was killed, the recovery time (death to the replacement rejoined and
-# training going on), and the run's AUC beside an undisturbed run on the same data.
+# (--max-restarts), kills a random server, worker or the scheduler with SIGKILL at a random
+# time, and prints what was killed, the recovery time (death to the replacement rejoined,
+# or the restarted scheduler restored its journal, and training going on), and the run's
+# AUC beside an undisturbed run on the same data.
 #
 # Usage: benchmarks/chaos.sh [--build-dir DIR] [--rounds N] [--rows N] [--seed S]
-# The scheduler is not among the victims: a restarted scheduler does not yet reload the
-# job (issue 10, item 4).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build="$root/build"; rounds=10; rows=200000; seed=1
@@ -26,7 +25,7 @@ heartbeat=2
 "$build/bin/mtps-datagen" --out "$work/data" --rows "$rows" --seed 1 --train_files 4 >/dev/null 2>&1
 sed -e '/^checkpoint:/,$d' "$work/data/job.yaml" >"$work/job.yaml"
 
-# run NAME [VICTIM]: one job; VICTIM (server-R or worker-R) is killed at a random time.
+# run NAME [VICTIM]: one job; VICTIM (server-R, worker-R or scheduler) is killed at a random time.
 run() {
   local name="$1" victim="${2:-}" out="$work/$1"
   sed "s#^checkpoint:.*##" "$work/job.yaml" >"$out.yaml" 2>/dev/null || true
@@ -39,13 +38,19 @@ run() {
     for _ in $(seq 1 1200); do grep -q "is whole" "$out/scheduler.log" 2>/dev/null && break; sleep 0.05; done
     sleep "0.$((RANDOM % 10))$((RANDOM % 10))"; sleep "$((RANDOM % 2))"
     local role="${victim%-*}" rank="${victim##*-}"
-    local pid
-    pid="$(sed -n "s/.*$role $rank registered from .* pid \([0-9]*\)).*/\1/p" "$out/scheduler.log" | head -1)"
+    local pid back="$role $rank (.*) rejoined"
+    if [ "$victim" = scheduler ]; then
+      # glog's thread id of the main thread is the process id.
+      pid="$(sed -n 's/^I[0-9]* [0-9:.]* *\([0-9]*\) scheduler_main.cc.*listening.*/\1/p' "$out/scheduler.log" | head -1)"
+      back="restored the running job"
+    else
+      pid="$(sed -n "s/.*$role $rank registered from .* pid \([0-9]*\)).*/\1/p" "$out/scheduler.log" | head -1)"
+    fi
     if [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; then
       killed_at="$(date +%s.%N)"
       # Recovered: the replacement rejoined, then a worker logged a training step.
       for _ in $(seq 1 1200); do
-        if grep -q "$role $rank (.*) rejoined" "$out/scheduler.log"; then
+        if grep -q "$back" "$out/scheduler.log"; then
           local steps_before; steps_before="$(cat "$out"/worker-*.log | grep -c " step ")"
           for _ in $(seq 1 400); do
             [ "$(cat "$out"/worker-*.log | grep -c " step ")" -gt "$steps_before" ] && break
@@ -78,8 +83,8 @@ echo "undisturbed run: exit $base_rc, AUC (ctr cvr) $base_aucs"
 printf '%-6s %-10s %-9s %-12s %-16s %-16s %s\n' round killed exit recovery_s "auc ctr/cvr" "baseline" "max_pause_ms"
 ok=0; within=0
 for ((r = 1; r <= rounds; r++)); do
-  roles=(server-0 server-1 worker-0 worker-1)
-  victim="${roles[$((RANDOM % 4))]}"
+  roles=(server-0 server-1 worker-0 worker-1 scheduler)
+  victim="${roles[$((RANDOM % 5))]}"
   IFS='|' read -r rc recovery aucs pause <<<"$(run "round$r" "$victim")"
   read -r a1 a2 <<<"$aucs"; read -r b1 b2 <<<"$base_aucs"
   close="$(/usr/bin/python3 -c "
@@ -90,4 +95,4 @@ except Exception: print('no')")"
   printf '%-6s %-10s %-9s %-12s %-16s %-16s %s\n' "$r" "$victim" "$rc" "$recovery" "$a1/$a2" "$b1/$b2" "$pause"
 done
 echo "completed $ok of $rounds; AUC within 0.01 of the undisturbed run in $within of $rounds"
-echo "(heartbeat timeout $heartbeat s; recovery = SIGKILL to the replacement rejoined and the next training step)"
+echo "(heartbeat timeout $heartbeat s; recovery = SIGKILL to the replacement rejoined, or the scheduler restored, and the next training step)"

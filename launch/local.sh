@@ -13,6 +13,8 @@
 # A server or worker that dies (a signal, or a nonzero exit while the scheduler runs) is
 # started again under its rank, as Kubernetes would, at most --max-restarts times each
 # (default 3); a server restores the newest checkpoint. The log says what died and when.
+# A scheduler killed by a signal (not a clean SIGTERM stop) is started again on its port
+# with --restore when the job has a checkpoint.dir: it goes on from its journal there.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 
@@ -102,7 +104,8 @@ launch() {
   case "$name" in
     scheduler) set -- "$bin/mtps-scheduler" --config "$config" --port "$sched_port" --http_port 0 \
         --num_servers "$servers" --num_workers "$workers" --run_dir "$run_dir" \
-        --heartbeat_timeout "$heartbeat_timeout" --recover_timeout "$recover_timeout" --logtostderr ;;
+        --heartbeat_timeout "$heartbeat_timeout" --recover_timeout "$recover_timeout" --logtostderr
+      if [ "$again" -gt 0 ]; then set -- "$@" --restore; fi ;;
     server-*) set -- "$bin/mtps-server" --config "$config" --scheduler "$scheduler" \
         --host 127.0.0.1 --port 0 --http_port 0 --threads 2 --rank "$rank" --logtostderr
       # A restart restores the newest checkpoint, when the job writes any.
@@ -127,7 +130,20 @@ echo "local.sh: scheduler, $servers servers and $workers workers started; logs i
 status=0
 while :; do
   if ! kill -0 "${pids[0]}" 2>/dev/null; then
-    wait "${pids[0]}" || status=$?
+    rc=0; wait "${pids[0]}" || rc=$?
+    # Killed (SIGKILL, a crash; not SIGTERM's clean stop, 143): the scheduler journals its
+    # job under checkpoint.dir, so it is started again on the same port and goes on.
+    if [ "$rc" -gt 128 ] && [ "$rc" -ne 143 ] && [ "${restarts[0]}" -lt "$max_restarts" ] \
+       && grep -qE '^checkpoint:.*dir' "$config"; then
+      restarts[0]=$((restarts[0] + 1))
+      echo "local.sh: $(date +%H:%M:%S) scheduler died (exit $rc); starting it again with --restore (restart ${restarts[0]} of $max_restarts)" >&2
+      echo "=== local.sh: restart ${restarts[0]} after exit $rc ===" >>"$run_dir/scheduler.log"
+      launch scheduler "${restarts[0]}"
+      pids[0]="$launched"
+      echo "local.sh: $(date +%H:%M:%S) scheduler is back as pid ${pids[0]}" >&2
+      continue
+    fi
+    status=$rc
     break
   fi
   for i in "${!pids[@]}"; do

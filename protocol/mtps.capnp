@@ -83,6 +83,11 @@ struct Envelope {
     progress @26 :Progress;              # worker -> scheduler: metrics of recent steps
     echo @27 :Data;                      # ping with payload; answered with echo
   }
+
+  # The sender's generation (RegisterReply.generation), 0 when it has none. Servers refuse
+  # a worker's request of an older generation than the cluster view publishes for its rank,
+  # and the scheduler one whose generation is not its rank's holder's (fencing).
+  senderGeneration @28 :UInt64;
 }
 
 struct Error {
@@ -114,12 +119,16 @@ struct RegisterReply {
   resumeEpoch @5 :UInt32;
   resumeRecords @6 :UInt64;   # records of that epoch already trained
   resumeStep @7 :UInt64;
+  # Grows with every start of the scheduler (it is journaled): a node that sees another
+  # value knows the scheduler restarted and sends again what it was waiting on (barriers).
+  incarnation @8 :UInt64;
 }
 
 struct NodeInfo {
   rank @0 :Int32;
   address @1 :Text;
   httpAddress @2 :Text;
+  generation @3 :UInt64;   # of the process holding the rank; older ones are fenced
 }
 
 enum Partition {
@@ -155,6 +164,7 @@ struct HeartbeatReply {
   # Nonzero: workers pause at their next step boundary for this checkpoint's consistent
   # cut (drain pushes, report their data position, wait at barrier "checkpoint-<id>").
   checkpointPause @3 :UInt64;
+  incarnation @4 :UInt64;  # see RegisterReply.incarnation
 }
 
 struct Barrier {

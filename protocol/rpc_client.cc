@@ -49,7 +49,8 @@ struct RpcClient::Impl {
   };
 
   Impl(std::string e, proto::Role r, int32_t k, const TransportOptions& o)
-      : endpoint(std::move(e)), role(r), rank(k), options(o), reply_options(ForReplies(o)) {}
+      : endpoint(std::move(e)), role(r), rank(k), generation(o.generation), options(o),
+        reply_options(ForReplies(o)) {}
 
   // Replies are checked like requests except for the job id: they come from the endpoint
   // this client chose, matched to its requests, and the scheduler (which serves nodes of
@@ -71,6 +72,7 @@ struct RpcClient::Impl {
   const std::string endpoint;
   const proto::Role role;
   std::atomic<int32_t> rank;
+  std::atomic<uint64_t> generation;
   const TransportOptions options;
   const TransportOptions reply_options;  // options without the job id check
   std::atomic<uint64_t> next_request_id{1};
@@ -270,6 +272,9 @@ std::unique_ptr<OutgoingMessage> RpcClient::NewRequest() {
       proto::PROTOCOL_VERSION, impl_->options.job_id,
       impl_->next_request_id.fetch_add(1, std::memory_order_relaxed), impl_->role,
       impl_->rank.load(std::memory_order_relaxed)});
+  if (const uint64_t g = impl_->generation.load(std::memory_order_relaxed); g != 0) {
+    request->envelope().setSenderGeneration(g);
+  }
   request->impl_->pool = impl_->options.payload_pool;
   return request;
 }
@@ -314,5 +319,8 @@ std::future<StatusOr<IncomingMessage>> RpcClient::Call(std::unique_ptr<OutgoingM
 const std::string& RpcClient::endpoint() const { return impl_->endpoint; }
 
 void RpcClient::set_rank(int32_t rank) { impl_->rank.store(rank, std::memory_order_relaxed); }
+void RpcClient::set_generation(uint64_t generation) {
+  impl_->generation.store(generation, std::memory_order_relaxed);
+}
 
 }  // namespace mtps

@@ -213,6 +213,12 @@ void RpcServer::Impl::Accept(zmq::message_t identity, std::vector<zmq::message_t
     }
     message->impl_->peer = std::move(peer);
   }
+  if (core->options.fence != nullptr) {
+    if (Status fenced = core->options.fence->Check(envelope); !fenced.ok()) {
+      Reject(identity, envelope.getRequestId(), fenced);
+      return;
+    }
+  }
   const auto kind = envelope.getBody().which();
   const auto index = static_cast<size_t>(kind);
   if (index >= handlers.size() || !handlers[index]) {

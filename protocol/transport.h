@@ -38,6 +38,7 @@
 #include <zmq.hpp>
 
 #include "protocol/curve_keys.h"
+#include "protocol/generation_fence.h"
 #include "protocol/mtps.capnp.h"
 #include "protocol/payload_pool.h"
 #include "protocol/status.h"
@@ -56,6 +57,10 @@ struct TransportOptions {
   int handler_threads = 2;
   // 0 = accept any job; else a message must carry exactly this job id (0 is no wildcard).
   uint64_t job_id = 0;
+  // RpcClient: stamped on every request (Envelope.senderGeneration); see GenerationFence.
+  uint64_t generation = 0;
+  // RpcServer: refuses requests of a fenced (older) generation before any handler runs.
+  std::shared_ptr<const GenerationFence> fence;
   // CURVE: listening sockets admit only the allow-listed keys of the job (a ZAP handler)
   // and check each request's kind against its sender's key (protocol/authority.h);
   // connecting sockets present this node's key. Null = insecure (no encryption, anyone
@@ -187,6 +192,7 @@ class RpcClient {
                                               const CallOptions& options);
   const std::string& endpoint() const;
   void set_rank(int32_t rank);
+  void set_generation(uint64_t generation);  // for requests built from now on
 
  private:
   struct Impl;

@@ -122,6 +122,10 @@ int Run() {
   mtps::TransportOptions transport;
   transport.handler_threads = FLAGS_handler_threads;
   transport.job_id = job->hash;
+  // Workers declared lost and replaced are refused (their generation is older than the one
+  // the cluster view publishes for their rank).
+  auto fence = std::make_shared<mtps::GenerationFence>();
+  if (!FLAGS_standalone) transport.fence = fence;
   mtps::RpcServer rpc(transport, mtps::proto::Role::SERVER, FLAGS_rank);
   mtps::ExportAuthMetrics(&metrics, rpc, "rpc");
   mtps::StatusOr<int> port = rpc.Bind("tcp://" + FLAGS_host + ":" + std::to_string(FLAGS_port));
@@ -156,6 +160,21 @@ int Run() {
     num_servers = static_cast<int>(cluster->servers.size());
     num_workers = static_cast<int>(cluster->workers.size());
     rpc.set_rank(rank);
+    auto publish = [fence](const mtps::scheduler::ClusterInfo& view) {
+      for (const mtps::scheduler::NodeAddress& worker : view.workers) {
+        fence->Publish(mtps::proto::Role::WORKER, worker.rank, worker.generation);
+      }
+    };
+    publish(*cluster);
+    control->OnViewChange([publish](const mtps::scheduler::ClusterInfo& view) {
+      publish(view);
+      std::string generations;
+      for (const mtps::scheduler::NodeAddress& w : view.workers) {
+        generations += " " + std::to_string(w.rank) + ":" + std::to_string(w.generation);
+      }
+      LOG(INFO) << "mtps-server: cluster view " << view.view_epoch
+                << "; workers' generations (older ones are fenced):" << generations;
+    });
     control->OnShutdown([](const mtps::scheduler::ShutdownNotice& notice) {
       LOG(INFO) << "mtps-server: the scheduler ends the job: " << notice.reason;
       notice_exit_code = mtps::ExitCodeFor(notice.Outcome());
@@ -190,6 +209,10 @@ int Run() {
   }
 
   (*server)->RegisterHandlers(rpc);
+  metrics.AddGaugeFunction("mtps_ps_fenced_requests",
+                           "Requests refused because their worker was declared lost and replaced "
+                           "(an older generation than the cluster view's).",
+                           {}, [fence] { return static_cast<double>(fence->refused()); });
   metrics.AddGaugeFunction("mtps_rpc_refused_messages",
                            "Messages the transport refused (malformed, oversized, wrong "
                            "version or job, unknown kind).",

@@ -132,10 +132,41 @@ void Membership::FillView(proto::ClusterView::Builder view) const {
       list[i].setRank(slots[i].rank);
       list[i].setAddress(slots[i].address);
       list[i].setHttpAddress(slots[i].http_address);
+      list[i].setGeneration(slots[i].generation);
     }
   };
   fill(servers_, view.initServers(servers_.size()));
   fill(workers_, view.initWorkers(workers_.size()));
+}
+
+Membership::Saved Membership::Save() const {
+  Saved saved{epoch_, last_generation_, {}};
+  for (const auto* slots : {&servers_, &workers_}) {
+    for (const NodeRecord& node : *slots) {
+      if (node.rank >= 0) saved.nodes.push_back(node);
+    }
+  }
+  return saved;
+}
+
+Status Membership::Restore(const Saved& saved) {
+  std::vector<NodeRecord> servers(num_servers_), workers(num_workers_);
+  for (const NodeRecord& node : saved.nodes) {
+    std::vector<NodeRecord>* slots = node.role == proto::Role::SERVER   ? &servers
+                                     : node.role == proto::Role::WORKER ? &workers
+                                                                        : nullptr;
+    if (slots == nullptr || node.rank < 0 || node.rank >= static_cast<int>(slots->size())) {
+      return InvalidArgument("journal names " + DescribeNode(node) + ", which this job of " +
+                             std::to_string(num_servers_) + " servers and " +
+                             std::to_string(num_workers_) + " workers does not have");
+    }
+    (*slots)[node.rank] = node;
+  }
+  servers_ = std::move(servers);
+  workers_ = std::move(workers);
+  epoch_ = saved.epoch;
+  last_generation_ = saved.last_generation;
+  return Status::OK();
 }
 
 }  // namespace mtps::scheduler

@@ -66,6 +66,17 @@ class Membership {
 
   void FillView(proto::ClusterView::Builder view) const;
 
+  // What the scheduler's journal keeps of the membership: the counters and every filled
+  // slot. Restore() puts it back after a restart (INVALID_ARGUMENT for a node whose role
+  // or rank this job does not have).
+  struct Saved {
+    uint64_t epoch = 0;
+    uint64_t last_generation = 0;
+    std::vector<NodeRecord> nodes;
+  };
+  Saved Save() const;
+  Status Restore(const Saved& saved);
+
  private:
   std::vector<NodeRecord>* Slots(proto::Role role);
 

@@ -135,4 +135,19 @@ std::string ProgressTracker::Line() const {
   return line;
 }
 
+std::vector<ProgressTracker::WorkerState> ProgressTracker::Export() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return workers_;
+}
+
+Status ProgressTracker::Import(std::vector<WorkerState> workers) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (workers.size() != workers_.size()) {
+    return InvalidArgument("progress of " + std::to_string(workers.size()) + " workers for a job of " +
+                           std::to_string(workers_.size()));
+  }
+  workers_ = std::move(workers);
+  return Status::OK();
+}
+
 }  // namespace mtps::scheduler

@@ -64,7 +64,7 @@ class ProgressTracker {
   // One log line for a person.
   std::string Line() const;
 
- private:
+  // What the tracker holds of one worker (the scheduler's journal saves and restores it).
   struct WorkerState {
     bool reported = false;
     bool done = false;
@@ -79,6 +79,11 @@ class ProgressTracker {
     int64_t eval_epoch = -1;                   // of the latest "eval" report
   };
 
+  std::vector<WorkerState> Export() const;
+  // Replaces every worker's state; INVALID_ARGUMENT when the count is not the job's.
+  Status Import(std::vector<WorkerState> workers);
+
+ private:
   const std::vector<std::string> task_names_;
   mutable std::mutex mutex_;
   std::vector<WorkerState> workers_;  // GUARDED_BY(mutex_)

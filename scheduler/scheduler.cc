@@ -71,6 +71,10 @@ Scheduler::Scheduler(SchedulerOptions options, const Clock* clock, ps::Checkpoin
                                          .keep = options_.spec.checkpoint.keep,
                                          .ack_timeout = options_.checkpoint_timeout}),
       membership_(options_.num_servers, options_.num_workers, options_.spec.hash) {
+  if (!options_.spec.checkpoint.dir.empty()) {
+    journal_path_ = JournalPath(options_.spec.checkpoint.dir);
+    journal_thread_ = std::thread([this] { JournalLoop(); });
+  }
   for (const TaskSpec& t : options_.spec.tasks) task_names_.push_back(t.name);
   metrics_.registered_servers = metrics->AddGauge(
       "mtps_scheduler_registered_nodes", "Nodes registered, by role.", {{"role", "server"}});
@@ -143,9 +147,18 @@ Scheduler::~Scheduler() {
     pending_.clear();
   }
   rpc_.Stop();
+  if (journal_thread_.joinable()) {
+    {
+      std::lock_guard<std::mutex> lock(journal_mutex_);
+      journal_stop_ = true;  // the last snapshot (done, failed) is written first
+    }
+    journal_wake_.notify_all();
+    journal_thread_.join();
+  }
 }
 
 StatusOr<int> Scheduler::Start() {
+  if (options_.restore) MTPS_RETURN_IF_ERROR(RestoreFromJournal());
   MTPS_ASSIGN_OR_RETURN(int port, rpc_.Bind(options_.endpoint));
   MTPS_RETURN_IF_ERROR(rpc_.Start());
   started_at_ = clock_->Now();
@@ -183,6 +196,7 @@ void Scheduler::HandleRegister(IncomingMessage& request, Responder responder) {
         body.setRank(held.rank);
         body.setGeneration(held.generation);
         body.setRejoined(true);
+        body.setIncarnation(incarnation_);
         membership_.FillView(body.initView());
         responder.Send(std::move(reply));
         return;
@@ -234,6 +248,7 @@ void Scheduler::DeclareLostLocked(NodeKey key, const std::string& why) {
   if (key.role == proto::Role::SERVER && checkpoint_running_) {
     checkpoints_.Abandon(Unavailable(who + " was lost during the checkpoint"));
   }
+  JournalLocked();
 }
 
 void Scheduler::RejoinLocked(const NodeRecord& node, Responder responder) {
@@ -274,6 +289,7 @@ void Scheduler::RejoinLocked(const NodeRecord& node, Responder responder) {
     away = " after " + SecondsText(clock_->Now() - it->second);
     lost_.erase(it);
   }
+  JournalLocked();
   const uint64_t step = progress_.Current().max_step;
   std::string lost_steps;
   if (key.role == proto::Role::SERVER) {
@@ -292,6 +308,7 @@ void Scheduler::RejoinLocked(const NodeRecord& node, Responder responder) {
   body.setRank(key.rank);
   body.setGeneration(held->generation);
   body.setRejoined(true);
+  body.setIncarnation(incarnation_);
   if (key.role == proto::Role::WORKER) {
     for (const ps::WorkerPosition& p : committed_positions_) {
       if (p.rank != key.rank) continue;
@@ -319,6 +336,7 @@ void Scheduler::CompleteFormationLocked() {
   phase_ = Phase::kRunning;
   metrics_.phase->Set(1);
   formed_at_ = clock_->Now();
+  last_checkpoint_started_ = formed_at_;
   if (options_.spec.checkpoint.interval_steps > 0) {
     next_checkpoint_step_ = options_.spec.checkpoint.interval_steps;
   }
@@ -338,10 +356,12 @@ void Scheduler::CompleteFormationLocked() {
     auto body = reply->body().initRegisterReply();
     body.setRank(key.rank);
     body.setGeneration(node->generation);
+    body.setIncarnation(incarnation_);
     membership_.FillView(body.initView());
     pending->responder.Send(std::move(reply));
   }
   pending_.clear();
+  JournalLocked();
   LOG(INFO) << "scheduler: cluster formed in " << SecondsText(formed_at_ - started_at_) << ": "
             << options_.num_servers << " servers, " << options_.num_workers << " workers, view epoch "
             << membership_.epoch();
@@ -395,6 +415,7 @@ void Scheduler::HandleHeartbeat(IncomingMessage& request, Responder responder) {
   body.setViewEpoch(membership_.epoch());
   body.setJobState(JobStateLocked());
   if (key.role == proto::Role::WORKER) body.setCheckpointPause(cut_id_);
+  body.setIncarnation(incarnation_);
   if (phase_ == Phase::kFailed) body.setReason(failure_.ToString());
   responder.Send(std::move(reply));
 }
@@ -414,6 +435,7 @@ void Scheduler::HandleBarrier(IncomingMessage& request, Responder responder) {
       refusal = NotFound("barrier '" + name + "': " + Describe(key) + " is not in the cluster");
     } else {
       refusal = CheckSpeaksFor(membership_, request, key);
+      if (refusal.ok()) refusal = CheckGenerationLocked(request, key);
     }
     if (!refusal.ok()) {
       metrics_.refused->Increment();
@@ -427,8 +449,11 @@ void Scheduler::HandleBarrier(IncomingMessage& request, Responder responder) {
       wake_.notify_all();
       return;
     }
-    // A replacement catching up passes the barriers its peers passed without it.
-    if (rejoined_.count(key) && released_barriers_.count(name)) return shared->SendAck();
+    // Barrier names are used once in a job, so an arrival at one already released passes at
+    // once: a replacement catching up with its peers, a node whose answer died with the
+    // previous scheduler, or an arrival sent again across a restart while the first one,
+    // queued in the socket, was delivered to the new scheduler and released the barrier.
+    if (released_barriers_.count(name)) return shared->SendAck();
     if (key.role == proto::Role::WORKER) ++at_barrier_[key.rank];
     wake_.notify_all();
   }
@@ -437,7 +462,7 @@ void Scheduler::HandleBarrier(IncomingMessage& request, Responder responder) {
   // while the servers write; it goes on when the cut ends (ReleaseCutLocked).
   auto left = [this, key, name, shared](bool released) {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (released) released_barriers_.insert(name);
+    if (released && released_barriers_.insert(name).second) JournalLocked();
     if (key.role != proto::Role::WORKER) return false;
     if (released && cut_id_ != 0) {
       held_releases_.emplace_back(key.rank, shared);
@@ -472,6 +497,7 @@ void Scheduler::HandleProgress(IncomingMessage& request, Responder responder) {
     if (s.ok() && !request.peer().empty() && membership_.Find(key.role, key.rank) == nullptr) {
       s = PermissionDenied("progress from " + Describe(key) + ": not a registered worker");
     }
+    if (s.ok()) s = CheckGenerationLocked(request, key);
     if (!s.ok()) {
       metrics_.refused->Increment();
       return responder.SendError(s);
@@ -484,11 +510,18 @@ void Scheduler::HandleProgress(IncomingMessage& request, Responder responder) {
     FailLocked(FailedPrecondition(Describe(key) + " failed: " + std::string(report.getReason().cStr())));
     return;
   }
+  const std::string phase = report.getPhase().cStr();
+  // A report sent again (the scheduler restarted, or its answer was lost) after "done".
+  if (phase == "done" && progress_.IsDone(key.rank)) return responder.SendAck();
   Status recorded = progress_.Record(key.rank, report);
-  if (recorded.ok() && std::string(report.getPhase().cStr()) == "train") {
+  if (recorded.ok() && phase == "train") {
     std::lock_guard<std::mutex> lock(mutex_);
     positions_[key.rank] = ps::WorkerPosition{key.rank, report.getEpoch(), report.getDataPosition(),
                                               report.getStep()};
+  }
+  if (recorded.ok() && (phase == "eval" || phase == "done")) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    JournalLocked();  // the final evaluation and who is done outlive a restart
   }
   if (!recorded.ok()) {
     metrics_.refused->Increment();
@@ -523,6 +556,8 @@ void Scheduler::FailLocked(const Status& reason) {
   }
   for (auto& [key, pending] : pending_) pending->responder.SendError(reason);
   pending_.clear();
+  // A stopped scheduler (SIGTERM) leaves the journal of a running job: a restart goes on.
+  if (reason.code() != StatusCode::kCancelled) JournalLocked();
   wake_.notify_all();
 }
 
@@ -608,10 +643,10 @@ Status Scheduler::RunCheckpoint(uint64_t step) {
       cut_id_ = id;
       const auto deadline = std::chrono::steady_clock::now() + options_.pause_timeout;
       const bool all = wake_.wait_until(lock, deadline, [&] {
-        return phase_ == Phase::kFailed || stop_requested_ || AllWorkersPausedLocked();
+        return phase_ == Phase::kFailed || AllWorkersPausedLocked();
       });
       paused_at = std::chrono::steady_clock::now();
-      if (!all || phase_ == Phase::kFailed || stop_requested_) {
+      if (!all || phase_ == Phase::kFailed) {
         ReleaseCutLocked();
         return Unavailable("checkpoint " + std::to_string(id) + ": the workers did not pause for the cut within " +
                            SecondsText(options_.pause_timeout));
@@ -643,6 +678,7 @@ Status Scheduler::RunCheckpoint(uint64_t step) {
   if (dir.ok()) {
     last_checkpoint_step_ = step;
     if (!positions.empty()) committed_positions_ = positions;
+    JournalLocked();
   }
   return dir.status();
 }
@@ -713,6 +749,7 @@ Status Scheduler::health() const {
 
 void Scheduler::StartCheckpointLocked(uint64_t step) {
   checkpoint_running_ = true;
+  last_checkpoint_started_ = clock_->Now();
   checkpoint_thread_ = std::thread([this, step] {
     Status s = RunCheckpoint(step);
     std::lock_guard<std::mutex> lock(mutex_);
@@ -732,7 +769,19 @@ Status Scheduler::Run() {
   std::unique_lock<std::mutex> lock(mutex_);
   for (;;) {
     wake_.wait_for(lock, options_.tick);
-    if (stop_requested_) FailLocked(Cancelled("the scheduler was stopped: " + stop_reason_));
+    if (stop_requested_ && phase_ != Phase::kFinishing && !stop_checkpoint_running_) {
+      if (phase_ == Phase::kRunning && checkpoints_enabled) {
+        // A clean stop keeps the training so far: a checkpoint first (the one in flight
+        // counts), then the nodes are told to stop.
+        stop_checkpoint_running_ = true;
+        LOG(WARNING) << "scheduler: stop requested (" << stop_reason_
+                     << "): taking a checkpoint before stopping";
+        // One in flight, or ended with its result not yet read, is the stop's checkpoint.
+        if (!checkpoint_running_ && !checkpoint_result_) StartCheckpointLocked(progress_.Current().max_step);
+      } else {
+        FailLocked(Cancelled("the scheduler was stopped: " + stop_reason_));
+      }
+    }
     if (phase_ == Phase::kFailed) break;
     lock.unlock();
     CheckDeadlines();
@@ -751,6 +800,14 @@ Status Scheduler::Run() {
         if (!s.ok()) FailLocked(s.WithContext("final checkpoint"));
         break;
       }
+      if (stop_checkpoint_running_) {
+        stop_checkpoint_running_ = false;
+        FailLocked(Cancelled("the scheduler was stopped: " + stop_reason_ +
+                             (s.ok() ? "; a checkpoint at step " + std::to_string(*last_checkpoint_step_) +
+                                           " holds the job, a restart with --restore goes on from it"
+                                     : "; the checkpoint on stop failed: " + s.ToString())));
+        break;
+      }
       // A failed periodic checkpoint is not fatal; the next one may succeed.
       LOG_IF(WARNING, !s.ok()) << "scheduler: periodic checkpoint failed: " << s;
     }
@@ -764,14 +821,23 @@ Status Scheduler::Run() {
       // Every worker is done, so the servers hold the final model.
       phase_ = Phase::kFinishing;
       metrics_.phase->Set(2);
+      JournalLocked();
       LOG(INFO) << "progress: " << progress_.Line();
       if (!checkpoints_enabled) break;
       StartCheckpointLocked(progress_.Current().max_step);
       continue;
     }
     const uint64_t step = progress_.Current().max_step;
-    if (checkpoints_enabled && next_checkpoint_step_ > 0 && step >= next_checkpoint_step_) {
-      while (next_checkpoint_step_ <= step) next_checkpoint_step_ += options_.spec.checkpoint.interval_steps;
+    const double every_seconds = options_.spec.checkpoint.interval_seconds;
+    const bool seconds_due =
+        every_seconds > 0 && clock_->Now() - last_checkpoint_started_ >=
+                                 std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                     std::chrono::duration<double>(every_seconds));
+    if (checkpoints_enabled &&
+        ((next_checkpoint_step_ > 0 && step >= next_checkpoint_step_) || seconds_due)) {
+      while (next_checkpoint_step_ > 0 && next_checkpoint_step_ <= step) {
+        next_checkpoint_step_ += options_.spec.checkpoint.interval_steps;
+      }
       // Async training keeps running while the servers write: a fuzzy checkpoint, whole
       // per row.
       StartCheckpointLocked(step);
@@ -806,11 +872,138 @@ Status Scheduler::Run() {
   }
   phase_ = Phase::kDone;
   metrics_.phase->Set(3);
+  JournalLocked();
   lock.unlock();
   barriers_.CancelAll(Cancelled("the job finished"));
   BroadcastShutdown("the job finished", /*failed=*/false);
   LOG(INFO) << "scheduler: job finished:\n" << RunSummaryJson(summary);
   return Status::OK();
+}
+
+// ---- the journal ----
+
+Status Scheduler::RestoreFromJournal() {
+  if (journal_path_.empty()) {
+    LOG(WARNING) << "scheduler: --restore, but the job has no checkpoint.dir to hold a journal; "
+                    "starting a new job";
+    return Status::OK();
+  }
+  StatusOr<SchedulerJournal> read = ReadSchedulerJournal(*fs_, journal_path_);
+  if (read.status().code() == StatusCode::kNotFound) {
+    LOG(WARNING) << "scheduler: --restore found no journal at " << journal_path_ << "; starting a new job";
+    return Status::OK();
+  }
+  if (!read.ok()) {
+    return read.status().WithContext("restoring the scheduler (move the journal away to start the job anew)");
+  }
+  const SchedulerJournal& j = *read;
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (j.phase == "done" || j.phase == "failed") {
+    incarnation_ = j.incarnation + 1;
+    LOG(WARNING) << "scheduler: the journal at " << journal_path_ << " is of a job that "
+                 << (j.phase == "done" ? "finished" : "failed") << "; starting a new job";
+    return Status::OK();
+  }
+  if (j.spec_hash != options_.spec.hash) {
+    return FailedPrecondition("scheduler journal " + journal_path_ +
+                              " is of another job spec; refusing to restore it into this job");
+  }
+  if (j.num_servers != options_.num_servers || j.num_workers != options_.num_workers) {
+    return FailedPrecondition("scheduler journal " + journal_path_ + " is of a job of " +
+                              std::to_string(j.num_servers) + " servers and " + std::to_string(j.num_workers) +
+                              " workers, this one has " + std::to_string(options_.num_servers) + " and " +
+                              std::to_string(options_.num_workers));
+  }
+  MTPS_RETURN_IF_ERROR(membership_.Restore(j.membership));
+  if (!j.progress.empty()) MTPS_RETURN_IF_ERROR(progress_.Import(j.progress));
+  incarnation_ = j.incarnation + 1;
+  phase_ = Phase::kRunning;  // a finishing job finishes again: every worker is done
+  metrics_.phase->Set(1);
+  formed_at_ = clock_->Now();
+  last_checkpoint_started_ = formed_at_;
+  last_checkpoint_step_ = j.last_checkpoint_step;
+  next_checkpoint_step_ = j.next_checkpoint_step;
+  committed_positions_ = j.committed_positions;
+  released_barriers_ = j.released_barriers;
+  rejoined_ = j.rejoined;
+  for (const NodeKey& key : j.lost) lost_[key] = clock_->Now();
+  TransportOptions client_options;
+  client_options.job_id = options_.spec.hash;
+  int live = 0;
+  for (proto::Role role : {proto::Role::SERVER, proto::Role::WORKER}) {
+    for (const NodeRecord& node : membership_.nodes(role)) {
+      if (node.rank < 0) continue;
+      const NodeKey key{role, node.rank};
+      auto client = RpcClient::Connect(node.address, proto::Role::SCHEDULER, 0, client_options);
+      if (client.ok()) node_clients_[key] = std::shared_ptr<RpcClient>(std::move(*client));
+      // Silence counts from now: every node has a heartbeat timeout to find us again.
+      if (!(role == proto::Role::WORKER && progress_.IsDone(node.rank))) detector_.Watch(key);
+      (role == proto::Role::SERVER ? metrics_.registered_servers : metrics_.registered_workers)->Add(1);
+      ++live;
+    }
+  }
+  LOG(WARNING) << "scheduler: restored the running job from " << journal_path_ << " (incarnation "
+               << incarnation_ << ", view epoch " << membership_.epoch() << "): " << live << " nodes, "
+               << j.lost.size() << " lost, last checkpoint "
+               << (last_checkpoint_step_ ? "at step " + std::to_string(*last_checkpoint_step_) : "none")
+               << "; " << progress_.Line();
+  JournalLocked();
+  return Status::OK();
+}
+
+void Scheduler::JournalLocked() {
+  if (journal_path_.empty() || phase_ == Phase::kForming) return;
+  SchedulerJournal j;
+  j.spec_hash = options_.spec.hash;
+  j.num_servers = options_.num_servers;
+  j.num_workers = options_.num_workers;
+  j.incarnation = incarnation_;
+  j.phase = phase_ == Phase::kFinishing ? "finishing"
+            : phase_ == Phase::kDone    ? "done"
+            : phase_ == Phase::kFailed  ? "failed"
+                                        : "running";
+  j.membership = membership_.Save();
+  for (const auto& [key, since] : lost_) j.lost.push_back(key);
+  j.rejoined = rejoined_;
+  j.last_checkpoint_step = last_checkpoint_step_;
+  j.next_checkpoint_step = next_checkpoint_step_;
+  j.committed_positions = committed_positions_;
+  j.released_barriers = released_barriers_;
+  j.progress = progress_.Export();
+  {
+    std::lock_guard<std::mutex> lock(journal_mutex_);
+    journal_pending_ = std::move(j);
+  }
+  journal_wake_.notify_all();
+}
+
+void Scheduler::JournalLoop() {
+  bool warned = false;
+  std::unique_lock<std::mutex> lock(journal_mutex_);
+  for (;;) {
+    journal_wake_.wait(lock, [this] { return journal_pending_.has_value() || journal_stop_; });
+    if (!journal_pending_) return;  // stopping, nothing left to write
+    SchedulerJournal j = std::move(*journal_pending_);
+    journal_pending_.reset();
+    lock.unlock();
+    Status s = WriteSchedulerJournal(*fs_, journal_path_, j);
+    if (!s.ok() && !warned) {
+      warned = true;
+      LOG(WARNING) << "scheduler: cannot write the journal (a restarted scheduler could not go on): " << s;
+    }
+    lock.lock();
+  }
+}
+
+Status Scheduler::CheckGenerationLocked(const IncomingMessage& request, NodeKey key) const {
+  const uint64_t generation = request.envelope().getSenderGeneration();
+  if (generation == 0) return Status::OK();
+  const NodeRecord* holder = membership_.Find(key.role, key.rank);
+  if (holder != nullptr && holder->generation == generation) return Status::OK();
+  return NotFound(Describe(key) + " of generation " + std::to_string(generation) +
+                  " is fenced: it was declared lost" +
+                  (holder ? " and replaced by generation " + std::to_string(holder->generation) : "") +
+                  "; a stale process must not act in the job");
 }
 
 RunSummary Scheduler::Summary() const {

@@ -23,6 +23,22 @@
 // (e.g. one resumed after SIGSTOP) learns that it is out and exits. A rank not replaced
 // within recover_timeout fails the job.
 //
+// Restart. With checkpoint.dir set, the scheduler journals what it must not forget
+// (scheduler/scheduler_journal.h) whenever it changes: at formation, a lost or rejoined
+// node, a committed checkpoint, a released barrier, an evaluation or a worker done, a phase
+// change. Started with `restore`, it reads the journal of a running job and goes on from
+// it (same port): the nodes keep their ranks and generations, their heartbeats are
+// answered again, and each reply carries the scheduler's incarnation, which grew, so nodes
+// waiting at a barrier arrive again. A journal of a finished or failed job, or none, means
+// a new job; a damaged one is refused.
+//
+// Stop (RequestStop, SIGTERM). While the job runs and writes checkpoints, the scheduler
+// first takes one (or lets the one in flight end), then tells every node to stop and Run()
+// returns CANCELLED; the journal still holds the running job, so a restart with `restore`
+// goes on from that checkpoint. A stop while the final checkpoint is written lets the job
+// finish. Periodic checkpoints come every checkpoint.interval_steps and/or
+// interval_seconds, whichever is due first.
+//
 // The main loop never blocks: checkpoints run on their own thread while the loop keeps
 // checking heartbeats, barriers and stop requests; a failure cancels the checkpoint in
 // flight and every waiting barrier.
@@ -55,6 +71,7 @@
 #include "scheduler/membership.h"
 #include "scheduler/progress_tracker.h"
 #include "scheduler/run_summary.h"
+#include "scheduler/scheduler_journal.h"
 
 namespace mtps::scheduler {
 
@@ -77,6 +94,8 @@ struct SchedulerOptions {
   std::chrono::milliseconds shutdown_timeout{3000};  // for each node to acknowledge
   std::chrono::milliseconds progress_interval{10000};  // between progress log lines
   std::chrono::milliseconds tick{50};                  // how often deadlines are checked
+  // Go on from the journal under checkpoint.dir, when it holds a running job.
+  bool restore = false;
 };
 
 class Scheduler {
@@ -132,6 +151,16 @@ class Scheduler {
   // `retryable`: the failure may pass on a restart, so nodes exit with a retryable status.
   void BroadcastShutdown(const std::string& reason, bool failed, bool retryable = false);
   proto::NodeState JobStateLocked() const;  // requires mutex_
+  // Puts the journal's state back (Start() with options_.restore).
+  Status RestoreFromJournal();
+  // Snapshots the state into the journal, which journal_thread_ writes (fsync included)
+  // outside mutex_, so a slow disk never holds up heartbeats. A write that fails is a
+  // warning: the job goes on, a restart would not.
+  void JournalLocked();  // requires mutex_
+  void JournalLoop();
+  // A request of a generation other than its rank's holder's (a fenced process):
+  // NOT_FOUND naming both; OK for generation 0 (a sender that carries none).
+  Status CheckGenerationLocked(const IncomingMessage& request, NodeKey key) const;  // requires mutex_
 
   const SchedulerOptions options_;
   const Clock* clock_;
@@ -167,11 +196,22 @@ class Scheduler {
   Clock::TimePoint started_at_;
   Clock::TimePoint formed_at_;                                         // GUARDED_BY(mutex_)
   uint64_t next_checkpoint_step_ = 0;                                  // GUARDED_BY(mutex_)
+  Clock::TimePoint last_checkpoint_started_;  // interval_seconds counts from here  GUARDED_BY(mutex_)
+  // The checkpoint a stop request waits for: none asked, in flight.
+  bool stop_checkpoint_running_ = false;                               // GUARDED_BY(mutex_)
   bool stop_requested_ = false;                                        // GUARDED_BY(mutex_)
   std::thread checkpoint_thread_;            // touched by Run()'s thread only
   bool checkpoint_running_ = false;                                    // GUARDED_BY(mutex_)
   std::optional<Status> checkpoint_result_;                            // GUARDED_BY(mutex_)
   std::string stop_reason_;                                            // GUARDED_BY(mutex_)
+  uint64_t incarnation_ = 1;  // starts of this job's scheduler (journaled)  GUARDED_BY(mutex_)
+  std::string journal_path_;  // empty: no checkpoint.dir, no journal
+  // The newest snapshot not yet written; written in order, a newer one replacing an older.
+  std::mutex journal_mutex_;
+  std::condition_variable journal_wake_;
+  std::optional<SchedulerJournal> journal_pending_;  // GUARDED_BY(journal_mutex_)
+  bool journal_stop_ = false;                         // GUARDED_BY(journal_mutex_)
+  std::thread journal_thread_;
 
   struct Metrics {
     Gauge* registered_servers;

@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <future>
 
 #include <glog/logging.h>
@@ -29,12 +30,19 @@ ClusterInfo ViewInfo(proto::ClusterView::Reader view) {
   info.view_epoch = view.getEpoch();
   info.spec_hash = view.getSpecHash();
   for (auto node : view.getServers()) {
-    info.servers.push_back({node.getRank(), node.getAddress(), node.getHttpAddress()});
+    info.servers.push_back({node.getRank(), node.getAddress(), node.getHttpAddress(), node.getGeneration()});
   }
   for (auto node : view.getWorkers()) {
-    info.workers.push_back({node.getRank(), node.getAddress(), node.getHttpAddress()});
+    info.workers.push_back({node.getRank(), node.getAddress(), node.getHttpAddress(), node.getGeneration()});
   }
   return info;
+}
+
+// Sends a request again after `retry_interval` without an answer (the same request id, so a
+// late answer to an earlier attempt still completes the call), for at most `limit` in all.
+CallOptions Retrying(std::chrono::milliseconds retry_interval, std::chrono::milliseconds limit) {
+  const auto every = std::max(std::chrono::milliseconds(1), std::min(retry_interval, limit));
+  return {.timeout = every, .max_attempts = static_cast<int>(std::max<int64_t>(1, limit / every))};
 }
 
 }  // namespace
@@ -84,8 +92,10 @@ StatusOr<ClusterInfo> SchedulerClient::Register() {
   reg.setRequestedRank(options_.requested_rank);
   reg.setHostname(Hostname());
   reg.setPid(static_cast<uint32_t>(getpid()));
+  // A registration is answered when the whole cluster is in; asking again (a scheduler
+  // restarting, a lost request) gets the same rank.
   StatusOr<IncomingMessage> reply =
-      rpc_->Call(std::move(request), {.timeout = options_.register_timeout}).get();
+      rpc_->Call(std::move(request), Retrying(options_.retry_interval, options_.register_timeout)).get();
   Status status = CallStatus(reply);
   if (!status.ok()) return status.WithContext("registering with the scheduler at " + options_.scheduler);
   auto body = reply->envelope().getBody();
@@ -101,14 +111,17 @@ StatusOr<ClusterInfo> SchedulerClient::Register() {
   info.resume_epoch = answer.getResumeEpoch();
   info.resume_records = answer.getResumeRecords();
   info.resume_step = answer.getResumeStep();
+  info.incarnation = answer.getIncarnation();
   {
     std::lock_guard<std::mutex> lock(mutex_);
     rank_ = info.rank;
     generation_ = info.generation;
     view_epoch_ = info.view_epoch;
+    incarnation_ = info.incarnation;
     if (heartbeats_.joinable() || stopping_) return info;
   }
   rpc_->set_rank(info.rank);
+  rpc_->set_generation(info.generation);
   if (control_) control_->set_rank(info.rank);
   heartbeats_ = std::thread([this] { HeartbeatLoop(); });
   return info;
@@ -116,17 +129,29 @@ StatusOr<ClusterInfo> SchedulerClient::Register() {
 
 Status SchedulerClient::Barrier(const std::string& name, uint32_t count,
                                 std::chrono::milliseconds timeout) {
-  auto request = rpc_->NewRequest();
-  auto barrier = request->body().initBarrier();
-  barrier.setName(name);
-  barrier.setCount(count);
-  auto reply = rpc_->Call(std::move(request), {.timeout = timeout});
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  uint64_t sent_to = 0;
+  auto arrive = [&] {
+    sent_to = incarnation();
+    auto request = rpc_->NewRequest();
+    auto barrier = request->body().initBarrier();
+    barrier.setName(name);
+    barrier.setCount(count);
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    return rpc_->Call(std::move(request), {.timeout = std::max(left, std::chrono::milliseconds(1))});
+  };
+  auto reply = arrive();
   // A shutdown notice (the scheduler ended the job, or is gone) ends the wait at once:
-  // the barrier would never complete.
+  // the barrier would never complete. A restarted scheduler knows nothing of this wait:
+  // arrive again.
   constexpr auto kPoll = std::chrono::milliseconds(20);
   while (reply.wait_for(kPoll) != std::future_status::ready) {
     if (std::optional<ShutdownNotice> notice = shutdown_notice()) {
       return Cancelled("barrier '" + name + "' abandoned: " + notice->reason);
+    }
+    if (incarnation() != sent_to) {
+      LOG(INFO) << "scheduler client: the scheduler restarted; arriving at barrier '" << name << "' again";
+      reply = arrive();
     }
   }
   return CallStatus(reply.get()).WithContext("barrier '" + name + "'");
@@ -152,7 +177,10 @@ Status SchedulerClient::ReportProgress(const ProgressReport& report) {
     tasks[i].setLogloss(report.tasks[i].logloss);
     tasks[i].setMse(report.tasks[i].mse);
   }
-  return CallStatus(rpc_->Call(std::move(request), {.timeout = options_.call_timeout}).get())
+  return CallStatus(rpc_->Call(std::move(request), Retrying(options_.retry_interval,
+                                                          std::max(options_.call_timeout,
+                                                                   options_.scheduler_timeout)))
+                        .get())
       .WithContext("progress report");
 }
 
@@ -169,6 +197,11 @@ StatusOr<ClusterInfo> SchedulerClient::FetchView() {
   info.rank = rank_;
   info.generation = generation_;
   return info;
+}
+
+uint64_t SchedulerClient::incarnation() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return incarnation_;
 }
 
 uint64_t SchedulerClient::checkpoint_pause() const {
@@ -218,6 +251,11 @@ void SchedulerClient::HeartbeatLoop() {
       {
         std::lock_guard<std::mutex> lock(mutex_);
         checkpoint_pause_ = answer.getCheckpointPause();
+        if (answer.getIncarnation() != incarnation_) {
+          LOG_IF(WARNING, incarnation_ != 0) << "scheduler client: the scheduler restarted (incarnation "
+                                             << incarnation_ << " -> " << answer.getIncarnation() << ")";
+          incarnation_ = answer.getIncarnation();
+        }
       }
       if (answer.getJobState() == proto::NodeState::FAILED) {
         Notify({answer.getReason().size() ? std::string(answer.getReason())

@@ -17,6 +17,11 @@
 // shutdown message, a heartbeat reply saying the job is stopping or failed, or no
 // heartbeat answer from the scheduler for `scheduler_timeout` (the scheduler is gone).
 //
+// A scheduler that dies and is restarted from its journal (same address) is waited for:
+// registration and progress reports are sent again on timeouts, heartbeats go on failing
+// until `scheduler_timeout`, and a heartbeat reply from a new incarnation of the scheduler
+// makes a waiting Barrier() arrive again (the old scheduler's waiting barriers died with it).
+//
 // Thread-safety: all methods may be called from any thread. The shutdown callback runs
 // once, on a client thread; it must not block for long.
 #pragma once
@@ -52,12 +57,16 @@ struct SchedulerClientOptions {
   std::chrono::milliseconds register_timeout{120000};
   std::chrono::milliseconds scheduler_timeout{30000};
   std::chrono::milliseconds call_timeout{10000};  // progress reports
+  // Registration and progress reports are sent again after this long without an answer
+  // (the scheduler may be restarting), until register_timeout / scheduler_timeout.
+  std::chrono::milliseconds retry_interval{3000};
 };
 
 struct NodeAddress {
   int rank = -1;
   std::string address;
   std::string http_address;
+  uint64_t generation = 0;  // of the process holding the rank (fencing)
 };
 
 // The cluster as the scheduler announced it at registration.
@@ -72,6 +81,7 @@ struct ClusterInfo {
   uint64_t resume_step = 0;
   uint64_t view_epoch = 0;
   uint64_t spec_hash = 0;
+  uint64_t incarnation = 0;   // of the scheduler that answered
   std::vector<NodeAddress> servers;  // by rank; keys go to JumpConsistentHash(key, servers);
                                      // a lost one has rank -1 and an empty address
   std::vector<NodeAddress> workers;  // by rank
@@ -139,6 +149,8 @@ class SchedulerClient {
   // Nonzero while the scheduler asks workers to pause for checkpoint N's cut (from the
   // latest heartbeat reply): drain pushes, report the position, Barrier("checkpoint-N").
   uint64_t checkpoint_pause() const;
+  // The scheduler's incarnation as its latest reply told (0 before any).
+  uint64_t incarnation() const;
   std::optional<ShutdownNotice> shutdown_notice() const;
   std::optional<ShutdownNotice> WaitForShutdown(std::chrono::milliseconds timeout);
 
@@ -169,6 +181,7 @@ class SchedulerClient {
   uint64_t generation_ = 0;                       // GUARDED_BY(mutex_)
   uint64_t view_epoch_ = 0;                       // GUARDED_BY(mutex_)
   uint64_t checkpoint_pause_ = 0;                 // GUARDED_BY(mutex_)
+  uint64_t incarnation_ = 0;  // of the scheduler, from its latest reply  GUARDED_BY(mutex_)
   std::thread heartbeats_;
 };
 

@@ -34,6 +34,9 @@ DEFINE_double(recover_timeout, 0,
               "seconds a lost server's or worker's rank waits for a replacement (the same rank "
               "registering again) before the job fails; 0 = a lost node fails the job at once");
 DEFINE_string(run_dir, "", "directory for summary.json (empty = none)");
+DEFINE_bool(restore, false,
+            "a restarted scheduler: go on with the running job journaled under the spec's "
+            "checkpoint.dir (same --port); without a journal, or one of a finished job, start anew");
 
 namespace {
 
@@ -110,6 +113,7 @@ int main(int argc, char** argv) {
   options.checkpoint_timeout = Millis(FLAGS_checkpoint_timeout);
   options.progress_interval = Millis(FLAGS_progress_interval);
   options.recover_timeout = Millis(FLAGS_recover_timeout);
+  options.restore = FLAGS_restore;
   mtps::scheduler::Scheduler scheduler(options, &clock, fs.get(), &registry);
 
   mtps::HttpServer http(&registry);

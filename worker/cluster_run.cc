@@ -140,7 +140,11 @@ Status RunWorker(const JobSpec& spec, const WorkerRunOptions& options) {
                         FailoverParameterStore::Create(
                             server_addresses,
                             // Servers refuse a message without their job id (the spec hash).
-                            {.client = {.rank = rank, .transport = {.job_id = spec.hash}}}));
+                            // Every request carries this process's generation: once it is
+                            // declared lost and replaced, servers refuse it (fencing).
+                            {.client = {.rank = rank,
+                                        .transport = {.job_id = spec.hash,
+                                                      .generation = cluster.generation}}}));
   FailoverParameterStore& store = *store_owner;
   control->OnViewChange([&store](const scheduler::ClusterInfo& view) {
     std::vector<std::string> addresses;

@@ -10,6 +10,7 @@
 #include <map>
 #include <set>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -96,16 +97,14 @@ class ClusterTest : public ::testing::Test {
                     double recover_timeout = 0) {
     const int port = FreePort();
     scheduler_endpoint_ = "tcp://127.0.0.1:" + std::to_string(port);
-    scheduler_ = std::make_unique<ChildProcess>(
-        BinPath("mtps-scheduler"),
-        std::vector<std::string>{"--config", spec_path, "--host", "127.0.0.1", "--port",
-                                 std::to_string(port), "--http_port", "0", "--num_servers",
-                                 std::to_string(servers), "--num_workers", std::to_string(workers),
-                                 "--run_dir", (dir_ / "run").string(), "--heartbeat_timeout",
-                                 std::to_string(heartbeat_timeout), "--register_timeout", "60",
-                                 "--recover_timeout", std::to_string(recover_timeout),
-                                 "--logtostderr"},
-        (dir_ / "logs" / "scheduler.log").string());
+    scheduler_args_ = {"--config", spec_path, "--host", "127.0.0.1", "--port",
+                       std::to_string(port), "--http_port", "0", "--num_servers",
+                       std::to_string(servers), "--num_workers", std::to_string(workers),
+                       "--run_dir", (dir_ / "run").string(), "--heartbeat_timeout",
+                       std::to_string(heartbeat_timeout), "--register_timeout", "60",
+                       "--recover_timeout", std::to_string(recover_timeout), "--logtostderr"};
+    scheduler_ = std::make_unique<ChildProcess>(BinPath("mtps-scheduler"), scheduler_args_,
+                                                (dir_ / "logs" / "scheduler.log").string());
     for (int s = 0; s < servers; ++s) StartServer(spec_path, s);
     for (int w = 0; w < (start_workers < 0 ? workers : start_workers); ++w) StartWorker(spec_path, w);
   }
@@ -123,6 +122,20 @@ class ClusterTest : public ::testing::Test {
                           ".log")).string());
     if (restart > 0) servers_[index] = std::move(process);
     else servers_.push_back(std::move(process));
+  }
+
+  // The scheduler started again as local.sh does: same port, --restore (its journal).
+  void RestartScheduler(int restart) {
+    std::vector<std::string> args = scheduler_args_;
+    args.push_back("--restore");
+    scheduler_ = std::make_unique<ChildProcess>(
+        BinPath("mtps-scheduler"), args,
+        (dir_ / "logs" / ("scheduler.restart" + std::to_string(restart) + ".log")).string());
+  }
+  // The last "step N" a worker logged (0 before any).
+  static uint64_t LastLoggedStep(const std::string& log) {
+    const size_t at = log.rfind(" step ");
+    return at == std::string::npos ? 0 : std::strtoull(log.c_str() + at + 6, nullptr, 10);
   }
 
   // Polls (bounded) until `found` holds; false at the deadline.
@@ -197,6 +210,7 @@ class ClusterTest : public ::testing::Test {
 
   fs::path dir_;
   std::string scheduler_endpoint_;
+  std::vector<std::string> scheduler_args_;
   std::unique_ptr<ChildProcess> scheduler_;
   std::vector<std::unique_ptr<ChildProcess>> servers_;
   std::vector<std::unique_ptr<ChildProcess>> workers_;
@@ -359,6 +373,96 @@ TEST_F(ClusterTest, AStoppedServerThatComesBackIsFencedAndTheJobCompletes) {
   EXPECT_NE(*stale_exit, 0);
   EXPECT_NE(stale->Log().find("fenced"), std::string::npos) << stale->LogTail();
   ExpectJobSucceeds(seconds(180));
+}
+
+TEST_F(ClusterTest, AKilledSchedulerIsRestartedFromItsJournalAndTheJobCompletes) {
+  Generate(60000);
+  const std::string spec_path =
+      WriteSpec("job.yaml", JobYaml(dir_ / "data", "async", 2, dir_ / "ckpt", /*interval=*/10));
+  StartCluster(spec_path, 2, 2, /*heartbeat_timeout=*/3, -1, /*recover_timeout=*/60);
+  // A random step of the first epoch (about 117 steps per worker), after the first cut.
+  std::mt19937 random(std::random_device{}());
+  const uint64_t kill_at = 20 + random() % 60;
+  ASSERT_TRUE(WaitFor([&] { return HasCutCheckpoint() && LastLoggedStep(workers_[0]->Log()) >= kill_at; },
+                      seconds(90)))
+      << AllLogs();
+  scheduler_->Signal(SIGKILL);
+  ASSERT_TRUE(scheduler_->Wait(seconds(10)).has_value());
+  RestartScheduler(1);
+  ExpectJobSucceeds(seconds(180));
+  if (HasFatalFailure()) return;
+  const std::string log = scheduler_->Log();
+  EXPECT_NE(log.find("restored the running job"), std::string::npos) << log;
+  EXPECT_EQ(log.find("is lost"), std::string::npos) << "no node may be lost over a scheduler restart\n" << log;
+  EXPECT_NE(workers_[0]->Log().find("the scheduler restarted"), std::string::npos) << workers_[0]->LogTail();
+  ExpectAucNearLocalTrainer(spec_path, 0.01);
+  std::cerr << "killed the scheduler at worker 0's step " << kill_at << "\n";
+}
+
+TEST_F(ClusterTest, AStoppedWorkerThatComesBackIsFencedByTheServersAndTheJobCompletes) {
+  // Long enough that the job still runs when the stale worker wakes up.
+  Generate(300000);
+  const std::string spec_path =
+      WriteSpec("job.yaml", JobYaml(dir_ / "data", "async", 3, dir_ / "ckpt", /*interval=*/20));
+  StartCluster(spec_path, 2, 2, /*heartbeat_timeout=*/2, -1, /*recover_timeout=*/60);
+  ASSERT_TRUE(WaitFor([&] { return HasCutCheckpoint(); }, seconds(60))) << AllLogs();
+  workers_[1]->Signal(SIGSTOP);
+  ASSERT_TRUE(WaitFor([&] { return scheduler_->Log().find("worker 1 (tcp") != std::string::npos &&
+                                   scheduler_->Log().find("is lost") != std::string::npos; },
+                      seconds(30)))
+      << AllLogs();
+  std::unique_ptr<ChildProcess> stale = std::move(workers_[1]);
+  StartWorker(spec_path, 1, /*restart=*/1);
+  // Both servers hold the view in which rank 1 is the replacement's generation.
+  auto fences_the_old_one = [&](ChildProcess& server) {
+    const std::string log = server.Log();
+    const size_t at = log.rfind("workers' generations");
+    return at != std::string::npos && log.substr(at, log.find('\n', at) - at).find(" 1:") != std::string::npos;
+  };
+  ASSERT_TRUE(WaitFor([&] { return fences_the_old_one(*servers_[0]) && fences_the_old_one(*servers_[1]); },
+                      seconds(30)))
+      << AllLogs();
+  stale->Signal(SIGCONT);
+  std::optional<int> stale_exit = stale->Wait(seconds(30));
+  ASSERT_TRUE(stale_exit.has_value()) << "the stale worker was not fenced\n" << stale->LogTail();
+  EXPECT_NE(*stale_exit, 0);
+  EXPECT_NE(stale->Log().find("is fenced"), std::string::npos) << stale->LogTail();
+  ExpectJobSucceeds(seconds(180));
+  if (HasFatalFailure()) return;
+  // Its "failed" report came from a fenced generation: refused, so the job did not fail.
+  EXPECT_EQ(scheduler_->Log().find("the job failed"), std::string::npos) << scheduler_->Log();
+}
+
+TEST_F(ClusterTest, CheckpointsComeEveryIntervalSecondsAndASigtermedSchedulerTakesOneBeforeStopping) {
+  Generate(200000);
+  std::string yaml = JobYaml(dir_ / "data", "async", 3, dir_ / "ckpt");
+  yaml.replace(yaml.find("interval_steps: 0}"), 18, "interval_steps: 0, interval_seconds: 1}");
+  const std::string spec_path = WriteSpec("job.yaml", yaml);
+  StartCluster(spec_path, 2, 2);
+  // No step interval: the cuts come from interval_seconds alone.
+  ASSERT_TRUE(WaitFor([&] { return HasCutCheckpoint(); }, seconds(60))) << AllLogs();
+  ASSERT_TRUE(WaitFor([&] { return LastLoggedStep(workers_[0]->Log()) >= 60; }, seconds(60))) << AllLogs();
+  scheduler_->Signal(SIGTERM);
+  std::optional<int> code = scheduler_->Wait(seconds(60));
+  ASSERT_TRUE(code.has_value()) << AllLogs();
+  EXPECT_EQ(*code, 143) << "a clean stop is retryable (protocol/exit_codes.h)\n" << AllLogs();
+  // The checkpoint taken on the stop request (or the one in flight then) is whole, and
+  // it is the newest one.
+  const std::string log = scheduler_->Log();
+  ASSERT_NE(log.find("taking a checkpoint before stopping"), std::string::npos) << log;
+  const size_t held = log.find("a checkpoint at step ");
+  ASSERT_NE(held, std::string::npos) << log;
+  const uint64_t step = std::strtoull(log.c_str() + held + 21, nullptr, 10);
+  StatusOr<std::string> newest = ps::FindNewestCheckpoint((dir_ / "ckpt").string(), 0);
+  ASSERT_TRUE(newest.ok()) << newest.status();
+  StatusOr<ps::CheckpointManifest> manifest = ps::ReadCheckpointManifest(ps::ManifestPath(*newest));
+  ASSERT_TRUE(manifest.ok()) << manifest.status();
+  EXPECT_EQ(manifest->step, step) << log;
+  EXPECT_EQ(manifest->workers.size(), 2u) << "a consistent cut records both workers";
+  // The journal still holds the running job, for a restart.
+  EXPECT_NE(mtps::testing::ReadFile((dir_ / "ckpt" / "scheduler.journal").string()).find("phase running"),
+            std::string::npos);
+  // (How long servers take to exit on a failed shutdown notice is not this test's subject.)
 }
 
 TEST_F(ClusterTest, AsyncCheckpointsAreConsistentCutsOfEveryShard) {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# launch/local.sh restarts what dies: a server and a worker killed with SIGKILL mid-training
-# are started again under their ranks (the server restoring the newest checkpoint), the log
-# says what died and when it came back, and the run completes with a plausible AUC.
+# launch/local.sh restarts what dies: the scheduler, then a server, killed with SIGKILL
+# mid-training are started again (the scheduler with --restore, going on from its journal;
+# the server under its rank, restoring the newest checkpoint), the log says what died and
+# when it came back, and the run completes with a plausible AUC.
 # Usage: local_sh_restart_test.sh BUILD_DIR
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -23,6 +24,12 @@ wait_for() {  # wait_for FILE PATTERN SECONDS
   echo "timed out waiting for '$2' in $1"; cat "$run/out.txt"; exit 1
 }
 wait_for "$run/out/scheduler.log" "is whole" 120
+# glog's thread id on the scheduler's "listening" line is its process id.
+scheduler="$(sed -n 's/^I[0-9]* [0-9:.]* *\([0-9]*\) scheduler_main.cc.*listening.*/\1/p' "$run/out/scheduler.log" | head -1)"
+[ -n "$scheduler" ] || { echo "no scheduler pid in its log"; exit 1; }
+kill -9 "$scheduler"
+wait_for "$run/out.txt" "scheduler is back" 30
+wait_for "$run/out/scheduler.log" "restored the running job" 30
 # The scheduler logs each registration: "server 1 registered from ADDR (HOST pid N)".
 victim="$(sed -n 's/.*server 1 registered from .* pid \([0-9]*\)).*/\1/p' "$run/out/scheduler.log" | head -1)"
 [ -n "$victim" ] || { echo "no server 1 in the scheduler's log"; exit 1; }
@@ -32,6 +39,7 @@ wait_for "$run/out/scheduler.log" "server 1 (.*) rejoined" 60
 wait "$runner" || { echo "local.sh failed"; cat "$run/out.txt"; tail -30 "$run/out/scheduler.log"; exit 1; }
 
 grep -q "server-1 died (exit 137)" "$run/out.txt" || { cat "$run/out.txt"; exit 1; }
+grep -q "scheduler died (exit 137)" "$run/out.txt" || { cat "$run/out.txt"; exit 1; }
 grep -q "restored" "$run/out/server-1.log" || { tail -30 "$run/out/server-1.log"; exit 1; }
 for task in ctr cvr; do
   auc="$(grep -E "^$task " "$run/out.txt" | awk '{print $2}')"

@@ -58,6 +58,7 @@ training:
 checkpoint:
   dir: /tmp/ckpt
   interval_steps: 500
+  interval_seconds: 90.5
 )";
 
 TEST(JobSpecTest, ParsesEveryField) {
@@ -97,6 +98,7 @@ TEST(JobSpecTest, ParsesEveryField) {
   EXPECT_EQ(spec->training.task_weighting, TrainingSpec::TaskWeighting::kUncertainty);
   EXPECT_EQ(spec->training.dense_optimizer.type, OptimizerSpec::Type::kAdamW);
   EXPECT_EQ(spec->checkpoint.interval_steps, 500u);
+  EXPECT_DOUBLE_EQ(spec->checkpoint.interval_seconds, 90.5);
   EXPECT_EQ(spec->FindTable("item"), &spec->tables[1]);
   EXPECT_EQ(spec->FindTable("shop"), nullptr);
 }
@@ -163,7 +165,9 @@ INSTANTIATE_TEST_SUITE_P(
         BadSpecCase{"type: ple", "type: esmm", "tasks: esmm needs exactly two bce tasks"},
         BadSpecCase{"ple_levels: 3", "ple_levels: 3\n  dropout: 1.5",
                     "model.dropout: must be in [0, 1)"},
-        BadSpecCase{"tasks:\n", "tasks: []\nold_tasks:\n", "old_tasks: unknown field"}));
+        BadSpecCase{"tasks:\n", "tasks: []\nold_tasks:\n", "old_tasks: unknown field"},
+        BadSpecCase{"interval_seconds: 90.5", "interval_seconds: -1",
+                    "checkpoint.interval_seconds: must be a number of seconds >= 0, got -1"}));
 
 TEST(JobSpecTest, RefusesMissingSectionsAndBrokenText) {
   EXPECT_NE(ParseJobSpec("tasks: [}").status().message().find("not valid YAML"), std::string::npos);

@@ -49,8 +49,14 @@ Status CheckSpeaksFor(const Membership& membership, const IncomingMessage& reque
 
 }  // namespace
 
+// A node asks again while it waits (SchedulerClient resends a registration every few
+// seconds, with the same request id): every copy is answered alike, so the first answer
+// the node reads is the real one, never a "superseded" error.
 struct Scheduler::PendingRegistration {
-  Responder responder;
+  std::vector<Responder> responders;
+  void SendError(const Status& status) {
+    for (Responder& r : responders) r.SendError(status);
+  }
 };
 
 Scheduler::Scheduler(SchedulerOptions options, const Clock* clock, ps::CheckpointFileSystem* fs,
@@ -143,7 +149,7 @@ Scheduler::~Scheduler() {
   barriers_.CancelAll(Cancelled("the scheduler is exiting"));
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    for (auto& [key, pending] : pending_) pending->responder.SendError(Cancelled("the scheduler is exiting"));
+    for (auto& [key, pending] : pending_) pending->SendError(Cancelled("the scheduler is exiting"));
     pending_.clear();
   }
   rpc_.Stop();
@@ -225,8 +231,8 @@ void Scheduler::HandleRegister(IncomingMessage& request, Responder responder) {
             << membership_.CountSummary();
   const NodeKey key{node.role, *rank};
   auto& slot = pending_[key];
-  if (slot) slot->responder.SendError(Cancelled("superseded by a repeated registration"));
-  slot = std::make_unique<PendingRegistration>(PendingRegistration{std::move(responder)});
+  if (!slot) slot = std::make_unique<PendingRegistration>();
+  slot->responders.push_back(std::move(responder));
   (node.role == proto::Role::SERVER ? metrics_.registered_servers : metrics_.registered_workers)
       ->Add(1);
   if (membership_.complete()) CompleteFormationLocked();
@@ -352,13 +358,15 @@ void Scheduler::CompleteFormationLocked() {
       LOG(WARNING) << "scheduler: cannot connect to " << DescribeNode(*node) << ": " << client.status();
     }
     detector_.Watch(key);
-    auto reply = pending->responder.NewReply();
-    auto body = reply->body().initRegisterReply();
-    body.setRank(key.rank);
-    body.setGeneration(node->generation);
-    body.setIncarnation(incarnation_);
-    membership_.FillView(body.initView());
-    pending->responder.Send(std::move(reply));
+    for (Responder& responder : pending->responders) {
+      auto reply = responder.NewReply();
+      auto body = reply->body().initRegisterReply();
+      body.setRank(key.rank);
+      body.setGeneration(node->generation);
+      body.setIncarnation(incarnation_);
+      membership_.FillView(body.initView());
+      responder.Send(std::move(reply));
+    }
   }
   pending_.clear();
   JournalLocked();
@@ -554,7 +562,7 @@ void Scheduler::FailLocked(const Status& reason) {
   } else {
     LOG(ERROR) << "scheduler: the job failed: " << reason;
   }
-  for (auto& [key, pending] : pending_) pending->responder.SendError(reason);
+  for (auto& [key, pending] : pending_) pending->SendError(reason);
   pending_.clear();
   // A stopped scheduler (SIGTERM) leaves the journal of a running job: a restart goes on.
   if (reason.code() != StatusCode::kCancelled) JournalLocked();

@@ -123,7 +123,7 @@ void RunPs(int dim, bool secure, const BenchKeys& keys, Result* pull, Result* pu
   CHECK(client.ok()) << client.status();
   const size_t n = static_cast<size_t>(FLAGS_keys);
   std::vector<uint64_t> ids(n);
-  for (size_t i = 0; i < n; ++i) ids[i] = ps::SplitMix64(i);
+  for (size_t i = 0; i < n; ++i) ids[i] = Mix64(i);
   std::vector<float> rows(n * dim), grads(n * dim, 1e-3f);
   const size_t bytes = n * 8 + n * dim * 4;
   *pull = Measure(n, bytes, [&] {

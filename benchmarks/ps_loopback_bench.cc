@@ -151,7 +151,7 @@ struct PsSetup {
     CHECK(connected.ok()) << connected.status();
     client = std::move(connected).value();
     keys.resize(kKeys);
-    for (size_t i = 0; i < kKeys; ++i) keys[i] = ps::SplitMix64(i);
+    for (size_t i = 0; i < kKeys; ++i) keys[i] = Mix64(i);
     rows.resize(kKeys * dim);
     grads.assign(kKeys * dim, 1e-3f);
     // The rows exist before timing starts: the benchmark measures serving, not admission.

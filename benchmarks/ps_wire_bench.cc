@@ -56,7 +56,7 @@ std::vector<std::string> Split(const std::string& list) {
 
 std::vector<uint64_t> Keys(size_t n) {
   std::vector<uint64_t> keys(n);
-  for (size_t i = 0; i < n; ++i) keys[i] = ps::SplitMix64(i + 1);
+  for (size_t i = 0; i < n; ++i) keys[i] = Mix64(i + 1);
   return keys;
 }
 

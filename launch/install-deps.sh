@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(build-essential cmake ninja-build pkg-config capnproto libcapnp-dev libzmq3-dev
   cppzmq-dev libgoogle-glog-dev libgflags-dev libgtest-dev libgmock-dev libbenchmark-dev
-  libboost-dev libboost-system-dev libopenblas-dev libyaml-cpp-dev python3 python3-yaml)
+  libboost-dev libboost-system-dev libopenblas-dev libyaml-cpp-dev libxxhash-dev python3 python3-yaml)
 # --fuzz: clang 19 and its libFuzzer runtime (libclang-rt-19-dev: compiler-rt's fuzzer
 # and sanitizer libraries), for benchmarks/fuzz.sh only. Not bookworm's default clang 14:
 # it lacks x86 _Float16 and __builtin_cpu_supports("f16c"), which ps/precision.cc uses.

@@ -17,7 +17,7 @@
 #include <string>
 
 #include "models/kernel_math.h"
-#include "protocol/status.h"
+#include "base/status.h"
 
 namespace mtps::models {
 

@@ -21,7 +21,7 @@
 
 #include "models/backend.h"
 #include "models/tensor.h"
-#include "protocol/status.h"
+#include "base/status.h"
 
 namespace mtps::models {
 

@@ -20,7 +20,7 @@
 #include "models/model_input.h"
 #include "models/tensor.h"
 #include "protocol/job_spec.h"
-#include "protocol/status.h"
+#include "base/status.h"
 
 namespace mtps::models {
 

@@ -8,6 +8,8 @@
 #include <cmath>
 #include <cstdint>
 
+#include "base/hash.h"
+
 #ifdef __CUDACC__
 #define MTPS_HOST_DEVICE __host__ __device__
 #else
@@ -62,14 +64,6 @@ MTPS_HOST_DEVICE inline void ProductBceFromLogits(T a, T b, T y, T* loss, T* pre
   *pred = Sigmoid(a) * Sigmoid(b);
   *grad_a = -Sigmoid(u) + (T(1) - y) * (eu + ew) / sum;
   *grad_b = -Sigmoid(v) + (T(1) - y) * (ev + ew) / sum;
-}
-
-// SplitMix64 finalizer: a well-mixed 64-bit hash.
-MTPS_HOST_DEVICE inline uint64_t Mix64(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
 }
 
 // Uniform in [0, 1) from (seed, index), 24 bits: identical on host and device.

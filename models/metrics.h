@@ -15,7 +15,7 @@
 #include <span>
 #include <vector>
 
-#include "protocol/status.h"
+#include "base/status.h"
 
 namespace mtps::models {
 

@@ -39,7 +39,7 @@
 #include "models/sequence_encoder.h"
 #include "models/trunk.h"
 #include "protocol/job_spec.h"
-#include "protocol/status.h"
+#include "base/status.h"
 
 namespace mtps::models {
 

@@ -18,7 +18,7 @@
 
 #include "protocol/curve_keys.h"
 #include "protocol/mtps.capnp.h"
-#include "protocol/status.h"
+#include "base/status.h"
 
 namespace mtps {
 

@@ -22,7 +22,7 @@
 #include <vector>
 
 #include "protocol/mtps.capnp.h"
-#include "protocol/status.h"
+#include "base/status.h"
 
 namespace mtps {
 

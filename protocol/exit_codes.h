@@ -16,7 +16,7 @@
 // SIGKILL, 134 for an abort): retryable too. Only 2, 3 and 4 are permanent.
 #pragma once
 
-#include "protocol/status.h"
+#include "base/status.h"
 
 namespace mtps {
 

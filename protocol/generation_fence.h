@@ -18,7 +18,7 @@
 #include <map>
 #include <mutex>
 
-#include "protocol/status.h"
+#include "base/status.h"
 #include "protocol/mtps.capnp.h"
 
 namespace mtps {

@@ -32,7 +32,7 @@
 #include <string>
 
 #include "protocol/metrics.h"
-#include "protocol/status.h"
+#include "base/status.h"
 
 namespace mtps {
 

@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "protocol/status.h"
+#include "base/status.h"
 
 namespace mtps {
 

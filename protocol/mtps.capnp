@@ -20,7 +20,7 @@ enum Role {
   client @4;   # tools and tests that talk to a server without joining a cluster
 }
 
-# Values equal mtps::StatusCode (protocol/status.h).
+# Values equal mtps::StatusCode (base/status.h).
 enum ErrorCode {
   ok @0;
   invalidArgument @1;

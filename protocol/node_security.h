@@ -16,7 +16,7 @@
 #include <string>
 
 #include "protocol/metrics.h"
-#include "protocol/status.h"
+#include "base/status.h"
 #include "protocol/transport.h"
 
 namespace mtps {

@@ -18,7 +18,7 @@
 
 #include <capnp/blob.h>
 
-#include "protocol/status.h"
+#include "base/status.h"
 
 namespace mtps {
 

@@ -41,7 +41,7 @@
 #include "protocol/generation_fence.h"
 #include "protocol/mtps.capnp.h"
 #include "protocol/payload_pool.h"
-#include "protocol/status.h"
+#include "base/status.h"
 
 namespace mtps {
 

@@ -19,7 +19,7 @@
 #include <zmq.hpp>
 
 #include "protocol/curve_keys.h"
-#include "protocol/status.h"
+#include "base/status.h"
 
 namespace mtps {
 

@@ -8,7 +8,7 @@
 #include <string_view>
 
 #include "protocol/checksum_check.h"
-#include "ps/crc32c.h"
+#include "base/crc32c.h"
 #include "ps/key_hash.h"
 
 namespace mtps::ps {

@@ -39,7 +39,7 @@
 #include <vector>
 
 #include "protocol/job_spec.h"
-#include "protocol/status.h"
+#include "base/status.h"
 #include "ps/checkpoint_fs.h"
 #include "ps/dense_block.h"
 #include "ps/embedding_table.h"

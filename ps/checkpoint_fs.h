@@ -19,7 +19,7 @@
 #include <memory>
 #include <string>
 
-#include "protocol/status.h"
+#include "base/status.h"
 
 namespace mtps::ps {
 

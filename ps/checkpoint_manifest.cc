@@ -10,7 +10,7 @@
 #include <sstream>
 #include <system_error>
 
-#include "ps/crc32c.h"
+#include "base/crc32c.h"
 
 namespace mtps::ps {
 namespace {

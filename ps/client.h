@@ -30,7 +30,7 @@
 #include <string_view>
 #include <vector>
 
-#include "protocol/status.h"
+#include "base/status.h"
 #include "protocol/transport.h"
 #include "ps/push_result.h"
 

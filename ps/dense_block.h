@@ -34,7 +34,7 @@
 #include <vector>
 
 #include "protocol/job_spec.h"
-#include "protocol/status.h"
+#include "base/status.h"
 #include "ps/optimizer.h"
 
 namespace mtps::ps {

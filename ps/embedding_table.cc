@@ -131,7 +131,7 @@ EmbeddingTable::EmbeddingTable(const TableSpec& spec, uint32_t capacity_share)
       layout_(RowLayoutFor(spec)),
       free_head_(kNoSlot),
       index_(16),
-      rng_state_(SplitMix64(spec.seed ^ 0x5eed)) {
+      rng_state_(Mix64(spec.seed ^ 0x5eed)) {
   if (!full_precision()) scratch_.resize(static_cast<size_t>(dim_));
   // The sketch is sized from the capacity in rows (before any byte budget), the budget
   // then counts it: the same order as RowLayout's ShardRowCapacity.
@@ -207,7 +207,7 @@ void EmbeddingTable::EvictForNewRow(uint64_t now_step) {
     size_t victim = RowIndex::kNotFound;
     float victim_score = std::numeric_limits<float>::infinity();
     for (int s = 0; s < kEvictionSamples; ++s) {
-      rng_state_ = SplitMix64(rng_state_);
+      rng_state_ = Mix64(rng_state_);
       size_t pos = index_.BucketOf(rng_state_);
       while (!index_.Occupied(pos)) pos = index_.Next(pos);
       const RowMeta meta = SlotMeta(index_.SlotAt(pos));

@@ -57,7 +57,7 @@
 #include <vector>
 
 #include "protocol/job_spec.h"
-#include "protocol/status.h"
+#include "base/status.h"
 #include "ps/count_min_sketch.h"
 #include "ps/initializer.h"
 #include "ps/memory_budget.h"

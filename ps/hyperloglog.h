@@ -16,7 +16,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "protocol/status.h"
+#include "base/status.h"
 
 namespace mtps::ps {
 

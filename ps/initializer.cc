@@ -15,21 +15,21 @@ inline float UnitOpen(uint64_t bits) {
 }  // namespace
 
 void RowInitializer::Fill(uint64_t key, float* out, int dim) const {
-  const uint64_t base = SplitMix64(seed_ ^ SplitMix64(key));
+  const uint64_t base = Mix64(seed_ ^ Mix64(key));
   switch (spec_.type) {
     case InitializerSpec::Type::kZeros:
       for (int i = 0; i < dim; ++i) out[i] = 0.0f;
       return;
     case InitializerSpec::Type::kUniform:
       for (int i = 0; i < dim; ++i) {
-        const float u = UnitOpen(SplitMix64(base + static_cast<uint64_t>(i)));
+        const float u = UnitOpen(Mix64(base + static_cast<uint64_t>(i)));
         out[i] = (2.0f * u - 1.0f) * spec_.range;
       }
       return;
     case InitializerSpec::Type::kNormal:
       // Box-Muller: each pair (u1, u2) gives two independent normals.
       for (int i = 0; i < dim; i += 2) {
-        const uint64_t r = SplitMix64(base + static_cast<uint64_t>(i));
+        const uint64_t r = Mix64(base + static_cast<uint64_t>(i));
         const float u1 = UnitOpen(r);
         const float u2 = UnitOpen(r << 24);
         const float radius = std::sqrt(-2.0f * std::log(u1)) * spec_.stddev;

@@ -13,6 +13,7 @@
 
 #include <cstdint>
 
+#include "base/hash.h"
 #include "protocol/job_spec.h"
 
 namespace mtps::ps {
@@ -31,12 +32,5 @@ class RowInitializer {
   uint64_t seed_;
 };
 
-// splitmix64's output function: a fast, well-mixed bijection of 64-bit values.
-inline uint64_t SplitMix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
 
 }  // namespace mtps::ps

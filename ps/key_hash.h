@@ -8,18 +8,9 @@
 
 #include <cstdint>
 
-namespace mtps::ps {
+#include "base/hash.h"
 
-// Murmur3's 64-bit finalizer with a per-use salt: distinct salts give unrelated bits.
-inline uint64_t MixKey(uint64_t key, uint64_t salt) {
-  uint64_t x = key ^ salt;
-  x ^= x >> 33;
-  x *= 0xff51afd7ed558ccdULL;
-  x ^= x >> 33;
-  x *= 0xc4ceb9fe1a85ec53ULL;
-  x ^= x >> 33;
-  return x;
-}
+namespace mtps::ps {
 
 inline uint64_t IndexHash(uint64_t key) { return MixKey(key, 0x243f6a8885a308d3ULL); }
 

@@ -26,7 +26,7 @@
 #include <vector>
 
 #include "protocol/job_spec.h"
-#include "protocol/status.h"
+#include "base/status.h"
 #include "ps/row_layout.h"
 
 namespace mtps::ps {

@@ -41,7 +41,7 @@
 
 #include "protocol/job_spec.h"
 #include "protocol/metrics.h"
-#include "protocol/status.h"
+#include "base/status.h"
 #include "protocol/transport.h"
 #include "ps/checkpoint.h"
 #include "ps/checkpoint_manifest.h"

@@ -38,7 +38,7 @@
 #include <vector>
 
 #include "protocol/job_spec.h"
-#include "protocol/status.h"
+#include "base/status.h"
 #include "ps/embedding_table.h"
 #include "ps/memory_budget.h"
 

@@ -18,8 +18,8 @@
 #include <mutex>
 #include <string>
 
-#include "protocol/status.h"
-#include "scheduler/clock.h"
+#include "base/status.h"
+#include "base/clock.h"
 #include "scheduler/failure_detector.h"
 
 namespace mtps::scheduler {

@@ -20,7 +20,7 @@
 #include <string>
 #include <vector>
 
-#include "protocol/status.h"
+#include "base/status.h"
 #include "protocol/transport.h"
 #include "ps/checkpoint_fs.h"
 #include "ps/checkpoint_manifest.h"

@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "protocol/mtps.capnp.h"
-#include "scheduler/clock.h"
+#include "base/clock.h"
 
 namespace mtps::scheduler {
 

@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "protocol/mtps.capnp.h"
-#include "protocol/status.h"
+#include "base/status.h"
 #include "protocol/transport.h"  // RoleName
 
 namespace mtps::scheduler {

@@ -24,7 +24,7 @@
 #include <vector>
 
 #include "protocol/mtps.capnp.h"
-#include "protocol/status.h"
+#include "base/status.h"
 
 namespace mtps::scheduler {
 

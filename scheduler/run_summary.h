@@ -18,7 +18,7 @@
 #include <string>
 #include <vector>
 
-#include "protocol/status.h"
+#include "base/status.h"
 #include "ps/checkpoint_fs.h"
 
 namespace mtps::scheduler {

@@ -39,7 +39,7 @@
 #include <vector>
 
 #include "protocol/mtps.capnp.h"
-#include "protocol/status.h"
+#include "base/status.h"
 #include "protocol/transport.h"
 
 namespace mtps::scheduler {

@@ -8,7 +8,7 @@
 #include <filesystem>
 #include <sstream>
 
-#include "ps/crc32c.h"
+#include "base/crc32c.h"
 
 namespace mtps::scheduler {
 namespace {
@@ -111,7 +111,7 @@ std::string EncodeSchedulerJournal(const SchedulerJournal& j) {
   b << "end\n";
   const std::string body = b.str();
   char header[96];
-  std::snprintf(header, sizeof(header), "%s\ncrc32c %08x %zu\n", kMagic, ps::Crc32c(body.data(), body.size()),
+  std::snprintf(header, sizeof(header), "%s\ncrc32c %08x %zu\n", kMagic, Crc32c(body.data(), body.size()),
                 body.size());
   return header + body;
 }
@@ -133,7 +133,7 @@ StatusOr<SchedulerJournal> DecodeSchedulerJournal(std::string_view bytes, const 
     return loss("body is " + std::to_string(body.size()) + " bytes, the header says " + std::to_string(size) +
                 " (truncated or appended to)");
   }
-  if (ps::Crc32c(body.data(), body.size()) != crc) return loss("checksum mismatch (the file is damaged)");
+  if (Crc32c(body.data(), body.size()) != crc) return loss("checksum mismatch (the file is damaged)");
 
   SchedulerJournal j;
   std::istringstream in{std::string(body)};

@@ -20,7 +20,7 @@
 #include <string_view>
 #include <vector>
 
-#include "protocol/status.h"
+#include "base/status.h"
 #include "ps/checkpoint_fs.h"
 #include "ps/checkpoint_manifest.h"
 #include "scheduler/failure_detector.h"

@@ -99,7 +99,7 @@ int main(int argc, char** argv) {
 
   mtps::MetricsRegistry registry;
   mtps::ExportProcessMetrics(&registry);
-  mtps::scheduler::SteadyClock clock;
+  mtps::SteadyClock clock;
   std::unique_ptr<mtps::ps::CheckpointFileSystem> fs = mtps::ps::NewPosixFileSystem();
   mtps::scheduler::SchedulerOptions options;
   options.spec = *spec;

@@ -10,7 +10,7 @@
 #include <string>
 
 #include "protocol/job_spec.h"
-#include "protocol/status.h"
+#include "base/status.h"
 #include "worker/batch_source.h"
 
 namespace mtps {

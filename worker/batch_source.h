@@ -15,7 +15,7 @@
 #include <cstdint>
 #include <string>
 
-#include "protocol/status.h"
+#include "base/status.h"
 #include "worker/batch.h"
 
 namespace mtps {

@@ -17,7 +17,7 @@
 #include <future>
 #include <span>
 
-#include "protocol/status.h"
+#include "base/status.h"
 #include "ps/client.h"
 
 namespace mtps {

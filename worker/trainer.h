@@ -29,7 +29,7 @@
 
 #include "models/multitask_model.h"
 #include "protocol/job_spec.h"
-#include "protocol/status.h"
+#include "base/status.h"
 #include "worker/batch_source.h"
 #include "worker/parameter_store.h"
 

@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "protocol/job_spec.h"
-#include "protocol/status.h"
+#include "base/status.h"
 #include "worker/batch_source.h"
 #include "worker/data/batch_pipeline.h"
 #include "worker/data/feature_map.h"

@@ -9,7 +9,7 @@
 #include <string>
 
 #include "protocol/job_spec.h"
-#include "protocol/status.h"
+#include "base/status.h"
 
 namespace mtps {
 

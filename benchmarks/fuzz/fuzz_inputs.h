@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "protocol/job_spec.h"
-#include "protocol/status.h"
+#include "base/status.h"
 #include "worker/data/datagen.h"
 
 namespace mtps::fuzz {

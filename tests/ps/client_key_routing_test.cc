@@ -34,7 +34,7 @@ TEST(JumpConsistentHash, AddingAServerMovesOnlyKeysToIt) {
   int moved = 0;
   constexpr int kKeys = 50000;
   for (uint64_t i = 0; i < kKeys; ++i) {
-    const uint64_t key = SplitMix64(i);
+    const uint64_t key = Mix64(i);
     const int32_t before = JumpConsistentHash(key, 4);
     const int32_t after = JumpConsistentHash(key, 5);
     if (before != after) {
@@ -64,7 +64,7 @@ TEST(DenseBlockOwner, IsRoundRobinById) {
 
 TEST(KeyRouting, GroupsUniqueKeysByOwnerInFirstSeenOrder) {
   std::vector<uint64_t> keys;
-  for (uint64_t i = 0; i < 1000; ++i) keys.push_back(SplitMix64(i));
+  for (uint64_t i = 0; i < 1000; ++i) keys.push_back(Mix64(i));
   KeyRouting routing;
   routing.Build(keys, 3);
   EXPECT_EQ(routing.num_keys(), keys.size());
@@ -122,7 +122,7 @@ TEST(KeyRouting, ReuseForAnotherRequestForgetsTheFirst) {
 // repeats, also when it reuses a routing that held repeats before.
 TEST(KeyRouting, UniqueKeysRouteAsTheGeneralPathDoes) {
   std::vector<uint64_t> keys;
-  for (uint64_t i = 0; i < 5000; ++i) keys.push_back(SplitMix64(i * 7 + 3));
+  for (uint64_t i = 0; i < 5000; ++i) keys.push_back(Mix64(i * 7 + 3));
   for (int32_t servers : {1, 2, 5}) {
     KeyRouting general, unique;
     general.Build(keys, servers);

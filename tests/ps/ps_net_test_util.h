@@ -65,7 +65,7 @@ inline std::vector<float> InitialRow(const TableSpec& spec, uint64_t key) {
 // `count` distinct keys of which every server owns some (spread by jump hash).
 inline std::vector<uint64_t> SomeKeys(size_t count, uint64_t salt = 1) {
   std::vector<uint64_t> keys(count);
-  for (size_t i = 0; i < count; ++i) keys[i] = SplitMix64(salt * 1000003 + i);
+  for (size_t i = 0; i < count; ++i) keys[i] = Mix64(salt * 1000003 + i);
   return keys;
 }
 

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "ps/count_min_sketch.h"
-#include "ps/crc32c.h"
+#include "base/crc32c.h"
 #include "ps/key_hash.h"
 
 namespace mtps::ps {
@@ -114,17 +114,6 @@ TEST(RowIndexTest, StaysBelowSevenEighthsLoadAndReportsItsPages) {
   EXPECT_EQ(index.MemoryBytes(), PageBuffer::RoundUpToPages(index.capacity() * 8));
   EXPECT_GE(index.size() * 10, index.capacity() * 7 - 160);  // grows by 1.25x, not 2x
   EXPECT_EQ(RowIndex::CapacityFor(100000), index.capacity());
-}
-
-TEST(Crc32cTest, KnownValueAndBothPathsAgree) {
-  const char* text = "123456789";
-  EXPECT_EQ(Crc32c(text, 9), 0xE3069283u);
-  std::vector<uint8_t> data(10007);
-  std::mt19937 rng(1);
-  for (auto& b : data) b = static_cast<uint8_t>(rng());
-  EXPECT_EQ(Crc32c(data.data(), data.size()), Crc32cExtendPortable(0, data.data(), data.size()));
-  const uint32_t split = Crc32cExtend(Crc32c(data.data(), 1234), data.data() + 1234, data.size() - 1234);
-  EXPECT_EQ(split, Crc32c(data.data(), data.size()));
 }
 
 TEST(CountMinSketchTest, NeverUndercountsAndRarelyOvercountsWhenWide) {

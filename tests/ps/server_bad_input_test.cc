@@ -31,7 +31,7 @@ using testing::TestJob;
 std::vector<uint64_t> KeysOf(int rank, int servers, size_t count, bool owned = true) {
   std::vector<uint64_t> out;
   for (uint64_t i = 0; out.size() < count; ++i) {
-    const uint64_t key = SplitMix64(i + 77);
+    const uint64_t key = Mix64(i + 77);
     if ((JumpConsistentHash(key, servers) == rank) == owned) out.push_back(key);
   }
   return out;

@@ -32,12 +32,12 @@ class ZipfKeys {
       if (k - x <= threshold_ || u >= HIntegral(k + 0.5) - H(k)) return static_cast<uint64_t>(k);
     }
   }
-  static uint64_t KeyOfRank(uint64_t rank) { return SplitMix64(rank * 0x9e3779b97f4a7c15ULL); }
+  static uint64_t KeyOfRank(uint64_t rank) { return Mix64(rank * 0x9e3779b97f4a7c15ULL); }
   uint64_t NextKey() { return KeyOfRank(NextRank()); }
 
  private:
   double Uniform() {
-    rng_ = SplitMix64(rng_);
+    rng_ = Mix64(rng_);
     return (static_cast<double>(rng_ >> 11) + 0.5) * (1.0 / 9007199254740992.0);
   }
   double H(double x) const { return std::exp(-s_ * std::log(x)); }

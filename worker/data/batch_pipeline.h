@@ -38,7 +38,7 @@
 #include <vector>
 
 #include "protocol/job_spec.h"
-#include "protocol/status.h"
+#include "base/status.h"
 #include "worker/batch.h"
 #include "worker/data/batch_assembler.h"
 #include "worker/data/column_block.h"

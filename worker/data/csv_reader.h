@@ -24,7 +24,7 @@
 #include <vector>
 
 #include "protocol/job_spec.h"
-#include "protocol/status.h"
+#include "base/status.h"
 #include "worker/data/column_block.h"
 #include "worker/data/feature_map.h"
 

@@ -13,7 +13,7 @@
 #include <string>
 
 #include "protocol/job_spec.h"
-#include "protocol/status.h"
+#include "base/status.h"
 #include "worker/data/feature_map.h"
 #include "worker/data/mtb_writer.h"
 

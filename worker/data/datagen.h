@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "protocol/job_spec.h"
-#include "protocol/status.h"
+#include "base/status.h"
 #include "worker/data/column_block.h"
 #include "worker/data/ecommerce_world.h"
 #include "worker/data/feature_map.h"

@@ -20,8 +20,8 @@
 #include <vector>
 
 #include "protocol/job_spec.h"
-#include "protocol/status.h"
-#include "worker/data/hash.h"
+#include "base/status.h"
+#include "base/hash.h"
 
 namespace mtps {
 

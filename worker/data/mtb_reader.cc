@@ -12,7 +12,7 @@
 #include <cstring>
 
 #include "protocol/checksum_check.h"
-#include "worker/data/hash.h"
+#include "base/hash.h"
 
 namespace mtps {
 namespace {

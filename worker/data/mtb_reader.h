@@ -21,7 +21,7 @@
 #include <string>
 #include <vector>
 
-#include "protocol/status.h"
+#include "base/status.h"
 #include "worker/data/column_block.h"
 #include "worker/data/feature_map.h"
 #include "worker/data/mtb_format.h"

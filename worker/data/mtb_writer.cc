@@ -7,7 +7,7 @@
 #include <cstring>
 #include <filesystem>
 
-#include "worker/data/hash.h"
+#include "base/hash.h"
 
 namespace mtps {
 namespace {

@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "protocol/status.h"
+#include "base/status.h"
 #include "worker/data/column_block.h"
 #include "worker/data/mtb_format.h"
 

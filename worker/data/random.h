@@ -12,7 +12,7 @@
 #include <cstdint>
 #include <utility>
 
-#include "worker/data/hash.h"
+#include "base/hash.h"
 
 namespace mtps {
 

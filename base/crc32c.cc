@@ -1,13 +1,13 @@
 // CRC32C: SSE4.2's crc32 instruction, 8 bytes at a time, when the CPU has it; otherwise
 // a byte-wise table of the reflected Castagnoli polynomial 0x82F63B78.
-#include "ps/crc32c.h"
+#include "base/crc32c.h"
 
 #include <array>
 #include <cstring>
 
 #include <nmmintrin.h>
 
-namespace mtps::ps {
+namespace mtps {
 namespace {
 
 constexpr std::array<uint32_t, 256> MakeTable() {
@@ -50,4 +50,4 @@ uint32_t Crc32cExtend(uint32_t crc, const void* data, size_t size) {
   return Crc32cExtendPortable(crc, data, size);
 }
 
-}  // namespace mtps::ps
+}  // namespace mtps

@@ -11,7 +11,7 @@
 #include <atomic>
 #include <chrono>
 
-namespace mtps::scheduler {
+namespace mtps {
 
 class Clock {
  public:
@@ -35,4 +35,4 @@ class ManualClock final : public Clock {
   std::atomic<int64_t> now_ns_{int64_t{1000} * 1000 * 1000 * 1000};
 };
 
-}  // namespace mtps::scheduler
+}  // namespace mtps

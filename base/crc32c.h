@@ -10,7 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 
-namespace mtps::ps {
+namespace mtps {
 
 uint32_t Crc32cExtend(uint32_t crc, const void* data, size_t size);
 inline uint32_t Crc32c(const void* data, size_t size) { return Crc32cExtend(0, data, size); }
@@ -18,4 +18,4 @@ inline uint32_t Crc32c(const void* data, size_t size) { return Crc32cExtend(0, d
 // The portable path alone, so a test can check that both paths agree.
 uint32_t Crc32cExtendPortable(uint32_t crc, const void* data, size_t size);
 
-}  // namespace mtps::ps
+}  // namespace mtps

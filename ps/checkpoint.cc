@@ -1,5 +1,5 @@
 // Checkpoint files: a framed format (header, checksummed blocks, footer) shared by table
-// and dense-block files, written through CheckpointFileSystem to a temporary name and
+// and dense-block files, written through FileSystem to a temporary name and
 // renamed, and read back completely into fresh objects before anything is swapped in.
 #include "ps/checkpoint.h"
 
@@ -93,7 +93,7 @@ std::string DirOf(const std::string& path) {
 // failure), so a crash never leaves a partial file under the final name.
 class FrameWriter {
  public:
-  FrameWriter(CheckpointFileSystem& fs, std::string path)
+  FrameWriter(FileSystem& fs, std::string path)
       : fs_(fs), path_(std::move(path)), tmp_path_(path_ + ".tmp") {}
   ~FrameWriter() {
     if (file_ != nullptr && !finished_) {
@@ -169,7 +169,7 @@ class FrameWriter {
     return Status::OK();
   }
 
-  CheckpointFileSystem& fs_;
+  FileSystem& fs_;
   std::string path_;
   std::string tmp_path_;
   std::unique_ptr<WritableFile> file_;
@@ -186,7 +186,7 @@ class FrameWriter {
 // names the file and, for a block, its number and byte offset.
 class FrameReader {
  public:
-  FrameReader(CheckpointFileSystem& fs, std::string path) : fs_(fs), path_(std::move(path)) {}
+  FrameReader(FileSystem& fs, std::string path) : fs_(fs), path_(std::move(path)) {}
 
   // Opens the file and returns its header fields.
   StatusOr<std::string> Begin(const char (&magic)[8], const char* kind) {
@@ -294,7 +294,7 @@ class FrameReader {
     return false;
   }
 
-  CheckpointFileSystem& fs_;
+  FileSystem& fs_;
   std::string path_;
   std::unique_ptr<ReadableFile> file_;
   uint64_t offset_ = 0;
@@ -397,7 +397,7 @@ std::string DenseCheckpointPath(const std::string& dir, int server_rank) {
   return dir + "/server-" + std::to_string(server_rank) + ".dense.ckpt";
 }
 
-StatusOr<CheckpointFileInfo> SaveTableParts(CheckpointFileSystem& fs, const std::string& path,
+StatusOr<CheckpointFileInfo> SaveTableParts(FileSystem& fs, const std::string& path,
                                             const std::vector<const EmbeddingTable*>& parts) {
   if (parts.empty()) return InvalidArgument("checkpoint '" + path + "': no table to save");
   const TableSpec& spec = parts[0]->spec();
@@ -414,7 +414,7 @@ StatusOr<CheckpointFileInfo> SaveTableParts(CheckpointFileSystem& fs, const std:
 }
 
 StatusOr<std::vector<std::unique_ptr<EmbeddingTable>>> LoadTableParts(
-    CheckpointFileSystem& fs, const std::string& path, const TableSpec& spec, int num_shards) {
+    FileSystem& fs, const std::string& path, const TableSpec& spec, int num_shards) {
   if (num_shards < 1) return InvalidArgument("num_shards must be >= 1");
   FrameReader reader(fs, path);
   const StatusOr<std::string> fields = reader.Begin(kTableMagic, "table");
@@ -458,7 +458,7 @@ StatusOr<std::vector<std::unique_ptr<EmbeddingTable>>> LoadTableParts(
   return parts;
 }
 
-StatusOr<CheckpointFileInfo> SaveTableCheckpoint(CheckpointFileSystem& fs, const std::string& path,
+StatusOr<CheckpointFileInfo> SaveTableCheckpoint(FileSystem& fs, const std::string& path,
                                                  ShardedTables& tables, uint32_t table_id) {
   MTPS_ASSIGN_OR_RETURN(const TableSpec* spec, tables.Spec(table_id));
   FrameWriter writer(fs, path);
@@ -471,7 +471,7 @@ StatusOr<CheckpointFileInfo> SaveTableCheckpoint(CheckpointFileSystem& fs, const
   return writer.Finish();
 }
 
-Status LoadTableCheckpoint(CheckpointFileSystem& fs, const std::string& path,
+Status LoadTableCheckpoint(FileSystem& fs, const std::string& path,
                            ShardedTables& tables, uint32_t table_id) {
   MTPS_ASSIGN_OR_RETURN(const TableSpec* spec, tables.Spec(table_id));
   MTPS_ASSIGN_OR_RETURN(auto parts, LoadTableParts(fs, path, *spec, tables.num_shards()));
@@ -480,7 +480,7 @@ Status LoadTableCheckpoint(CheckpointFileSystem& fs, const std::string& path,
 
 // --- Dense file: one record per block: id, name, update count, sizes, values, state ---
 
-StatusOr<CheckpointFileInfo> SaveDenseCheckpoint(CheckpointFileSystem& fs, const std::string& path,
+StatusOr<CheckpointFileInfo> SaveDenseCheckpoint(FileSystem& fs, const std::string& path,
                                                  const DenseBlockStore& store) {
   FrameWriter writer(fs, path);
   ByteWriter fields;
@@ -501,7 +501,7 @@ StatusOr<CheckpointFileInfo> SaveDenseCheckpoint(CheckpointFileSystem& fs, const
   return writer.Finish();
 }
 
-Status LoadDenseCheckpoint(CheckpointFileSystem& fs, const std::string& path,
+Status LoadDenseCheckpoint(FileSystem& fs, const std::string& path,
                            DenseBlockStore& store) {
   FrameReader reader(fs, path);
   StatusOr<std::string> fields = reader.Begin(kDenseMagic, "dense block");

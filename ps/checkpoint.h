@@ -39,8 +39,9 @@
 #include <vector>
 
 #include "protocol/job_spec.h"
+#include "base/checkpoint_manifest.h"
 #include "base/status.h"
-#include "ps/checkpoint_fs.h"
+#include "base/file_system.h"
 #include "ps/dense_block.h"
 #include "ps/embedding_table.h"
 #include "ps/sharded_table.h"
@@ -50,33 +51,27 @@ namespace mtps::ps {
 inline constexpr uint32_t kCheckpointFormatVersion = 1;
 
 // What the scheduler's manifest records about a written file (mtps.capnp CheckpointFile).
-struct CheckpointFileInfo {
-  std::string path;
-  uint64_t bytes = 0;
-  uint64_t checksum = 0;  // CRC32C of the whole file
-};
-
 // "<dir>/server-<rank>.table-<name>.ckpt" and "<dir>/server-<rank>.dense.ckpt".
 std::string TableCheckpointPath(const std::string& dir, int server_rank,
                                 const std::string& table_name);
 std::string DenseCheckpointPath(const std::string& dir, int server_rank);
 
 // Sharded tables of a server.
-StatusOr<CheckpointFileInfo> SaveTableCheckpoint(CheckpointFileSystem& fs, const std::string& path,
+StatusOr<CheckpointFileInfo> SaveTableCheckpoint(FileSystem& fs, const std::string& path,
                                                  ShardedTables& tables, uint32_t table_id);
-Status LoadTableCheckpoint(CheckpointFileSystem& fs, const std::string& path,
+Status LoadTableCheckpoint(FileSystem& fs, const std::string& path,
                            ShardedTables& tables, uint32_t table_id);
 
 // Plain tables (one file from any number of parts that share one spec). Loading routes
 // every row to ShardOfKey(key, num_shards); the spec must match the file's.
-StatusOr<CheckpointFileInfo> SaveTableParts(CheckpointFileSystem& fs, const std::string& path,
+StatusOr<CheckpointFileInfo> SaveTableParts(FileSystem& fs, const std::string& path,
                                             const std::vector<const EmbeddingTable*>& parts);
 StatusOr<std::vector<std::unique_ptr<EmbeddingTable>>> LoadTableParts(
-    CheckpointFileSystem& fs, const std::string& path, const TableSpec& spec, int num_shards);
+    FileSystem& fs, const std::string& path, const TableSpec& spec, int num_shards);
 
-StatusOr<CheckpointFileInfo> SaveDenseCheckpoint(CheckpointFileSystem& fs, const std::string& path,
+StatusOr<CheckpointFileInfo> SaveDenseCheckpoint(FileSystem& fs, const std::string& path,
                                                  const DenseBlockStore& store);
-Status LoadDenseCheckpoint(CheckpointFileSystem& fs, const std::string& path,
+Status LoadDenseCheckpoint(FileSystem& fs, const std::string& path,
                            DenseBlockStore& store);
 
 }  // namespace mtps::ps

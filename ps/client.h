@@ -32,6 +32,7 @@
 
 #include "base/status.h"
 #include "protocol/transport.h"
+#include "ps/parameter_types.h"
 #include "ps/push_result.h"
 
 namespace mtps::ps {
@@ -59,37 +60,6 @@ struct ClientOptions {
   // client copies the one after (one 7 MB push at dim 16 ran about twice as fast in
   // benchmarks/ps_wire_bench.sh). max_request_bytes still bounds it; 0 means no split.
   size_t push_part_bytes = size_t{1} << 20;
-};
-
-struct PullOptions {
-  uint64_t step = 0;
-  bool count_as_sighting = true;  // eval pulls pass false: they do not count for admission
-  // The caller promises that no key repeats (a batch's unique keys): the client skips
-  // finding repeats. A repeated key is then pulled twice, which is harmless.
-  bool keys_unique = false;
-};
-
-struct PushOptions {
-  uint64_t step = 0;
-  // The caller promises that no key repeats (a batch's unique keys): the client skips
-  // summing repeats. A repeated key would then be updated twice by its server.
-  bool keys_unique = false;
-  bool sync = false;           // the servers apply once all num_workers pushes of `step` are in
-  int32_t worker_rank = -1;
-  uint32_t num_workers = 1;
-};
-
-
-// A dense block to create (values = initial values) or to push (values = gradients).
-struct DenseBlockIn {
-  uint32_t id;
-  std::string_view name;  // used by DenseInit only
-  std::span<const float> values;
-};
-// Where a pulled dense block goes; its size must equal the block's.
-struct DenseBlockOut {
-  uint32_t id;
-  std::span<float> values;
 };
 
 struct TableStatsValue {

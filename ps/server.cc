@@ -10,7 +10,7 @@
 
 #include <glog/logging.h>
 
-#include "ps/checkpoint_manifest.h"
+#include "base/checkpoint_manifest.h"
 #include "ps/jump_hash.h"
 
 namespace mtps::ps {

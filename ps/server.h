@@ -44,7 +44,7 @@
 #include "base/status.h"
 #include "protocol/transport.h"
 #include "ps/checkpoint.h"
-#include "ps/checkpoint_manifest.h"
+#include "base/checkpoint_manifest.h"
 #include "ps/dense_block.h"
 #include "ps/sharded_table.h"
 
@@ -140,7 +140,7 @@ class Server {
   MemoryBudget memory_budget_;  // outlives the tables, which report to it
   std::unique_ptr<ShardedTables> tables_;
   std::unique_ptr<DenseBlockStore> dense_;
-  std::unique_ptr<CheckpointFileSystem> fs_;
+  std::unique_ptr<FileSystem> fs_;
   std::unique_ptr<Metrics> metrics_;
   // Requests refused here (validation) per table, beside the tables' own counts.
   std::unique_ptr<std::atomic<uint64_t>[]> table_rejected_;

@@ -35,7 +35,7 @@
 #include "protocol/transport.h"
 #include "ps/heap_tuning.h"
 #include "ps/server.h"
-#include "scheduler/scheduler_client.h"
+#include "protocol/scheduler_client.h"
 
 DEFINE_int32(port, 7000, "RPC port (0 = any free port)");
 DEFINE_string(host, "0.0.0.0", "address the RPC and HTTP endpoints bind to");
@@ -197,7 +197,7 @@ int Run() {
   if (FLAGS_restore) {
     if (checkpoint_root.empty())
       return Fail(mtps::InvalidArgument("--restore needs --checkpoint_dir or checkpoint.dir"));
-    mtps::ps::CheckpointManifest restored;
+    mtps::CheckpointManifest restored;
     Status s = (*server)->Restore(checkpoint_root, &restored);
     if (s.code() == mtps::StatusCode::kNotFound) {
       // A first launch (or a fresh volume): nothing to restore is not an error.

@@ -9,7 +9,7 @@
 
 #include <glog/logging.h>
 
-#include "ps/checkpoint_manifest.h"
+#include "base/checkpoint_manifest.h"
 
 namespace mtps::scheduler {
 
@@ -27,7 +27,7 @@ std::vector<uint64_t> CheckpointIds(const std::string& root, bool whole) {
     if (!name.starts_with(kDirPrefix)) continue;
     uint64_t id = 0;
     if (std::sscanf(name.c_str() + sizeof(kDirPrefix) - 1, "%" SCNu64, &id) != 1) continue;
-    if (whole && !std::filesystem::exists(ps::ManifestPath(entry.path().string()), ec)) continue;
+    if (whole && !std::filesystem::exists(ManifestPath(entry.path().string()), ec)) continue;
     ids.push_back(id);
   }
   std::sort(ids.begin(), ids.end());
@@ -36,21 +36,17 @@ std::vector<uint64_t> CheckpointIds(const std::string& root, bool whole) {
 
 }  // namespace
 
-std::string CheckpointDir(const std::string& root, uint64_t id) {
-  return ps::CheckpointDir(root, id);  // one naming for the scheduler and the servers
-}
-
 uint64_t NextCheckpointId(const std::string& root) {
   std::vector<uint64_t> ids = CheckpointIds(root, /*whole=*/false);
   return ids.empty() ? 1 : ids.back() + 1;
 }
 
-CheckpointCoordinator::CheckpointCoordinator(ps::CheckpointFileSystem* fs, CheckpointOptions options)
+CheckpointCoordinator::CheckpointCoordinator(FileSystem* fs, CheckpointOptions options)
     : fs_(fs), options_(std::move(options)) {}
 
 StatusOr<std::string> CheckpointCoordinator::Run(const std::vector<RpcClient*>& servers,
                                                  uint64_t id, uint64_t step,
-                                                 const std::vector<ps::WorkerPosition>& positions) {
+                                                 const std::vector<WorkerPosition>& positions) {
   const std::string dir = CheckpointDir(options_.root, id);
   const std::string what = "checkpoint " + std::to_string(id) + " (" + dir + ")";
   MTPS_RETURN_IF_ERROR(fs_->CreateDirs(dir).WithContext(what));
@@ -65,7 +61,7 @@ StatusOr<std::string> CheckpointCoordinator::Run(const std::vector<RpcClient*>& 
     begin.setStep(step);
     begun.push_back(server->Call(std::move(request), {.timeout = options_.ack_timeout}));
   }
-  ps::CheckpointManifest manifest{id, step, {}, positions};
+  CheckpointManifest manifest{id, step, {}, positions};
   std::string failures;
   for (size_t rank = 0; rank < begun.size(); ++rank) {
     StatusOr<IncomingMessage> reply = Await(begun[rank]);
@@ -102,7 +98,7 @@ StatusOr<std::string> CheckpointCoordinator::Run(const std::vector<RpcClient*>& 
 
   // The manifest is what makes the checkpoint whole: written only now, after every ack.
   MTPS_RETURN_IF_ERROR(
-      ps::WriteCheckpointManifest(*fs_, ps::ManifestPath(dir), manifest).WithContext(what));
+      WriteCheckpointManifest(*fs_, ManifestPath(dir), manifest).WithContext(what));
 
   std::vector<std::future<StatusOr<IncomingMessage>>> committed;
   for (RpcClient* server : servers) {

@@ -22,8 +22,8 @@
 
 #include "base/status.h"
 #include "protocol/transport.h"
-#include "ps/checkpoint_fs.h"
-#include "ps/checkpoint_manifest.h"
+#include "base/file_system.h"
+#include "base/checkpoint_manifest.h"
 
 namespace mtps::scheduler {
 
@@ -34,19 +34,17 @@ struct CheckpointOptions {
   std::chrono::milliseconds commit_timeout{30000};
 };
 
-// "<root>/ckpt-0000000007".
-std::string CheckpointDir(const std::string& root, uint64_t id);
 // One more than the largest id of a checkpoint directory under `root` (1 when none).
 uint64_t NextCheckpointId(const std::string& root);
 
 class CheckpointCoordinator {
  public:
-  CheckpointCoordinator(ps::CheckpointFileSystem* fs, CheckpointOptions options);
+  CheckpointCoordinator(FileSystem* fs, CheckpointOptions options);
 
   // `servers[r]` talks to the server of rank r. Returns the checkpoint's directory.
   // Errors name the server and its reason; no manifest is written then.
   StatusOr<std::string> Run(const std::vector<RpcClient*>& servers, uint64_t id, uint64_t step,
-                            const std::vector<ps::WorkerPosition>& positions = {});
+                            const std::vector<WorkerPosition>& positions = {});
   // Makes the running Run() (and every later one) give up at once with `reason`.
   void Cancel(const Status& reason);
   // Makes the running (or next) Run() give up (e.g. a server it waits on was lost);
@@ -63,7 +61,7 @@ class CheckpointCoordinator {
   std::optional<Status> cancelled_;  // GUARDED_BY(cancel_mutex_)
   std::optional<Status> abandoned_;  // this Run() only       GUARDED_BY(cancel_mutex_)
 
-  ps::CheckpointFileSystem* fs_;
+  FileSystem* fs_;
   CheckpointOptions options_;
 };
 

@@ -77,7 +77,7 @@ std::string RunSummaryJson(const RunSummary& s) {
 
 std::string SummaryPath(const std::string& run_dir) { return run_dir + "/summary.json"; }
 
-Status WriteFileAtomically(ps::CheckpointFileSystem& fs, const std::string& path,
+Status WriteFileAtomically(FileSystem& fs, const std::string& path,
                            const std::string& bytes) {
   const std::string tmp = path + ".tmp";
   MTPS_ASSIGN_OR_RETURN(auto file, fs.NewWritableFile(tmp));
@@ -89,7 +89,7 @@ Status WriteFileAtomically(ps::CheckpointFileSystem& fs, const std::string& path
   return fs.SyncDir(dir.empty() ? "." : dir);
 }
 
-Status WriteRunSummary(ps::CheckpointFileSystem& fs, const std::string& run_dir,
+Status WriteRunSummary(FileSystem& fs, const std::string& run_dir,
                        const RunSummary& summary) {
   MTPS_RETURN_IF_ERROR(fs.CreateDirs(run_dir));
   return WriteFileAtomically(fs, SummaryPath(run_dir), RunSummaryJson(summary))

@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "base/status.h"
-#include "ps/checkpoint_fs.h"
+#include "base/file_system.h"
 
 namespace mtps::scheduler {
 
@@ -48,10 +48,10 @@ struct RunSummary {
 std::string RunSummaryJson(const RunSummary& summary);
 std::string SummaryPath(const std::string& run_dir);  // "<run_dir>/summary.json"
 // Creates the directory if needed; writes to a temporary name, syncs, renames.
-Status WriteRunSummary(ps::CheckpointFileSystem& fs, const std::string& run_dir,
+Status WriteRunSummary(FileSystem& fs, const std::string& run_dir,
                        const RunSummary& summary);
 // Writes `bytes` to `path` so that a reader sees the old file or the whole new one.
-Status WriteFileAtomically(ps::CheckpointFileSystem& fs, const std::string& path,
+Status WriteFileAtomically(FileSystem& fs, const std::string& path,
                            const std::string& bytes);
 
 // Per-task oracle AUC from a data set's oracle.json. Accepted shapes, per task name T:

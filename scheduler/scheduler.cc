@@ -59,7 +59,7 @@ struct Scheduler::PendingRegistration {
   }
 };
 
-Scheduler::Scheduler(SchedulerOptions options, const Clock* clock, ps::CheckpointFileSystem* fs,
+Scheduler::Scheduler(SchedulerOptions options, const Clock* clock, FileSystem* fs,
                      MetricsRegistry* metrics)
     : options_(std::move(options)),
       clock_(clock),
@@ -316,7 +316,7 @@ void Scheduler::RejoinLocked(const NodeRecord& node, Responder responder) {
   body.setRejoined(true);
   body.setIncarnation(incarnation_);
   if (key.role == proto::Role::WORKER) {
-    for (const ps::WorkerPosition& p : committed_positions_) {
+    for (const WorkerPosition& p : committed_positions_) {
       if (p.rank != key.rank) continue;
       body.setResume(true);
       body.setResumeEpoch(p.epoch);
@@ -524,7 +524,7 @@ void Scheduler::HandleProgress(IncomingMessage& request, Responder responder) {
   Status recorded = progress_.Record(key.rank, report);
   if (recorded.ok() && phase == "train") {
     std::lock_guard<std::mutex> lock(mutex_);
-    positions_[key.rank] = ps::WorkerPosition{key.rank, report.getEpoch(), report.getDataPosition(),
+    positions_[key.rank] = WorkerPosition{key.rank, report.getEpoch(), report.getDataPosition(),
                                               report.getStep()};
   }
   if (recorded.ok() && (phase == "eval" || phase == "done")) {
@@ -640,7 +640,7 @@ Status Scheduler::RunCheckpoint(uint64_t step) {
     return Status::OK();
   };
   const uint64_t id = NextCheckpointId(options_.spec.checkpoint.dir);
-  std::vector<ps::WorkerPosition> positions;
+  std::vector<WorkerPosition> positions;
   std::optional<std::chrono::steady_clock::time_point> paused_at;
   if (options_.spec.training.mode == TrainingSpec::Mode::kAsync) {
     // A consistent cut: every worker stops at a step boundary with its pushes applied
@@ -661,7 +661,7 @@ Status Scheduler::RunCheckpoint(uint64_t step) {
       }
       for (int r = 0; r < options_.num_workers; ++r) {
         auto it = positions_.find(r);
-        positions.push_back(it != positions_.end() ? it->second : ps::WorkerPosition{r, 0, 0, 0});
+        positions.push_back(it != positions_.end() ? it->second : WorkerPosition{r, 0, 0, 0});
       }
     }
   }

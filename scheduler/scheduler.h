@@ -62,8 +62,8 @@
 #include "protocol/metrics.h"
 #include "base/status.h"
 #include "protocol/transport.h"
-#include "ps/checkpoint_fs.h"
-#include "ps/checkpoint_manifest.h"
+#include "base/file_system.h"
+#include "base/checkpoint_manifest.h"
 #include "scheduler/barrier_table.h"
 #include "scheduler/checkpoint_coordinator.h"
 #include "base/clock.h"
@@ -101,7 +101,7 @@ struct SchedulerOptions {
 class Scheduler {
  public:
   // `clock`, `fs` and `metrics` must outlive the scheduler.
-  Scheduler(SchedulerOptions options, const Clock* clock, ps::CheckpointFileSystem* fs,
+  Scheduler(SchedulerOptions options, const Clock* clock, FileSystem* fs,
             MetricsRegistry* metrics);
   ~Scheduler();
 
@@ -164,7 +164,7 @@ class Scheduler {
 
   const SchedulerOptions options_;
   const Clock* clock_;
-  ps::CheckpointFileSystem* fs_;
+  FileSystem* fs_;
   std::vector<std::string> task_names_;
 
   RpcServer rpc_;
@@ -190,8 +190,8 @@ class Scheduler {
   // Barrier releases of workers held while a cut is in progress.
   std::vector<std::pair<int, std::shared_ptr<Responder>>> held_releases_;  // GUARDED_BY(mutex_)
   std::set<NodeKey> rejoined_;            // replacements of lost nodes         GUARDED_BY(mutex_)
-  std::map<int, ps::WorkerPosition> positions_;   // latest reported, by rank   GUARDED_BY(mutex_)
-  std::vector<ps::WorkerPosition> committed_positions_;  // of the last checkpoint  GUARDED_BY(mutex_)
+  std::map<int, WorkerPosition> positions_;   // latest reported, by rank   GUARDED_BY(mutex_)
+  std::vector<WorkerPosition> committed_positions_;  // of the last checkpoint  GUARDED_BY(mutex_)
   std::vector<NodeKey> dead_;                                          // GUARDED_BY(mutex_)
   Clock::TimePoint started_at_;
   Clock::TimePoint formed_at_;                                         // GUARDED_BY(mutex_)

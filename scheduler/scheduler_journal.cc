@@ -91,7 +91,7 @@ std::string EncodeSchedulerJournal(const SchedulerJournal& j) {
   for (const NodeKey& k : j.rejoined) b << "rejoined " << RoleWord(k.role) << " " << k.rank << "\n";
   if (j.last_checkpoint_step) b << "checkpoint_step " << *j.last_checkpoint_step << "\n";
   b << "next_checkpoint_step " << j.next_checkpoint_step << "\n";
-  for (const ps::WorkerPosition& p : j.committed_positions) {
+  for (const WorkerPosition& p : j.committed_positions) {
     b << "position " << p.rank << " " << p.epoch << " " << p.records << " " << p.step << "\n";
   }
   for (const std::string& name : j.released_barriers) b << "released " << Escape(name) << "\n";
@@ -188,7 +188,7 @@ StatusOr<SchedulerJournal> DecodeSchedulerJournal(std::string_view bytes, const 
     } else if (word == "next_checkpoint_step") {
       if (!(f >> j.next_checkpoint_step)) return bad("bad next checkpoint step");
     } else if (word == "position") {
-      ps::WorkerPosition p;
+      WorkerPosition p;
       if (!(f >> p.rank >> p.epoch >> p.records >> p.step)) return bad("bad position");
       j.committed_positions.push_back(p);
     } else if (word == "released") {
@@ -238,7 +238,7 @@ StatusOr<SchedulerJournal> DecodeSchedulerJournal(std::string_view bytes, const 
   return j;
 }
 
-Status WriteSchedulerJournal(ps::CheckpointFileSystem& fs, const std::string& path,
+Status WriteSchedulerJournal(FileSystem& fs, const std::string& path,
                              const SchedulerJournal& journal) {
   const std::string bytes = EncodeSchedulerJournal(journal);
   const std::string dir = std::filesystem::path(path).parent_path().string();
@@ -252,7 +252,7 @@ Status WriteSchedulerJournal(ps::CheckpointFileSystem& fs, const std::string& pa
   return fs.SyncDir(dir);
 }
 
-StatusOr<SchedulerJournal> ReadSchedulerJournal(ps::CheckpointFileSystem& fs, const std::string& path) {
+StatusOr<SchedulerJournal> ReadSchedulerJournal(FileSystem& fs, const std::string& path) {
   if (!std::filesystem::exists(path)) return NotFound("no scheduler journal at " + path);
   MTPS_ASSIGN_OR_RETURN(auto file, fs.NewReadableFile(path));
   std::string bytes(file->Size(), '\0');

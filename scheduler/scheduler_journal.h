@@ -21,8 +21,8 @@
 #include <vector>
 
 #include "base/status.h"
-#include "ps/checkpoint_fs.h"
-#include "ps/checkpoint_manifest.h"
+#include "base/file_system.h"
+#include "base/checkpoint_manifest.h"
 #include "scheduler/failure_detector.h"
 #include "scheduler/membership.h"
 #include "scheduler/progress_tracker.h"
@@ -40,7 +40,7 @@ struct SchedulerJournal {
   std::set<NodeKey> rejoined;      // replacements of lost nodes
   std::optional<uint64_t> last_checkpoint_step;
   uint64_t next_checkpoint_step = 0;
-  std::vector<ps::WorkerPosition> committed_positions;  // of the last committed checkpoint
+  std::vector<WorkerPosition> committed_positions;  // of the last committed checkpoint
   std::set<std::string> released_barriers;
   std::vector<ProgressTracker::WorkerState> progress;   // by worker rank
 };
@@ -52,9 +52,9 @@ std::string EncodeSchedulerJournal(const SchedulerJournal& journal);
 // `path` only names the source in errors.
 StatusOr<SchedulerJournal> DecodeSchedulerJournal(std::string_view bytes, const std::string& path);
 
-Status WriteSchedulerJournal(ps::CheckpointFileSystem& fs, const std::string& path,
+Status WriteSchedulerJournal(FileSystem& fs, const std::string& path,
                              const SchedulerJournal& journal);
 // NOT_FOUND when there is no journal; DATA_LOSS when it is damaged.
-StatusOr<SchedulerJournal> ReadSchedulerJournal(ps::CheckpointFileSystem& fs, const std::string& path);
+StatusOr<SchedulerJournal> ReadSchedulerJournal(FileSystem& fs, const std::string& path);
 
 }  // namespace mtps::scheduler

@@ -100,7 +100,7 @@ int main(int argc, char** argv) {
   mtps::MetricsRegistry registry;
   mtps::ExportProcessMetrics(&registry);
   mtps::SteadyClock clock;
-  std::unique_ptr<mtps::ps::CheckpointFileSystem> fs = mtps::ps::NewPosixFileSystem();
+  std::unique_ptr<mtps::FileSystem> fs = mtps::NewPosixFileSystem();
   mtps::scheduler::SchedulerOptions options;
   options.spec = *spec;
   options.num_servers = FLAGS_num_servers;

@@ -12,7 +12,7 @@
 #include "protocol/metrics.h"
 #include "protocol/process_metrics.h"
 #include "ps/client.h"
-#include "scheduler/scheduler_client.h"
+#include "protocol/scheduler_client.h"
 #include "worker/bad_records.h"
 #include "worker/best_epoch.h"
 #include "worker/failover_parameter_store.h"

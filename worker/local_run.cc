@@ -6,7 +6,7 @@
 #include <cmath>
 #include <cstdio>
 
-#include "ps/checkpoint_fs.h"
+#include "base/file_system.h"
 #include "scheduler/run_summary.h"
 #include "worker/local_trainer.h"
 #include "worker/worker_run.h"
@@ -76,7 +76,7 @@ Status RunLocal(const JobSpec& spec, const WorkerRunOptions& options) {
             << std::chrono::duration<double>(Clock::now() - start).count() << " s in all";
   std::printf("%s\n", scheduler::RunSummaryJson(summary).c_str());
   if (options.run_dir.empty()) return Status::OK();
-  auto fs = ps::NewPosixFileSystem();
+  auto fs = NewPosixFileSystem();
   return scheduler::WriteRunSummary(*fs, options.run_dir, summary);
 }
 

@@ -18,7 +18,7 @@
 #include <span>
 
 #include "base/status.h"
-#include "ps/client.h"
+#include "ps/parameter_types.h"
 
 namespace mtps {
 

@@ -1,5 +1,5 @@
 // libFuzzer target: the checkpoint loader. Each input is one file, read through an
-// in-memory CheckpointFileSystem as a table file of each of the fuzz job's tables (fp32,
+// in-memory FileSystem as a table file of each of the fuzz job's tables (fp32,
 // fp16 and bf16 rows; SGD, Adagrad and FTRL state), as the dense-block file, and from
 // disk as a manifest.
 #include <algorithm>
@@ -13,14 +13,14 @@
 #include "benchmarks/fuzz/fuzz_entry.h"
 #include "benchmarks/fuzz/fuzz_inputs.h"
 #include "ps/checkpoint.h"
-#include "ps/checkpoint_manifest.h"
+#include "base/checkpoint_manifest.h"
 #include "ps/dense_block.h"
 
 namespace mtps::fuzz {
 namespace {
 
 // A readable view of the current input, under any path; nothing can be written.
-class InputFile : public ps::ReadableFile {
+class InputFile : public ReadableFile {
  public:
   InputFile(const uint8_t* data, size_t size) : data_(data), size_(size) {}
   Status Read(void* out, size_t size, size_t* read) override {
@@ -38,17 +38,17 @@ class InputFile : public ps::ReadableFile {
   size_t at_ = 0;
 };
 
-class InputFileSystem : public ps::CheckpointFileSystem {
+class InputFileSystem : public FileSystem {
  public:
   void Set(const uint8_t* data, size_t size) {
     data_ = data;
     size_ = size;
   }
-  StatusOr<std::unique_ptr<ps::WritableFile>> NewWritableFile(const std::string& path) override {
+  StatusOr<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) override {
     return PermissionDenied(path);
   }
-  StatusOr<std::unique_ptr<ps::ReadableFile>> NewReadableFile(const std::string&) override {
-    return std::unique_ptr<ps::ReadableFile>(new InputFile(data_, size_));
+  StatusOr<std::unique_ptr<ReadableFile>> NewReadableFile(const std::string&) override {
+    return std::unique_ptr<ReadableFile>(new InputFile(data_, size_));
   }
   Status Rename(const std::string& from, const std::string&) override { return PermissionDenied(from); }
   Status SyncDir(const std::string& dir) override { return PermissionDenied(dir); }
@@ -73,7 +73,7 @@ struct Harness {
     }
     ps::DenseBlockStore dense(job.training.dense_optimizer);
     (void)ps::LoadDenseCheckpoint(fs, "fuzz.dense.ckpt", dense);
-    (void)ps::ReadCheckpointManifest(manifest_file.Write(data, size));
+    (void)ReadCheckpointManifest(manifest_file.Write(data, size));
   }
 
   const JobSpec job;

@@ -12,7 +12,7 @@
 #include "benchmarks/fuzz/fuzz_inputs.h"
 #include "protocol/transport.h"
 #include "ps/checkpoint.h"
-#include "ps/checkpoint_manifest.h"
+#include "base/checkpoint_manifest.h"
 #include "ps/dense_block.h"
 #include "ps/embedding_table.h"
 
@@ -119,10 +119,10 @@ checkpoint: {dir: /tmp/ckpt, interval_steps: 100, keep: 3}
 // and a manifest listing them.
 Status CheckpointSeeds(const fs::path& out) {
   const JobSpec job = ServerJob();
-  std::unique_ptr<ps::CheckpointFileSystem> posix = ps::NewPosixFileSystem();
+  std::unique_ptr<FileSystem> posix = NewPosixFileSystem();
   const fs::path dir = out / "checkpoint";
   fs::create_directories(dir);
-  ps::CheckpointManifest manifest{.id = 3, .step = 120};
+  CheckpointManifest manifest{.id = 3, .step = 120};
   for (const TableSpec& spec : job.tables) {
     MTPS_ASSIGN_OR_RETURN(auto table, ps::EmbeddingTable::Create(spec));
     std::vector<uint64_t> keys = {1, 2, 3, 0xFFFFFFFFFFFFFFFFull, 77};
@@ -130,7 +130,7 @@ Status CheckpointSeeds(const fs::path& out) {
     for (int pass = 0; pass < 2; ++pass) table->Pull(keys.data(), keys.size(), values.data(), 5, true);
     std::vector<float> grads(keys.size() * spec.dim, 0.25f);
     MTPS_RETURN_IF_ERROR(table->Push(keys.data(), grads.data(), keys.size(), 6).status());
-    MTPS_ASSIGN_OR_RETURN(ps::CheckpointFileInfo info,
+    MTPS_ASSIGN_OR_RETURN(CheckpointFileInfo info,
                           ps::SaveTableParts(*posix, ps::TableCheckpointPath(dir.string(), 0, spec.name),
                                              {table.get()}));
     manifest.files.push_back(info);
@@ -140,10 +140,10 @@ Status CheckpointSeeds(const fs::path& out) {
   MTPS_RETURN_IF_ERROR(dense.Init(0, "bottom/w", a.data(), a.size()));
   MTPS_RETURN_IF_ERROR(dense.Init(7, "tower/b", b.data(), b.size()));
   MTPS_RETURN_IF_ERROR(dense.Push(0, a.data(), a.size()));
-  MTPS_ASSIGN_OR_RETURN(ps::CheckpointFileInfo info,
+  MTPS_ASSIGN_OR_RETURN(CheckpointFileInfo info,
                         ps::SaveDenseCheckpoint(*posix, ps::DenseCheckpointPath(dir.string(), 0), dense));
   manifest.files.push_back(info);
-  return ps::WriteCheckpointManifest(*posix, ps::ManifestPath(dir.string()), manifest);
+  return WriteCheckpointManifest(*posix, ManifestPath(dir.string()), manifest);
 }
 
 // One request as the fuzz target's framing holds it.

@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "ps/checkpoint.h"
-#include "ps/checkpoint_manifest.h"
+#include "base/checkpoint_manifest.h"
 #include "tests/common/child_process.h"
 #include "worker/data/datagen.h"
 #include "worker/local_trainer.h"
@@ -148,7 +148,7 @@ class ClusterTest : public ::testing::Test {
     }
     return true;
   }
-  bool HasWholeCheckpoint() { return !ps::ListWholeCheckpoints((dir_ / "ckpt").string(), 0).empty(); }
+  bool HasWholeCheckpoint() { return !ListWholeCheckpoints((dir_ / "ckpt").string(), 0).empty(); }
 
   // summary.json's AUC of every task is within `tolerance` of an undisturbed LocalTrainer run.
   void ExpectAucNearLocalTrainer(const std::string& spec_path, double tolerance) {
@@ -182,7 +182,7 @@ class ClusterTest : public ::testing::Test {
   }
   // A whole checkpoint that recorded the workers' data positions (a consistent cut).
   bool HasCutCheckpoint() {
-    for (const ps::WholeCheckpoint& c : ps::ListWholeCheckpoints((dir_ / "ckpt").string(), 0)) {
+    for (const WholeCheckpoint& c : ListWholeCheckpoints((dir_ / "ckpt").string(), 0)) {
       if (c.manifest.ok() && !c.manifest->workers.empty()) return true;
     }
     return false;
@@ -230,9 +230,9 @@ TEST_F(ClusterTest, OneSyncWorkerEqualsLocalTrainerOnEveryParameter) {
   ASSERT_TRUE((*local)->TrainEpoch(0).ok());
 
   // The servers' final checkpoint holds every parameter of the distributed run.
-  StatusOr<std::string> checkpoint = ps::FindNewestCheckpoint((dir_ / "ckpt").string(), 0);
+  StatusOr<std::string> checkpoint = FindNewestCheckpoint((dir_ / "ckpt").string(), 0);
   ASSERT_TRUE(checkpoint.ok()) << checkpoint.status() << "\n" << AllLogs();
-  auto files = ps::NewPosixFileSystem();
+  auto files = NewPosixFileSystem();
   size_t rows_compared = 0;
   for (uint32_t t = 0; t < spec->tables.size(); ++t) {
     const TableSpec& table_spec = spec->tables[t];
@@ -453,9 +453,9 @@ TEST_F(ClusterTest, CheckpointsComeEveryIntervalSecondsAndASigtermedSchedulerTak
   const size_t held = log.find("a checkpoint at step ");
   ASSERT_NE(held, std::string::npos) << log;
   const uint64_t step = std::strtoull(log.c_str() + held + 21, nullptr, 10);
-  StatusOr<std::string> newest = ps::FindNewestCheckpoint((dir_ / "ckpt").string(), 0);
+  StatusOr<std::string> newest = FindNewestCheckpoint((dir_ / "ckpt").string(), 0);
   ASSERT_TRUE(newest.ok()) << newest.status();
-  StatusOr<ps::CheckpointManifest> manifest = ps::ReadCheckpointManifest(ps::ManifestPath(*newest));
+  StatusOr<CheckpointManifest> manifest = ReadCheckpointManifest(ManifestPath(*newest));
   ASSERT_TRUE(manifest.ok()) << manifest.status();
   EXPECT_EQ(manifest->step, step) << log;
   EXPECT_EQ(manifest->workers.size(), 2u) << "a consistent cut records both workers";
@@ -475,15 +475,15 @@ TEST_F(ClusterTest, AsyncCheckpointsAreConsistentCutsOfEveryShard) {
   const auto deadline = std::chrono::steady_clock::now() + seconds(120);
   StatusOr<JobSpec> spec = LoadJobSpec(spec_path);
   ASSERT_TRUE(spec.ok());
-  auto files = ps::NewPosixFileSystem();
+  auto files = NewPosixFileSystem();
   std::set<std::string> seen;
   while (scheduler_->running() && std::chrono::steady_clock::now() < deadline) {
-    for (const ps::WholeCheckpoint& c : ps::ListWholeCheckpoints((dir_ / "ckpt").string(), 0)) {
+    for (const WholeCheckpoint& c : ListWholeCheckpoints((dir_ / "ckpt").string(), 0)) {
       if (!c.manifest.ok() || c.manifest->workers.empty() || !seen.insert(c.dir).second) continue;
       // Every dense block is pushed once per worker step. A cut in which the shards hold
       // the same steps has every block, on either server, updated sum-of-steps times.
       uint64_t steps = 0;
-      for (const ps::WorkerPosition& w : c.manifest->workers) steps += w.step;
+      for (const WorkerPosition& w : c.manifest->workers) steps += w.step;
       std::set<uint64_t> counts;
       bool loaded = true;
       for (int s = 0; s < 2; ++s) {

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "ps/checkpoint_manifest.h"
+#include "base/checkpoint_manifest.h"
 #include "tests/ps/ps_net_test_util.h"
 
 namespace mtps::ps {

@@ -83,7 +83,7 @@ class CheckpointTest : public ::testing::Test {
     out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
   }
 
-  std::unique_ptr<CheckpointFileSystem> fs_ = NewPosixFileSystem();
+  std::unique_ptr<FileSystem> fs_ = NewPosixFileSystem();
   std::string dir_;
   std::string path_;
 };
@@ -220,7 +220,7 @@ TEST_F(CheckpointTest, DenseRoundTripIsBitExact) {
 }
 
 // Fails the n-th call of one kind of operation; everything else goes to the real disk.
-class FaultyFileSystem : public CheckpointFileSystem {
+class FaultyFileSystem : public FileSystem {
  public:
   enum class Fault { kNone, kAppend, kSync, kRename, kSyncDir };
   FaultyFileSystem(Fault fault, int fail_at) : fault_(fault), fail_at_(fail_at) {}
@@ -264,7 +264,7 @@ class FaultyFileSystem : public CheckpointFileSystem {
   };
   bool Hit(Fault kind) { return kind == fault_ && ++calls_ == fail_at_; }
 
-  std::unique_ptr<CheckpointFileSystem> real_ = NewPosixFileSystem();
+  std::unique_ptr<FileSystem> real_ = NewPosixFileSystem();
   Fault fault_;
   int fail_at_;
   int calls_ = 0;

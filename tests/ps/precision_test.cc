@@ -165,7 +165,7 @@ TEST_P(HalfTableTest, WeightsTakeHalfTheBytesAndStateStaysFp32) {
 class HalfCheckpointTest : public ::testing::TestWithParam<Precision> {
  protected:
   mtps::testing::ScratchDir dir_;
-  std::unique_ptr<CheckpointFileSystem> fs_ = NewPosixFileSystem();
+  std::unique_ptr<FileSystem> fs_ = NewPosixFileSystem();
 };
 
 // Every row's stored bytes and metadata, by key.

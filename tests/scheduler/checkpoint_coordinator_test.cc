@@ -13,7 +13,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "ps/checkpoint_manifest.h"
+#include "base/checkpoint_manifest.h"
 #include "tests/scheduler/scheduler_test_util.h"
 
 namespace mtps::scheduler {
@@ -105,7 +105,7 @@ bool WaitFor(Pred pred, std::chrono::milliseconds limit = std::chrono::seconds(5
 
 TEST(CheckpointCoordinatorTest, ManifestIsWrittenOnlyAfterEveryAck) {
   TempDir root;
-  auto fs = ps::NewPosixFileSystem();
+  auto fs = NewPosixFileSystem();
   FakeCheckpointServer fast(0), slow(1, /*hold_ack=*/true);
   CheckpointCoordinator coordinator(fs.get(), {.root = root.path()});
   const std::string dir = CheckpointDir(root.path(), 7);
@@ -115,13 +115,13 @@ TEST(CheckpointCoordinatorTest, ManifestIsWrittenOnlyAfterEveryAck) {
   ASSERT_TRUE(WaitFor([&] { return fast.begun() == 1 && slow.begun() == 1; }));
   // Server 0 has acked, server 1 has written its file but not acked: no manifest yet.
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  EXPECT_FALSE(std::filesystem::exists(ps::ManifestPath(dir)));
+  EXPECT_FALSE(std::filesystem::exists(ManifestPath(dir)));
   EXPECT_TRUE(fast.committed().empty());
   slow.ReleaseAck();
   StatusOr<std::string> result = run.get();
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_EQ(*result, dir);
-  StatusOr<ps::CheckpointManifest> manifest = ps::ReadCheckpointManifest(ps::ManifestPath(dir));
+  StatusOr<CheckpointManifest> manifest = ReadCheckpointManifest(ManifestPath(dir));
   ASSERT_TRUE(manifest.ok()) << manifest.status();
   EXPECT_EQ(manifest->id, 7u);
   EXPECT_EQ(manifest->step, 1234u);
@@ -129,7 +129,7 @@ TEST(CheckpointCoordinatorTest, ManifestIsWrittenOnlyAfterEveryAck) {
   EXPECT_EQ(manifest->files[0].path, dir + "/server-0.ckpt");
   EXPECT_EQ(manifest->files[1].checksum, 1001u);
   EXPECT_EQ(manifest->files[1].bytes, std::filesystem::file_size(dir + "/server-1.ckpt"));
-  EXPECT_FALSE(std::filesystem::exists(ps::ManifestPath(dir) + ".tmp"));
+  EXPECT_FALSE(std::filesystem::exists(ManifestPath(dir) + ".tmp"));
   EXPECT_THAT(fast.committed(), ::testing::ElementsAre(7u));
   EXPECT_THAT(slow.committed(), ::testing::ElementsAre(7u));
   EXPECT_EQ(NextCheckpointId(root.path()), 8u);
@@ -137,7 +137,7 @@ TEST(CheckpointCoordinatorTest, ManifestIsWrittenOnlyAfterEveryAck) {
 
 TEST(CheckpointCoordinatorTest, AFailedServerLeavesNoManifestAndNoCommit) {
   TempDir root;
-  auto fs = ps::NewPosixFileSystem();
+  auto fs = NewPosixFileSystem();
   FakeCheckpointServer good(0), bad(1, false, ResourceExhausted("disk full writing table 'user'"));
   CheckpointCoordinator coordinator(fs.get(), {.root = root.path()});
   StatusOr<std::string> result = coordinator.Run({good.client(), bad.client()}, 1, 10);
@@ -145,33 +145,33 @@ TEST(CheckpointCoordinatorTest, AFailedServerLeavesNoManifestAndNoCommit) {
   EXPECT_THAT(result.status().message(), HasSubstr("no manifest written"));
   EXPECT_THAT(result.status().message(), HasSubstr("server 1"));
   EXPECT_THAT(result.status().message(), HasSubstr("disk full writing table 'user'"));
-  EXPECT_FALSE(std::filesystem::exists(ps::ManifestPath(CheckpointDir(root.path(), 1))));
+  EXPECT_FALSE(std::filesystem::exists(ManifestPath(CheckpointDir(root.path(), 1))));
   EXPECT_TRUE(good.committed().empty());
 }
 
 TEST(CheckpointCoordinatorTest, AnAckFromTheWrongRankIsRefused) {
   TempDir root;
-  auto fs = ps::NewPosixFileSystem();
+  auto fs = NewPosixFileSystem();
   FakeCheckpointServer a(0), b(0);  // the second claims rank 0 too
   CheckpointCoordinator coordinator(fs.get(), {.root = root.path()});
   StatusOr<std::string> result = coordinator.Run({a.client(), b.client()}, 1, 10);
   ASSERT_FALSE(result.ok());
   EXPECT_THAT(result.status().message(), HasSubstr("server 1"));
   EXPECT_THAT(result.status().message(), HasSubstr("acknowledged checkpoint 1 as server 0"));
-  EXPECT_FALSE(std::filesystem::exists(ps::ManifestPath(CheckpointDir(root.path(), 1))));
+  EXPECT_FALSE(std::filesystem::exists(ManifestPath(CheckpointDir(root.path(), 1))));
 }
 
 TEST(CheckpointCoordinatorTest, KeepsOnlyTheNewestWholeCheckpoints) {
   TempDir root;
-  auto fs = ps::NewPosixFileSystem();
+  auto fs = NewPosixFileSystem();
   FakeCheckpointServer server(0);
   CheckpointCoordinator coordinator(fs.get(), {.root = root.path(), .keep = 2});
   for (uint64_t id = 1; id <= 3; ++id) {
     ASSERT_TRUE(coordinator.Run({server.client()}, id, id * 100).ok());
   }
   EXPECT_FALSE(std::filesystem::exists(CheckpointDir(root.path(), 1)));
-  EXPECT_TRUE(std::filesystem::exists(ps::ManifestPath(CheckpointDir(root.path(), 2))));
-  EXPECT_TRUE(std::filesystem::exists(ps::ManifestPath(CheckpointDir(root.path(), 3))));
+  EXPECT_TRUE(std::filesystem::exists(ManifestPath(CheckpointDir(root.path(), 2))));
+  EXPECT_TRUE(std::filesystem::exists(ManifestPath(CheckpointDir(root.path(), 3))));
   EXPECT_EQ(NextCheckpointId(root.path()), 4u);
 }
 

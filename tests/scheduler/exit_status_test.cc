@@ -3,7 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "protocol/exit_codes.h"
-#include "scheduler/scheduler_client.h"
+#include "protocol/scheduler_client.h"
 
 namespace mtps::scheduler {
 namespace {

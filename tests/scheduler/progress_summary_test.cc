@@ -97,7 +97,7 @@ TEST(RunSummaryTest, WritesEveryFieldAsJson) {
   RunSummary s{.model = "mmoe", .mode = "async", .servers = 2, .workers = 3, .epochs = 4,
                .samples = 123456, .train_seconds = 2.5, .samples_per_sec = 49382.4,
                .tasks = {{"ctr", 0.75, 0.41, 0.78}, {"cvr", NAN, 0.1, std::nullopt}}};
-  auto fs = ps::NewPosixFileSystem();
+  auto fs = NewPosixFileSystem();
   const std::string run_dir = dir.path() + "/run/nested";
   ASSERT_TRUE(WriteRunSummary(*fs, run_dir, s).ok());
   EXPECT_FALSE(std::filesystem::exists(SummaryPath(run_dir) + ".tmp"));

@@ -56,7 +56,7 @@ SchedulerJournal FullJournal() {
 
 TEST(SchedulerJournalTest, EveryFieldSurvivesAWriteAndARead) {
   TempDir dir;
-  auto fs = ps::NewPosixFileSystem();
+  auto fs = NewPosixFileSystem();
   const SchedulerJournal j = FullJournal();
   ASSERT_TRUE(WriteSchedulerJournal(*fs, JournalPath(dir.path() + "/ckpt"), j).ok());
   StatusOr<SchedulerJournal> back = ReadSchedulerJournal(*fs, JournalPath(dir.path() + "/ckpt"));
@@ -127,7 +127,7 @@ TEST(SchedulerJournalTest, ADamagedJournalIsRefusedWithItsReason) {
 
 TEST(SchedulerJournalTest, AMissingJournalIsNotFound) {
   TempDir dir;
-  auto fs = ps::NewPosixFileSystem();
+  auto fs = NewPosixFileSystem();
   StatusOr<SchedulerJournal> read = ReadSchedulerJournal(*fs, JournalPath(dir.path()));
   EXPECT_EQ(read.status().code(), StatusCode::kNotFound);
 }

@@ -14,7 +14,7 @@
 
 #include "protocol/exit_codes.h"
 #include "protocol/job_spec.h"
-#include "scheduler/scheduler_client.h"
+#include "protocol/scheduler_client.h"
 #include "tests/common/child_process.h"
 #include "tests/protocol/http_test_client.h"
 #include "tests/scheduler/scheduler_test_util.h"

@@ -16,7 +16,7 @@
 #include <gtest/gtest.h>
 
 #include "protocol/job_spec.h"
-#include "scheduler/scheduler_client.h"
+#include "protocol/scheduler_client.h"
 #include "scheduler/scheduler_journal.h"
 #include "tests/common/child_process.h"
 #include "tests/scheduler/scheduler_test_util.h"
@@ -152,7 +152,7 @@ TEST_F(SchedulerRestartTest, ARestartedSchedulerGoesOnFromItsJournal) {
   ASSERT_TRUE(w1->ReportProgress(done).ok());
   ASSERT_TRUE(w1->ReportProgress(done).ok()) << "a repeated done (a retry) is answered OK";
   StatusOr<SchedulerJournal> journal =
-      ReadSchedulerJournal(*ps::NewPosixFileSystem(), dir_.path() + "/ckpt/scheduler.journal");
+      ReadSchedulerJournal(*NewPosixFileSystem(), dir_.path() + "/ckpt/scheduler.journal");
   ASSERT_TRUE(journal.ok()) << journal.status();
   EXPECT_EQ(journal->incarnation, 2u);
   ASSERT_EQ(journal->progress.size(), 2u);

@@ -17,8 +17,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "ps/checkpoint_manifest.h"
-#include "scheduler/scheduler_client.h"
+#include "base/checkpoint_manifest.h"
+#include "protocol/scheduler_client.h"
 #include "tests/scheduler/scheduler_test_util.h"
 
 namespace mtps::scheduler {
@@ -97,7 +97,7 @@ class SchedulerTest : public ::testing::Test {
 
   TempDir run_dir_;
   SteadyClock steady_;
-  std::unique_ptr<ps::CheckpointFileSystem> fs_ = ps::NewPosixFileSystem();
+  std::unique_ptr<FileSystem> fs_ = NewPosixFileSystem();
   MetricsRegistry metrics_;
   JobSpec spec_;
   std::unique_ptr<Scheduler> scheduler_;
@@ -395,8 +395,8 @@ TEST_F(SchedulerTest, AWholeJobEndsWithSummaryFinalCheckpointAndShutdown) {
   EXPECT_DOUBLE_EQ(summary.get<double>("tasks.cvr.oracle_auc"), 0.875);
 
   // The final checkpoint is whole.
-  StatusOr<ps::CheckpointManifest> manifest =
-      ps::ReadCheckpointManifest(ps::ManifestPath(CheckpointDir(checkpoints.path(), 1)));
+  StatusOr<CheckpointManifest> manifest =
+      ReadCheckpointManifest(ManifestPath(CheckpointDir(checkpoints.path(), 1)));
   ASSERT_TRUE(manifest.ok()) << manifest.status();
   EXPECT_EQ(manifest->step, 100u);
   ASSERT_EQ(manifest->files.size(), 1u);

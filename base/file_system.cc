@@ -1,6 +1,6 @@
-// The POSIX CheckpointFileSystem: plain file descriptors, fsync for durability, rename
+// The POSIX FileSystem: plain file descriptors, fsync for durability, rename
 // for atomic replacement and an fsync of the directory so the rename itself survives.
-#include "ps/checkpoint_fs.h"
+#include "base/file_system.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -10,7 +10,7 @@
 #include <cstring>
 #include <filesystem>
 
-namespace mtps::ps {
+namespace mtps {
 namespace {
 
 Status IoError(const std::string& what, const std::string& path, int err) {
@@ -83,7 +83,7 @@ class PosixReadableFile : public ReadableFile {
   uint64_t size_;
 };
 
-class PosixFileSystem : public CheckpointFileSystem {
+class PosixFileSystem : public FileSystem {
  public:
   StatusOr<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) override {
     const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -134,8 +134,8 @@ class PosixFileSystem : public CheckpointFileSystem {
 
 }  // namespace
 
-std::unique_ptr<CheckpointFileSystem> NewPosixFileSystem() {
+std::unique_ptr<FileSystem> NewPosixFileSystem() {
   return std::make_unique<PosixFileSystem>();
 }
 
-}  // namespace mtps::ps
+}  // namespace mtps

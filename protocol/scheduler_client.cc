@@ -1,6 +1,6 @@
 // SchedulerClient: registration, the heartbeat thread, barriers, progress reports and the
 // three ways a shutdown reaches a node.
-#include "scheduler/scheduler_client.h"
+#include "protocol/scheduler_client.h"
 
 #include <unistd.h>
 

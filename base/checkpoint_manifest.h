@@ -18,11 +18,17 @@
 #include <string>
 #include <vector>
 
+#include "base/file_system.h"
 #include "base/status.h"
-#include "ps/checkpoint.h"
-#include "ps/checkpoint_fs.h"
 
-namespace mtps::ps {
+namespace mtps {
+
+// One file of a checkpoint as the manifest lists it.
+struct CheckpointFileInfo {
+  std::string path;
+  uint64_t bytes = 0;
+  uint64_t checksum = 0;  // CRC32C of the whole file
+};
 
 // Where a worker's data stream stood at a checkpoint's cut: `records` of `epoch` trained.
 struct WorkerPosition {
@@ -46,7 +52,7 @@ std::string ManifestPath(const std::string& dir);                       // clust
 std::string ServerManifestPath(const std::string& dir, int server_rank);  // standalone
 
 // Writes to a temporary name, syncs, renames, syncs the directory.
-Status WriteCheckpointManifest(CheckpointFileSystem& fs, const std::string& path,
+Status WriteCheckpointManifest(FileSystem& fs, const std::string& path,
                                const CheckpointManifest& manifest);
 // DATA_LOSS naming the path and line for a malformed manifest.
 StatusOr<CheckpointManifest> ReadCheckpointManifest(const std::string& path);
@@ -67,7 +73,7 @@ std::vector<WholeCheckpoint> ListWholeCheckpoints(const std::string& root, int s
 // Checks `path` against its entry in `manifest` (matched by file name, so a checkpoint
 // directory may be moved): DATA_LOSS naming the file when it is not listed, missing, of
 // another size, or of another CRC32C (e.g. a file copied in from another checkpoint).
-Status VerifyCheckpointFile(CheckpointFileSystem& fs, const CheckpointManifest& manifest,
+Status VerifyCheckpointFile(FileSystem& fs, const CheckpointManifest& manifest,
                             const std::string& path);
 
-}  // namespace mtps::ps
+}  // namespace mtps

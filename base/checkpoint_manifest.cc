@@ -1,6 +1,6 @@
 // Checkpoint manifests: writing one atomically, reading one back strictly, and finding
 // the newest whole checkpoint of a server under a root directory.
-#include "ps/checkpoint_manifest.h"
+#include "base/checkpoint_manifest.h"
 
 #include <algorithm>
 #include <cinttypes>
@@ -12,7 +12,7 @@
 
 #include "base/crc32c.h"
 
-namespace mtps::ps {
+namespace mtps {
 namespace {
 
 constexpr char kMagicLine[] = "mtps-checkpoint-manifest 1";
@@ -31,7 +31,7 @@ std::string ServerManifestPath(const std::string& dir, int server_rank) {
   return dir + "/MANIFEST.server-" + std::to_string(server_rank);
 }
 
-Status WriteCheckpointManifest(CheckpointFileSystem& fs, const std::string& path,
+Status WriteCheckpointManifest(FileSystem& fs, const std::string& path,
                                const CheckpointManifest& manifest) {
   std::ostringstream text;
   text << kMagicLine << "\nid " << manifest.id << "\nstep " << manifest.step << "\n";
@@ -147,7 +147,7 @@ std::vector<WholeCheckpoint> ListWholeCheckpoints(const std::string& root, int s
   return whole;
 }
 
-Status VerifyCheckpointFile(CheckpointFileSystem& fs, const CheckpointManifest& manifest,
+Status VerifyCheckpointFile(FileSystem& fs, const CheckpointManifest& manifest,
                             const std::string& path) {
   const std::string name = std::filesystem::path(path).filename().string();
   const CheckpointFileInfo* listed = nullptr;
@@ -180,4 +180,4 @@ Status VerifyCheckpointFile(CheckpointFileSystem& fs, const CheckpointManifest& 
   return Status::OK();
 }
 
-}  // namespace mtps::ps
+}  // namespace mtps

@@ -1,7 +1,7 @@
-// CheckpointFileSystem: the file operations checkpoints need, behind an interface so that
-// tests can inject failed writes, syncs and renames (LevelDB's Env, in small).
+// FileSystem: the file operations checkpoints, journals and data writers need, behind an
+// interface so that tests can inject failed writes, syncs and renames (LevelDB's Env).
 //
-//   std::unique_ptr<CheckpointFileSystem> fs = NewPosixFileSystem();
+//   std::unique_ptr<FileSystem> fs = NewPosixFileSystem();
 //   MTPS_ASSIGN_OR_RETURN(auto file, fs->NewWritableFile(tmp_path));
 //   MTPS_RETURN_IF_ERROR(file->Append(data, size));
 //   MTPS_RETURN_IF_ERROR(file->Sync());
@@ -21,7 +21,7 @@
 
 #include "base/status.h"
 
-namespace mtps::ps {
+namespace mtps {
 
 class WritableFile {
  public:
@@ -39,9 +39,9 @@ class ReadableFile {
   virtual uint64_t Size() const = 0;
 };
 
-class CheckpointFileSystem {
+class FileSystem {
  public:
-  virtual ~CheckpointFileSystem() = default;
+  virtual ~FileSystem() = default;
   virtual StatusOr<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) = 0;
   virtual StatusOr<std::unique_ptr<ReadableFile>> NewReadableFile(const std::string& path) = 0;
   virtual Status Rename(const std::string& from, const std::string& to) = 0;
@@ -50,6 +50,6 @@ class CheckpointFileSystem {
   virtual Status CreateDirs(const std::string& dir) = 0;  // like mkdir -p
 };
 
-std::unique_ptr<CheckpointFileSystem> NewPosixFileSystem();
+std::unique_ptr<FileSystem> NewPosixFileSystem();
 
-}  // namespace mtps::ps
+}  // namespace mtps

@@ -29,6 +29,7 @@ import yaml
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "build"))
 BIN = os.path.join(BUILD, "bin")
+POD_BIN = "/var/lib/mtps-bin"  # where a pod finds the binaries
 TAG = f"mk{os.getpid() % 100000}"  # prefix of every namespace and link this run makes
 SUBNET = "10.231.0"
 DEADLINE_S = 150  # per phase; the phases take ~10-25 s on an idle 2-core machine
@@ -144,7 +145,11 @@ class Pod:
                 raise RuntimeError(f"cannot emulate mountPath {path}")
             mounts.append((source, path, m.get("readOnly", False)))
         os.makedirs(os.path.join(root, "varlib"), exist_ok=True)
-        script = [f"mount --bind {q(os.path.join(root, 'varlib'))} /var/lib"]
+        # The binaries stand where the image puts them, bound before the pod's own mounts:
+        # an emptyDir over /tmp would hide a build directory that lies under /tmp.
+        os.makedirs(os.path.join(root, "varlib", "mtps-bin"), exist_ok=True)
+        script = [f"mount --bind {q(os.path.join(root, 'varlib'))} /var/lib",
+                  f"mount --bind -o ro {q(BIN)} {POD_BIN}"]
         for source, path, ro in mounts:
             script.append(f"mount --bind {'-o ro ' if ro else ''}{q(source)} {q(path)}")
         sec = spec["securityContext"]
@@ -152,7 +157,7 @@ class Pod:
         groups = ",".join(str(g) for g in {group, sec.get("fsGroup", group)})
         env_args = " ".join(q(f"{k}={v}") for k, v in env.items())
         script.append(f"exec setpriv --reuid={user} --regid={group} --groups={groups} -- "
-                      f"env -i PATH={q(BIN)}:/usr/bin:/bin HOSTNAME={self.hostname} {env_args} "
+                      f"env -i PATH={POD_BIN}:/usr/bin:/bin HOSTNAME={self.hostname} {env_args} "
                       + " ".join(q(a) for a in argv))
         self.log_path = os.path.join(c.tmp, "logs", f"{name}.log")
         out = open(self.log_path, "w")

@@ -8,6 +8,9 @@
 namespace mtps {
 
 void KeepLargeBuffersInTheHeap() {
+#if defined(__SANITIZE_ADDRESS__)
+  return;  // ASan's allocator replaces glibc's and refuses every mallopt: nothing to tune
+#endif
   // 32 MiB is the largest mmap threshold glibc accepts on 64-bit (half its heap size).
   constexpr int kMmapThreshold = 32 << 20;
   constexpr int kTrimThreshold = 1 << 30;

@@ -564,8 +564,7 @@ void Scheduler::FailLocked(const Status& reason) {
   }
   for (auto& [key, pending] : pending_) pending->SendError(reason);
   pending_.clear();
-  // A stopped scheduler (SIGTERM) leaves the journal of a running job: a restart goes on.
-  if (reason.code() != StatusCode::kCancelled) JournalLocked();
+  JournalLocked();
   wake_.notify_all();
 }
 
@@ -966,10 +965,13 @@ void Scheduler::JournalLocked() {
   j.num_servers = options_.num_servers;
   j.num_workers = options_.num_workers;
   j.incarnation = incarnation_;
-  j.phase = phase_ == Phase::kFinishing ? "finishing"
-            : phase_ == Phase::kDone    ? "done"
-            : phase_ == Phase::kFailed  ? "failed"
-                                        : "running";
+  // A stopped scheduler (SIGTERM) leaves the journal of a running job, whatever a node
+  // reports after the stop: a restart goes on.
+  const bool stopped = phase_ == Phase::kFailed && failure_.code() == StatusCode::kCancelled;
+  j.phase = phase_ == Phase::kFinishing           ? "finishing"
+            : phase_ == Phase::kDone              ? "done"
+            : phase_ == Phase::kFailed && !stopped ? "failed"
+                                                   : "running";
   j.membership = membership_.Save();
   for (const auto& [key, since] : lost_) j.lost.push_back(key);
   j.rejoined = rejoined_;

@@ -59,7 +59,7 @@ YAML
     for r in $(seq 0 $((servers - 1))); do
       pf=$work/server-$dim-$servers-$r.port
       "$bin/mtps-server" --standalone --config "$work/job-$dim.yaml" --host 127.0.0.1 --port 0 \
-        --rank "$r" --num_servers "$servers" --port_file "$pf" 2>"$work/server-$r.log" &
+        --rank "$r" --num_servers "$servers" --port_file "$pf" --insecure 2>"$work/server-$r.log" &
       pids+=($!)
       sf=$work/sink-$dim-$servers-$r.port
       "$bin/ps_wire_bench" --role=sink --port_file "$sf" &

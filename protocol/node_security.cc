@@ -25,12 +25,18 @@ Status SetUpNodeSecurity(const std::string& role, const std::string& default_key
   if (FLAGS_insecure && !FLAGS_keys_dir.empty()) {
     return InvalidArgument("--insecure and --keys_dir contradict each other: choose one");
   }
-  if (FLAGS_keys_dir.empty()) {
-    LOG(WARNING) << "INSECURE: this " << role << " runs without CURVE ("
-                 << (FLAGS_insecure ? "--insecure" : "no --keys_dir")
-                 << "): its ZeroMQ traffic is neither authenticated nor encrypted, and anyone "
-                    "who reaches its ports may send it any request";
+  if (FLAGS_insecure) {
+    LOG(WARNING) << "INSECURE: this " << role << " runs without CURVE (--insecure): its ZeroMQ "
+                    "traffic is neither authenticated nor encrypted, and anyone who reaches its "
+                    "ports may send it any request";
     return Status::OK();
+  }
+  // Authenticated by default: running open takes a decision, not a forgotten flag.
+  if (FLAGS_keys_dir.empty()) {
+    return FailedPrecondition("this " + role +
+                              " has no keys: pass --keys_dir DIR (the job's keys, made by "
+                              "mtps-keys; launch/local.sh makes them per run) or --insecure "
+                              "to run without authentication");
   }
   if (!CurveSupported()) {
     return Unimplemented("--keys_dir: this libzmq was built without CURVE (zmq_has(\"curve\") "

@@ -8,9 +8,10 @@
 //     ... RpcServer rpc(...);   // its TransportOptions now carry the job's keys
 //     ExportAuthMetrics(&registry, rpc, "rpc");
 //
-// Without --keys_dir a process runs insecure and says so in its log (as it does with an
-// explicit --insecure): plain ZeroMQ, no identity, anyone who reaches a port may send
-// anything. --keys_dir together with --insecure is refused as contradictory.
+// A process needs one of the two: without --keys_dir and without --insecure it refuses
+// to start (FAILED_PRECONDITION, naming both flags). --insecure runs plain ZeroMQ, no
+// identity, anyone who reaches a port may send anything, and the log says so.
+// --keys_dir together with --insecure is refused as contradictory.
 #pragma once
 
 #include <string>

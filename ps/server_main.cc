@@ -115,7 +115,8 @@ int Run() {
   if (Status s = mtps::SetUpNodeSecurity(
           "server", FLAGS_rank >= 0 ? "server-" + std::to_string(FLAGS_rank) : "");
       !s.ok()) {
-    return Fail(s);
+    LOG(ERROR) << "mtps-server: " << s;
+    return mtps::kExitBadConfig;  // a fix of the command line, not a retry, helps
   }
   mtps::MetricsRegistry metrics;
   mtps::ExportProcessMetrics(&metrics);

@@ -66,7 +66,7 @@ def probe(bin_dir, job_path, keys, point_dir):
     log = open(os.path.join(point_dir, "probe-server.log"), "w")
     server = subprocess.Popen([f"{bin_dir}/mtps-server", "--standalone", f"--config={job_path}",
                                f"--threads={THREADS}", "--port=0", "--http_port=0",
-                               "--host=127.0.0.1", f"--port_file={ports}"],
+                               "--host=127.0.0.1", f"--port_file={ports}", "--insecure"],
                               stdout=log, stderr=subprocess.STDOUT)
     try:
         port = wait_port_file(ports, server)

@@ -44,6 +44,11 @@ refused "--http_port must be a TCP port" "$bin/mtps-scheduler" --config "$tmp/jo
 refused "--port must be a TCP port" "$bin/mtps-server" --standalone --config "$tmp/job.yaml" --port 65536 --insecure
 refused "--http_port must be a TCP port" "$bin/mtps-worker" --config "$tmp/job.yaml" --http_port 100000 \
   --scheduler tcp://127.0.0.1:1 --insecure
+# Authenticated by default: with neither --keys_dir nor --insecure every node refuses to
+# start, before any socket exists, naming both choices.
+refused "pass --keys_dir DIR" "$bin/mtps-scheduler" --config "$tmp/job.yaml"
+refused "pass --keys_dir DIR" "$bin/mtps-server" --standalone --config "$tmp/job.yaml"
+refused "or --insecure" "$bin/mtps-worker" --config "$tmp/job.yaml" --scheduler tcp://127.0.0.1:1
 # A GPU that is not there: refused at once, before registering with any scheduler.
 if ! nvidia-smi -L >/dev/null 2>&1; then
   refused "--device cuda:0" "$bin/mtps-worker" --config "$tmp/job.yaml" --device cuda:0 \

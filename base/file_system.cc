@@ -86,9 +86,10 @@ class PosixReadableFile : public ReadableFile {
 class PosixFileSystem : public FileSystem {
  public:
   StatusOr<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) override {
-    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) return IoError("cannot create", path, errno);
-    return std::unique_ptr<WritableFile>(new PosixWritableFile(path, fd));
+    return Create(path, /*owner_only=*/false);
+  }
+  StatusOr<std::unique_ptr<WritableFile>> NewPrivateWritableFile(const std::string& path) override {
+    return Create(path, /*owner_only=*/true);
   }
   StatusOr<std::unique_ptr<ReadableFile>> NewReadableFile(const std::string& path) override {
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -130,9 +131,27 @@ class PosixFileSystem : public FileSystem {
     if (ec) return Unavailable("cannot create directory '" + dir + "': " + ec.message());
     return Status::OK();
   }
+
+ private:
+  static StatusOr<std::unique_ptr<WritableFile>> Create(const std::string& path, bool owner_only) {
+    const int fd =
+        ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, owner_only ? 0600 : 0644);
+    if (fd < 0) return IoError("cannot create", path, errno);
+    // A file that existed keeps its old mode through O_TRUNC: a secret must not stay 0644.
+    if (owner_only && ::fchmod(fd, 0600) != 0) {
+      const int err = errno;
+      ::close(fd);
+      return IoError("cannot set the mode of", path, err);
+    }
+    return std::unique_ptr<WritableFile>(new PosixWritableFile(path, fd));
+  }
 };
 
 }  // namespace
+
+StatusOr<std::unique_ptr<WritableFile>> FileSystem::NewPrivateWritableFile(const std::string& path) {
+  return Unimplemented("this file system cannot create owner-only files ('" + path + "')");
+}
 
 std::unique_ptr<FileSystem> NewPosixFileSystem() {
   return std::make_unique<PosixFileSystem>();

@@ -43,6 +43,10 @@ class FileSystem {
  public:
   virtual ~FileSystem() = default;
   virtual StatusOr<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) = 0;
+  // Like NewWritableFile, but readable by its owner only (mode 0600) from its creation on:
+  // for secret keys. The default refuses (UNIMPLEMENTED), so that a wrapper which does not
+  // say how it creates such files never writes a secret that others can read.
+  virtual StatusOr<std::unique_ptr<WritableFile>> NewPrivateWritableFile(const std::string& path);
   virtual StatusOr<std::unique_ptr<ReadableFile>> NewReadableFile(const std::string& path) = 0;
   virtual Status Rename(const std::string& from, const std::string& to) = 0;
   virtual Status SyncDir(const std::string& dir) = 0;

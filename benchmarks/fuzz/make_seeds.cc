@@ -161,7 +161,8 @@ capnp::Data::Reader AsData(const std::vector<T>& v) {
 }
 
 // What workers send a server: pulls, async and sync pushes (a sync step's two pushes in
-// one input), dense init/pull/push, stats; a request big enough for several frames.
+// one input), dense init/pull/push, stats; a request big enough for several frames; and
+// the scheduler's checkpoint begin and commit.
 void WireSeeds(const fs::path& out) {
   const JobSpec job = ServerJob();
   uint64_t request_id = 1;
@@ -224,6 +225,21 @@ void WireSeeds(const fs::path& out) {
   stats->body().initStats();
   WriteSeed(out / "wire" / "dense", Frames(*init) + Frames(*dense_pull) + Frames(*dense_push));
   WriteSeed(out / "wire" / "stats", Frames(*stats));
+
+  // What the scheduler sends around a checkpoint: begin (with a directory the server must
+  // ignore) after some rows exist, then commit.
+  auto control = [&] {
+    return NewEnvelope(EnvelopeHeader{.job_id = job.hash, .request_id = request_id++,
+                                      .role = proto::Role::SCHEDULER, .rank = 0});
+  };
+  auto begin = control();
+  auto b = begin->body().initCheckpointBegin();
+  b.setCheckpointId(7);
+  b.setDir("/not/where/the/server/writes");
+  b.setStep(4);
+  auto commit = control();
+  commit->body().initCheckpointCommit().setCheckpointId(7);
+  WriteSeed(out / "wire" / "checkpoint", push(0, keys, false, 0) + Frames(*begin) + Frames(*commit));
 }
 
 }  // namespace

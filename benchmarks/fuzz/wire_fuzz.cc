@@ -7,15 +7,20 @@
 // arrival order), followed by an echo whose answer says every message was dispatched.
 // Shard threads may still answer after that; their replies are drained with the next
 // input's. The server is rebuilt every kInputsPerServer inputs to bound the state (rows,
-// dense blocks) that inputs leave behind.
+// dense blocks, checkpoint files) that inputs leave behind. Checkpoint begin and commit
+// are fuzzed too: a server writes only under its own checkpoint root (a scratch directory
+// here, emptied at each rebuild), whatever directory a message names.
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
+#include <string>
 #include <memory>
 #include <vector>
 
 #include <glog/logging.h>
+#include <unistd.h>
 #include <zmq.hpp>
 
 #include "benchmarks/fuzz/fuzz_entry.h"
@@ -32,13 +37,6 @@ constexpr int kInputsPerServer = 512;
 constexpr uint64_t kSentinelRequestId = 0xF0220F0220F022ull;
 // The echo comes back at once unless dispatch hangs: a hang is a finding.
 constexpr auto kSentinelTimeout = std::chrono::seconds(20);
-
-// Checkpoints write files where the request says (until requests may only name ids under
-// a configured root); a fuzzer must not write them all over the machine.
-bool WritesFiles(const IncomingMessage& message) {
-  const Kind kind = message.envelope().getBody().which();
-  return kind == Kind::CHECKPOINT_BEGIN || kind == Kind::CHECKPOINT_COMMIT;
-}
 
 std::vector<zmq::message_t> ToZmq(const WireMessage& message) {
   std::vector<zmq::message_t> frames;
@@ -58,16 +56,12 @@ class Harness {
   void Run(const uint8_t* data, size_t size) {
     if (++inputs_ % kInputsPerServer == 0) Rebuild();
     std::vector<WireMessage> messages = SplitWireInput(data, size);
-    std::vector<WireMessage> to_send;
     for (const WireMessage& m : messages) {
       std::optional<uint64_t> request_id;
-      StatusOr<IncomingMessage> decoded =
-          IncomingMessage::FromFrames(ToZmq(m), options_, &request_id);
-      if (decoded.ok() && WritesFiles(*decoded)) continue;
-      to_send.push_back(m);
+      (void)IncomingMessage::FromFrames(ToZmq(m), options_, &request_id);
     }
-    if (to_send.empty()) return;
-    for (const WireMessage& m : to_send) Send(m);
+    if (messages.empty()) return;
+    for (const WireMessage& m : messages) Send(m);
     SendSentinel();
     AwaitSentinel();
   }
@@ -78,9 +72,12 @@ class Harness {
     if (rpc_) rpc_->Stop();
     rpc_.reset();
     server_.reset();
-    auto server = ps::Server::Create(
-        job_, ps::ServerOptions{.rank = 0, .num_servers = 2, .shards = 2, .num_workers = 2},
-        nullptr);
+    std::error_code ignored;
+    std::filesystem::remove_all(checkpoint_root_, ignored);
+    std::filesystem::create_directories(checkpoint_root_, ignored);
+    ps::ServerOptions server_options{.rank = 0, .num_servers = 2, .shards = 2, .num_workers = 2};
+    server_options.checkpoint_root = checkpoint_root_.string();
+    auto server = ps::Server::Create(job_, server_options, nullptr);
     if (!server.ok()) Die("ps::Server::Create", server.status());
     server_ = std::move(server).value();
     rpc_ = std::make_unique<RpcServer>(options_, proto::Role::SERVER, 0);
@@ -146,6 +143,8 @@ class Harness {
   }
 
   const JobSpec job_;
+  const std::filesystem::path checkpoint_root_ =
+      std::filesystem::temp_directory_path() / ("mtps-wire-fuzz-" + std::to_string(::getpid()));
   TransportOptions options_;
   std::unique_ptr<ps::Server> server_;
   std::unique_ptr<RpcServer> rpc_;

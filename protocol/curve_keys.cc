@@ -17,6 +17,9 @@
 
 #include <zmq.h>
 
+#include "base/atomic_file.h"
+#include "base/env.h"
+
 namespace mtps {
 namespace {
 
@@ -85,16 +88,10 @@ StatusOr<CurveKeyPair> ReadKeyPair(const std::string& path) {
   return pair;
 }
 
+// Owner-only from creation on, and whole or absent. A key file of a directory without
+// job.pub may be replaced: such a directory is unfinished and no node uses it yet.
 Status WriteSecretFile(const std::string& path, const std::string& text) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0) return Unavailable("cannot create " + path + ": " + std::strerror(errno));
-  const ssize_t written = ::write(fd, text.data(), text.size());
-  const int err = errno;
-  ::close(fd);
-  if (written != static_cast<ssize_t>(text.size())) {
-    return Unavailable("cannot write " + path + ": " + std::strerror(err));
-  }
-  return Status::OK();
+  return WriteFileAtomically(*DefaultFileSystem(), path, text, FileAccess::kOwnerOnly);
 }
 
 std::string KeyPairText(const std::string& what, const CurveKeyPair& pair) {
@@ -250,15 +247,7 @@ Status WriteJobKeys(const std::string& dir, int servers, int workers, int client
     allow += role + " " + name + " " + pair.public_key + "\n";
   }
   // Written last: a directory with job.pub is complete.
-  const std::string tmp = dir + "/" + kAllowList + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << allow;
-    if (!out.flush()) return Unavailable("cannot write " + tmp);
-  }
-  std::filesystem::rename(tmp, dir + "/" + kAllowList, ec);
-  if (ec) return Unavailable("cannot write " + dir + "/" + kAllowList + ": " + ec.message());
-  return Status::OK();
+  return WriteFileAtomically(*DefaultFileSystem(), dir + "/" + kAllowList, allow);
 }
 
 void SetProcessJobKeys(std::shared_ptr<const JobKeys> keys) {

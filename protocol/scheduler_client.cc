@@ -221,7 +221,8 @@ void SchedulerClient::SetState(proto::NodeState state, uint64_t step) {
 }
 
 void SchedulerClient::HeartbeatLoop() {
-  auto last_answer = std::chrono::steady_clock::now();
+  const Clock& clock = *options_.env.clock;
+  auto last_answer = clock.Now();
   for (;;) {
     proto::NodeState state;
     uint64_t step;
@@ -243,12 +244,21 @@ void SchedulerClient::HeartbeatLoop() {
     beat.setGeneration(generation);
     const auto timeout = std::max(options_.heartbeat_interval, std::chrono::milliseconds(1000));
     StatusOr<IncomingMessage> reply = rpc_->Call(std::move(request), {.timeout = timeout}).get();
-    const auto now = std::chrono::steady_clock::now();
+    const auto now = clock.Now();
     Status status = CallStatus(reply);
     if (status.ok() && reply->envelope().getBody().which() == Kind::HEARTBEAT_REPLY) {
       last_answer = now;
       auto answer = reply->envelope().getBody().getHeartbeatReply();
       {
+    // Counted once this exchange's outcome is settled, whichever way the body leaves.
+    struct CountWhenSettled {
+      SchedulerClient* self;
+      ~CountWhenSettled() {
+        std::lock_guard<std::mutex> lock(self->mutex_);
+        ++self->heartbeats_done_;
+        self->changed_.notify_all();
+      }
+    } count_when_settled{this};
         std::lock_guard<std::mutex> lock(mutex_);
         checkpoint_pause_ = answer.getCheckpointPause();
         if (answer.getIncarnation() != incarnation_) {
@@ -326,6 +336,16 @@ std::optional<ShutdownNotice> SchedulerClient::WaitForShutdown(std::chrono::mill
   std::unique_lock<std::mutex> lock(mutex_);
   changed_.wait_for(lock, timeout, [this] { return notice_.has_value(); });
   return notice_;
+uint64_t SchedulerClient::heartbeats() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return heartbeats_done_;
+}
+
+bool SchedulerClient::WaitForHeartbeats(uint64_t count, std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  return changed_.wait_for(lock, timeout, [&] { return heartbeats_done_ >= count; });
+}
+
 }
 
 int SchedulerClient::rank() const {

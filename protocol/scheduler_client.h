@@ -39,6 +39,7 @@
 #include <vector>
 
 #include "protocol/mtps.capnp.h"
+#include "base/env.h"
 #include "base/status.h"
 #include "protocol/transport.h"
 
@@ -60,6 +61,9 @@ struct SchedulerClientOptions {
   // Registration and progress reports are sent again after this long without an answer
   // (the scheduler may be restarting), until register_timeout / scheduler_timeout.
   std::chrono::milliseconds retry_interval{3000};
+  // env.clock measures scheduler_timeout (the scheduler is lost after that long without a
+  // heartbeat answer); a test's ManualClock makes the scheduler lost without waiting.
+  Env env;
 };
 
 struct NodeAddress {
@@ -158,6 +162,12 @@ class SchedulerClient {
   void Stop();
   int rank() const;
   const std::string& address() const { return options_.address; }
+  // Heartbeat exchanges finished (answered or failed) since Register(). A test that moves
+  // an injected clock waits for the next ones instead of sleeping: the second exchange to
+  // finish after a call to heartbeats() was sent after it.
+  uint64_t heartbeats() const;
+  // Waits until heartbeats() >= count or `timeout`; returns whether it got there.
+  bool WaitForHeartbeats(uint64_t count, std::chrono::milliseconds timeout);
 
  private:
   explicit SchedulerClient(SchedulerClientOptions options);
@@ -186,3 +196,4 @@ class SchedulerClient {
 };
 
 }  // namespace mtps::scheduler
+  uint64_t heartbeats_done_ = 0;                  // GUARDED_BY(mutex_)

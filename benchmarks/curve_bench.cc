@@ -33,6 +33,9 @@
 DEFINE_double(seconds, 2, "seconds per repetition");
 DEFINE_int32(repetitions, 5, "repetitions per point (the median is reported)");
 DEFINE_int32(keys, 100000, "keys per request");
+DEFINE_int64(part_bytes, 0,
+             "mtps: split pulls and pushes into requests of about this many bytes "
+             "(ClientOptions max_request_bytes and push_part_bytes; 0: the defaults)");
 
 namespace mtps {
 namespace {
@@ -119,6 +122,10 @@ void RunPs(int dim, bool secure, const BenchKeys& keys, Result* pull, Result* pu
   CHECK(rpc.Start().ok());
   ps::ClientOptions client_options;
   client_options.transport.keys = secure ? keys.worker : nullptr;
+  if (FLAGS_part_bytes > 0) {
+    client_options.max_request_bytes = static_cast<size_t>(FLAGS_part_bytes);
+    client_options.push_part_bytes = static_cast<size_t>(FLAGS_part_bytes);
+  }
   auto client = ps::Client::Connect({"tcp://127.0.0.1:" + std::to_string(*port)}, client_options);
   CHECK(client.ok()) << client.status();
   const size_t n = static_cast<size_t>(FLAGS_keys);

@@ -23,8 +23,6 @@
 namespace mtps {
 namespace {
 
-using SteadyClock = std::chrono::steady_clock;
-
 // Ends an epoch early, with the scheduler's reason, once the job was told to stop: a
 // worker never trains on after a peer died.
 class StoppableSource : public BatchSource {
@@ -97,6 +95,8 @@ scheduler::ProgressReport EvalReport(int epoch, const EvalResult& eval, uint64_t
 }  // namespace
 
 Status RunWorker(const JobSpec& spec, const WorkerRunOptions& options) {
+  // Block scope: mtps::SteadyClock (base/clock.h, through the scheduler's client) is another.
+  using SteadyClock = std::chrono::steady_clock;
   if (options.scheduler.empty()) {
     return InvalidArgument("--scheduler is required (or --local to train without a cluster)");
   }

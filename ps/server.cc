@@ -97,7 +97,7 @@ Server::Server(const JobSpec& job, const ServerOptions& options,
       memory_budget_(options.memory_budget_bytes),
       tables_(std::move(tables)),
       dense_(std::make_unique<DenseBlockStore>(job.training.dense_optimizer)),
-      fs_(NewPosixFileSystem()),
+      fs_(options.env.fs),
       metrics_(std::make_unique<Metrics>()),
       table_rejected_(new std::atomic<uint64_t>[job.tables.size()]) {
   for (size_t t = 0; t < job.tables.size(); ++t) table_rejected_[t].store(0);

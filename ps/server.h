@@ -49,6 +49,7 @@
 #include "ps/sharded_table.h"
 
 namespace mtps::ps {
+#include "base/env.h"
 
 struct ServerOptions {
   int32_t rank = 0;
@@ -74,6 +75,8 @@ struct ServerOptions {
 
 // Sync steps of a server that does not know its cluster size accept at most this many.
 inline constexpr int32_t kMaxSyncWorkers = 4096;
+  // The file system checkpoints are written to and restored from (tests: a failing disk).
+  Env env;
 
 class Server {
  public:
@@ -140,7 +143,7 @@ class Server {
   MemoryBudget memory_budget_;  // outlives the tables, which report to it
   std::unique_ptr<ShardedTables> tables_;
   std::unique_ptr<DenseBlockStore> dense_;
-  std::unique_ptr<FileSystem> fs_;
+  FileSystem* const fs_;  // options_.env.fs
   std::unique_ptr<Metrics> metrics_;
   // Requests refused here (validation) per table, beside the tables' own counts.
   std::unique_ptr<std::atomic<uint64_t>[]> table_rejected_;

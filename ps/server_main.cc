@@ -18,13 +18,13 @@
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
-#include <filesystem>
-#include <fstream>
 #include <string>
 
 #include <gflags/gflags.h>
 #include <glog/logging.h>
 
+#include "base/atomic_file.h"
+#include "base/env.h"
 #include "protocol/exit_codes.h"
 #include "protocol/http_server.h"
 #include "protocol/job_spec.h"
@@ -64,16 +64,10 @@ namespace {
 using mtps::Status;
 
 Status WritePortFile(const std::string& path, int rpc_port, int http_port) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp);
-    out << rpc_port << " " << http_port << "\n";
-    if (!out.flush()) return mtps::Unavailable("cannot write port file " + tmp);
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) return mtps::Unavailable("cannot rename " + tmp + " to " + path + ": " + ec.message());
-  return Status::OK();
+  return mtps::WriteFileAtomically(
+             *mtps::DefaultFileSystem(), path,
+             std::to_string(rpc_port) + " " + std::to_string(http_port) + "\n")
+      .WithContext("port file");
 }
 
 int Fail(const Status& status) {

@@ -1,32 +1,34 @@
 // DenseBlockStore: blocks in a map under a reader-writer lock (written only when blocks
 // are created or restored), each block under its own mutex; sync steps gather one
-// gradient pointer per worker and sum them in rank order when the last one arrives.
+// gradient pointer per worker in the block's SyncStepGate and sum them in rank order when
+// the last one arrives.
 #include "ps/dense_block.h"
 
 #include <cmath>
 #include <utility>
 
 #include "ps/finite_check.h"
+#include "ps/sync_step_gate.h"
 
 namespace mtps::ps {
 
 struct DenseBlockStore::Block {
-  struct PendingStep {
-    int num_workers = 0;
-    int arrived = 0;
-    std::vector<const float*> grads;  // by worker rank
-    std::vector<Done> dones;
+  struct SyncPart {  // one worker's push of a sync step
+    const float* grad;
+    Done done;
   };
 
+  explicit Block(uint32_t block_id) : id(block_id), gate("dense block " + std::to_string(id)) {}
+
   std::mutex mu;
-  uint32_t id = 0;
+  const uint32_t id;
   std::string name;                      // immutable after creation
   std::vector<float> values;             // GUARDED_BY(mu); size immutable
   std::vector<float> state;              // GUARDED_BY(mu)
   uint64_t update_count = 0;             // GUARDED_BY(mu)
-  std::map<uint64_t, PendingStep> pending;  // GUARDED_BY(mu)
   bool retired = false;                  // GUARDED_BY(mu); replaced by Restore
   std::vector<float> sum;                // GUARDED_BY(mu); scratch of sync steps
+  SyncStepGate<SyncPart> gate;           // closed once retired
 };
 
 Status ValidateFinite(const float* values, size_t n, const char* what, float limit) {
@@ -63,6 +65,10 @@ Status SizeMismatch(uint32_t id, const std::string& name, size_t have, size_t go
                          std::to_string(have) + " values, the request has " + std::to_string(got));
 }
 
+Status Retired(uint32_t id) {
+  return Unavailable("dense block " + std::to_string(id) + " was just restored; push again");
+}
+
 }  // namespace
 
 Status DenseBlockStore::Init(uint32_t id, const std::string& name, const float* values, size_t n) {
@@ -73,8 +79,7 @@ Status DenseBlockStore::Init(uint32_t id, const std::string& name, const float* 
     const size_t have = it->second->values.size();  // immutable: no block lock needed
     return have == n ? Status::OK() : SizeMismatch(id, it->second->name, have, n);
   }
-  auto block = std::make_shared<Block>();
-  block->id = id;
+  auto block = std::make_shared<Block>(id);
   block->name = name;
   block->values.assign(values, values + n);
   block->state.resize(static_cast<size_t>(ps::StateFloats(spec(), static_cast<int>(n))));
@@ -114,9 +119,7 @@ Status DenseBlockStore::Push(uint32_t id, const float* grad, size_t n) {
   MTPS_RETURN_IF_ERROR(
       ValidateFinite(grad, n, "gradient").WithContext("dense block " + std::to_string(id)));
   std::lock_guard<std::mutex> lock(block->mu);
-  if (block->retired) {
-    return Unavailable("dense block " + std::to_string(id) + " was just restored; push again");
-  }
+  if (block->retired) return Retired(id);
   ++block->update_count;
   optimizer_.Apply(block->values.data(), block->state.data(), grad, static_cast<int>(n),
                    block->update_count);
@@ -129,56 +132,31 @@ void DenseBlockStore::PushSync(uint32_t id, const float* grad, size_t n, uint64_
   if (!found.ok()) return done(found.status());
   std::shared_ptr<Block> block = std::move(found).value();
   if (block->values.size() != n) return done(SizeMismatch(id, block->name, block->values.size(), n));
-  if (num_workers < 1 || worker_rank < 0 || worker_rank >= num_workers) {
-    return done(InvalidArgument("sync push of dense block " + std::to_string(id) + " step " +
-                                std::to_string(step) + ": worker rank " +
-                                std::to_string(worker_rank) + " is outside [0, num_workers=" +
-                                std::to_string(num_workers) + ")"));
-  }
   Status valid = ValidateFinite(grad, n, "gradient");
   if (!valid.ok()) return done(valid.WithContext("dense block " + std::to_string(id)));
 
-  std::vector<Done> finished;
+  Block::SyncPart part{grad, std::move(done)};
+  StatusOr<std::vector<Block::SyncPart>> all =
+      block->gate.Arrive(step, worker_rank, num_workers, part);
+  if (!all.ok()) return part.done(all.status());
+  if (all->empty()) return;  // the other workers' pushes of the step are still to come
   {
     std::lock_guard<std::mutex> lock(block->mu);
-    Block::PendingStep& p = block->pending[step];
-    if (p.num_workers == 0) {
-      p.num_workers = num_workers;
-      p.grads.assign(num_workers, nullptr);
-      p.dones.resize(num_workers);
-    }
     if (block->retired) {
-      block->pending.erase(step);
-      valid = Unavailable("dense block " + std::to_string(id) + " was just restored; push again");
-    } else if (p.num_workers != num_workers) {
-      valid = InvalidArgument("sync push of dense block " + std::to_string(id) + " step " +
-                              std::to_string(step) + " says num_workers=" +
-                              std::to_string(num_workers) + ", the step's first push said " +
-                              std::to_string(p.num_workers));
-    } else if (p.grads[worker_rank] != nullptr) {
-      valid = InvalidArgument("second sync push of dense block " + std::to_string(id) +
-                              " step " + std::to_string(step) + " from worker " +
-                              std::to_string(worker_rank));
+      valid = Retired(id);  // restored while the step completed: nothing is applied
     } else {
-      p.grads[worker_rank] = grad;
-      p.dones[worker_rank] = std::move(done);
-      if (++p.arrived == num_workers) {
-        // Rank order: the sum does not depend on the order the pushes came in.
-        block->sum.assign(p.grads[0], p.grads[0] + n);
-        for (int r = 1; r < num_workers; ++r) {
-          const float* g = p.grads[r];
-          for (size_t i = 0; i < n; ++i) block->sum[i] += g[i];
-        }
-        ++block->update_count;
-        optimizer_.Apply(block->values.data(), block->state.data(), block->sum.data(),
-                         static_cast<int>(n), block->update_count);
-        finished = std::move(p.dones);
-        block->pending.erase(step);
+      // Rank order: the sum does not depend on the order the pushes came in.
+      block->sum.assign((*all)[0].grad, (*all)[0].grad + n);
+      for (size_t r = 1; r < all->size(); ++r) {
+        const float* g = (*all)[r].grad;
+        for (size_t i = 0; i < n; ++i) block->sum[i] += g[i];
       }
+      ++block->update_count;
+      optimizer_.Apply(block->values.data(), block->state.data(), block->sum.data(),
+                       static_cast<int>(n), block->update_count);
     }
   }
-  if (!valid.ok()) return done(valid);
-  for (Done& d : finished) d(Status::OK());
+  for (Block::SyncPart& p : *all) p.done(valid);
 }
 
 void DenseBlockStore::CancelPendingSyncSteps(const Status& reason) {
@@ -193,16 +171,15 @@ void DenseBlockStore::CancelPendingSyncSteps(const Status& reason) {
 void DenseBlockStore::CancelBlocks(const std::vector<std::shared_ptr<Block>>& blocks,
                                    const Status& reason, bool retire) {
   for (const auto& block : blocks) {
-    std::map<uint64_t, Block::PendingStep> pending;
-    {
+    if (retire) {
       std::lock_guard<std::mutex> lock(block->mu);
-      pending.swap(block->pending);
-      block->retired = block->retired || retire;
+      block->retired = true;
     }
-    for (auto& [step, p] : pending) {
-      for (Done& d : p.dones) {
-        if (d) d(reason.WithContext("dense block " + std::to_string(block->id) + " sync step " +
-                                    std::to_string(step)));
+    auto waiting = retire ? block->gate.Close(Retired(block->id)) : block->gate.TakeWaiting();
+    for (auto& [step, parts] : waiting) {
+      for (Block::SyncPart& p : parts) {
+        p.done(reason.WithContext("dense block " + std::to_string(block->id) + " sync step " +
+                                  std::to_string(step)));
       }
     }
   }
@@ -232,8 +209,7 @@ Status DenseBlockStore::Restore(std::vector<DenseBlockSnapshot> snapshots) {
                              std::to_string(s.state.size()) + " state floats, " +
                              OptimizerTypeName(spec().type) + " needs " + std::to_string(want));
     }
-    auto block = std::make_shared<Block>();
-    block->id = s.id;
+    auto block = std::make_shared<Block>(s.id);
     block->name = std::move(s.name);
     block->values = std::move(s.values);
     block->state = std::move(s.state);

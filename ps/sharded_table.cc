@@ -17,6 +17,7 @@
 
 #include "ps/key_hash.h"
 #include "ps/row_index.h"
+#include "ps/sync_step_gate.h"
 
 namespace mtps::ps {
 namespace {
@@ -55,15 +56,13 @@ struct ShardedTables::Request {
 struct ShardedTables::SyncStep {
   uint32_t table_id;
   uint64_t step;
-  int num_workers;
-  int arrived = 0;
   std::vector<std::unique_ptr<Request>> by_rank;
   std::atomic<int> remaining_shards{0};
 };
 
-struct ShardedTables::SyncRegistry {
-  std::mutex mu;
-  std::map<uint64_t, std::unique_ptr<SyncStep>> steps;  // GUARDED_BY(mu)
+// One table's sync steps: each worker's push waits here until the whole step came.
+struct ShardedTables::SyncGate : SyncStepGate<std::unique_ptr<Request>> {
+  using SyncStepGate::SyncStepGate;
 };
 
 struct ShardedTables::Task {
@@ -121,7 +120,7 @@ ShardedTables::ShardedTables(const std::vector<TableSpec>& specs, int num_shards
     : specs_(specs), num_shards_(num_shards), rejected_(new std::atomic<uint64_t>[specs.size()]) {
   for (size_t t = 0; t < specs.size(); ++t) {
     rejected_[t].store(0);
-    sync_.push_back(std::make_unique<SyncRegistry>());
+    sync_.push_back(std::make_unique<SyncGate>("table " + std::to_string(t)));
   }
   for (int s = 0; s < num_shards; ++s) {
     shards_.push_back(std::make_unique<Shard>());
@@ -303,11 +302,6 @@ void ShardedTables::PushSyncAsync(uint32_t table_id, const uint64_t* keys, const
                                   size_t n, uint64_t step, int worker_rank, int num_workers,
                                   PushDone done) {
   Status valid = CheckTable(table_id);
-  if (valid.ok() && (num_workers < 1 || worker_rank < 0 || worker_rank >= num_workers)) {
-    valid = InvalidArgument("sync push of step " + std::to_string(step) + ": worker rank " +
-                            std::to_string(worker_rank) + " is outside [0, num_workers=" +
-                            std::to_string(num_workers) + ")");
-  }
   if (valid.ok()) {
     valid = ValidateGradients(keys, grads, n, specs_[table_id].dim, max_gradient_abs_);
     if (!valid.ok()) rejected_[table_id].fetch_add(1, std::memory_order_relaxed);
@@ -324,38 +318,14 @@ void ShardedTables::PushSyncAsync(uint32_t table_id, const uint64_t* keys, const
   r->push_done = std::move(done);
   GroupByShard(*r, num_shards_);
 
-  std::unique_ptr<SyncStep> complete;
-  {
-    SyncRegistry& registry = *sync_[table_id];
-    std::lock_guard<std::mutex> lock(registry.mu);
-    std::unique_ptr<SyncStep>& pending = registry.steps[step];
-    if (!pending) {
-      pending = std::make_unique<SyncStep>();
-      pending->table_id = table_id;
-      pending->step = step;
-      pending->num_workers = num_workers;
-      pending->by_rank.resize(num_workers);
-    }
-    if (pending->num_workers != num_workers) {
-      valid = InvalidArgument("sync push of table " + std::to_string(table_id) + " step " +
-                              std::to_string(step) + " from worker " +
-                              std::to_string(worker_rank) + " says num_workers=" +
-                              std::to_string(num_workers) + ", the step's first push said " +
-                              std::to_string(pending->num_workers));
-    } else if (pending->by_rank[worker_rank]) {
-      valid = InvalidArgument("second sync push of table " + std::to_string(table_id) +
-                              " step " + std::to_string(step) + " from worker " +
-                              std::to_string(worker_rank));
-    } else {
-      pending->by_rank[worker_rank] = std::move(r);
-      if (++pending->arrived == num_workers) {
-        complete = std::move(pending);
-        registry.steps.erase(step);
-      }
-    }
-  }
-  if (!valid.ok()) return r->push_done(valid);
-  if (!complete) return;
+  StatusOr<std::vector<std::unique_ptr<Request>>> all =
+      sync_[table_id]->Arrive(step, worker_rank, num_workers, r);
+  if (!all.ok()) return r->push_done(all.status());
+  if (all->empty()) return;  // the other workers' pushes of the step are still to come
+  auto complete = std::make_unique<SyncStep>();
+  complete->table_id = table_id;
+  complete->step = step;
+  complete->by_rank = std::move(all).value();
   complete->remaining_shards.store(num_shards_, std::memory_order_relaxed);
   SyncStep* raw = complete.release();  // the shard that finishes last frees it
   for (int s = 0; s < num_shards_; ++s) Enqueue(s, Task{nullptr, raw, {}});
@@ -423,16 +393,9 @@ void ShardedTables::FinishSyncStep(SyncStep* step) {
 }
 
 void ShardedTables::CancelPendingSyncSteps(const Status& reason) {
-  for (auto& registry : sync_) {
-    std::map<uint64_t, std::unique_ptr<SyncStep>> steps;
-    {
-      std::lock_guard<std::mutex> lock(registry->mu);
-      steps.swap(registry->steps);
-    }
-    for (auto& [step, pending] : steps) {
-      for (auto& r : pending->by_rank) {
-        if (r) r->push_done(reason.WithContext("sync step " + std::to_string(step)));
-      }
+  for (auto& gate : sync_) {
+    for (auto& [step, waiting] : gate->TakeWaiting()) {
+      for (auto& r : waiting) r->push_done(reason.WithContext("sync step " + std::to_string(step)));
     }
   }
 }

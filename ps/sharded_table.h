@@ -106,7 +106,7 @@ class ShardedTables {
   struct Shard;
   struct Request;
   struct SyncStep;
-  struct SyncRegistry;
+  struct SyncGate;
   struct Task;
   ShardedTables(const std::vector<TableSpec>& specs, int num_shards);
 
@@ -127,7 +127,7 @@ class ShardedTables {
   MemoryBudget* budget_ = nullptr;
   int num_shards_;
   std::vector<std::unique_ptr<Shard>> shards_;
-  std::vector<std::unique_ptr<SyncRegistry>> sync_;  // per table
+  std::vector<std::unique_ptr<SyncGate>> sync_;  // per table
   // Non-finite pushes refused before fan-out, per table (the shards never see them).
   std::unique_ptr<std::atomic<uint64_t>[]> rejected_;
 };

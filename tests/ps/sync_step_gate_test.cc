@@ -1,0 +1,95 @@
+// Tests of SyncStepGate, the one place where sparse tables and dense blocks gather the
+// pushes of a sync step: the push that completes a step gets every part in rank order,
+// misuse is refused without keeping the part, and waiting steps can be taken or closed.
+#include "ps/sync_step_gate.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+namespace mtps::ps {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using Gate = SyncStepGate<std::unique_ptr<int>>;
+
+std::unique_ptr<int> Part(int v) { return std::make_unique<int>(v); }
+
+std::vector<int> Values(const std::vector<std::unique_ptr<int>>& parts) {
+  std::vector<int> out;
+  for (const auto& p : parts) out.push_back(*p);
+  return out;
+}
+
+TEST(SyncStepGate, TheLastPushGetsEveryPartInRankOrder) {
+  Gate gate("table 1");
+  auto p2 = Part(12), p0 = Part(10), p1 = Part(11);
+  StatusOr<std::vector<std::unique_ptr<int>>> r = gate.Arrive(7, 2, 3, p2);
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(r->empty());
+  EXPECT_EQ(p2, nullptr) << "an accepted part is taken";
+  r = gate.Arrive(7, 0, 3, p0);
+  ASSERT_TRUE(r.ok() && r->empty());
+  r = gate.Arrive(7, 1, 3, p1);
+  ASSERT_TRUE(r.ok());
+  EXPECT_THAT(Values(*r), ElementsAre(10, 11, 12));
+  EXPECT_TRUE(gate.TakeWaiting().empty()) << "a complete step is forgotten";
+}
+
+TEST(SyncStepGate, StepsAreGatheredApart) {
+  Gate gate("table 1");
+  auto a = Part(1), b = Part(2), c = Part(3);
+  ASSERT_TRUE(gate.Arrive(1, 0, 2, a).ok());
+  ASSERT_TRUE(gate.Arrive(2, 1, 2, b).ok());
+  auto done = gate.Arrive(2, 0, 2, c);
+  ASSERT_TRUE(done.ok());
+  EXPECT_THAT(Values(*done), ElementsAre(3, 2));
+  auto waiting = gate.TakeWaiting();
+  ASSERT_EQ(waiting.size(), 1u);
+  EXPECT_THAT(Values(waiting.at(1)), ElementsAre(1));
+}
+
+TEST(SyncStepGate, MisuseIsRefusedAndThePartStaysWithTheCaller) {
+  Gate gate("dense block 4");
+  auto first = Part(1);
+  ASSERT_TRUE(gate.Arrive(5, 0, 2, first).ok());
+  auto again = Part(2);
+  Status s = gate.Arrive(5, 0, 2, again).status();
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(s.message(), HasSubstr("second sync push of dense block 4 step 5 from worker 0"));
+  EXPECT_NE(again, nullptr);
+  s = gate.Arrive(5, 1, 3, again).status();
+  EXPECT_THAT(s.message(), HasSubstr("says num_workers=3, the step's first push said 2"));
+  s = gate.Arrive(5, 2, 2, again).status();
+  EXPECT_THAT(s.message(), HasSubstr("worker rank 2 is outside [0, num_workers=2)"));
+  s = gate.Arrive(5, -1, 2, again).status();
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  s = gate.Arrive(6, 0, 0, again).status();
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(again, nullptr);
+  // The step still completes with the right pushes.
+  auto done = gate.Arrive(5, 1, 2, again);
+  ASSERT_TRUE(done.ok());
+  EXPECT_THAT(Values(*done), ElementsAre(1, 2));
+}
+
+TEST(SyncStepGate, AClosedGateHandsBackTheWaitingAndRefusesTheRest) {
+  Gate gate("dense block 4");
+  auto a = Part(1);
+  ASSERT_TRUE(gate.Arrive(3, 1, 2, a).ok());
+  auto waiting = gate.Close(Unavailable("restored"));
+  ASSERT_EQ(waiting.size(), 1u);
+  EXPECT_THAT(Values(waiting.at(3)), ElementsAre(1));
+  auto b = Part(2);
+  Status s = gate.Arrive(3, 0, 2, b).status();
+  EXPECT_EQ(s.code(), StatusCode::kUnavailable);
+  EXPECT_EQ(s.message(), "restored");
+  EXPECT_NE(b, nullptr);
+}
+
+}  // namespace
+}  // namespace mtps::ps

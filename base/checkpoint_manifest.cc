@@ -10,6 +10,7 @@
 #include <sstream>
 #include <system_error>
 
+#include "base/checkpoint_chain.h"
 #include "base/crc32c.h"
 
 namespace mtps {
@@ -35,8 +36,14 @@ Status WriteCheckpointManifest(FileSystem& fs, const std::string& path,
                                const CheckpointManifest& manifest) {
   std::ostringstream text;
   text << kMagicLine << "\nid " << manifest.id << "\nstep " << manifest.step << "\n";
-  for (const auto& f : manifest.files)
-    text << "file " << f.bytes << " " << f.checksum << " " << f.path << "\n";
+  for (const auto& f : manifest.files) {
+    if (f.base_id != 0) {
+      text << "increment " << f.base_id << " " << f.bytes << " " << f.checksum << " " << f.path
+           << "\n";
+    } else {
+      text << "file " << f.bytes << " " << f.checksum << " " << f.path << "\n";
+    }
+  }
   for (const auto& w : manifest.workers)
     text << "worker " << w.rank << " " << w.epoch << " " << w.records << " " << w.step << "\n";
   const std::string body = text.str();
@@ -74,8 +81,11 @@ StatusOr<CheckpointManifest> ReadCheckpointManifest(const std::string& path) {
       saw_id = true;
     } else if (word == "step") {
       if (!(fields >> manifest.step)) return bad("bad step");
-    } else if (word == "file") {
+    } else if (word == "file" || word == "increment") {
       CheckpointFileInfo f;
+      if (word == "increment" && (!(fields >> f.base_id) || f.base_id == 0)) {
+        return bad("bad increment base");
+      }
       if (!(fields >> f.bytes >> f.checksum)) return bad("bad file entry");
       std::getline(fields >> std::ws, f.path);
       if (f.path.empty()) return bad("file entry without a path");
@@ -98,25 +108,14 @@ StatusOr<std::string> FindNewestCheckpoint(const std::string& root, int server_r
   std::error_code ec;
   std::filesystem::directory_iterator it(root, ec);
   if (ec) return NotFound("cannot list checkpoint root " + root + ": " + ec.message());
-  std::string best;
-  uint64_t best_id = 0;
-  for (const auto& entry : it) {
-    if (!entry.is_directory(ec)) continue;
-    const std::string dir = entry.path().string();
-    for (const std::string& path : {ManifestPath(dir), ServerManifestPath(dir, server_rank)}) {
-      if (!std::filesystem::exists(path, ec)) continue;
-      StatusOr<CheckpointManifest> manifest = ReadCheckpointManifest(path);
-      if (!manifest.ok()) return manifest.status();
-      if (best.empty() || manifest->id > best_id) {
-        best = dir;
-        best_id = manifest->id;
-      }
+  const std::vector<WholeCheckpoint> whole = ListWholeCheckpoints(root, server_rank);
+  for (const WholeCheckpoint& checkpoint : whole) {
+    if (checkpoint.manifest.ok() && CheckChainsComplete(whole, checkpoint).ok()) {
+      return checkpoint.dir;
     }
   }
-  if (best.empty())
-    return NotFound("no whole checkpoint (a directory with a manifest) under " + root +
-                    " for server " + std::to_string(server_rank));
-  return best;
+  return NotFound("no whole checkpoint (a directory with a manifest and every increment's "
+                  "chain) under " + root + " for server " + std::to_string(server_rank));
 }
 
 std::vector<WholeCheckpoint> ListWholeCheckpoints(const std::string& root, int server_rank) {

@@ -6,8 +6,10 @@
 //   StatusOr<std::string> newest = FindNewestCheckpoint(root, /*server_rank=*/1);
 //
 // Text format, one item a line: "mtps-checkpoint-manifest 1", "id <u64>", "step <u64>",
-// then "file <bytes> <checksum> <path>" per file (path last: it may hold spaces), then
-// "worker <rank> <epoch> <records> <step>" per worker data position. The
+// then "file <bytes> <checksum> <path>" per whole file (path last: it may hold spaces) or
+// "increment <base id> <bytes> <checksum> <path>" per incremental file (only what changed
+// since the same file of checkpoint <base id>; base/checkpoint_chain.h resolves the chain),
+// then "worker <rank> <epoch> <records> <step>" per worker data position. The
 // scheduler writes "<dir>/MANIFEST" for the whole cluster; a standalone server (no
 // scheduler) writes "<dir>/MANIFEST.server-<rank>" for its own files.
 //
@@ -28,6 +30,9 @@ struct CheckpointFileInfo {
   std::string path;
   uint64_t bytes = 0;
   uint64_t checksum = 0;  // CRC32C of the whole file
+  // 0: the file is whole. Otherwise it holds only the changes since the file of the same
+  // name in checkpoint `base_id`, which a restore must apply first.
+  uint64_t base_id = 0;
 };
 
 // Where a worker's data stream stood at a checkpoint's cut: `records` of `epoch` trained.
@@ -58,7 +63,9 @@ Status WriteCheckpointManifest(FileSystem& fs, const std::string& path,
 StatusOr<CheckpointManifest> ReadCheckpointManifest(const std::string& path);
 
 // The directory under `root` holding the whole checkpoint with the largest id that
-// `server_rank` can restore from (a cluster manifest or its own). NOT_FOUND when none.
+// `server_rank` can restore from (a cluster manifest or its own) whose every incremental
+// file has its whole chain of bases on disk; a damaged manifest or a broken chain is
+// skipped. NOT_FOUND when none.
 StatusOr<std::string> FindNewestCheckpoint(const std::string& root, int server_rank);
 
 struct WholeCheckpoint {

@@ -540,7 +540,14 @@ Status ParseCheckpoint(const YAML::Node& node, const std::string& path, Checkpoi
   MTPS_RETURN_IF_ERROR(r.Optional("interval_steps", &c->interval_steps));
   MTPS_RETURN_IF_ERROR(r.Optional("interval_seconds", &c->interval_seconds));
   MTPS_RETURN_IF_ERROR(r.Optional("keep", &c->keep));
+  MTPS_RETURN_IF_ERROR(r.Optional("full_every", &c->full_every));
   MTPS_RETURN_IF_ERROR(r.Finish());
+  if (c->full_every < 1 || c->full_every > kMaxCheckpointFullEvery) {
+    return InvalidArgument(r.Path("full_every") + ": must be in [1, " +
+                           std::to_string(kMaxCheckpointFullEvery) +
+                           "] (1 = every checkpoint full, N = a full one then N-1 incremental), got " +
+                           std::to_string(c->full_every));
+  }
   if (!(c->interval_seconds >= 0 && c->interval_seconds < 1e9)) {
     std::ostringstream s;
     s << r.Path("interval_seconds") << ": must be a number of seconds >= 0, got " << c->interval_seconds;

@@ -220,7 +220,15 @@ struct CheckpointSpec {
   // Also every this many seconds of training (whichever of the two comes first); 0 = off.
   double interval_seconds = 0;
   int keep = 2;               // whole checkpoints kept on disk
+  // Every full_every-th checkpoint of a server is full; the ones between are incremental:
+  // a table file holds only the rows changed (and the keys removed) since that server's
+  // previous checkpoint, and a restore applies the full file, then the increments in order.
+  // Dense blocks are written whole every time. 1 (default) = every checkpoint full; at
+  // most kMaxCheckpointFullEvery, which bounds a restore's chain. Retention keeps the full
+  // checkpoint and every increment that a kept checkpoint needs.
+  int full_every = 1;
 };
+inline constexpr int kMaxCheckpointFullEvery = 1000;
 
 struct JobSpec {
   std::string name = "mtps";

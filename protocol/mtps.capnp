@@ -242,6 +242,7 @@ struct CheckpointFile {
   path @0 :Text;
   bytes @1 :UInt64;
   checksum @2 :UInt64;
+  baseId @3 :UInt64;        # 0: a whole file; else an increment over the same file of checkpoint baseId
 }
 
 struct CheckpointAck {

@@ -19,6 +19,10 @@ static_assert(std::endian::native == std::endian::little,
 
 constexpr char kTableMagic[8] = {'M', 'T', 'P', 'S', 'T', 'A', 'B', '\0'};
 constexpr char kDenseMagic[8] = {'M', 'T', 'P', 'S', 'D', 'N', 'S', '\0'};
+constexpr char kIncrementMagic[8] = {'M', 'T', 'P', 'S', 'I', 'N', 'C', '\0'};
+// An increment's records: a tag byte, then a row (as in a table file) or a removed key.
+constexpr uint8_t kRowRecord = 1;
+constexpr uint8_t kRemovedRecord = 2;
 constexpr uint32_t kBlockMarker = 0x314b4c42;  // "BLK1"
 constexpr uint32_t kEndMarker = 0x31444e45;    // "END1"
 constexpr size_t kBlockPayloadTarget = size_t{1} << 20;
@@ -368,6 +372,27 @@ Status CheckTableFields(const std::string& fields, const TableSpec& spec) {
   return Status::OK();
 }
 
+void EncodeRow(char* rec, uint64_t key, const char* values, const RowMeta& meta,
+               size_t value_bytes) {
+  std::memcpy(rec, &key, 8);
+  std::memcpy(rec + 8, &meta.frequency, 4);
+  std::memcpy(rec + 12, &meta.last_step, 4);
+  std::memcpy(rec + 16, &meta.update_count, 4);
+  std::memcpy(rec + kRowMetaBytes, values, value_bytes);
+}
+
+// Inserts the row encoded at `rec` (EncodeRow) into its part.
+void InsertEncodedRow(const char* rec, std::vector<std::unique_ptr<EmbeddingTable>>& parts) {
+  uint64_t key;
+  RowMeta meta;
+  std::memcpy(&key, rec, 8);
+  std::memcpy(&meta.frequency, rec + 8, 4);
+  std::memcpy(&meta.last_step, rec + 12, 4);
+  std::memcpy(&meta.update_count, rec + 16, 4);
+  parts[ShardOfKey(key, static_cast<uint32_t>(parts.size()))]->InsertStoredRow(
+      key, rec + kRowMetaBytes, meta);
+}
+
 // Appends every row of `table` as key, frequency, last step, update count, then its
 // values as stored (weights in the table's precision, fp32 state).
 Status WriteRows(FrameWriter& writer, const EmbeddingTable& table) {
@@ -375,15 +400,39 @@ Status WriteRows(FrameWriter& writer, const EmbeddingTable& table) {
   Status status;
   table.ForEachStoredRow([&](uint64_t key, const char* values, const RowMeta& meta) {
     if (!status.ok()) return;
-    char* rec = writer.NewRecord(kRowMetaBytes + value_bytes);
-    std::memcpy(rec, &key, 8);
-    std::memcpy(rec + 8, &meta.frequency, 4);
-    std::memcpy(rec + 12, &meta.last_step, 4);
-    std::memcpy(rec + 16, &meta.update_count, 4);
-    std::memcpy(rec + kRowMetaBytes, values, value_bytes);
+    EncodeRow(writer.NewRecord(kRowMetaBytes + value_bytes), key, values, meta, value_bytes);
     status = writer.RecordDone();
   });
   return status;
+}
+
+// Appends what changed in `table` since its last ResetChanges(): the removed keys first
+// (a key removed and made again must end with its row), then the changed rows.
+Status WriteChanges(FrameWriter& writer, const EmbeddingTable& table) {
+  Status status;
+  for (uint64_t key : table.RemovedKeys()) {
+    char* rec = writer.NewRecord(1 + 8);
+    rec[0] = static_cast<char>(kRemovedRecord);
+    std::memcpy(rec + 1, &key, 8);
+    MTPS_RETURN_IF_ERROR(writer.RecordDone());
+  }
+  const size_t value_bytes = table.layout().stored_value_bytes();
+  table.ForEachChangedStoredRow([&](uint64_t key, const char* values, const RowMeta& meta) {
+    if (!status.ok()) return;
+    char* rec = writer.NewRecord(1 + kRowMetaBytes + value_bytes);
+    rec[0] = static_cast<char>(kRowRecord);
+    EncodeRow(rec + 1, key, values, meta, value_bytes);
+    status = writer.RecordDone();
+  });
+  return status;
+}
+
+std::string EncodeIncrementFields(uint64_t checkpoint_id, uint64_t base_id, const TableSpec& spec) {
+  ByteWriter w;
+  w.Put<uint64_t>(checkpoint_id);
+  w.Put<uint64_t>(base_id);
+  w.PutBytes(EncodeTableFields(spec).data(), EncodeTableFields(spec).size());
+  return std::move(w.bytes());
 }
 
 }  // namespace
@@ -445,14 +494,7 @@ StatusOr<std::vector<std::unique_ptr<EmbeddingTable>>> LoadTableParts(
                                             std::to_string(payload.size()) + " bytes"));
     }
     for (const char* rec = payload.data(); rec < payload.data() + payload.size(); rec += record) {
-      uint64_t key;
-      RowMeta meta;
-      std::memcpy(&key, rec, 8);
-      std::memcpy(&meta.frequency, rec + 8, 4);
-      std::memcpy(&meta.last_step, rec + 12, 4);
-      std::memcpy(&meta.update_count, rec + 16, 4);
-      parts[ShardOfKey(key, static_cast<uint32_t>(num_shards))]->InsertStoredRow(
-          key, rec + kRowMetaBytes, meta);
+      InsertEncodedRow(rec, parts);
     }
   }
   return parts;
@@ -466,9 +508,126 @@ StatusOr<CheckpointFileInfo> SaveTableCheckpoint(FileSystem& fs, const std::stri
   Status rows_status;
   MTPS_RETURN_IF_ERROR(tables.ForEachShard(table_id, [&](int, EmbeddingTable& table) {
     if (rows_status.ok()) rows_status = WriteRows(writer, table);
+    table.ResetChanges();  // the next increment starts from what was just written
   }));
   MTPS_RETURN_IF_ERROR(rows_status);
   return writer.Finish();
+}
+
+StatusOr<CheckpointFileInfo> SaveTableIncrement(FileSystem& fs, const std::string& path,
+                                                ShardedTables& tables, uint32_t table_id,
+                                                uint64_t checkpoint_id, uint64_t base_id) {
+  MTPS_ASSIGN_OR_RETURN(const TableSpec* spec, tables.Spec(table_id));
+  if (base_id == 0 || base_id >= checkpoint_id) {
+    return InvalidArgument("checkpoint '" + path + "': an increment of checkpoint " +
+                           std::to_string(checkpoint_id) + " cannot build on checkpoint " +
+                           std::to_string(base_id));
+  }
+  // Checked first so that no shard forgets its changes for an increment never written.
+  int untracked = -1;
+  MTPS_RETURN_IF_ERROR(tables.ForEachShard(table_id, [&](int shard, EmbeddingTable& table) {
+    if (!table.ChangesTracked() && untracked < 0) untracked = shard;
+  }));
+  if (untracked >= 0) {
+    return FailedPrecondition("table '" + spec->name + "' (shard " + std::to_string(untracked) +
+                              ") does not know every change since its last checkpoint (never "
+                              "written, loaded, or too many removals): it needs a whole one");
+  }
+  FrameWriter writer(fs, path);
+  MTPS_RETURN_IF_ERROR(
+      writer.Begin(kIncrementMagic, EncodeIncrementFields(checkpoint_id, base_id, *spec)));
+  Status rows_status;
+  MTPS_RETURN_IF_ERROR(tables.ForEachShard(table_id, [&](int shard, EmbeddingTable& table) {
+    if (!rows_status.ok()) return;
+    if (!table.ChangesTracked()) {  // stopped since the check: removals overflowed
+      rows_status = FailedPrecondition("table '" + spec->name + "' (shard " +
+                                       std::to_string(shard) +
+                                       ") stopped tracking its changes: it needs a whole checkpoint");
+      return;
+    }
+    rows_status = WriteChanges(writer, table);
+    table.ResetChanges();
+  }));
+  MTPS_RETURN_IF_ERROR(rows_status);
+  MTPS_ASSIGN_OR_RETURN(CheckpointFileInfo info, writer.Finish());
+  info.base_id = base_id;
+  return info;
+}
+
+Status ApplyTableIncrement(FileSystem& fs, const std::string& path, uint64_t checkpoint_id,
+                           uint64_t base_id, std::vector<std::unique_ptr<EmbeddingTable>>& parts) {
+  if (parts.empty()) return InvalidArgument("checkpoint '" + path + "': no table to apply it to");
+  const TableSpec& spec = parts[0]->spec();
+  FrameReader reader(fs, path);
+  const StatusOr<std::string> fields = reader.Begin(kIncrementMagic, "table increment");
+  if (!fields.ok()) return fields.status();
+  if (fields->size() < 16) return reader.Error(DataLoss("malformed increment header"));
+  uint64_t file_id, file_base;
+  std::memcpy(&file_id, fields->data(), 8);
+  std::memcpy(&file_base, fields->data() + 8, 8);
+  if (file_id != checkpoint_id || file_base != base_id) {
+    return reader.Error(DataLoss(
+        "written as checkpoint " + std::to_string(file_id) + "'s increment over checkpoint " +
+        std::to_string(file_base) + ", but the manifest lists it in checkpoint " +
+        std::to_string(checkpoint_id) + " over " + std::to_string(base_id) +
+        " (copied in from another chain)"));
+  }
+  MTPS_RETURN_IF_ERROR(reader.Error(CheckTableFields(fields->substr(16), spec)));
+  // Every block is read and checked before anything is applied: a damaged increment
+  // leaves `parts` as they were.
+  const size_t row_record = 1 + kRowMetaBytes + parts[0]->layout().stored_value_bytes();
+  std::vector<std::string> payloads;
+  for (;;) {
+    std::string payload;
+    uint32_t records = 0;
+    MTPS_ASSIGN_OR_RETURN(bool more, reader.NextBlock(&payload, &records));
+    if (!more) break;
+    size_t at = 0;
+    for (uint32_t i = 0; i < records; ++i) {
+      const uint8_t tag = at < payload.size() ? static_cast<uint8_t>(payload[at]) : 0;
+      const size_t size = tag == kRowRecord ? row_record : tag == kRemovedRecord ? 1 + 8 : 0;
+      if (size == 0 || payload.size() - at < size) {
+        return reader.Error(reader.BlockError("record " + std::to_string(i) + " at byte " +
+                                              std::to_string(at) + " is malformed"));
+      }
+      at += size;
+    }
+    if (at != payload.size()) {
+      return reader.Error(reader.BlockError(std::to_string(payload.size() - at) +
+                                            " bytes after its " + std::to_string(records) +
+                                            " records"));
+    }
+    payloads.push_back(std::move(payload));
+  }
+  const uint32_t num_shards = static_cast<uint32_t>(parts.size());
+  for (const std::string& payload : payloads) {
+    for (size_t at = 0; at < payload.size();) {
+      if (static_cast<uint8_t>(payload[at]) == kRemovedRecord) {
+        uint64_t key;
+        std::memcpy(&key, payload.data() + at + 1, 8);
+        parts[ShardOfKey(key, num_shards)]->Erase(key);
+        at += 1 + 8;
+      } else {
+        InsertEncodedRow(payload.data() + at + 1, parts);
+        at += row_record;
+      }
+    }
+  }
+  return Status::OK();
+}
+
+StatusOr<std::vector<std::unique_ptr<EmbeddingTable>>> LoadTableChain(
+    FileSystem& fs, const std::vector<ChainFile>& chain, const TableSpec& spec, int num_shards) {
+  if (chain.empty()) return InvalidArgument("an empty checkpoint chain");
+  if (chain.front().base_id != 0) {
+    return DataLoss("checkpoint '" + chain.front().path + "' is an increment, not a whole file");
+  }
+  MTPS_ASSIGN_OR_RETURN(auto parts, LoadTableParts(fs, chain.front().path, spec, num_shards));
+  for (size_t i = 1; i < chain.size(); ++i) {
+    MTPS_RETURN_IF_ERROR(ApplyTableIncrement(fs, chain[i].path, chain[i].manifest.id,
+                                             chain[i].base_id, parts));
+  }
+  return parts;
 }
 
 Status LoadTableCheckpoint(FileSystem& fs, const std::string& path,

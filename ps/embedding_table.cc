@@ -4,6 +4,7 @@
 #include "ps/embedding_table.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -23,6 +24,9 @@ constexpr int kEvictionSamples = 8;
 constexpr size_t kIndexAhead = 16;
 constexpr size_t kRowAhead = 8;
 constexpr size_t kHashRing = 32;  // > kIndexAhead, power of two
+// Removed keys listed for an increment before tracking gives up (or the table's rows, when
+// more): past it a whole checkpoint is about as small as the increment would be.
+constexpr size_t kMaxTrackedRemovalsFloor = size_t{1} << 16;
 
 inline uint32_t ClampStep(uint64_t step) {
   return static_cast<uint32_t>(std::min<uint64_t>(step, std::numeric_limits<uint32_t>::max()));
@@ -188,12 +192,22 @@ uint32_t EmbeddingTable::AllocateSlot() {
   }
   if (slots_used_ % kRowsPerChunk == 0 && slots_used_ / kRowsPerChunk == chunks_.size()) {
     chunks_.emplace_back(layout_.chunk_bytes);
+    changed_.resize(chunks_.size() * (kRowsPerChunk / 64));
   }
   return slots_used_++;
 }
 
 void EmbeddingTable::RemoveAt(size_t pos) {
   const uint32_t slot = index_.SlotAt(pos);
+  changed_[slot >> 6] &= ~(uint64_t{1} << (slot & 63));
+  if (tracking_changes_) {
+    if (removed_keys_.size() < std::max<size_t>(index_.size(), kMaxTrackedRemovalsFloor)) {
+      removed_keys_.push_back(SlotKey(slot));
+    } else {  // a whole checkpoint is as cheap as this list now
+      tracking_changes_ = false;
+      std::vector<uint64_t>().swap(removed_keys_);
+    }
+  }
   index_.EraseAt(pos);
   std::memcpy(SlotAddress(slot), &free_head_, sizeof(free_head_));
   free_head_ = slot;
@@ -248,6 +262,7 @@ uint32_t EmbeddingTable::CreateRow(uint64_t key, uint64_t hash, uint64_t step,
   }
   optimizer_.InitState(SlotState(slot), dim_);
   index_.Insert(hash, slot);
+  MarkChanged(slot);
   admitted_.fetch_add(1, std::memory_order_relaxed);
   return slot;
 }
@@ -346,6 +361,7 @@ void EmbeddingTable::PullRows(const uint64_t* keys, PositionOf position_of, size
         char* s = SlotAddress(slot);
         StoreCount(s, kFrequencyOffset, LoadCount(s, kFrequencyOffset) + 1);
         StoreU32(s, kLastStepOffset, std::max(LoadU32(s, kLastStepOffset), step32));
+        MarkChanged(slot);
       }
     } else if (count_as_sighting) {
       if ((!sketch_ || sketch_->Increment(key) >= spec_.admit_min_count) &&
@@ -390,6 +406,7 @@ PushResult EmbeddingTable::PushRows(const uint64_t* keys, PositionOf position_of
       return;
     }
     if (accepted) accepted[j] = 1;
+    MarkChanged(slot);
     char* s = SlotAddress(slot);
     char* weights = s + RowLayout::kMetaBytes;
     float* state = reinterpret_cast<float*>(s + state_offset);
@@ -463,24 +480,41 @@ void EmbeddingTable::ForEachRow(
   }
 }
 
+const char* EmbeddingTable::StoredValues(uint32_t slot, char* scratch) const {
+  // Weights and state are contiguous except for the padding of an odd half-precision dim.
+  if (layout_.padding_bytes() == 0) return SlotWeights(slot);
+  std::memcpy(scratch, SlotWeights(slot), layout_.weight_bytes);
+  std::memcpy(scratch + layout_.weight_bytes, SlotState(slot), sizeof(float) * state_floats_);
+  return scratch;
+}
+
 void EmbeddingTable::ForEachStoredRow(
     const std::function<void(uint64_t, const char*, const RowMeta&)>& fn) const {
-  // Weights and state are contiguous except for the padding of an odd half-precision dim.
-  const bool contiguous = layout_.padding_bytes() == 0;
-  std::vector<char> stored(contiguous ? 0 : layout_.stored_value_bytes());
+  std::vector<char> scratch(layout_.stored_value_bytes());
   const size_t cap = index_.capacity();
   for (size_t pos = 0; pos < cap; ++pos) {
     if (!index_.Occupied(pos)) continue;
     const uint32_t slot = index_.SlotAt(pos);
-    if (contiguous) {
-      fn(SlotKey(slot), SlotWeights(slot), SlotMeta(slot));
-    } else {
-      std::memcpy(stored.data(), SlotWeights(slot), layout_.weight_bytes);
-      std::memcpy(stored.data() + layout_.weight_bytes, SlotState(slot),
-                  sizeof(float) * state_floats_);
-      fn(SlotKey(slot), stored.data(), SlotMeta(slot));
+    fn(SlotKey(slot), StoredValues(slot, scratch.data()), SlotMeta(slot));
+  }
+}
+
+void EmbeddingTable::ForEachChangedStoredRow(
+    const std::function<void(uint64_t, const char*, const RowMeta&)>& fn) const {
+  std::vector<char> scratch(layout_.stored_value_bytes());
+  for (size_t w = 0; w < changed_.size(); ++w) {
+    for (uint64_t bits = changed_[w]; bits != 0; bits &= bits - 1) {
+      // Only live slots have their bit: RemoveAt clears it.
+      const uint32_t slot = static_cast<uint32_t>(w * 64 + std::countr_zero(bits));
+      fn(SlotKey(slot), StoredValues(slot, scratch.data()), SlotMeta(slot));
     }
   }
+}
+
+void EmbeddingTable::ResetChanges() {
+  std::fill(changed_.begin(), changed_.end(), 0);
+  removed_keys_.clear();
+  tracking_changes_ = true;
 }
 
 uint32_t EmbeddingTable::SlotForInsert(uint64_t key, const RowMeta& meta) {
@@ -499,6 +533,7 @@ uint32_t EmbeddingTable::SlotForInsert(uint64_t key, const RowMeta& meta) {
   StoreCount(s, kFrequencyOffset, meta.frequency);
   StoreU32(s, kLastStepOffset, meta.last_step);
   StoreCount(s, kUpdateCountOffset, meta.update_count);
+  MarkChanged(slot);
   return slot;
 }
 
@@ -527,6 +562,9 @@ bool EmbeddingTable::Erase(uint64_t key) {
 void EmbeddingTable::Clear() {
   index_.Clear();
   chunks_.clear();
+  changed_.clear();
+  tracking_changes_ = false;
+  std::vector<uint64_t>().swap(removed_keys_);
   slots_used_ = 0;
   free_head_ = kNoSlot;
   sweep_pos_ = 0;

@@ -40,6 +40,12 @@
 // - A push whose gradients hold a NaN or an infinity is rejected as a whole
 //   (INVALID_ARGUMENT naming the key's index, the key and the value); nothing changes.
 //   Keys repeated within one push are applied one after the other.
+// - Changes (for incremental checkpoints): every row made or changed (push, sighting pull,
+//   insert) sets its slot's bit in a bitmap beside the slabs (one OR on the hot path, 1 bit
+//   per slot; a removed row's bit is cleared), and once ResetChanges() has started tracking,
+//   the key of every row removed (eviction, expiry, Erase) is listed. More removals than
+//   max(rows, 65536) since the last reset, or a Clear(), stop tracking (the list is freed):
+//   then only a whole checkpoint can describe the table, until the next reset.
 //
 // Thread-safety: single writer. All non-const methods must be called from one thread at
 // a time (ShardedTable gives each shard's tables to one thread). Counters() and
@@ -139,6 +145,21 @@ class EmbeddingTable {
   bool Erase(uint64_t key);
   void Clear();
 
+  // --- Changes since the last ResetChanges() (incremental checkpoints) ---
+  // Whether every change since the last ResetChanges() is known: false before the first
+  // and after tracking stopped (see the class comment).
+  bool ChangesTracked() const { return tracking_changes_; }
+  // Calls fn(key, stored values, meta) for every row made or changed since the last
+  // ResetChanges(), values as ForEachStoredRow gives them.
+  void ForEachChangedStoredRow(
+      const std::function<void(uint64_t, const char*, const RowMeta&)>& fn) const;
+  // Keys whose rows were removed since the last ResetChanges() (a key may repeat, and may
+  // have a row again: apply removals before rows). Meaningful only while ChangesTracked().
+  const std::vector<uint64_t>& RemovedKeys() const { return removed_keys_; }
+  // Forgets the changes so far and (re)starts tracking: call right after the table's rows
+  // were written to a checkpoint, on the thread that writes the table.
+  void ResetChanges();
+
   const TableSpec& spec() const { return spec_; }
   int dim() const { return dim_; }
   int state_floats() const { return state_floats_; }
@@ -174,6 +195,10 @@ class EmbeddingTable {
     return reinterpret_cast<float*>(SlotAddress(slot) + layout_.state_offset);
   }
   bool full_precision() const { return layout_.precision == Precision::kFp32; }
+  void MarkChanged(uint32_t slot) { changed_[slot >> 6] |= uint64_t{1} << (slot & 63); }
+  // The slot's values as stored, contiguous: in place, or copied into `scratch`
+  // (stored_value_bytes) when padding splits weights from state.
+  const char* StoredValues(uint32_t slot, char* scratch) const;
   // The key is the slot's first 8 bytes.
   uint64_t SlotKey(uint32_t slot) const {
     uint64_t key;
@@ -230,6 +255,9 @@ class EmbeddingTable {
   RowLayout layout_;
   std::vector<float> scratch_;        // one fp32 row (fp16/bf16 tables), writer thread only
   std::vector<PageBuffer> chunks_;    // kRowsPerChunk slots each
+  std::vector<uint64_t> changed_;     // bit per slot: row made or changed since ResetChanges
+  std::vector<uint64_t> removed_keys_;  // rows removed since ResetChanges, while tracking
+  bool tracking_changes_ = false;
   uint32_t slots_used_ = 0;           // slots ever handed out (high-water mark)
   uint32_t free_head_;                // free list threaded through freed slots
   RowIndex index_;

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <filesystem>
+#include <optional>
 #include <span>
 #include <unordered_set>
 #include <utility>
@@ -555,11 +557,32 @@ void Server::HandleCheckpointBegin(IncomingMessage& request, Responder responder
   std::lock_guard<std::mutex> lock(checkpoint_mutex_);
   PendingCheckpoint pending{dir, begin.getStep(), {}};
   Status status = fs_->CreateDirs(dir);
+  // Increments build on the previous checkpoint only when it was committed here; whatever
+  // happens below, the tables' change tracking restarts from this one.
+  const uint64_t base = last_committed_ == last_written_ ? last_written_ : 0;
+  last_written_ = id;
+  increments_in_chain_.resize(tables_->num_tables(), 0);
+  int increments = 0;
   for (uint32_t t = 0; status.ok() && t < tables_->num_tables(); ++t) {
-    StatusOr<CheckpointFileInfo> info = SaveTableCheckpoint(
-        *fs_, TableCheckpointPath(dir, options_.rank, job_.tables[t].name), *tables_, t);
-    if (info.ok()) pending.files.push_back(*info);
-    status = info.status();
+    const std::string path = TableCheckpointPath(dir, options_.rank, job_.tables[t].name);
+    std::optional<StatusOr<CheckpointFileInfo>> info;
+    if (base != 0 && increments_in_chain_[t] + 1 < job_.checkpoint.full_every) {
+      info = SaveTableIncrement(*fs_, path, *tables_, t, id, base);
+      if (info->ok()) {
+        ++increments_in_chain_[t];
+        ++increments;
+      } else if (info->status().code() == StatusCode::kFailedPrecondition) {
+        LOG(INFO) << "checkpoint " << id << ": " << info->status().message()
+                  << "; writing it whole";
+        info.reset();
+      }
+    }
+    if (!info) {
+      info = SaveTableCheckpoint(*fs_, path, *tables_, t);
+      increments_in_chain_[t] = 0;
+    }
+    if (info->ok()) pending.files.push_back(**info);
+    status = info->status();
   }
   if (status.ok()) {
     StatusOr<CheckpointFileInfo> info =
@@ -579,10 +602,16 @@ void Server::HandleCheckpointBegin(IncomingMessage& request, Responder responder
     files[i].setPath(pending.files[i].path);
     files[i].setBytes(pending.files[i].bytes);
     files[i].setChecksum(pending.files[i].checksum);
+    files[i].setBaseId(pending.files[i].base_id);
   }
   pending_checkpoints_[id] = std::move(pending);
   responder.Send(std::move(reply));
-  LOG(INFO) << "checkpoint " << id << " written to " << dir;
+  LOG(INFO) << "checkpoint " << id << " written to " << dir << " ("
+            << (increments == 0 ? std::string("whole")
+                                : std::to_string(increments) + " of " +
+                                      std::to_string(tables_->num_tables()) +
+                                      " tables incremental over checkpoint " + std::to_string(base))
+            << ")";
   metrics_->latency[kCheckpointBegin]->Observe(
       std::chrono::duration<double>(Clock::now() - start).count());
 }
@@ -606,6 +635,7 @@ void Server::HandleCheckpointCommit(IncomingMessage& request, Responder responde
     if (!s.ok()) return Refuse(responder, kCheckpointCommit, s);
   }
   pending_checkpoints_.erase(it);
+  if (id == last_written_) last_committed_ = id;  // the next increment may build on it
   responder.SendAck(1);
   metrics_->latency[kCheckpointCommit]->Observe(
       std::chrono::duration<double>(Clock::now() - start).count());
@@ -619,7 +649,7 @@ Status Server::Restore(const std::string& root, CheckpointManifest* restored) {
   std::string skipped;  // damaged newer checkpoints, for the log and the final error
   for (const WholeCheckpoint& candidate : candidates) {
     Status loaded = candidate.manifest.status();
-    if (loaded.ok()) loaded = RestoreFrom(candidate.dir, *candidate.manifest);
+    if (loaded.ok()) loaded = RestoreFrom(candidates, candidate);
     if (loaded.ok()) {
       if (!skipped.empty()) {
         LOG(WARNING) << "server " << options_.rank << " restored from the older whole checkpoint "
@@ -638,16 +668,26 @@ Status Server::Restore(const std::string& root, CheckpointManifest* restored) {
   return DataLoss("every checkpoint under " + root + " is damaged: " + skipped);
 }
 
-Status Server::RestoreFrom(const std::string& dir, const CheckpointManifest& manifest) {
-  // Check every file against the manifest and read it first; swap only when all loaded.
+Status Server::RestoreFrom(const std::vector<WholeCheckpoint>& all,
+                           const WholeCheckpoint& candidate) {
+  const std::string& dir = candidate.dir;
+  const CheckpointManifest& manifest = *candidate.manifest;
+  // Check every file of every chain against its manifest and read it first; swap only
+  // when all loaded.
   std::vector<std::vector<std::unique_ptr<EmbeddingTable>>> loaded;
+  size_t increments = 0;
   for (uint32_t t = 0; t < tables_->num_tables(); ++t) {
     const TableSpec& spec = job_.tables[t];
-    const std::string path = TableCheckpointPath(dir, options_.rank, spec.name);
-    MTPS_RETURN_IF_ERROR(VerifyCheckpointFile(*fs_, manifest, path));
-    auto parts = LoadTableParts(*fs_, path, spec, tables_->num_shards());
+    const std::string name =
+        std::filesystem::path(TableCheckpointPath(dir, options_.rank, spec.name)).filename();
+    MTPS_ASSIGN_OR_RETURN(std::vector<ChainFile> chain,
+                          ResolveCheckpointChain(all, candidate, name));
+    for (const ChainFile& file : chain)
+      MTPS_RETURN_IF_ERROR(VerifyCheckpointFile(*fs_, file.manifest, file.path));
+    auto parts = LoadTableChain(*fs_, chain, spec, tables_->num_shards());
     if (!parts.ok()) return parts.status();
     loaded.push_back(std::move(parts).value());
+    increments += chain.size() - 1;
   }
   const std::string dense_path = DenseCheckpointPath(dir, options_.rank);
   MTPS_RETURN_IF_ERROR(VerifyCheckpointFile(*fs_, manifest, dense_path));
@@ -658,7 +698,8 @@ Status Server::RestoreFrom(const std::string& dir, const CheckpointManifest& man
   MTPS_RETURN_IF_ERROR(dense_->Restore(staging.Snapshot()));
   LOG(INFO) << "server " << options_.rank << " restored " << tables_->num_tables()
             << " tables and " << dense_->num_blocks() << " dense blocks from " << dir
-            << " (checkpoint " << manifest.id << ", step " << manifest.step << ")";
+            << " (checkpoint " << manifest.id << ", step " << manifest.step << ", "
+            << increments << " increments applied over whole table files)";
   return Status::OK();
 }
 

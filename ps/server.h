@@ -25,6 +25,10 @@
 // the checkpoint whole by writing its manifest (WriteCheckpointManifest) when the server
 // runs standalone — under a scheduler the scheduler writes it. Restore() loads the newest
 // whole checkpoint under a root directory, refusing one written for another table spec.
+// With checkpoint.full_every = N > 1 a table file is an increment over this server's
+// previous checkpoint (the rows changed since) unless it is the N-th of its chain, that
+// checkpoint was not committed here (aborted, or the server restarted), or the table lost
+// track of its changes: then it is whole. The ack names each increment's base.
 //
 // Thread-safety: handlers run on the RpcServer's handler threads, replies may be sent
 // from shard threads. Restore() must be called before the RpcServer starts.
@@ -116,7 +120,9 @@ class Server {
   };
   Server(const JobSpec& job, const ServerOptions& options, std::unique_ptr<ShardedTables> tables,
          MetricsRegistry* metrics);
-  Status RestoreFrom(const std::string& dir, const CheckpointManifest& manifest);
+  // Loads `candidate` (an entry of `all`): each table's whole file and the increments up
+  // to the candidate's own, every file checked against its manifest first.
+  Status RestoreFrom(const std::vector<WholeCheckpoint>& all, const WholeCheckpoint& candidate);
 
   void HandleSparsePull(IncomingMessage& request, Responder responder);
   void HandleSparsePush(IncomingMessage& request, Responder responder);
@@ -152,6 +158,11 @@ class Server {
 
   std::mutex checkpoint_mutex_;  // one checkpoint at a time
   std::map<uint64_t, PendingCheckpoint> pending_checkpoints_;  // GUARDED_BY(checkpoint_mutex_)
+  // Incremental checkpoints: the tables' change tracking starts from checkpoint
+  // last_written_; an increment may build on it only once it was committed here.
+  uint64_t last_written_ = 0;    // GUARDED_BY(checkpoint_mutex_)
+  uint64_t last_committed_ = 0;  // GUARDED_BY(checkpoint_mutex_)
+  std::vector<int> increments_in_chain_;  // per table, since its last whole file  GUARDED_BY(checkpoint_mutex_)
 };
 
 }  // namespace mtps::ps

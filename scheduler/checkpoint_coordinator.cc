@@ -6,9 +6,11 @@
 #include <cstdio>
 #include <filesystem>
 #include <future>
+#include <set>
 
 #include <glog/logging.h>
 
+#include "base/checkpoint_chain.h"
 #include "base/checkpoint_manifest.h"
 
 namespace mtps::scheduler {
@@ -77,7 +79,8 @@ StatusOr<std::string> CheckpointCoordinator::Run(const std::vector<RpcClient*>& 
                                    " as server " + std::to_string(ack.getServerRank()));
         } else {
           for (auto file : ack.getFiles()) {
-            manifest.files.push_back({file.getPath(), file.getBytes(), file.getChecksum()});
+            manifest.files.push_back(
+                {file.getPath(), file.getBytes(), file.getChecksum(), file.getBaseId()});
           }
         }
       }
@@ -148,7 +151,10 @@ void CheckpointCoordinator::RemoveOldCheckpoints() {
   if (options_.keep <= 0) return;
   std::vector<uint64_t> whole = CheckpointIds(options_.root, /*whole=*/true);
   if (whole.size() <= static_cast<size_t>(options_.keep)) return;
-  const uint64_t oldest_kept = whole[whole.size() - options_.keep];
+  // A kept checkpoint's increments need their bases (back to a full file): those stay too.
+  const std::set<uint64_t> needed = CheckpointsNeeded(
+      options_.root, std::vector<uint64_t>(whole.end() - options_.keep, whole.end()));
+  const uint64_t oldest_kept = *needed.begin();
   // Also removes abandoned (manifest-less) directories older than the oldest kept one.
   for (uint64_t id : CheckpointIds(options_.root, /*whole=*/false)) {
     if (id >= oldest_kept) break;

@@ -29,7 +29,9 @@ namespace mtps::scheduler {
 
 struct CheckpointOptions {
   std::string root;                               // spec.checkpoint.dir
-  int keep = 2;                                   // whole checkpoints kept; older ones removed
+  // Whole checkpoints kept; older ones are removed unless a kept one's increments build
+  // on them (its chain back to the full files always stays).
+  int keep = 2;
   std::chrono::milliseconds ack_timeout{600000};  // for every server to write its files
   std::chrono::milliseconds commit_timeout{30000};
 };

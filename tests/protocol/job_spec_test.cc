@@ -59,6 +59,7 @@ checkpoint:
   dir: /tmp/ckpt
   interval_steps: 500
   interval_seconds: 90.5
+  full_every: 5
 )";
 
 TEST(JobSpecTest, ParsesEveryField) {
@@ -99,6 +100,7 @@ TEST(JobSpecTest, ParsesEveryField) {
   EXPECT_EQ(spec->training.dense_optimizer.type, OptimizerSpec::Type::kAdamW);
   EXPECT_EQ(spec->checkpoint.interval_steps, 500u);
   EXPECT_DOUBLE_EQ(spec->checkpoint.interval_seconds, 90.5);
+  EXPECT_EQ(spec->checkpoint.full_every, 5);
   EXPECT_EQ(spec->FindTable("item"), &spec->tables[1]);
   EXPECT_EQ(spec->FindTable("shop"), nullptr);
 }
@@ -167,7 +169,14 @@ INSTANTIATE_TEST_SUITE_P(
                     "model.dropout: must be in [0, 1)"},
         BadSpecCase{"tasks:\n", "tasks: []\nold_tasks:\n", "old_tasks: unknown field"},
         BadSpecCase{"interval_seconds: 90.5", "interval_seconds: -1",
-                    "checkpoint.interval_seconds: must be a number of seconds >= 0, got -1"}));
+                    "checkpoint.interval_seconds: must be a number of seconds >= 0, got -1"},
+        BadSpecCase{"full_every: 5", "full_every: 0",
+                    "checkpoint.full_every: must be in [1, 1000] (1 = every checkpoint full, N = "
+                    "a full one then N-1 incremental), got 0"},
+        BadSpecCase{"full_every: 5", "full_every: 1001",
+                    "checkpoint.full_every: must be in [1, 1000]"},
+        BadSpecCase{"full_every: 5", "full_every: often",
+                    "checkpoint.full_every: expected an integer, got 'often'"}));
 
 TEST(JobSpecTest, RefusesMissingSectionsAndBrokenText) {
   EXPECT_NE(ParseJobSpec("tasks: [}").status().message().find("not valid YAML"), std::string::npos);

@@ -43,6 +43,9 @@ class FakeCheckpointServer {
 
   RpcClient* client() { return client_.get(); }
   int begun() const { return begun_; }
+  // From now on every full_every-th checkpoint's file is whole, the others increments over
+  // the checkpoint before (as a parameter server with checkpoint.full_every does).
+  void set_full_every(uint64_t n) { full_every_ = n; }
   std::vector<uint64_t> committed() {
     std::lock_guard<std::mutex> lock(mutex_);
     return committed_;
@@ -70,6 +73,8 @@ class FakeCheckpointServer {
     file.setPath(path);
     file.setBytes(std::filesystem::file_size(path));
     file.setChecksum(1000 + rank_);
+    const uint64_t id = begin.getCheckpointId();
+    if ((id - 1) % full_every_ != 0) file.setBaseId(id - 1);
     if (hold_ack_) {
       std::lock_guard<std::mutex> lock(mutex_);
       held_.emplace(std::move(r));
@@ -87,6 +92,7 @@ class FakeCheckpointServer {
   int port_ = 0;
   std::unique_ptr<RpcClient> client_;
   std::atomic<int> begun_{0};
+  uint64_t full_every_ = 1;
   std::vector<uint64_t> committed_;
   std::mutex mutex_;
   std::optional<Responder> held_;
@@ -175,5 +181,25 @@ TEST(CheckpointCoordinatorTest, KeepsOnlyTheNewestWholeCheckpoints) {
   EXPECT_EQ(NextCheckpointId(root.path()), 4u);
 }
 
+TEST(CheckpointCoordinatorTest, RetentionKeepsWhatTheKeptIncrementsBuildOn) {
+  TempDir root;
+  auto fs = NewPosixFileSystem();
+  FakeCheckpointServer server(0);
+  server.set_full_every(3);  // 1 whole, 2 and 3 increments, 4 whole, 5 an increment
+  CheckpointCoordinator coordinator(fs.get(), {.root = root.path(), .keep = 2});
+  auto exists = [&](uint64_t id) { return std::filesystem::exists(CheckpointDir(root.path(), id)); };
+  for (uint64_t id = 1; id <= 3; ++id) ASSERT_TRUE(coordinator.Run({server.client()}, id, id).ok());
+  StatusOr<CheckpointManifest> third = ReadCheckpointManifest(ManifestPath(CheckpointDir(root.path(), 3)));
+  ASSERT_TRUE(third.ok()) << third.status();
+  EXPECT_EQ(third->files.at(0).base_id, 2u) << "the ack's base reaches the manifest";
+  EXPECT_TRUE(exists(1)) << "keep = 2 holds 2 and 3, and 3 needs 2, which needs 1";
+  ASSERT_TRUE(coordinator.Run({server.client()}, 4, 4).ok());
+  EXPECT_TRUE(exists(1) && exists(2) && exists(3)) << "3 is kept, so its chain stays";
+  ASSERT_TRUE(coordinator.Run({server.client()}, 5, 5).ok());
+  EXPECT_FALSE(exists(1) || exists(2) || exists(3)) << "4 is whole: nothing kept needs them";
+  EXPECT_TRUE(exists(4) && exists(5));
+}
+
 }  // namespace
 }  // namespace mtps::scheduler
+

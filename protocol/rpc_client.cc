@@ -39,12 +39,15 @@ struct RpcClient::Impl {
     std::shared_ptr<OutgoingMessage::Impl> message;  // kept for resending
     CallOptions options;
     Callback done;
-    int attempts = 0;
+    int attempts = 0;       // sends so far: timeouts' resends and error retries
+    int error_retries = 0;  // of those, resends after a retryable error reply
+    bool backing_off = false;  // refused for now: waits for its resend, not for a reply
   };
   struct Deadline {
     Clock::time_point when;
     uint64_t request_id;
     int attempt;  // stale once the call was sent again or completed
+    bool resend = false;  // the end of a backoff, not a timeout
     bool operator>(const Deadline& other) const { return when > other.when; }
   };
 
@@ -190,7 +193,23 @@ void RpcClient::Impl::OnReply(std::vector<zmq::message_t> frames) {
     return;
   }
   if (envelope.getBody().which() == proto::Envelope::Body::ERROR) {
-    Complete(id, StatusFromError(envelope.getBody().getError()));
+    Status error = StatusFromError(envelope.getBody().getError());
+    Pending& call = pending.find(id)->second;
+    if (error.retryable() && !call.backing_off &&
+        call.error_retries < call.options.max_error_retries) {
+      // Refused for now, nothing done: the same request goes again after a backoff.
+      const int shift = std::min(call.error_retries, 16);
+      const auto backoff = std::min(call.options.retry_backoff * (1 << shift),
+                                    call.options.max_retry_backoff);
+      ++call.error_retries;
+      call.backing_off = true;
+      VLOG(1) << "request " << id << " to " << endpoint << " refused for now (" << error
+              << "); sending it again in " << backoff.count() << " ms";
+      deadlines.push_back(Deadline{Clock::now() + backoff, id, call.attempts, /*resend=*/true});
+      std::push_heap(deadlines.begin(), deadlines.end(), std::greater<Deadline>());
+      return;
+    }
+    Complete(id, std::move(error));
   } else {
     Complete(id, std::move(reply));
   }
@@ -204,7 +223,13 @@ void RpcClient::Impl::ExpireDeadlines(Clock::time_point now) {
     auto it = pending.find(deadline.request_id);
     if (it == pending.end() || it->second.attempts != deadline.attempt) continue;
     Pending& call = it->second;
-    if (call.attempts < call.options.max_attempts) {
+    if (deadline.resend) {
+      call.backing_off = false;
+      SendAttempt(deadline.request_id, call);
+      continue;
+    }
+    if (call.backing_off) continue;  // its attempt was answered; the resend is due later
+    if (call.attempts - call.error_retries < call.options.max_attempts) {
       VLOG(1) << "request " << deadline.request_id << " to " << endpoint
               << " timed out; sending attempt " << call.attempts + 1;
       SendAttempt(deadline.request_id, call);

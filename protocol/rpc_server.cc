@@ -62,6 +62,7 @@ struct Responder::Impl {
   uint64_t request_id = 0;
   proto::Envelope::Body::Which kind{};
   bool answered = false;
+  std::function<void(bool is_error)> on_answer;
 };
 
 Responder::Responder(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -97,6 +98,9 @@ void Responder::Send(std::unique_ptr<OutgoingMessage> reply) {
     return;
   }
   impl_->answered = true;
+  if (impl_->on_answer) {
+    impl_->on_answer(reply->envelope().getBody().which() == proto::Envelope::Body::ERROR);
+  }
   PendingReply pending{std::move(impl_->identity), std::move(reply->impl_)};
   ServerCore& core = *impl_->core;
   if (std::this_thread::get_id() == core.io_thread_id.load(std::memory_order_acquire)) {
@@ -111,6 +115,11 @@ void Responder::SendError(const Status& status) {
   auto reply = NewReply();
   SetError(reply->body(), status);
   Send(std::move(reply));
+}
+
+void Responder::OnAnswer(std::function<void(bool is_error)> observer) {
+  CHECK(impl_ != nullptr) << "OnAnswer on a moved-from Responder";
+  impl_->on_answer = std::move(observer);
 }
 
 void Responder::SendAck(uint64_t count) {

@@ -163,18 +163,27 @@ Status ReplyStatus(const IncomingMessage& reply);
 // Per-call policy. A call that gets no reply in `timeout` is sent again, up to
 // `max_attempts` times in all, then completes with kDeadlineExceeded. Only idempotent
 // requests should have max_attempts > 1. A timeout <= 0 waits forever.
+//
+// An Error reply of a retryable kind (Status::retryable(): the server refused the request
+// without acting on it, e.g. unavailable for now) is sent again after `retry_backoff`,
+// doubled at each retry up to `max_retry_backoff`, at most `max_error_retries` times; then
+// the call completes with that error. Any other Error reply completes it at once. Such a
+// retry is safe for any request whose server keeps that promise, idempotent or not.
 struct CallOptions {
   std::chrono::milliseconds timeout{10000};
   int max_attempts = 1;
+  int max_error_retries = 0;
+  std::chrono::milliseconds retry_backoff{10};
+  std::chrono::milliseconds max_retry_backoff{500};
 };
 
 // A DEALER socket to one server, with any number of requests in flight; replies are
 // matched to requests by request id. Thread-safe: any thread may call NewRequest and
 // Call/CallAsync. Callbacks run on the client's I/O thread and must not block; each call
 // completes exactly once: with the reply, with the Status of an Error reply, with
-// kDeadlineExceeded, or with kCancelled when the client is destroyed first. A retry is
-// made only on a timeout, never on an error reply. Do not destroy a client from one of its
-// own callbacks.
+// kDeadlineExceeded, or with kCancelled when the client is destroyed first. A call is sent
+// again only as its CallOptions say (a timeout, or a retryable error reply). Do not
+// destroy a client from one of its own callbacks.
 class RpcClient {
  public:
   using Callback = std::function<void(StatusOr<IncomingMessage>)>;
@@ -214,6 +223,10 @@ class Responder {
   void Send(std::unique_ptr<OutgoingMessage> reply);
   void SendError(const Status& status);
   void SendAck(uint64_t count = 0);
+  // Runs `observer(is_error)` once, on the thread that answers, as the answer goes out
+  // (Send, SendError, SendAck, or the kInternal of a Responder dropped unanswered): where
+  // a server times each request and counts its errors, however late it is answered.
+  void OnAnswer(std::function<void(bool is_error)> observer);
 
  private:
   friend class RpcServer;

@@ -108,6 +108,18 @@ bool CopyFinite(float* dst, const float* src, size_t count) {
   return finite;
 }
 
+// Rows of the usual widths are copied as inline vector moves; a libc call per row costs
+// more than the copy itself.
+inline void CopyRowBytes(char* dst, const char* src, size_t bytes) {
+  switch (bytes) {
+    case 32: std::memcpy(dst, src, 32); return;
+    case 64: std::memcpy(dst, src, 64); return;
+    case 128: std::memcpy(dst, src, 128); return;
+    case 256: std::memcpy(dst, src, 256); return;
+    default: std::memcpy(dst, src, bytes);
+  }
+}
+
 size_t FirstNonFinite(const float* values, size_t count) {
   for (size_t k = 0; k < count; ++k)
     if (!std::isfinite(values[k])) return k;
@@ -153,6 +165,9 @@ StatusOr<std::unique_ptr<Client>> Client::Connect(std::vector<std::string> serve
   if (options.pull_attempts < 1)
     return InvalidArgument("pull_attempts must be >= 1, got " +
                            std::to_string(options.pull_attempts));
+  if (options.error_retries < 0)
+    return InvalidArgument("error_retries must be >= 0, got " +
+                           std::to_string(options.error_retries));
   // One payload pool for the connections to all servers: a buffer sent to one is
   // reused for another.
   TransportOptions transport = options.transport;
@@ -169,9 +184,12 @@ StatusOr<std::unique_ptr<Client>> Client::Connect(std::vector<std::string> serve
   return std::unique_ptr<Client>(new Client(std::move(servers), options));
 }
 
-CallOptions Client::CallOptionsFor(bool idempotent) const {
+CallOptions Client::CallOptionsFor(bool idempotent, bool retry_errors) const {
   return CallOptions{.timeout = options_.timeout,
-                     .max_attempts = idempotent ? options_.pull_attempts : 1};
+                     .max_attempts = idempotent ? options_.pull_attempts : 1,
+                     .max_error_retries = retry_errors ? options_.error_retries : 0,
+                     .retry_backoff = options_.retry_backoff,
+                     .max_retry_backoff = options_.max_retry_backoff};
 }
 
 std::vector<Client::Part> Client::SplitBySlots(const KeyRouting& routing,
@@ -201,26 +219,30 @@ void Client::SendAll(std::shared_ptr<Operation> op, std::vector<Part> parts,
     return;
   }
   op->remaining.store(static_cast<int>(parts.size()), std::memory_order_relaxed);
-  for (Part& part : parts) {
-    const int32_t s = part.slots.server;
-    const std::string* endpoint = &servers_[s]->endpoint();
-    servers_[s]->CallAsync(
-        std::move(part.request), call_options,
-        [op, part = part.slots, endpoint, on_reply](StatusOr<IncomingMessage> reply) {
-          Status status = reply.ok() ? ReplyStatus(*reply) : reply.status();
-          if (status.ok()) {
-            try {
-              status = on_reply(*op, part, *reply);
-            } catch (const kj::Exception& e) {
-              status = DataLoss("malformed reply: " + std::string(e.getDescription().cStr()));
-            }
+  for (Part& part : parts) SendPart(op, part, call_options, on_reply);
+}
+
+template <typename OnReply>
+void Client::SendPart(const std::shared_ptr<Operation>& op, Part& part,
+                      const CallOptions& call_options, const OnReply& on_reply) {
+  const int32_t s = part.slots.server;
+  const std::string* endpoint = &servers_[s]->endpoint();
+  servers_[s]->CallAsync(
+      std::move(part.request), call_options,
+      [op, part = part.slots, endpoint, on_reply](StatusOr<IncomingMessage> reply) {
+        Status status = reply.ok() ? ReplyStatus(*reply) : reply.status();
+        if (status.ok()) {
+          try {
+            status = on_reply(*op, part, *reply);
+          } catch (const kj::Exception& e) {
+            status = DataLoss("malformed reply: " + std::string(e.getDescription().cStr()));
           }
-          if (!status.ok())
-            status = status.WithContext("server " + std::to_string(part.server) + " (" +
-                                        *endpoint + ")");
-          op->PartDone(std::move(status));
-        });
-  }
+        }
+        if (!status.ok())
+          status = status.WithContext("server " + std::to_string(part.server) + " (" +
+                                      *endpoint + ")");
+        op->PartDone(std::move(status));
+      });
 }
 
 // ---- sparse ----
@@ -269,7 +291,8 @@ void Client::PullAsync(uint32_t table_id, std::span<const uint64_t> keys, int di
     }
   }
 
-  SendAll(std::move(op), std::move(parts), CallOptionsFor(/*idempotent=*/true),
+  SendAll(std::move(op), std::move(parts),
+          CallOptionsFor(/*idempotent=*/true, /*retry_errors=*/true),
           [routing = &routing, table_id, dim, out, row_bytes](
               Operation&, const Slots& part, const IncomingMessage& reply) -> Status {
             MTPS_RETURN_IF_ERROR(ExpectKind(reply, Kind::SPARSE_PULL_REPLY));
@@ -293,7 +316,7 @@ void Client::PullAsync(uint32_t table_id, std::span<const uint64_t> keys, int di
               std::memcpy(dst + part.first * row_bytes, src, values.size());
             } else {
               for (size_t j = 0; j < positions.size(); ++j)
-                std::memcpy(dst + positions[j] * row_bytes, src + j * row_bytes, row_bytes);
+                CopyRowBytes(dst + positions[j] * row_bytes, src + j * row_bytes, row_bytes);
             }
             return Status::OK();
           });
@@ -345,18 +368,35 @@ void Client::PushAsync(uint32_t table_id, std::span<const uint64_t> keys, int di
   std::vector<size_t> first_part_of(num_servers(), 0);
   for (size_t p = parts.size(); p-- > 0;) first_part_of[parts[p].slots.server] = p;
   std::vector<float*> wire_rows(parts.size(), nullptr);
+  for (const Part& part : parts) {
+    if (part.slots.count * row * sizeof(float) > kMaxDataFieldBytes) {
+      op->Fail(ResourceExhausted(what + ": a sync push of " + std::to_string(part.slots.count) +
+                                 " keys of dim " + std::to_string(dim) + " to server " +
+                                 std::to_string(part.slots.server) +
+                                 " does not fit in one request; nothing was sent"));
+      return;
+    }
+  }
+  const auto on_reply = [](Operation& self, const Slots&, const IncomingMessage& reply) -> Status {
+    MTPS_RETURN_IF_ERROR(ExpectKind(reply, Kind::SPARSE_PUSH_REPLY));
+    auto answer = reply.envelope().getBody().getSparsePushReply();
+    self.applied.fetch_add(answer.getApplied(), std::memory_order_relaxed);
+    self.dropped.fetch_add(answer.getDropped(), std::memory_order_relaxed);
+    return Status::OK();
+  };
+  const CallOptions call_options = CallOptionsFor(/*idempotent=*/false, /*retry_errors=*/true);
+  // Without a finiteness check or repeated keys to sum in, no later part can stop the push:
+  // each part goes as soon as it is built, so the wire carries it while the next is copied.
+  const bool send_as_built = !options_.check_finite && routing.duplicates().empty();
+  if (send_as_built) {
+    if (parts.empty()) return op->Finish();
+    op->remaining.store(static_cast<int>(parts.size()), std::memory_order_relaxed);
+  }
   bool finite = true;
   for (size_t p = 0; p < parts.size(); ++p) {
     Part& part = parts[p];
     const Slots& slots = part.slots;
     const auto positions = routing.positions(slots.server).subspan(slots.first, slots.count);
-    if (positions.size() * row * sizeof(float) > kMaxDataFieldBytes) {
-      op->Fail(ResourceExhausted(what + ": a sync push of " + std::to_string(positions.size()) +
-                                 " keys of dim " + std::to_string(dim) + " to server " +
-                                 std::to_string(slots.server) +
-                                 " does not fit in one request; nothing was sent"));
-      return;
-    }
     part.request = servers_[slots.server]->NewRequest();
     auto push = part.request->body().initSparsePush();
     push.setTableId(table_id);
@@ -376,6 +416,7 @@ void Client::PushAsync(uint32_t table_id, std::span<const uint64_t> keys, int di
       std::memcpy(wire_keys, keys.data() + slots.first, positions.size() * sizeof(uint64_t));
       std::memcpy(wire_rows[p], gradients + slots.first * row,
                   positions.size() * row * sizeof(float));
+      if (send_as_built) SendPart(op, part, call_options, on_reply);
       continue;
     }
     for (size_t j = 0; j < positions.size(); ++j) {
@@ -383,10 +424,14 @@ void Client::PushAsync(uint32_t table_id, std::span<const uint64_t> keys, int di
       if (options_.check_finite) {
         finite &= CopyFinite(wire_rows[p] + j * row, gradients + positions[j] * row, row);
       } else {
-        std::memcpy(wire_rows[p] + j * row, gradients + positions[j] * row, row * sizeof(float));
+        CopyRowBytes(reinterpret_cast<char*>(wire_rows[p] + j * row),
+                     reinterpret_cast<const char*>(gradients + positions[j] * row),
+                     row * sizeof(float));
       }
     }
+    if (send_as_built) SendPart(op, part, call_options, on_reply);
   }
+  if (send_as_built) return;
   for (const auto& d : routing.duplicates()) {
     const int32_t server = routing.server_of(d.position);
     const size_t slot = routing.slot_of(d.position);
@@ -406,14 +451,7 @@ void Client::PushAsync(uint32_t table_id, std::span<const uint64_t> keys, int di
     return;
   }
 
-  SendAll(std::move(op), std::move(parts), CallOptionsFor(/*idempotent=*/false),
-          [](Operation& self, const Slots&, const IncomingMessage& reply) -> Status {
-            MTPS_RETURN_IF_ERROR(ExpectKind(reply, Kind::SPARSE_PUSH_REPLY));
-            auto answer = reply.envelope().getBody().getSparsePushReply();
-            self.applied.fetch_add(answer.getApplied(), std::memory_order_relaxed);
-            self.dropped.fetch_add(answer.getDropped(), std::memory_order_relaxed);
-            return Status::OK();
-          });
+  SendAll(std::move(op), std::move(parts), call_options, on_reply);
 }
 
 std::future<StatusOr<PushResult>> Client::PushAsync(uint32_t table_id,

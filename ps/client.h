@@ -11,8 +11,11 @@
 // One operation sends at most one request to each server, to all servers at once, and
 // the answers are scattered straight into the caller's [n x dim] buffer. Keys may repeat:
 // a pull fills every position, a push sums the repeated rows' gradients. Pulls are
-// retried on timeout (they are idempotent); pushes are not. Every failure, local or
-// remote, reaches the caller as a Status naming the server.
+// retried on timeout (they are idempotent); pushes are not. A sparse pull or push that a
+// server refuses with an error of a retryable kind (Status::retryable(): unavailable for
+// now, nothing applied) is sent again after a growing backoff, a few times; any other
+// error is returned at once. Every failure, local or remote, reaches the caller as a
+// Status naming the server.
 //
 // Thread-safety: every method may be called from any thread, with any number of
 // operations in flight. Callbacks run on a transport I/O thread and must not block.
@@ -45,6 +48,11 @@ struct ClientOptions {
   TransportOptions transport;
   std::chrono::milliseconds timeout{10000};  // per attempt
   int pull_attempts = 3;                     // pulls are idempotent: sent again on timeout
+  // Sparse pulls and pushes refused with a retryable error: resends, and the first backoff
+  // (doubled each time, at most max_retry_backoff). See CallOptions.
+  int error_retries = 3;
+  std::chrono::milliseconds retry_backoff{10};
+  std::chrono::milliseconds max_retry_backoff{200};
   // Refuse a push holding NaN or Inf before any server sees it, so no server applies
   // its part of a push that another server would reject. Off by default: the servers
   // check every value they receive (the trust boundary) and refuse a bad part whole, so
@@ -133,13 +141,19 @@ class Client {
   };
 
   Client(std::vector<std::unique_ptr<RpcClient>> servers, const ClientOptions& options);
-  CallOptions CallOptionsFor(bool idempotent) const;
+  // `retry_errors`: resend on retryable error replies (the sparse requests, whose server
+  // refuses them before acting on any part).
+  CallOptions CallOptionsFor(bool idempotent, bool retry_errors = false) const;
   // Sends every part's request to its server, all at once; `on_reply(op, slots, reply)`
   // reads an OK answer into the caller's buffers. The
   // operation finishes after the last answer (at once when there is no part).
   template <typename OnReply>
   void SendAll(std::shared_ptr<Operation> op, std::vector<Part> parts,
                const CallOptions& call_options, OnReply on_reply);
+  // Sends one part of `op`, whose `remaining` already counts it.
+  template <typename OnReply>
+  void SendPart(const std::shared_ptr<Operation>& op, Part& part,
+                const CallOptions& call_options, const OnReply& on_reply);
   // Cuts each server's `routing` slots into parts of at most `keys_per_part` keys.
   static std::vector<Part> SplitBySlots(const KeyRouting& routing, size_t keys_per_part);
   // One part per server that has blocks in `groups`.

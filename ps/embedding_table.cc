@@ -295,7 +295,7 @@ size_t EmbeddingTable::ExpireIdle(uint64_t now_step, size_t max_buckets) {
 
 template <typename PositionOf, typename Visit>
 void EmbeddingTable::ForEachKey(const uint64_t* keys, PositionOf position_of, size_t m,
-                                uint64_t step, Visit visit) {
+                                uint64_t step, size_t row_bytes, Visit visit) {
   // Three stages per key: hash and prefetch its index bucket (kIndexAhead keys ahead),
   // find its tag in the index and prefetch the row (kRowAhead ahead), then match the key
   // and visit. The tag position found ahead stays exact while the index's version is
@@ -315,7 +315,7 @@ void EmbeddingTable::ForEachKey(const uint64_t* keys, PositionOf position_of, si
     Ahead& a = ring[j % kHashRing];
     a.tag_pos = index_.FindTag(a.hash);
     a.version = index_.version();
-    if (a.tag_pos != RowIndex::kNotFound) PrefetchSlot(index_.SlotAt(a.tag_pos));
+    if (a.tag_pos != RowIndex::kNotFound) PrefetchSlot(index_.SlotAt(a.tag_pos), row_bytes);
   };
   const size_t warm_index = std::min(m, kIndexAhead);
   for (size_t j = 0; j < warm_index; ++j) hash_stage(j);
@@ -351,7 +351,7 @@ void EmbeddingTable::PullRows(const uint64_t* keys, PositionOf position_of, size
                               float* out, uint64_t step, bool count_as_sighting) {
   const uint32_t step32 = ClampStep(step);
   const size_t dim = static_cast<size_t>(dim_);
-  ForEachKey(keys, position_of, m, step,
+  ForEachKey(keys, position_of, m, step, RowLayout::kMetaBytes + layout_.weight_bytes,
              [&](size_t, size_t p, uint64_t key, uint64_t hash, size_t pos) {
     float* dst = out + p * dim;
     uint32_t slot = kNoSlot;
@@ -393,7 +393,7 @@ PushResult EmbeddingTable::PushRows(const uint64_t* keys, PositionOf position_of
   const bool admit_on_push = spec_.admit_min_count <= 1;
   const bool fp32 = full_precision();
   const size_t state_offset = layout_.state_offset;
-  ForEachKey(keys, position_of, m, step,
+  ForEachKey(keys, position_of, m, step, layout_.slot_bytes,
              [&](size_t j, size_t p, uint64_t key, uint64_t hash, size_t pos) {
     uint32_t slot;
     if (pos != RowIndex::kNotFound) {

@@ -206,10 +206,10 @@ class EmbeddingTable {
     return key;
   }
   RowMeta SlotMeta(uint32_t slot) const;
-  // Every cache line the slot spans, for writing.
-  void PrefetchSlot(uint32_t slot) const {
+  // Every cache line of the slot's first `bytes`, for writing.
+  void PrefetchSlot(uint32_t slot, size_t bytes) const {
     const uintptr_t first = reinterpret_cast<uintptr_t>(SlotAddress(slot));
-    const uintptr_t last = first + layout_.slot_bytes - 1;
+    const uintptr_t last = first + bytes - 1;
     for (uintptr_t line = first & ~uintptr_t{63}; line <= last; line += 64)
       __builtin_prefetch(reinterpret_cast<const void*>(line), 1);
   }
@@ -235,10 +235,11 @@ class EmbeddingTable {
 
   // Walks keys[position_of(j)], j < m, prefetching index buckets and rows ahead of use,
   // and calls visit(j, p, key, hash, pos) with pos the key's live index position or
-  // RowIndex::kNotFound (a row idle past ttl_steps is removed and counted first).
+  // RowIndex::kNotFound (a row idle past ttl_steps is removed and counted first). Only
+  // the first `row_bytes` of each slot are prefetched: a pull reads no optimizer state.
   template <typename PositionOf, typename Visit>
   void ForEachKey(const uint64_t* keys, PositionOf position_of, size_t m, uint64_t step,
-                  Visit visit);
+                  size_t row_bytes, Visit visit);
   template <typename PositionOf>
   void PullRows(const uint64_t* keys, PositionOf position_of, size_t m, float* out,
                 uint64_t step, bool count_as_sighting);

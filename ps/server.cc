@@ -61,35 +61,23 @@ struct Server::Metrics {
 };
 
 // One request being served: owns the received frames (keys and gradients are read from
-// them in place), the right to answer, and the reply being filled by the shards.
+// them in place), the right to answer, and the reply being filled by the shards. Its
+// Responder reports the answer to the dispatch (RegisterHandlers), which times it.
 struct InFlightRequest {
-  InFlightRequest(IncomingMessage r, Responder s, Clock::time_point t0, Histogram* h,
-                  Counter* c, std::atomic<uint64_t>* total_rejected)
-      : request(std::move(r)),
-        responder(std::move(s)),
-        start(t0),
-        latency(h),
-        rejected(c),
-        rejected_total(total_rejected) {}
+  InFlightRequest(IncomingMessage r, Responder s)
+      : request(std::move(r)), responder(std::move(s)) {}
 
   void Finish(const Status& status) {
     if (status.ok()) {
       responder.Send(std::move(reply));
     } else {
-      rejected->Increment();
-      rejected_total->fetch_add(1, std::memory_order_relaxed);
       responder.SendError(status);
     }
-    latency->Observe(std::chrono::duration<double>(Clock::now() - start).count());
   }
 
   IncomingMessage request;
   Responder responder;
   std::unique_ptr<OutgoingMessage> reply;
-  Clock::time_point start;
-  Histogram* latency;
-  Counter* rejected;
-  std::atomic<uint64_t>* rejected_total;
 };
 
 Server::Server(const JobSpec& job, const ServerOptions& options,
@@ -167,7 +155,11 @@ Server::Server(const JobSpec& job, const ServerOptions& options,
                              [dense] { return static_cast<double>(dense->num_blocks()); });
 }
 
-Server::~Server() = default;
+Server::~Server() {
+  // Answers still owed (sync steps cancelled at shutdown) report to metrics_ and rejected_.
+  tables_.reset();
+  dense_.reset();
+}
 
 StatusOr<std::unique_ptr<Server>> Server::Create(const JobSpec& job, const ServerOptions& options,
                                                  MetricsRegistry* metrics) {
@@ -180,21 +172,33 @@ StatusOr<std::unique_ptr<Server>> Server::Create(const JobSpec& job, const Serve
 }
 
 void Server::RegisterHandlers(RpcServer& rpc) {
-  auto bind = [this](void (Server::*handler)(IncomingMessage&, Responder)) {
-    return [this, handler](IncomingMessage& request, Responder responder) {
+  // The one instrumented dispatch: every request is counted by kind here, and its answer,
+  // sent now or later from whichever thread, is timed and (an error) counted as it goes.
+  auto bind = [this](RequestKind kind, void (Server::*handler)(IncomingMessage&, Responder)) {
+    return [this, kind, handler](IncomingMessage& request, Responder responder) {
+      metrics_->requests[kind]->Increment();
+      requests_.fetch_add(1, std::memory_order_relaxed);
+      responder.OnAnswer([this, kind, start = Clock::now()](bool is_error) {
+        if (is_error) {
+          metrics_->rejected[kind]->Increment();
+          rejected_.fetch_add(1, std::memory_order_relaxed);
+        }
+        metrics_->latency[kind]->Observe(
+            std::chrono::duration<double>(Clock::now() - start).count());
+      });
       (this->*handler)(request, std::move(responder));
     };
   };
   // Sparse requests are checked and handed to the shard threads, which answer: they never
   // block, so they run on the transport's I/O thread and skip two thread hand-offs.
-  rpc.Handle(Kind::SPARSE_PULL, bind(&Server::HandleSparsePull), RpcServer::Dispatch::kIoThread);
-  rpc.Handle(Kind::SPARSE_PUSH, bind(&Server::HandleSparsePush), RpcServer::Dispatch::kIoThread);
-  rpc.Handle(Kind::DENSE_INIT, bind(&Server::HandleDenseInit));
-  rpc.Handle(Kind::DENSE_PULL, bind(&Server::HandleDensePull));
-  rpc.Handle(Kind::DENSE_PUSH, bind(&Server::HandleDensePush));
-  rpc.Handle(Kind::CHECKPOINT_BEGIN, bind(&Server::HandleCheckpointBegin));
-  rpc.Handle(Kind::CHECKPOINT_COMMIT, bind(&Server::HandleCheckpointCommit));
-  rpc.Handle(Kind::STATS, bind(&Server::HandleStats));
+  rpc.Handle(Kind::SPARSE_PULL, bind(kSparsePull, &Server::HandleSparsePull), RpcServer::Dispatch::kIoThread);
+  rpc.Handle(Kind::SPARSE_PUSH, bind(kSparsePush, &Server::HandleSparsePush), RpcServer::Dispatch::kIoThread);
+  rpc.Handle(Kind::DENSE_INIT, bind(kDenseInit, &Server::HandleDenseInit));
+  rpc.Handle(Kind::DENSE_PULL, bind(kDensePull, &Server::HandleDensePull));
+  rpc.Handle(Kind::DENSE_PUSH, bind(kDensePush, &Server::HandleDensePush));
+  rpc.Handle(Kind::CHECKPOINT_BEGIN, bind(kCheckpointBegin, &Server::HandleCheckpointBegin));
+  rpc.Handle(Kind::CHECKPOINT_COMMIT, bind(kCheckpointCommit, &Server::HandleCheckpointCommit));
+  rpc.Handle(Kind::STATS, bind(kStats, &Server::HandleStats));
 }
 
 uint64_t Server::rejected_requests() const { return rejected_.load(std::memory_order_relaxed); }
@@ -262,8 +266,6 @@ Status Server::CheckReplyBytes(size_t bytes, const std::string& what) const {
 }
 
 void Server::Refuse(Responder& responder, int kind, const Status& status, int64_t table_id) {
-  metrics_->rejected[kind]->Increment();
-  rejected_.fetch_add(1, std::memory_order_relaxed);
   if (table_id >= 0 && static_cast<size_t>(table_id) < job_.tables.size())
     table_rejected_[table_id].fetch_add(1, std::memory_order_relaxed);
   VLOG(1) << "refused " << kKindLabels[kind] << ": " << status;
@@ -273,9 +275,6 @@ void Server::Refuse(Responder& responder, int kind, const Status& status, int64_
 // ---- sparse ----
 
 void Server::HandleSparsePull(IncomingMessage& request, Responder responder) {
-  const auto start = Clock::now();
-  metrics_->requests[kSparsePull]->Increment();
-  requests_.fetch_add(1, std::memory_order_relaxed);
   auto pull = request.envelope().getBody().getSparsePull();
   const uint32_t table_id = pull.getTableId();
   StatusOr<const TableSpec*> spec = CheckTable(table_id);
@@ -294,8 +293,7 @@ void Server::HandleSparsePull(IncomingMessage& request, Responder responder) {
       !s.ok())
     return Refuse(responder, kSparsePull, s, table_id);
   auto op = std::make_shared<InFlightRequest>(
-      std::move(request), std::move(responder), start, metrics_->latency[kSparsePull],
-      metrics_->rejected[kSparsePull], &rejected_);
+      std::move(request), std::move(responder));
   op->reply = op->responder.NewReply();
   auto answer = op->reply->body().initSparsePullReply();
   answer.setTableId(table_id);
@@ -311,9 +309,6 @@ void Server::HandleSparsePull(IncomingMessage& request, Responder responder) {
 }
 
 void Server::HandleSparsePush(IncomingMessage& request, Responder responder) {
-  const auto start = Clock::now();
-  metrics_->requests[kSparsePush]->Increment();
-  requests_.fetch_add(1, std::memory_order_relaxed);
   auto push = request.envelope().getBody().getSparsePush();
   const uint32_t table_id = push.getTableId();
   StatusOr<const TableSpec*> spec = CheckTable(table_id);
@@ -341,8 +336,7 @@ void Server::HandleSparsePush(IncomingMessage& request, Responder responder) {
   }
 
   auto op = std::make_shared<InFlightRequest>(
-      std::move(request), std::move(responder), start, metrics_->latency[kSparsePush],
-      metrics_->rejected[kSparsePush], &rejected_);
+      std::move(request), std::move(responder));
   auto done = [op](StatusOr<PushResult> result) {
     if (!result.ok()) return op->Finish(result.status());
     op->reply = op->responder.NewReply();
@@ -378,9 +372,6 @@ Status CheckDistinctIds(const List& list, IdOf id_of) {
 }  // namespace
 
 void Server::HandleDenseInit(IncomingMessage& request, Responder responder) {
-  const auto start = Clock::now();
-  metrics_->requests[kDenseInit]->Increment();
-  requests_.fetch_add(1, std::memory_order_relaxed);
   auto blocks = request.envelope().getBody().getDenseInit().getBlocks();
   auto id_of = [](proto::DenseBlock::Reader b) { return b.getId(); };
   if (Status s = CheckDistinctIds(blocks, id_of); !s.ok())
@@ -411,13 +402,9 @@ void Server::HandleDenseInit(IncomingMessage& request, Responder responder) {
       return Refuse(responder, kDenseInit, s);
   }
   responder.SendAck(blocks.size());
-  metrics_->latency[kDenseInit]->Observe(std::chrono::duration<double>(Clock::now() - start).count());
 }
 
 void Server::HandleDensePull(IncomingMessage& request, Responder responder) {
-  const auto start = Clock::now();
-  metrics_->requests[kDensePull]->Increment();
-  requests_.fetch_add(1, std::memory_order_relaxed);
   auto ids = request.envelope().getBody().getDensePull().getBlockIds();
   // A block named twice would be sent twice: a small request must not buy a huge reply.
   if (Status s = CheckDistinctIds(ids, [](uint32_t id) { return id; }); !s.ok())
@@ -446,13 +433,9 @@ void Server::HandleDensePull(IncomingMessage& request, Responder responder) {
       return Refuse(responder, kDensePull, s);
   }
   responder.Send(std::move(reply));
-  metrics_->latency[kDensePull]->Observe(std::chrono::duration<double>(Clock::now() - start).count());
 }
 
 void Server::HandleDensePush(IncomingMessage& request, Responder responder) {
-  const auto start = Clock::now();
-  metrics_->requests[kDensePush]->Increment();
-  requests_.fetch_add(1, std::memory_order_relaxed);
   auto push = request.envelope().getBody().getDensePush();
   auto blocks = push.getBlocks();
   auto id_of = [](proto::DenseBlock::Reader b) { return b.getId(); };
@@ -492,8 +475,6 @@ void Server::HandleDensePush(IncomingMessage& request, Responder responder) {
         return Refuse(responder, kDensePush, s);
     }
     responder.SendAck(count);
-    metrics_->latency[kDensePush]->Observe(
-        std::chrono::duration<double>(Clock::now() - start).count());
     return;
   }
 
@@ -506,8 +487,7 @@ void Server::HandleDensePush(IncomingMessage& request, Responder responder) {
   };
   auto state = std::make_shared<SyncPush>();
   state->op = std::make_shared<InFlightRequest>(
-      std::move(request), std::move(responder), start, metrics_->latency[kDensePush],
-      metrics_->rejected[kDensePush], &rejected_);
+      std::move(request), std::move(responder));
   state->remaining = count;
   if (count == 0) {
     state->op->reply = state->op->responder.NewReply();
@@ -542,9 +522,6 @@ void Server::HandleDensePush(IncomingMessage& request, Responder responder) {
 // ---- checkpoints ----
 
 void Server::HandleCheckpointBegin(IncomingMessage& request, Responder responder) {
-  const auto start = Clock::now();
-  metrics_->requests[kCheckpointBegin]->Increment();
-  requests_.fetch_add(1, std::memory_order_relaxed);
   auto begin = request.envelope().getBody().getCheckpointBegin();
   const uint64_t id = begin.getCheckpointId();
   if (options_.checkpoint_root.empty())
@@ -612,14 +589,9 @@ void Server::HandleCheckpointBegin(IncomingMessage& request, Responder responder
                                       std::to_string(tables_->num_tables()) +
                                       " tables incremental over checkpoint " + std::to_string(base))
             << ")";
-  metrics_->latency[kCheckpointBegin]->Observe(
-      std::chrono::duration<double>(Clock::now() - start).count());
 }
 
 void Server::HandleCheckpointCommit(IncomingMessage& request, Responder responder) {
-  const auto start = Clock::now();
-  metrics_->requests[kCheckpointCommit]->Increment();
-  requests_.fetch_add(1, std::memory_order_relaxed);
   const uint64_t id = request.envelope().getBody().getCheckpointCommit().getCheckpointId();
   std::lock_guard<std::mutex> lock(checkpoint_mutex_);
   auto it = pending_checkpoints_.find(id);
@@ -637,8 +609,6 @@ void Server::HandleCheckpointCommit(IncomingMessage& request, Responder responde
   pending_checkpoints_.erase(it);
   if (id == last_written_) last_committed_ = id;  // the next increment may build on it
   responder.SendAck(1);
-  metrics_->latency[kCheckpointCommit]->Observe(
-      std::chrono::duration<double>(Clock::now() - start).count());
 }
 
 Status Server::Restore(const std::string& root, CheckpointManifest* restored) {
@@ -706,9 +676,6 @@ Status Server::RestoreFrom(const std::vector<WholeCheckpoint>& all,
 // ---- stats ----
 
 void Server::HandleStats(IncomingMessage& request, Responder responder) {
-  const auto start = Clock::now();
-  metrics_->requests[kStats]->Increment();
-  requests_.fetch_add(1, std::memory_order_relaxed);
   auto wanted = request.envelope().getBody().getStats().getTableIds();
   std::vector<uint32_t> ids;
   for (uint32_t id : wanted) {
@@ -738,7 +705,6 @@ void Server::HandleStats(IncomingMessage& request, Responder responder) {
   stats.setDenseBlocks(static_cast<uint32_t>(dense_->num_blocks()));
   stats.setRequests(requests_.load(std::memory_order_relaxed));
   responder.Send(std::move(reply));
-  metrics_->latency[kStats]->Observe(std::chrono::duration<double>(Clock::now() - start).count());
 }
 
 }  // namespace mtps::ps

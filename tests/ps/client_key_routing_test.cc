@@ -55,6 +55,27 @@ TEST(JumpConsistentHash, KnownValuesAreStable) {
   EXPECT_EQ(JumpConsistentHash(0, 10), 0);
 }
 
+TEST(JumpConsistentHash, ClosedFormsEqualThePublishedLoop) {
+  // One and two servers take a closed form; every key must land where the loop puts it.
+  std::vector<uint64_t> keys = {0, 1, 2, 3, ~0ULL, ~0ULL - 1, 1ULL << 63, (1ULL << 63) - 1};
+  for (uint64_t i = 0; i < 200000; ++i) keys.push_back(Mix64(i));
+  for (uint64_t i = 0; i < 1000; ++i) keys.push_back(i);
+  // Keys whose first step lands right at the 2-bucket boundary (d = 2^30 - 1, 2^30, 2^30 + 1
+  // with d = (key * M + 1) >> 33): key = (target - 1) * M^-1 mod 2^64.
+  constexpr uint64_t kM = 2862933555777941757ULL;
+  uint64_t inverse = kM;  // Newton's iteration doubles the correct low bits each step
+  for (int i = 0; i < 6; ++i) inverse *= 2 - kM * inverse;
+  ASSERT_EQ(kM * inverse, 1u);
+  for (uint64_t d : {(1ULL << 30) - 1, 1ULL << 30, (1ULL << 30) + 1})
+    for (uint64_t low : {0ULL, 1ULL, (1ULL << 33) - 1}) keys.push_back(((d << 33 | low) - 1) * inverse);
+  for (int32_t buckets : {1, 2, 3, 7}) {
+    for (uint64_t key : keys) {
+      ASSERT_EQ(JumpConsistentHash(key, buckets), JumpConsistentHashLoop(key, buckets))
+          << "key " << key << ", " << buckets << " buckets";
+    }
+  }
+}
+
 TEST(DenseBlockOwner, IsRoundRobinById) {
   EXPECT_EQ(DenseBlockOwner(0, 3), 0);
   EXPECT_EQ(DenseBlockOwner(4, 3), 1);

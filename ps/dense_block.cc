@@ -127,7 +127,7 @@ Status DenseBlockStore::Push(uint32_t id, const float* grad, size_t n) {
 }
 
 void DenseBlockStore::PushSync(uint32_t id, const float* grad, size_t n, uint64_t step,
-                               int worker_rank, int num_workers, Done done) {
+                               int worker_rank, int num_workers, Done done, uint64_t generation) {
   auto found = Find(id);
   if (!found.ok()) return done(found.status());
   std::shared_ptr<Block> block = std::move(found).value();
@@ -137,7 +137,8 @@ void DenseBlockStore::PushSync(uint32_t id, const float* grad, size_t n, uint64_
 
   Block::SyncPart part{grad, std::move(done)};
   StatusOr<std::vector<Block::SyncPart>> all =
-      block->gate.Arrive(step, worker_rank, num_workers, part);
+      block->gate.Arrive(step, worker_rank, num_workers, part, generation);
+  if (SyncStepGate<Block::SyncPart>::AppliedAlready(all.status())) return part.done(Status::OK());  // a replay
   if (!all.ok()) return part.done(all.status());
   if (all->empty()) return;  // the other workers' pushes of the step are still to come
   {

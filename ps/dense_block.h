@@ -67,8 +67,10 @@ class DenseBlockStore {
   // Async mode: applies `grad` at once.
   Status Push(uint32_t id, const float* grad, size_t n);
   // Sync mode: see the file comment. `done` is called exactly once (inline when refused).
+  // `generation`: the sender's (SyncStepGate: a replacement's push takes a dead process's
+  // place; a step applied already is answered OK at once with nothing applied).
   void PushSync(uint32_t id, const float* grad, size_t n, uint64_t step, int worker_rank,
-                int num_workers, Done done);
+                int num_workers, Done done, uint64_t generation = 0);
   // Answers every waiting sync step with `reason`, applying nothing.
   void CancelPendingSyncSteps(const Status& reason);
 

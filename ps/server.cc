@@ -346,8 +346,10 @@ void Server::HandleSparsePush(IncomingMessage& request, Responder responder) {
     op->Finish(Status::OK());
   };
   if (sync) {
+    const uint64_t generation = op->request.envelope().getSenderGeneration();
     tables_->PushSyncAsync(table_id, keys->data(), grads->data(), n, push.getStep(),
-                           push.getWorkerRank(), static_cast<int>(num_workers), std::move(done));
+                           push.getWorkerRank(), static_cast<int>(num_workers), std::move(done),
+                           generation);
   } else {
     tables_->PushAsync(table_id, keys->data(), grads->data(), n, push.getStep(), std::move(done));
   }
@@ -495,6 +497,7 @@ void Server::HandleDensePush(IncomingMessage& request, Responder responder) {
     return state->op->Finish(Status::OK());
   }
   // `blocks` reads from the request now owned by state->op: still valid.
+  const uint64_t generation = state->op->request.envelope().getSenderGeneration();
   for (auto block : blocks) {
     auto grads = *BlobAs<float>(block.getValues(), "dense gradients");
     dense_->PushSync(block.getId(), grads.data(), grads.size(), push.getStep(),
@@ -515,7 +518,8 @@ void Server::HandleDensePush(IncomingMessage& request, Responder responder) {
                          state->op->reply->body().initAck().setCount(count);
                        }
                        state->op->Finish(error);
-                     });
+                     },
+                     generation);
   }
 }
 

@@ -300,7 +300,7 @@ void ShardedTables::PushAsync(uint32_t table_id, const uint64_t* keys, const flo
 
 void ShardedTables::PushSyncAsync(uint32_t table_id, const uint64_t* keys, const float* grads,
                                   size_t n, uint64_t step, int worker_rank, int num_workers,
-                                  PushDone done) {
+                                  PushDone done, uint64_t generation) {
   Status valid = CheckTable(table_id);
   if (valid.ok()) {
     valid = ValidateGradients(keys, grads, n, specs_[table_id].dim, max_gradient_abs_);
@@ -319,7 +319,8 @@ void ShardedTables::PushSyncAsync(uint32_t table_id, const uint64_t* keys, const
   GroupByShard(*r, num_shards_);
 
   StatusOr<std::vector<std::unique_ptr<Request>>> all =
-      sync_[table_id]->Arrive(step, worker_rank, num_workers, r);
+      sync_[table_id]->Arrive(step, worker_rank, num_workers, r, generation);
+  if (SyncGate::AppliedAlready(all.status())) return r->push_done(PushResult{});  // a replay
   if (!all.ok()) return r->push_done(all.status());
   if (all->empty()) return;  // the other workers' pushes of the step are still to come
   auto complete = std::make_unique<SyncStep>();

@@ -70,9 +70,12 @@ class ShardedTables {
   void PushAsync(uint32_t table_id, const uint64_t* keys, const float* grads, size_t n,
                  uint64_t step, PushDone done);
   // The reply's `applied` counts this worker's gradients that met a row when the step was
-  // applied, `dropped` those that did not.
+  // applied, `dropped` those that did not. `generation`: the sender's (SyncStepGate: a
+  // replacement's push takes a dead process's place; a step applied already is answered
+  // at once with nothing applied).
   void PushSyncAsync(uint32_t table_id, const uint64_t* keys, const float* grads, size_t n,
-                     uint64_t step, int worker_rank, int num_workers, PushDone done);
+                     uint64_t step, int worker_rank, int num_workers, PushDone done,
+                     uint64_t generation = 0);
 
   // Blocking forms of the above (never call them from a `done` callback).
   Status Pull(uint32_t table_id, const uint64_t* keys, size_t n, float* out, uint64_t step,

@@ -13,9 +13,18 @@
 // [0, num_workers), num_workers differing from what the step's first push said, a second
 // push of the same rank for a step. A closed gate refuses every later push with the
 // reason it was closed with.
+//
+// A worker that dies is replaced under its rank by a process of a newer generation (the
+// scheduler's, carried in every request), which goes on from the newest step a worker
+// finished. So: a push of a step at or below the newest completed one is ALREADY_EXISTS
+// (AppliedAlready(): the caller answers it as done, nothing is applied twice); a push of a
+// newer generation for a step that holds its rank's part from an older one takes that
+// part's place (the dead process's push is dropped unanswered, and its sender never reads
+// the answer). Each step is applied once, with one part per rank.
 // Thread-safety: every method may be called from any thread (one mutex per gate).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <mutex>
@@ -34,19 +43,29 @@ class SyncStepGate {
   // `what` names the gate in errors ("table 2", "dense block 7").
   explicit SyncStepGate(std::string what) : what_(std::move(what)) {}
 
-  // Adds `part` (moved from only when accepted) as worker `worker_rank`'s of `step`.
-  // Returns the step's parts by rank when this push completed it, else an empty vector.
+  // Adds `part` (moved from only when accepted) as worker `worker_rank`'s of `step`, sent
+  // by that worker's `generation` (0: not known). Returns the step's parts by rank when this
+  // push completed it, else an empty vector.
   StatusOr<std::vector<Part>> Arrive(uint64_t step, int worker_rank, int num_workers,
-                                     Part& part) {
+                                     Part& part, uint64_t generation = 0) {
     const std::string push = "sync push of " + what_ + " step " + std::to_string(step);
     if (num_workers < 1 || worker_rank < 0 || worker_rank >= num_workers) {
       return InvalidArgument(push + ": worker rank " + std::to_string(worker_rank) +
                              " is outside [0, num_workers=" + std::to_string(num_workers) + ")");
     }
+    std::optional<Part> displaced;  // a dead process's part: dropped once the lock is free
     std::lock_guard<std::mutex> lock(mu_);
     if (closed_) return *closed_;
+    if (completed_any_ && step <= newest_completed_) {
+      return AlreadyExists(push + " from worker " + std::to_string(worker_rank) +
+                           ": applied already (step " + std::to_string(newest_completed_) +
+                           " is complete); a replacement worker replays the steps its peers finished");
+    }
     Waiting& w = waiting_[step];
-    if (w.parts.empty()) w.parts.resize(num_workers);
+    if (w.parts.empty()) {
+      w.parts.resize(num_workers);
+      w.generations.resize(num_workers, 0);
+    }
     const int expected = static_cast<int>(w.parts.size());
     if (expected != num_workers) {
       return InvalidArgument(push + " from worker " + std::to_string(worker_rank) +
@@ -54,16 +73,27 @@ class SyncStepGate {
                              ", the step's first push said " + std::to_string(expected));
     }
     if (w.parts[worker_rank].has_value()) {
-      return InvalidArgument("second " + push + " from worker " + std::to_string(worker_rank));
+      if (generation <= w.generations[worker_rank]) {
+        return InvalidArgument("second " + push + " from worker " + std::to_string(worker_rank));
+      }
+      displaced.emplace(std::move(*w.parts[worker_rank]));
+      w.parts[worker_rank].reset();
+      --w.arrived;
     }
     w.parts[worker_rank].emplace(std::move(part));
+    w.generations[worker_rank] = generation;
     if (++w.arrived < num_workers) return std::vector<Part>();
     std::vector<Part> all;
     all.reserve(num_workers);
     for (std::optional<Part>& p : w.parts) all.push_back(std::move(*p));
     waiting_.erase(step);
+    newest_completed_ = completed_any_ ? std::max(newest_completed_, step) : step;
+    completed_any_ = true;
     return all;
   }
+
+  // The refusal of a push whose step was applied already: answer it as done.
+  static bool AppliedAlready(const Status& status) { return status.code() == StatusCode::kAlreadyExists; }
 
   // Takes the parts of every step still waiting (by step; each step's by rank) for the
   // caller to answer, e.g. when a worker died or the server stops.
@@ -82,6 +112,7 @@ class SyncStepGate {
  private:
   struct Waiting {
     std::vector<std::optional<Part>> parts;  // by worker rank; size = the step's num_workers
+    std::vector<uint64_t> generations;       // of each part's sender
     int arrived = 0;
   };
 
@@ -101,6 +132,8 @@ class SyncStepGate {
   std::mutex mu_;
   std::map<uint64_t, Waiting> waiting_;  // GUARDED_BY(mu_)
   std::optional<Status> closed_;         // GUARDED_BY(mu_)
+  bool completed_any_ = false;           // GUARDED_BY(mu_)
+  uint64_t newest_completed_ = 0;        // GUARDED_BY(mu_)
 };
 
 }  // namespace mtps::ps

@@ -77,6 +77,47 @@ TEST(SyncStepGate, MisuseIsRefusedAndThePartStaysWithTheCaller) {
   EXPECT_THAT(Values(*done), ElementsAre(1, 2));
 }
 
+// A worker replaced under its rank goes on from the newest step a worker finished: its
+// pushes of steps applied already are answered as done and never applied again.
+TEST(SyncStepGate, AStepAppliedAlreadyIsReplayedNotAppliedTwice) {
+  Gate gate("table 0");
+  auto a = Part(1), b = Part(2);
+  ASSERT_TRUE(gate.Arrive(8, 0, 2, a, /*generation=*/3).ok());
+  ASSERT_EQ(gate.Arrive(8, 1, 2, b, /*generation=*/4)->size(), 2u);
+  for (uint64_t step : {8, 5}) {
+    auto replay = Part(9);
+    Status s = gate.Arrive(step, 1, 2, replay, /*generation=*/7).status();
+    EXPECT_TRUE(Gate::AppliedAlready(s)) << s;
+    EXPECT_THAT(s.message(), HasSubstr("applied already"));
+    EXPECT_NE(replay, nullptr) << "a replay is not kept";
+  }
+  EXPECT_TRUE(gate.TakeWaiting().empty());
+  // The next step gathers as usual.
+  auto c = Part(3), d = Part(4);
+  ASSERT_TRUE(gate.Arrive(9, 1, 2, c, 7).ok());
+  auto done = gate.Arrive(9, 0, 2, d, 3);
+  ASSERT_TRUE(done.ok());
+  EXPECT_THAT(Values(*done), ElementsAre(4, 3));
+}
+
+// A worker died with its push of step 12 waiting; its replacement (a newer generation)
+// pushes step 12 again: that part takes the dead one's place, and the step is applied once
+// with one part per rank. The same generation twice is still misuse.
+TEST(SyncStepGate, ANewerGenerationTakesTheWaitingPartOfADeadOne) {
+  Gate gate("dense block 2");
+  auto dead = Part(100), survivor = Part(0), replacement = Part(101);
+  ASSERT_TRUE(gate.Arrive(12, 1, 2, dead, /*generation=*/5).ok());
+  auto again = Part(102);
+  EXPECT_EQ(gate.Arrive(12, 1, 2, again, /*generation=*/5).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(gate.Arrive(12, 1, 2, again, /*generation=*/4).status().code(), StatusCode::kInvalidArgument);
+  auto waiting = gate.Arrive(12, 1, 2, replacement, /*generation=*/6);
+  ASSERT_TRUE(waiting.ok()) << waiting.status();
+  EXPECT_TRUE(waiting->empty()) << "still waiting for rank 0";
+  auto done = gate.Arrive(12, 0, 2, survivor, /*generation=*/2);
+  ASSERT_TRUE(done.ok());
+  EXPECT_THAT(Values(*done), ElementsAre(0, 101));
+}
+
 TEST(SyncStepGate, AClosedGateHandsBackTheWaitingAndRefusesTheRest) {
   Gate gate("dense block 4");
   auto a = Part(1);

@@ -40,6 +40,7 @@ DEFINE_double(seconds, 3, "measure for about this long");
 DEFINE_string(port_file, "", "sink: write the bound port here");
 DEFINE_string(config, "", "mtps: the servers' job spec (its hash is the job id requests carry)");
 DEFINE_int64(push_part_bytes, -1, "mtps: ClientOptions::push_part_bytes (-1: the default)");
+DEFINE_int64(pull_part_bytes, -1, "mtps: ClientOptions::pull_part_bytes (-1: the default)");
 
 namespace mtps {
 namespace {
@@ -90,6 +91,7 @@ int RunMtps() {
   ps::ClientOptions options;
   options.transport.job_id = job->hash;
   if (FLAGS_push_part_bytes >= 0) options.push_part_bytes = static_cast<size_t>(FLAGS_push_part_bytes);
+  if (FLAGS_pull_part_bytes >= 0) options.pull_part_bytes = static_cast<size_t>(FLAGS_pull_part_bytes);
   auto client = ps::Client::Connect(servers, options);
   CHECK(client.ok()) << client.status();
   const std::vector<uint64_t> keys = Keys(FLAGS_keys);

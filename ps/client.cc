@@ -271,8 +271,13 @@ void Client::PullAsync(uint32_t table_id, std::span<const uint64_t> keys, int di
     done(std::move(status));
   };
 
-  // A server's keys go out in parts small enough that no reply passes the limit.
-  std::vector<Part> parts = SplitBySlots(routing, options_.max_request_bytes / std::max(row_bytes, sizeof(uint64_t)));
+  // A server's keys go out in parts of about pull_part_bytes, never so large that a reply
+  // passes the limit.
+  const size_t part_bytes = options_.pull_part_bytes == 0
+                                ? options_.max_request_bytes
+                                : std::min(options_.pull_part_bytes, options_.max_request_bytes);
+  std::vector<Part> parts =
+      SplitBySlots(routing, part_bytes / std::max(row_bytes, sizeof(uint64_t)));
   for (Part& part : parts) {
     const Slots& slots = part.slots;
     const auto positions = routing.positions(slots.server).subspan(slots.first, slots.count);

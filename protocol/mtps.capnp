@@ -165,6 +165,7 @@ struct HeartbeatReply {
   # cut (drain pushes, report their data position, wait at barrier "checkpoint-<id>").
   checkpointPause @3 :UInt64;
   incarnation @4 :UInt64;  # see RegisterReply.incarnation
+  retryable @5 :Bool;      # failed, but a restart may cure it (as Shutdown.retryable)
 }
 
 struct Barrier {

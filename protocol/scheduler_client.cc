@@ -246,10 +246,6 @@ void SchedulerClient::HeartbeatLoop() {
     StatusOr<IncomingMessage> reply = rpc_->Call(std::move(request), {.timeout = timeout}).get();
     const auto now = clock.Now();
     Status status = CallStatus(reply);
-    if (status.ok() && reply->envelope().getBody().which() == Kind::HEARTBEAT_REPLY) {
-      last_answer = now;
-      auto answer = reply->envelope().getBody().getHeartbeatReply();
-      {
     // Counted once this exchange's outcome is settled, whichever way the body leaves.
     struct CountWhenSettled {
       SchedulerClient* self;
@@ -259,6 +255,10 @@ void SchedulerClient::HeartbeatLoop() {
         self->changed_.notify_all();
       }
     } count_when_settled{this};
+    if (status.ok() && reply->envelope().getBody().which() == Kind::HEARTBEAT_REPLY) {
+      last_answer = now;
+      auto answer = reply->envelope().getBody().getHeartbeatReply();
+      {
         std::lock_guard<std::mutex> lock(mutex_);
         checkpoint_pause_ = answer.getCheckpointPause();
         if (answer.getIncarnation() != incarnation_) {
@@ -270,7 +270,7 @@ void SchedulerClient::HeartbeatLoop() {
       if (answer.getJobState() == proto::NodeState::FAILED) {
         Notify({answer.getReason().size() ? std::string(answer.getReason())
                                           : "the scheduler reports that the job failed",
-                true});
+                true, answer.getRetryable()});
         return;
       }
       if (answer.getViewEpoch() > known_epoch) {
@@ -332,10 +332,6 @@ std::optional<ShutdownNotice> SchedulerClient::shutdown_notice() const {
   return notice_;
 }
 
-std::optional<ShutdownNotice> SchedulerClient::WaitForShutdown(std::chrono::milliseconds timeout) {
-  std::unique_lock<std::mutex> lock(mutex_);
-  changed_.wait_for(lock, timeout, [this] { return notice_.has_value(); });
-  return notice_;
 uint64_t SchedulerClient::heartbeats() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return heartbeats_done_;
@@ -346,6 +342,10 @@ bool SchedulerClient::WaitForHeartbeats(uint64_t count, std::chrono::millisecond
   return changed_.wait_for(lock, timeout, [&] { return heartbeats_done_ >= count; });
 }
 
+std::optional<ShutdownNotice> SchedulerClient::WaitForShutdown(std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  changed_.wait_for(lock, timeout, [this] { return notice_.has_value(); });
+  return notice_;
 }
 
 int SchedulerClient::rank() const {

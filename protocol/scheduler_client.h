@@ -157,17 +157,17 @@ class SchedulerClient {
   uint64_t incarnation() const;
   std::optional<ShutdownNotice> shutdown_notice() const;
   std::optional<ShutdownNotice> WaitForShutdown(std::chrono::milliseconds timeout);
-
-  // Stops heartbeats and the control endpoint. Idempotent.
-  void Stop();
-  int rank() const;
-  const std::string& address() const { return options_.address; }
   // Heartbeat exchanges finished (answered or failed) since Register(). A test that moves
   // an injected clock waits for the next ones instead of sleeping: the second exchange to
   // finish after a call to heartbeats() was sent after it.
   uint64_t heartbeats() const;
   // Waits until heartbeats() >= count or `timeout`; returns whether it got there.
   bool WaitForHeartbeats(uint64_t count, std::chrono::milliseconds timeout);
+
+  // Stops heartbeats and the control endpoint. Idempotent.
+  void Stop();
+  int rank() const;
+  const std::string& address() const { return options_.address; }
 
  private:
   explicit SchedulerClient(SchedulerClientOptions options);
@@ -192,8 +192,8 @@ class SchedulerClient {
   uint64_t view_epoch_ = 0;                       // GUARDED_BY(mutex_)
   uint64_t checkpoint_pause_ = 0;                 // GUARDED_BY(mutex_)
   uint64_t incarnation_ = 0;  // of the scheduler, from its latest reply  GUARDED_BY(mutex_)
+  uint64_t heartbeats_done_ = 0;                  // GUARDED_BY(mutex_)
   std::thread heartbeats_;
 };
 
 }  // namespace mtps::scheduler
-  uint64_t heartbeats_done_ = 0;                  // GUARDED_BY(mutex_)

@@ -37,6 +37,12 @@ std::string Describe(NodeKey key) {
   return std::string(RoleName(key.role)) + " " + std::to_string(key.rank);
 }
 
+// A failure a restart may cure (a lost peer, a timeout) or a clean stop: nodes exit with a
+// retryable status (protocol/exit_codes.h), however they learn of it.
+bool FailureIsRetryable(const Status& failure) {
+  return failure.retryable() || failure.code() == StatusCode::kCancelled;
+}
+
 // With CURVE, a (role, rank) speaks only through the key that registered it: another key of
 // the job (a worker claiming another's rank) is refused. Insecure: nothing to check.
 Status CheckSpeaksFor(const Membership& membership, const IncomingMessage& request, NodeKey key) {
@@ -424,7 +430,10 @@ void Scheduler::HandleHeartbeat(IncomingMessage& request, Responder responder) {
   body.setJobState(JobStateLocked());
   if (key.role == proto::Role::WORKER) body.setCheckpointPause(cut_id_);
   body.setIncarnation(incarnation_);
-  if (phase_ == Phase::kFailed) body.setReason(failure_.ToString());
+  if (phase_ == Phase::kFailed) {
+    body.setReason(failure_.ToString());
+    body.setRetryable(FailureIsRetryable(failure_));
+  }
   responder.Send(std::move(reply));
 }
 
@@ -857,8 +866,7 @@ Status Scheduler::Run() {
     checkpoints_.Cancel(failure);
     JoinCheckpoint();
     barriers_.CancelAll(failure);
-    BroadcastShutdown(failure.ToString(), /*failed=*/true,
-                      failure.retryable() || failure.code() == StatusCode::kCancelled);
+    BroadcastShutdown(failure.ToString(), /*failed=*/true, FailureIsRetryable(failure));
     return failure;
   }
 

@@ -127,8 +127,8 @@ Status RunWorker(const JobSpec& spec, const WorkerRunOptions& options) {
     return Status::OK();
   });
 
-  // Any error from here on is reported to the scheduler (phase "failed"), so the job fails
-  // at once with this worker's reason instead of after its heartbeat timeout.
+  // A permanent error from here on is reported to the scheduler (phase "failed"), so the job
+  // fails at once with this worker's reason instead of after its heartbeat timeout.
   std::unique_ptr<FailoverParameterStore> store_owner;
   std::unique_ptr<Trainer> trainer;
   Status result = [&]() -> Status {
@@ -327,7 +327,12 @@ Status RunWorker(const JobSpec& spec, const WorkerRunOptions& options) {
     control->OnShutdown(nullptr);
   };
   if (!result.ok()) {
-    if (!control->shutdown_notice()) {
+    if (result.retryable() && !control->shutdown_notice()) {
+      // A lost server or a timeout is this worker's trouble, not the job's: it exits for a
+      // restart under its rank (local.sh, Kubernetes), and the scheduler, which sees its
+      // heartbeats stop, waits for the replacement instead of failing everyone.
+      LOG(ERROR) << "worker " << rank << " exits for a restart: " << result;
+    } else if (!control->shutdown_notice()) {
       scheduler::ProgressReport failed{.phase = "failed", .reason = result.ToString()};
       Status reported = control->ReportProgress(failed);
       LOG_IF(WARNING, !reported.ok()) << "could not tell the scheduler of the failure: " << reported;

@@ -38,19 +38,28 @@ class ScriptedScheduler {
       if (!answering_.load()) return responder.SendError(Unavailable("the test's scheduler is down"));
       auto reply = responder.NewReply();
       auto answer = reply->body().initHeartbeatReply();
-      answer.setJobState(proto::NodeState::RUNNING);
       answer.setIncarnation(1);
+      const int failure = failure_.load();
+      answer.setJobState(failure == kRunning ? proto::NodeState::RUNNING : proto::NodeState::FAILED);
+      if (failure != kRunning) {
+        answer.setReason("a server was lost");
+        answer.setRetryable(failure == kRetryableFailure);
+      }
       responder.Send(std::move(reply));
     });
     endpoint_ = testing::StartOnLoopback(rpc_);
   }
   void set_answering(bool answering) { answering_.store(answering); }
+  // What the heartbeat answers say of the job from now on.
+  static constexpr int kRunning = 0, kRetryableFailure = 1, kPermanentFailure = 2;
+  void set_job(int failure) { failure_.store(failure); }
   const std::string& endpoint() const { return endpoint_; }
 
  private:
   RpcServer rpc_;
   std::string endpoint_;
   std::atomic<bool> answering_{true};
+  std::atomic<int> failure_{kRunning};
 };
 
 class SchedulerClientTest : public ::testing::Test {
@@ -110,6 +119,26 @@ TEST_F(SchedulerClientTest, AnAnswerStartsTheTimeoutAgain) {
   EXPECT_FALSE(client->shutdown_notice().has_value());
   clock_.Advance(seconds(11));
   EXPECT_TRUE(client->WaitForShutdown(seconds(10)).has_value());
+}
+
+// A node that learns of the failure from a heartbeat answer (it missed the broadcast)
+// exits as the broadcast would have told it: retryable or not.
+TEST_F(SchedulerClientTest, AFailedJobInAHeartbeatAnswerKeepsItsRetryableKind) {
+  for (int failure : {ScriptedScheduler::kRetryableFailure, ScriptedScheduler::kPermanentFailure}) {
+    scheduler_.set_job(ScriptedScheduler::kRunning);
+    std::unique_ptr<SchedulerClient> client = Registered();
+    NextHeartbeats(*client);
+    EXPECT_FALSE(client->shutdown_notice().has_value());
+    scheduler_.set_job(failure);
+    std::optional<ShutdownNotice> notice = client->WaitForShutdown(seconds(10));
+    ASSERT_TRUE(notice.has_value());
+    EXPECT_TRUE(notice->failed);
+    EXPECT_EQ(notice->retryable, failure == ScriptedScheduler::kRetryableFailure);
+    EXPECT_EQ(notice->Outcome().code(), failure == ScriptedScheduler::kRetryableFailure
+                                            ? StatusCode::kUnavailable
+                                            : StatusCode::kFailedPrecondition);
+    EXPECT_THAT(notice->reason, HasSubstr("a server was lost"));
+  }
 }
 
 }  // namespace

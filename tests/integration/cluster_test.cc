@@ -351,6 +351,41 @@ TEST_F(ClusterTest, AKilledServerIsReplacedUnderItsRankAndTheJobCompletes) {
   ExpectAucNearLocalTrainer(spec_path, 0.01);
 }
 
+TEST_F(ClusterTest, AKilledServerRestoresThroughItsIncrementChainAndTheJobCompletes) {
+  Generate(60000);
+  std::string yaml = JobYaml(dir_ / "data", "async", 2, dir_ / "ckpt", /*interval=*/10);
+  // Every checkpoint after the first is incremental, so the restore goes through a chain.
+  yaml.replace(yaml.find("interval_steps: 10}"), 19, "interval_steps: 10, full_every: 1000}");
+  const std::string spec_path = WriteSpec("job.yaml", yaml);
+  StartCluster(spec_path, 2, 2, /*heartbeat_timeout=*/2, -1, /*recover_timeout=*/60);
+  auto server1_has_increment = [&] {
+    for (const WholeCheckpoint& c : ListWholeCheckpoints((dir_ / "ckpt").string(), 1)) {
+      if (!c.manifest.ok()) continue;
+      for (const CheckpointFileInfo& f : c.manifest->files) {
+        if (f.base_id != 0 && f.path.find("server-1.table-") != std::string::npos) return true;
+      }
+    }
+    return false;
+  };
+  ASSERT_TRUE(WaitFor(server1_has_increment, seconds(60))) << AllLogs();
+  servers_[1]->Signal(SIGKILL);
+  ASSERT_TRUE(WaitFor([&] { return scheduler_->Log().find("is lost") != std::string::npos; },
+                      seconds(30)))
+      << AllLogs();
+  StartServer(spec_path, 1, /*restart=*/1);
+  ExpectJobSucceeds(seconds(180));
+  if (HasFatalFailure()) return;
+  const std::string log = servers_[1]->Log();
+  const size_t at = log.find(" increments applied over whole table files");
+  ASSERT_NE(at, std::string::npos) << log;
+  const size_t number = log.find_last_of(' ', at - 1) + 1;
+  EXPECT_GT(std::stoi(log.substr(number, at - number)), 0) << log.substr(number, 200);
+  // The restarted server starts a chain of its own: its next checkpoint is whole.
+  EXPECT_NE(log.find("(whole)"), std::string::npos) << log;
+  EXPECT_NE(servers_[0]->Log().find("tables incremental over checkpoint"), std::string::npos);
+  ExpectAucNearLocalTrainer(spec_path, 0.01);
+}
+
 TEST_F(ClusterTest, AStoppedServerThatComesBackIsFencedAndTheJobCompletes) {
   Generate(60000);
   const std::string spec_path =

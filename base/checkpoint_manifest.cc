@@ -10,6 +10,7 @@
 #include <sstream>
 #include <system_error>
 
+#include "base/atomic_file.h"
 #include "base/checkpoint_chain.h"
 #include "base/crc32c.h"
 
@@ -46,14 +47,7 @@ Status WriteCheckpointManifest(FileSystem& fs, const std::string& path,
   }
   for (const auto& w : manifest.workers)
     text << "worker " << w.rank << " " << w.epoch << " " << w.records << " " << w.step << "\n";
-  const std::string body = text.str();
-  const std::string tmp = path + ".tmp";
-  MTPS_ASSIGN_OR_RETURN(auto file, fs.NewWritableFile(tmp));
-  MTPS_RETURN_IF_ERROR(file->Append(body.data(), body.size()));
-  MTPS_RETURN_IF_ERROR(file->Sync());
-  MTPS_RETURN_IF_ERROR(file->Close());
-  MTPS_RETURN_IF_ERROR(fs.Rename(tmp, path));
-  return fs.SyncDir(std::filesystem::path(path).parent_path().string());
+  return WriteFileAtomically(fs, path, text.str());
 }
 
 StatusOr<CheckpointManifest> ReadCheckpointManifest(const std::string& path) {

@@ -3,13 +3,14 @@
 
 #include <charconv>
 #include <cmath>
-#include <filesystem>
 
 // property_tree's JSON parser includes the deprecated <boost/bind.hpp>; this keeps its
 // build-time notice quiet without changing behaviour.
 #define BOOST_BIND_GLOBAL_PLACEHOLDERS
 #include <boost/property_tree/json_parser.hpp>
 #include <boost/property_tree/ptree.hpp>
+
+#include "base/atomic_file.h"
 
 namespace mtps::scheduler {
 
@@ -76,18 +77,6 @@ std::string RunSummaryJson(const RunSummary& s) {
 }
 
 std::string SummaryPath(const std::string& run_dir) { return run_dir + "/summary.json"; }
-
-Status WriteFileAtomically(FileSystem& fs, const std::string& path,
-                           const std::string& bytes) {
-  const std::string tmp = path + ".tmp";
-  MTPS_ASSIGN_OR_RETURN(auto file, fs.NewWritableFile(tmp));
-  MTPS_RETURN_IF_ERROR(file->Append(bytes.data(), bytes.size()));
-  MTPS_RETURN_IF_ERROR(file->Sync());
-  MTPS_RETURN_IF_ERROR(file->Close());
-  MTPS_RETURN_IF_ERROR(fs.Rename(tmp, path));
-  std::string dir = std::filesystem::path(path).parent_path().string();
-  return fs.SyncDir(dir.empty() ? "." : dir);
-}
 
 Status WriteRunSummary(FileSystem& fs, const std::string& run_dir,
                        const RunSummary& summary) {

@@ -50,9 +50,6 @@ std::string SummaryPath(const std::string& run_dir);  // "<run_dir>/summary.json
 // Creates the directory if needed; writes to a temporary name, syncs, renames.
 Status WriteRunSummary(FileSystem& fs, const std::string& run_dir,
                        const RunSummary& summary);
-// Writes `bytes` to `path` so that a reader sees the old file or the whole new one.
-Status WriteFileAtomically(FileSystem& fs, const std::string& path,
-                           const std::string& bytes);
 
 // Per-task oracle AUC from a data set's oracle.json. Accepted shapes, per task name T:
 // {"tasks": {"T": {"auc": x}}}, {"tasks": {"T": {"oracle_auc": x}}}, {"T": {"auc": x}} or

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <sstream>
 
+#include "base/atomic_file.h"
 #include "base/crc32c.h"
 
 namespace mtps::scheduler {
@@ -243,13 +244,7 @@ Status WriteSchedulerJournal(FileSystem& fs, const std::string& path,
   const std::string bytes = EncodeSchedulerJournal(journal);
   const std::string dir = std::filesystem::path(path).parent_path().string();
   MTPS_RETURN_IF_ERROR(fs.CreateDirs(dir));
-  const std::string tmp = path + ".tmp";
-  MTPS_ASSIGN_OR_RETURN(auto file, fs.NewWritableFile(tmp));
-  MTPS_RETURN_IF_ERROR(file->Append(bytes.data(), bytes.size()));
-  MTPS_RETURN_IF_ERROR(file->Sync());
-  MTPS_RETURN_IF_ERROR(file->Close());
-  MTPS_RETURN_IF_ERROR(fs.Rename(tmp, path));
-  return fs.SyncDir(dir);
+  return WriteFileAtomically(fs, path, bytes);
 }
 
 StatusOr<SchedulerJournal> ReadSchedulerJournal(FileSystem& fs, const std::string& path) {

@@ -77,6 +77,16 @@ class SchedulerTest : public ::testing::Test {
     std::vector<std::future<StatusOr<ClusterInfo>>> pending;
     for (auto& c : clients) {
       pending.push_back(std::async(std::launch::async, [&c] { return c->Register(); }));
+  // Returns once every client but `except` has settled two more heartbeats: the second was
+  // sent after this call, so the scheduler has seen it at its clock's time of now.
+  static void NextHeartbeats(std::vector<std::unique_ptr<SchedulerClient>>& clients,
+                             const SchedulerClient* except = nullptr) {
+    for (auto& c : clients) {
+      if (c.get() == except) continue;
+      ASSERT_TRUE(c->WaitForHeartbeats(c->heartbeats() + 2, seconds(10)));
+    }
+  }
+
     }
     std::vector<StatusOr<ClusterInfo>> infos;
     for (auto& p : pending) infos.push_back(p.get());
@@ -178,7 +188,7 @@ TEST_F(SchedulerTest, ASilentNodeIsDetectedAndTheOthersAreShutDown) {
 
   // The timeout is 5 s of the scheduler's clock. Live nodes beat every 50 ms of real time.
   clock.Advance(seconds(3));
-  std::this_thread::sleep_for(milliseconds(300));
+  NextHeartbeats(clients, silent);
   EXPECT_EQ(result_.wait_for(milliseconds(0)), std::future_status::timeout) << "3 s is not dead";
   clock.Advance(seconds(3));  // the silent worker: 6 s; the others: about 3 s
   Status result = JobResult();
@@ -427,7 +437,7 @@ TEST_F(SchedulerTest, AWorkerThatIsDoneMayLeaveWithoutFailingTheJob) {
   early->Stop();  // gone
   for (int i = 0; i < 4; ++i) {  // 12 s of scheduler time; the others keep beating
     clock.Advance(seconds(3));
-    std::this_thread::sleep_for(milliseconds(200));
+    NextHeartbeats(clients, early);
   }
   EXPECT_EQ(result_.wait_for(milliseconds(0)), std::future_status::timeout)
       << "a finished worker's silence failed the job: " << result_.get();

@@ -15,6 +15,7 @@
 #include <sstream>
 #include <thread>
 
+#include "base/atomic_file.h"
 #include "models/metrics.h"
 #include "worker/data/mtb_writer.h"
 
@@ -82,7 +83,8 @@ Status GenerateFile(const EcommerceWorld& world, const ImpressionEncoder& encode
   };
   if (options.format == DataSpec::Format::kMtb) {
     MTPS_ASSIGN_OR_RETURN(std::unique_ptr<MtbWriter> writer,
-                          MtbWriter::Create(job.path, MtbSchema::Of(map), options.row_group_rows));
+                          MtbWriter::Create(job.path, MtbSchema::Of(map), options.row_group_rows,
+                                            options.env));
     ColumnBlock block(map.num_tasks(), map.num_dense(), map.num_sparse());
     ColumnView view;
     for (int64_t r = job.begin; r < job.end;) {
@@ -98,29 +100,19 @@ Status GenerateFile(const EcommerceWorld& world, const ImpressionEncoder& encode
     }
     return writer->Close();
   }
-  const std::string tmp = job.path + ".tmp";
-  std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(tmp.c_str(), "wb"), &std::fclose);
-  if (file == nullptr) return NotFound(tmp + ": cannot create: " + std::strerror(errno));
+  MTPS_ASSIGN_OR_RETURN(AtomicFileWriter file, AtomicFileWriter::Open(*options.env.fs, job.path));
   std::string text = encoder.CsvHeader();
   for (int64_t r = job.begin; r < job.end; ++r) {
     world.Sample(static_cast<uint64_t>(r), &imp);
     encoder.AppendCsv(imp, &text);
     observe(imp);
     if (text.size() > (1 << 20) || r + 1 == job.end) {
-      if (std::fwrite(text.data(), 1, text.size(), file.get()) != text.size()) {
-        return DataLoss(tmp + ": write failed: " + std::strerror(errno));
-      }
+      MTPS_RETURN_IF_ERROR(file.Append(text.data(), text.size()));
       text.clear();
     }
   }
-  if (!text.empty() && std::fwrite(text.data(), 1, text.size(), file.get()) != text.size()) {
-    return DataLoss(tmp + ": write failed: " + std::strerror(errno));
-  }
-  if (std::fclose(file.release()) != 0) return DataLoss(tmp + ": close failed: " + std::strerror(errno));
-  std::error_code ec;
-  std::filesystem::rename(tmp, job.path, ec);
-  if (ec) return DataLoss(tmp + ": rename failed: " + ec.message());
-  return Status::OK();
+  MTPS_RETURN_IF_ERROR(file.Append(text.data(), text.size()));
+  return file.Commit();
 }
 
 // The oracle's metrics come from models/metrics, the same code that scores the models.
@@ -138,20 +130,6 @@ std::string Json(double v) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.6f", v);
   return buf;
-}
-
-Status WriteText(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << text;
-    out.close();
-    if (!out) return DataLoss(tmp + ": write failed");
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) return DataLoss(tmp + ": rename failed: " + ec.message());
-  return Status::OK();
 }
 
 std::string OracleJson(const DatagenOptions& o, const DatagenReport& r) {
@@ -393,8 +371,10 @@ StatusOr<DatagenReport> GenerateDataset(const DatagenOptions& o) {
     report.cvr.oracle_logloss = LogLoss(e.p_purchase, e.purchase);
     report.rating.oracle_mse = e.rating_squared_error / e.rows;
   }
-  MTPS_RETURN_IF_ERROR(WriteText((std::filesystem::path(o.out_dir) / "job.yaml").string(), yaml));
-  MTPS_RETURN_IF_ERROR(WriteText((std::filesystem::path(o.out_dir) / "oracle.json").string(), OracleJson(o, report)));
+  MTPS_RETURN_IF_ERROR(
+      WriteFileAtomically(*o.env.fs, (std::filesystem::path(o.out_dir) / "job.yaml").string(), yaml));
+  MTPS_RETURN_IF_ERROR(WriteFileAtomically(
+      *o.env.fs, (std::filesystem::path(o.out_dir) / "oracle.json").string(), OracleJson(o, report)));
   return report;
 }
 

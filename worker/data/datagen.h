@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "protocol/job_spec.h"
+#include "base/env.h"
 #include "base/status.h"
 #include "worker/data/column_block.h"
 #include "worker/data/ecommerce_world.h"
@@ -37,6 +38,7 @@ struct DatagenOptions {
   bool rating = false;  // adds the rating column and an mse task
   int64_t row_group_rows = 16384;
   int threads = 2;
+  Env env;  // every file goes through env.fs, atomically (whole or absent)
 };
 
 struct TaskOracle {

@@ -1,11 +1,9 @@
 // MtbWriter: serialises the schema, fills one row group's payload buffer, checksums it
-// and writes it; Close() writes the footer index and trailer and renames the file.
+// and writes it; Close() writes the footer index and trailer and commits the file.
 #include "worker/data/mtb_writer.h"
 
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
-#include <filesystem>
+#include <utility>
 
 #include "base/hash.h"
 
@@ -33,37 +31,31 @@ void PutArray(std::vector<char>* out, const T* data, size_t n) {
 
 }  // namespace
 
-MtbWriter::MtbWriter(std::string path, const MtbSchema& schema, int64_t row_group_rows, FILE* file)
+MtbWriter::MtbWriter(std::string path, const MtbSchema& schema, int64_t row_group_rows,
+                     AtomicFileWriter file)
     : path_(std::move(path)),
-      tmp_path_(path_ + ".tmp"),
       schema_(schema),
       row_group_rows_(row_group_rows),
-      file_(file),
+      file_(std::move(file)),
       pending_(static_cast<int>(schema.labels.size()), static_cast<int>(schema.dense.size()),
                static_cast<int>(schema.sparse.size())) {}
 
-MtbWriter::~MtbWriter() {
-  if (file_ != nullptr) std::fclose(file_);
-  if (!closed_) std::remove(tmp_path_.c_str());
-}
+MtbWriter::~MtbWriter() = default;
 
 StatusOr<std::unique_ptr<MtbWriter>> MtbWriter::Create(const std::string& path, const MtbSchema& schema,
-                                                       int64_t row_group_rows) {
+                                                       int64_t row_group_rows, const Env& env) {
   if (row_group_rows <= 0 || row_group_rows > (int64_t{1} << 30)) {
     return InvalidArgument("row_group_rows must be in [1, 2^30], got " + std::to_string(row_group_rows));
   }
-  const std::string tmp = path + ".tmp";
-  FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (f == nullptr) return NotFound(tmp + ": cannot create: " + std::strerror(errno));
-  std::unique_ptr<MtbWriter> w(new MtbWriter(path, schema, row_group_rows, f));
+  MTPS_ASSIGN_OR_RETURN(AtomicFileWriter file, AtomicFileWriter::Open(*env.fs, path));
+  std::unique_ptr<MtbWriter> w(new MtbWriter(path, schema, row_group_rows, std::move(file)));
   MTPS_RETURN_IF_ERROR(w->WriteHeader());
   return w;
 }
 
 Status MtbWriter::Write(const void* data, size_t bytes) {
-  if (std::fwrite(data, 1, bytes, file_) != bytes) {
-    return DataLoss(tmp_path_ + ": write failed at byte " + std::to_string(offset_) + ": " + std::strerror(errno));
-  }
+  MTPS_RETURN_IF_ERROR(
+      file_.Append(data, bytes).WithContext(path_ + ": write at byte " + std::to_string(offset_)));
   offset_ += bytes;
   return Status::OK();
 }
@@ -148,13 +140,7 @@ Status MtbWriter::Close() {
   PutU64(&footer, footer_offset);
   footer.insert(footer.end(), kMtbTrailerMagic, kMtbTrailerMagic + 8);
   MTPS_RETURN_IF_ERROR(Write(footer.data(), footer.size()));
-  const bool flushed = std::fflush(file_) == 0;
-  const bool closed = std::fclose(file_) == 0;
-  file_ = nullptr;
-  if (!flushed || !closed) return DataLoss(tmp_path_ + ": flush failed: " + std::strerror(errno));
-  std::error_code ec;
-  std::filesystem::rename(tmp_path_, path_, ec);
-  if (ec) return DataLoss(tmp_path_ + ": rename to " + path_ + " failed: " + ec.message());
+  MTPS_RETURN_IF_ERROR(file_.Commit());
   closed_ = true;
   return Status::OK();
 }

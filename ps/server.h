@@ -49,11 +49,11 @@
 #include "protocol/transport.h"
 #include "ps/checkpoint.h"
 #include "base/checkpoint_manifest.h"
+#include "base/env.h"
 #include "ps/dense_block.h"
 #include "ps/sharded_table.h"
 
 namespace mtps::ps {
-#include "base/env.h"
 
 struct ServerOptions {
   int32_t rank = 0;
@@ -75,12 +75,12 @@ struct ServerOptions {
   // new row is created (pulls of new keys get initial values, pushes to them are dropped)
   // and the refusals are counted in /metrics; rows that exist keep training.
   uint64_t memory_budget_bytes = 0;
+  // The file system checkpoints are written to and restored from (tests: a failing disk).
+  Env env;
 };
 
 // Sync steps of a server that does not know its cluster size accept at most this many.
 inline constexpr int32_t kMaxSyncWorkers = 4096;
-  // The file system checkpoints are written to and restored from (tests: a failing disk).
-  Env env;
 
 class Server {
  public:

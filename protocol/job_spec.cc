@@ -495,6 +495,31 @@ Status ParseEarlyStopping(const YAML::Node& node, const std::string& path, Early
   return Status::OK();
 }
 
+// training.dense_sync_every: k steps of dense gradients summed and pushed once, the dense
+// blocks pulled every k steps, within the staleness bound (see TrainingSpec).
+Status CheckDenseSync(const TrainingSpec& t, const std::string& path) {
+  const int k = t.dense_sync_every;
+  if (k < 1) return InvalidArgument(path + ": must be >= 1 (1 = push every step), got " + std::to_string(k));
+  if (k == 1) return Status::OK();
+  if (t.mode == TrainingSpec::Mode::kSync) {
+    return InvalidArgument(path + ": must be 1 in sync mode (all workers apply every step together), got " +
+                           std::to_string(k));
+  }
+  if (t.dense_pull_every != 0 && t.dense_pull_every != k) {
+    return InvalidArgument(path + ": " + std::to_string(k) + " also sets the dense pull cadence; " +
+                           "training.dense_pull_every must be 0 or " + std::to_string(k) + ", got " +
+                           std::to_string(t.dense_pull_every));
+  }
+  if (t.prefetch + k - 1 > t.max_staleness) {
+    return InvalidArgument(path + ": " + std::to_string(k) + " with prefetch " + std::to_string(t.prefetch) +
+                           " lets a worker train on dense values " + std::to_string(t.prefetch + k - 1) +
+                           " of its own steps old, past training.max_staleness " +
+                           std::to_string(t.max_staleness) + "; raise max_staleness to at least " +
+                           std::to_string(t.prefetch + k - 1) + " or lower dense_sync_every");
+  }
+  return Status::OK();
+}
+
 Status ParseTraining(const YAML::Node& node, const std::string& path, TrainingSpec* t) {
   if (!node.IsDefined() || node.IsNull()) return Status::OK();
   MTPS_RETURN_IF_ERROR(ExpectMap(node, path));
@@ -510,6 +535,7 @@ Status ParseTraining(const YAML::Node& node, const std::string& path, TrainingSp
   MTPS_RETURN_IF_ERROR(r.Optional("max_staleness", &t->max_staleness));
   MTPS_RETURN_IF_ERROR(r.Optional("prefetch", &t->prefetch));
   MTPS_RETURN_IF_ERROR(r.Optional("dense_pull_every", &t->dense_pull_every));
+  MTPS_RETURN_IF_ERROR(r.Optional("dense_sync_every", &t->dense_sync_every));
   MTPS_RETURN_IF_ERROR(r.OptionalEnum(
       "task_weighting",
       std::map<std::string, TrainingSpec::TaskWeighting>{
@@ -528,6 +554,7 @@ Status ParseTraining(const YAML::Node& node, const std::string& path, TrainingSp
   MTPS_RETURN_IF_ERROR(NonNegative(r.Path("max_staleness"), t->max_staleness));
   MTPS_RETURN_IF_ERROR(NonNegative(r.Path("prefetch"), t->prefetch));
   MTPS_RETURN_IF_ERROR(NonNegative(r.Path("dense_pull_every"), t->dense_pull_every));
+  MTPS_RETURN_IF_ERROR(CheckDenseSync(*t, r.Path("dense_sync_every")));
   MTPS_RETURN_IF_ERROR(Positive(r.Path("max_gradient_abs"), t->max_gradient_abs));
   return Positive(r.Path("eval_batch_size"), t->eval_batch_size);
 }

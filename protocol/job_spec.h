@@ -204,6 +204,18 @@ struct TrainingSpec {
   // copy it trains on is then at most prefetch + dense_pull_every - 1 steps old, so 0 (the
   // default) picks the most that stays within max_staleness. Sync mode pulls every step.
   int dense_pull_every = 0;
+  // Async: a worker sums its dense gradients over this many steps and pushes the sum once,
+  // and pulls the dense blocks every this many steps too (dense_pull_every must then be 0
+  // or equal), which cuts the dense push and pull traffic by k. The servers' dense
+  // optimizer applies each summed gradient once: with sgd that is exactly the k steps'
+  // updates; with adam (which is scale-free) it is one step of a k-times larger batch, so
+  // the dense weights take k times fewer steps and training.dense_optimizer.lr should be
+  // raised (about sqrt(k) to k times) to learn as fast; adagrad lies between. A gradient
+  // is pushed at most k - 1 steps late and each pull follows the push before it, so the
+  // copy a step trains on lacks at most prefetch + k - 1 of this worker's steps: that must
+  // be <= max_staleness. A checkpoint cut and the end of every epoch push the partial sum
+  // first. Sync mode must keep 1 (every step is applied by all workers together).
+  int dense_sync_every = 1;
   TaskWeighting task_weighting = TaskWeighting::kFixed;
   OptimizerSpec dense_optimizer = {.type = OptimizerSpec::Type::kAdam, .lr = 0.001f};
   int eval_batch_size = 4096;

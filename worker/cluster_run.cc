@@ -59,6 +59,13 @@ struct WorkerMetrics {
         step_seconds(registry->AddHistogram(
             "mtps_worker_step_seconds", "Wall time of one training step.",
             {0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5})) {
+    const char* kHelp = "Payload bytes of training pulls and pushes (keys and values, no framing).";
+    for (const char* kind : {"sparse", "dense"}) {
+      for (const char* op : {"pull", "push"}) {
+        payload_bytes.push_back(registry->AddCounter("mtps_worker_payload_bytes_total", kHelp,
+                                                     {{"kind", kind}, {"op", op}}));
+      }
+    }
     for (const TaskSpec& task : spec.tasks) {
       task_loss.push_back(registry->AddGauge("mtps_worker_task_loss",
                                              "Training loss of the latest step, per task.",
@@ -71,9 +78,32 @@ struct WorkerMetrics {
   Counter* steps;
   Counter* samples;
   Histogram* step_seconds;
+  std::vector<Counter*> payload_bytes;  // sparse pull, sparse push, dense pull, dense push
   std::vector<Gauge*> task_loss;
   std::vector<Gauge*> task_auc;
 };
+
+// Adds what the trainer moved since `*seen` to the payload counters.
+void CountTraffic(const TrafficCounters& now, TrafficCounters* seen, WorkerMetrics* metrics) {
+  const uint64_t deltas[] = {now.sparse_pull_bytes - seen->sparse_pull_bytes,
+                             now.sparse_push_bytes - seen->sparse_push_bytes,
+                             now.dense_pull_bytes - seen->dense_pull_bytes,
+                             now.dense_push_bytes - seen->dense_push_bytes};
+  for (size_t i = 0; i < 4; ++i) metrics->payload_bytes[i]->Increment(deltas[i]);
+  *seen = now;
+}
+// The payload bytes of one step on average (the figure training.dense_sync_every cuts).
+std::string TrafficPerStep(const TrafficCounters& t, uint64_t steps) {
+  const double n = static_cast<double>(std::max<uint64_t>(steps, 1));
+  char text[256];
+  std::snprintf(text, sizeof(text),
+                "payload bytes per step: sparse pull %.0f push %.0f, dense pull %.0f push %.0f "
+                "(%llu dense pulls, %llu dense pushes in %llu steps)",
+                t.sparse_pull_bytes / n, t.sparse_push_bytes / n, t.dense_pull_bytes / n,
+                t.dense_push_bytes / n, static_cast<unsigned long long>(t.dense_pulls),
+                static_cast<unsigned long long>(t.dense_pushes), static_cast<unsigned long long>(steps));
+  return text;
+}
 
 // An "eval" progress report of `epoch`'s evaluation.
 scheduler::ProgressReport EvalReport(int epoch, const EvalResult& eval, uint64_t step, uint64_t samples,
@@ -190,6 +220,8 @@ Status RunWorker(const JobSpec& spec, const WorkerRunOptions& options) {
 
   uint64_t samples = 0;
   double train_seconds = 0;
+  const uint64_t first_step = trainer->step();
+  TrafficCounters traffic_counted;
   BadRecordTally bad_records;
   scheduler::ProgressReport last_eval{.phase = "eval"};
   uint64_t last_pause = 0;
@@ -220,6 +252,7 @@ Status RunWorker(const JobSpec& spec, const WorkerRunOptions& options) {
       step_start = now;
       metrics.steps->Increment();
       metrics.samples->Increment(report.batch_size);
+      CountTraffic(trainer->traffic(), &traffic_counted, &metrics);
       for (size_t t = 0; t < report.task_loss.size(); ++t) metrics.task_loss[t]->Set(report.task_loss[t]);
       samples += report.batch_size;
       position = report.data_position;
@@ -262,7 +295,7 @@ Status RunWorker(const JobSpec& spec, const WorkerRunOptions& options) {
     MTPS_RETURN_IF_ERROR(CheckBadRecords(spec.data, bad_records, "worker " + std::to_string(rank)));
     LOG(INFO) << "epoch " << epoch << " trained: " << samples << " samples, step "
               << trainer->step() << ", " << samples / std::max(train_seconds, 1e-9)
-              << " samples/s";
+              << " samples/s; " << TrafficPerStep(trainer->traffic(), trainer->step() - first_step);
 
     // Where the stream stands while this worker waits at the epoch's barriers.
     if (Status s = report_position(trainer->step()); !s.ok()) LOG(WARNING) << "progress report failed: " << s;

@@ -69,12 +69,20 @@ Status Trainer::InitParameters() {
 }
 
 uint64_t Trainer::DensePullEvery() const {
-  if (options_.sync || options_.prefetch == 0) return 1;  // exact modes: every step
+  if (options_.sync) return 1;
+  // Pulls follow the summed pushes (see Push): the cadence of both.
+  if (DenseSyncEvery() > 1) return DenseSyncEvery();
+  if (options_.prefetch == 0) return 1;  // exact mode: every step
   const int chosen = spec_.training.dense_pull_every;
   if (chosen > 0) return static_cast<uint64_t>(chosen);
   // Values pulled `prefetch` steps ahead and kept k - 1 more steps are prefetch + k - 1
   // steps old when last used: the largest k within max_staleness.
   return static_cast<uint64_t>(std::max(1, options_.max_staleness - options_.prefetch + 1));
+}
+
+uint64_t Trainer::DenseSyncEvery() const {
+  if (options_.sync) return 1;  // LocalTrainer and sync workers apply every step
+  return static_cast<uint64_t>(std::max(1, spec_.training.dense_sync_every));
 }
 
 Status Trainer::PullDenseValues(std::vector<float>* values) {
@@ -100,6 +108,7 @@ void Trainer::IssuePulls(Slot* slot, bool train, bool with_dense) {
     slot->pulls.push_back(store_->PullRows(static_cast<uint32_t>(t), keys, dim,
                                            slot->rows[t].data(),
                                            {.step = slot->step, .count_as_sighting = train, .keys_unique = true}));
+    if (train) traffic_.sparse_pull_bytes += keys.size() * (sizeof(uint64_t) + dim * sizeof(float));
   }
   // Between dense pulls the model trains on the copy it holds (see dense_pull_every).
   slot->dense_pulled = with_dense && (slot->step - 1) % DensePullEvery() == 0;
@@ -111,8 +120,10 @@ void Trainer::IssuePulls(Slot* slot, bool train, bool with_dense) {
     const models::DenseBlock& b = params.blocks()[i];
     slot->dense_out.push_back(
         {static_cast<uint32_t>(i), std::span<float>(slot->dense.data() + b.offset, b.size)});
+    traffic_.dense_pull_bytes += b.size * sizeof(float);
   }
   slot->pulls.push_back(store_->PullDense(slot->dense_out));
+  ++traffic_.dense_pulls;
 }
 
 Status Trainer::WaitPulls(Slot* slot) {
@@ -154,6 +165,7 @@ Status Trainer::Push(const Slot& slot, const models::ModelOutput& out) {
     if (keys.empty()) continue;
     pushes.push_back(store_->PushRows(static_cast<uint32_t>(t), keys, spec_.tables[t].dim,
                                       out.row_grads[t].data(), push_options));
+    traffic_.sparse_push_bytes += keys.size() * (sizeof(uint64_t) + spec_.tables[t].dim * sizeof(float));
   }
   models::DenseParameters<float>& params = model_->parameters();
   const float* grads = params.grads();
@@ -162,18 +174,59 @@ Status Trainer::Push(const Slot& slot, const models::ModelOutput& out) {
     params.CopyGradsToHost(dense_grads_.data());
     grads = dense_grads_.data();
   }
-  std::vector<DenseBlockIn> blocks;
-  blocks.reserve(params.blocks().size());
-  for (size_t i = 0; i < params.blocks().size(); ++i) {
-    const models::DenseBlock& b = params.blocks()[i];
-    blocks.push_back({static_cast<uint32_t>(i), b.name, std::span<const float>(grads + b.offset, b.size)});
+  if (DenseSyncEvery() == 1) {
+    PushDenseBlocks(grads, push_options, &pushes);
+  } else {
+    // Summed here, pushed once per window. Windows end where (step + prefetch) % k == 0:
+    // the dense pull of the next window's first step is issued right after that push
+    // (prefetch steps ahead), so it sees every gradient of this worker but the last
+    // prefetch + k - 1 steps' (the bound checked against max_staleness).
+    dense_sum_.resize(params.size(), 0.0f);
+    for (size_t i = 0; i < dense_sum_.size(); ++i) dense_sum_[i] += grads[i];
+    ++dense_sum_steps_;
+    if ((slot.step + static_cast<uint64_t>(options_.prefetch)) % DenseSyncEvery() == 0) {
+      FlushDense(slot.step, &pushes);
+    }
   }
-  pushes.push_back(store_->PushDense(blocks, push_options));
   pending_pushes_.push_back(std::move(pushes));
   // Synchronous training and the exact (prefetch-free) mode wait for every push; async
   // training lets max_staleness steps stay unacknowledged.
   const bool exact = options_.sync || options_.prefetch == 0;
   return WaitPushes(exact ? 0 : static_cast<size_t>(options_.max_staleness));
+}
+
+void Trainer::PushDenseBlocks(const float* grads, const PushOptions& options,
+                              std::vector<std::future<Status>>* pushes) {
+  const models::DenseParameters<float>& params = model_->parameters();
+  std::vector<DenseBlockIn> blocks;
+  blocks.reserve(params.blocks().size());
+  for (size_t i = 0; i < params.blocks().size(); ++i) {
+    const models::DenseBlock& b = params.blocks()[i];
+    blocks.push_back({static_cast<uint32_t>(i), b.name, std::span<const float>(grads + b.offset, b.size)});
+    traffic_.dense_push_bytes += b.size * sizeof(float);
+  }
+  // The store copies the values before it returns, so `grads` may change at once.
+  pushes->push_back(store_->PushDense(blocks, options));
+  ++traffic_.dense_pushes;
+}
+
+void Trainer::FlushDense(uint64_t step, std::vector<std::future<Status>>* pushes) {
+  if (dense_sum_steps_ == 0) return;
+  PushDenseBlocks(dense_sum_.data(),
+                  {.step = step,
+                   .sync = false,
+                   .worker_rank = options_.worker_rank,
+                   .num_workers = static_cast<uint32_t>(options_.num_workers)},
+                  pushes);
+  std::fill(dense_sum_.begin(), dense_sum_.end(), 0.0f);
+  dense_sum_steps_ = 0;
+}
+
+Status Trainer::Quiesce() {
+  std::vector<std::future<Status>> pushes;
+  FlushDense(step_, &pushes);
+  if (!pushes.empty()) pending_pushes_.push_back(std::move(pushes));
+  return WaitPushes(0);
 }
 
 Status Trainer::WaitPushes(size_t keep_at_most) {
@@ -258,12 +311,14 @@ Status Trainer::TrainEpoch(BatchSource* source,
     recycle(std::move(in_flight.front()));
     in_flight.pop_front();
   }
-  Status pushed = WaitPushes(0);
+  // The epoch's last partial window is pushed too: evaluation and the epoch barrier see
+  // every step. (After a failed step it is dropped with the step.)
+  Status pushed = status.ok() ? Quiesce() : WaitPushes(0);
   return status.ok() ? pushed : status;
 }
 
 StatusOr<EvalResult> Trainer::Evaluate(BatchSource* source) {
-  MTPS_RETURN_IF_ERROR(WaitPushes(0));
+  MTPS_RETURN_IF_ERROR(Quiesce());
   std::vector<float> dense;
   MTPS_RETURN_IF_ERROR(PullDenseValues(&dense));
   model_->parameters().CopyValuesFromHost(dense.data());

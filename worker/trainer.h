@@ -14,7 +14,9 @@
 // every earlier push: the run is plain sequential SGD, and a one-worker distributed run
 // equals the local one. With prefetch = k the pulls of the next k batches are in flight
 // while this one computes; in async mode at most max_staleness steps' pushes are
-// unacknowledged at once.
+// unacknowledged at once. In async mode with training.dense_sync_every = k > 1 the dense
+// gradients are summed on the worker and pushed once every k steps (and at a checkpoint
+// cut and the end of an epoch), and the dense blocks are pulled every k steps.
 //
 // Not thread-safe: one thread drives a Trainer.
 #pragma once
@@ -53,6 +55,15 @@ struct StepReport {
   std::vector<double> task_loss;  // mean loss of this batch, per task
 };
 
+// Payload bytes of the training steps' pulls and pushes, as the trainer hands them to its
+// store (keys 8 bytes, values 4): what a step costs on the wire less message framing.
+// Evaluation pulls are not counted.
+struct TrafficCounters {
+  uint64_t sparse_pull_bytes = 0, sparse_push_bytes = 0;
+  uint64_t dense_pull_bytes = 0, dense_push_bytes = 0;
+  uint64_t dense_pulls = 0, dense_pushes = 0;
+};
+
 struct TaskEval {
   std::string name;
   double auc = 0;      // NaN when a class is absent from the evaluation set
@@ -87,15 +98,19 @@ class Trainer {
   uint64_t step() const { return step_; }
   // A worker resuming from a checkpoint continues its step count.
   void set_step(uint64_t step) { step_ = step; }
-  // Waits until every push issued so far is acknowledged: with no pushes in flight, the
-  // servers hold all of this worker's updates (a checkpoint's consistent cut). Call from
+  // Pushes the dense gradients summed since the last push (dense_sync_every), then waits
+  // until every push issued so far is acknowledged: with no pushes in flight, the servers
+  // hold all of this worker's updates (a checkpoint's consistent cut). Call from
   // TrainEpoch's on_step.
-  Status Quiesce() { return WaitPushes(0); }
+  Status Quiesce();
   models::MultiTaskModel<float>& model() { return *model_; }
   // The dense parameters as the store holds them, block by block in one flat array.
   Status PullDenseValues(std::vector<float>* values);
   // Steps between two pulls of the dense blocks (1 in sync and exact modes).
   uint64_t DensePullEvery() const;
+  // Steps whose dense gradients are summed into one push (1 in sync mode).
+  uint64_t DenseSyncEvery() const;
+  const TrafficCounters& traffic() const { return traffic_; }
 
  private:
   struct Slot;  // one batch with its pulled rows and dense values
@@ -105,6 +120,10 @@ class Trainer {
   Status WaitPulls(Slot* slot);
   models::ModelInput InputFor(const Slot& slot) const;
   Status Push(const Slot& slot, const models::ModelOutput& out);
+  // Pushes the dense gradient sum (when it holds any step) as step `step`'s.
+  void FlushDense(uint64_t step, std::vector<std::future<Status>>* pushes);
+  void PushDenseBlocks(const float* grads, const PushOptions& options,
+                       std::vector<std::future<Status>>* pushes);
   Status WaitPushes(size_t keep_at_most);
 
   JobSpec spec_;
@@ -112,6 +131,9 @@ class Trainer {
   TrainerOptions options_;
   std::unique_ptr<models::MultiTaskModel<float>> model_;
   std::vector<float> dense_grads_;        // host copy of the gradients (CUDA)
+  std::vector<float> dense_sum_;          // dense gradients summed since the last push
+  uint64_t dense_sum_steps_ = 0;          // steps in dense_sum_
+  TrafficCounters traffic_;
   std::vector<std::unique_ptr<Slot>> free_slots_;
   std::deque<std::vector<std::future<Status>>> pending_pushes_;
   models::ModelOutput out_;

@@ -605,5 +605,32 @@ TEST_F(ClusterTest, EarlyStoppingEndsEveryWorkerTogetherAndReportsTheBestEpoch) 
   ExpectAucNearLocalTrainer(spec_path, 0.015);  // LocalTrainer stops alike and reports its best epoch
 }
 
+// training.dense_sync_every: 4 — two async workers sum their dense gradients over 4 steps
+// and push once per window (and at every checkpoint cut): they push a quarter as often,
+// the job completes through its checkpoints and reaches LocalTrainer's AUC (which applies
+// every step).
+TEST_F(ClusterTest, AsyncWorkersPushingSummedDenseGradientsEveryFourStepsConverge) {
+  Generate(60000);
+  std::string yaml = JobYaml(dir_ / "data", "async", 2, dir_ / "ckpt", /*interval=*/20);
+  yaml.replace(yaml.find("max_staleness: 2"), 16, "max_staleness: 4, dense_sync_every: 4");
+  const std::string spec_path = WriteSpec("job.yaml", yaml);
+  StartCluster(spec_path, 2, 2);
+  ExpectJobSucceeds(seconds(240));
+  if (HasFatalFailure()) return;
+  EXPECT_TRUE(HasCutCheckpoint());
+  for (auto& worker : workers_) {
+    // "(P dense pulls, D dense pushes in S steps)" after the last epoch.
+    const std::string log = worker->LogTail(400);
+    const size_t at = log.rfind(" dense pulls, ");
+    ASSERT_NE(at, std::string::npos) << log;
+    const uint64_t pushes = std::strtoull(log.c_str() + at + 14, nullptr, 10);
+    const uint64_t steps = std::strtoull(log.c_str() + log.find(" dense pushes in ", at) + 17, nullptr, 10);
+    EXPECT_GT(steps, 40u) << log;
+    EXPECT_LT(pushes, steps / 2) << log;
+  }
+  ExpectAucNearLocalTrainer(spec_path, 0.02);
+}
+
+
 }  // namespace
 }  // namespace mtps

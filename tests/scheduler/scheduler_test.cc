@@ -72,11 +72,6 @@ class SchedulerTest : public ::testing::Test {
     return std::move(*client);
   }
 
-  // Registers every client at once (registration blocks until all are in).
-  std::vector<StatusOr<ClusterInfo>> RegisterAll(std::vector<std::unique_ptr<SchedulerClient>>& clients) {
-    std::vector<std::future<StatusOr<ClusterInfo>>> pending;
-    for (auto& c : clients) {
-      pending.push_back(std::async(std::launch::async, [&c] { return c->Register(); }));
   // Returns once every client but `except` has settled two more heartbeats: the second was
   // sent after this call, so the scheduler has seen it at its clock's time of now.
   static void NextHeartbeats(std::vector<std::unique_ptr<SchedulerClient>>& clients,
@@ -87,6 +82,11 @@ class SchedulerTest : public ::testing::Test {
     }
   }
 
+  // Registers every client at once (registration blocks until all are in).
+  std::vector<StatusOr<ClusterInfo>> RegisterAll(std::vector<std::unique_ptr<SchedulerClient>>& clients) {
+    std::vector<std::future<StatusOr<ClusterInfo>>> pending;
+    for (auto& c : clients) {
+      pending.push_back(std::async(std::launch::async, [&c] { return c->Register(); }));
     }
     std::vector<StatusOr<ClusterInfo>> infos;
     for (auto& p : pending) infos.push_back(p.get());

@@ -47,6 +47,8 @@ class SequenceEncoder(torch.nn.Module):
             if isinstance(module, torch.nn.Linear):
                 torch.nn.init.xavier_uniform_(module.weight)
                 torch.nn.init.zeros_(module.bias)
+        # As models/target_attention.cc: raw weights start at 1 (DIN begins as sum pooling).
+        torch.nn.init.ones_(self.attention.scorer[-1].bias)
 
     def forward(self, h, mask, target):
         if self.encoder == "bst":

@@ -6,11 +6,11 @@ namespace mtps::models {
 
 template <typename T>
 Linear<T>::Linear(DenseParameters<T>* params, const std::string& name, int in, int out,
-                  int groups, Activation act)
+                  int groups, Activation act, DenseInit bias_init)
     : params_(params), in_(in), out_(out), groups_(groups), act_(act) {
   weight_offset_ = params->Add(name + "/w", static_cast<size_t>(groups) * in * out,
                                DenseInit::kGlorotUniform, in, out);
-  bias_offset_ = params->Add(name + "/b", static_cast<size_t>(groups) * out, DenseInit::kZeros);
+  bias_offset_ = params->Add(name + "/b", static_cast<size_t>(groups) * out, bias_init);
 }
 
 template <typename T>

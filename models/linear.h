@@ -22,7 +22,7 @@ template <typename T>
 class Linear {
  public:
   Linear(DenseParameters<T>* params, const std::string& name, int in, int out, int groups,
-         Activation act);
+         Activation act, DenseInit bias_init = DenseInit::kZeros);
 
   // y[B x G*out] = act(x[B x G*in] W + b); y.rows = x.rows.
   void Forward(Backend<T>& backend, MatrixView<T> x, MatrixView<T> y) const;

@@ -22,11 +22,12 @@ Mlp<T>::Mlp(Backend<T>* backend, DenseParameters<T>* params, const std::string& 
     const bool last = l + 1 == n;
     const Activation act = (!last || options.relu_last) ? Activation::kRelu : Activation::kNone;
     const std::string layer_name = name + "/l" + std::to_string(l);
+    const DenseInit bias = last ? options.last_bias : DenseInit::kZeros;
     if (l == 0) {
       // Every group reads the same input: one wide layer is the same math in one sgemm.
-      layers_.emplace_back(params, layer_name, options.in, g * options.units[0], 1, act);
+      layers_.emplace_back(params, layer_name, options.in, g * options.units[0], 1, act, bias);
     } else {
-      layers_.emplace_back(params, layer_name, options.units[l - 1], options.units[l], g, act);
+      layers_.emplace_back(params, layer_name, options.units[l - 1], options.units[l], g, act, bias);
     }
     const bool external = last && external_out != nullptr;
     if (!external) {

@@ -30,6 +30,7 @@ struct MlpOptions {
   int groups = 1;
   bool relu_last = true;   // false: the last layer is linear (a logit)
   float dropout = 0.0f;    // after every ReLU layer, in training only
+  DenseInit last_bias = DenseInit::kZeros;  // of the last layer (the other biases start at 0)
 };
 
 template <typename T>

@@ -20,7 +20,14 @@ TargetAttention<T>::TargetAttention(Backend<T>* backend, DenseParameters<T>* par
       dim_(dim),
       softmax_(softmax),
       scorer_(backend, params, name + "/scorer",
-              {.in = 4 * dim, .units = ScorerUnits(hidden), .groups = 1, .relu_last = false},
+              // Raw weights start at 1 (the score's bias): DIN begins as sum pooling and
+              // learns which items to weigh. From 0 the output and both its factors (scores,
+              // items) would start near 0, a saddle that cost the first epochs.
+              {.in = 4 * dim,
+               .units = ScorerUnits(hidden),
+               .groups = 1,
+               .relu_last = false,
+               .last_bias = softmax ? DenseInit::kZeros : DenseInit::kOnes},
               max_rows),
       features_(backend, static_cast<size_t>(max_rows) * 4 * dim),
       features_grad_(backend, static_cast<size_t>(max_rows) * 4 * dim) {

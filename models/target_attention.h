@@ -1,8 +1,9 @@
 // TargetAttention (DIN, Zhou et al. 2018): an MLP scores each item h of a sequence
 // against the target item t from [h, t, h - t, h * t]; the output is sum_j w_j * h_j over
 // the record's items, w_j = score_j (DIN's unnormalized weights: the output keeps how
-// strongly the history as a whole matches the target) or, with `softmax`, the softmax of
-// the scores over the record's items (a weighted mean of the items).
+// strongly the history as a whole matches the target; the score's bias starts at 1, so an
+// untrained DIN is sum pooling) or, with `softmax`, the softmax of the scores over the
+// record's items (a weighted mean of the items).
 //
 //   TargetAttention<float> din(backend, &params, "din", /*dim=*/16, {36}, max_items);
 //   din.Forward(shape, h, target, out);                       // out: [B x dim]

@@ -1,20 +1,25 @@
 #!/usr/bin/env bash
-# Chaos rounds: each round runs a 2-server, 2-worker async job with launch/local.sh
+# Chaos rounds: each round runs a 2-server, 2-worker job with launch/local.sh
 # (--max-restarts), kills a random server, worker or the scheduler with SIGKILL at a random
 # time, and prints what was killed, the recovery time (death to the replacement rejoined,
 # or the restarted scheduler restored its journal, and training going on), and the run's
 # AUC beside an undisturbed run on the same data.
 #
-# Usage: benchmarks/chaos.sh [--build-dir DIR] [--rounds N] [--rows N] [--seed S]
+# --mode sync trains synchronously (2 epochs, no early stopping) and kills a worker or the
+# scheduler: a sync step cannot complete without every server, so a lost server fails a
+# sync job (its replacement is an async-mode feature).
+#
+# Usage: benchmarks/chaos.sh [--build-dir DIR] [--rounds N] [--rows N] [--seed S] [--mode async|sync]
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-build="$root/build"; rounds=10; rows=200000; seed=1
+build="$root/build"; rounds=10; rows=200000; seed=1; mode=async
 while [ $# -gt 0 ]; do
   case "$1" in
     --build-dir) build="$2"; shift 2 ;;
     --rounds) rounds="$2"; shift 2 ;;
     --rows) rows="$2"; shift 2 ;;
     --seed) seed="$2"; shift 2 ;;
+    --mode) mode="$2"; shift 2 ;;
     *) echo "chaos.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
@@ -24,6 +29,15 @@ heartbeat=2
 
 "$build/bin/mtps-datagen" --out "$work/data" --rows "$rows" --seed 1 --train_files 4 >/dev/null 2>&1
 sed -e '/^checkpoint:/,$d' "$work/data/job.yaml" >"$work/job.yaml"
+case "$mode" in
+  async) roles=(server-0 server-1 worker-0 worker-1 scheduler) ;;
+  sync)
+    # A replacement starts without the others' early-stopping history: fixed epochs.
+    sed -i -e 's/^  mode: async/  mode: sync/' -e '/^  early_stopping:/d' -e 's/^  epochs: .*/  epochs: 2/' \
+      "$work/job.yaml"
+    roles=(worker-0 worker-1 scheduler) ;;
+  *) echo "chaos.sh: --mode must be async or sync, got '$mode'" >&2; exit 2 ;;
+esac
 
 # run NAME [VICTIM]: one job; VICTIM (server-R, worker-R or scheduler) is killed at a random time.
 run() {
@@ -83,8 +97,7 @@ echo "undisturbed run: exit $base_rc, AUC (ctr cvr) $base_aucs"
 printf '%-6s %-10s %-9s %-12s %-16s %-16s %s\n' round killed exit recovery_s "auc ctr/cvr" "baseline" "max_pause_ms"
 ok=0; within=0
 for ((r = 1; r <= rounds; r++)); do
-  roles=(server-0 server-1 worker-0 worker-1 scheduler)
-  victim="${roles[$((RANDOM % 5))]}"
+  victim="${roles[$((RANDOM % ${#roles[@]}))]}"
   IFS='|' read -r rc recovery aucs pause <<<"$(run "round$r" "$victim")"
   read -r a1 a2 <<<"$aucs"; read -r b1 b2 <<<"$base_aucs"
   close="$(/usr/bin/python3 -c "
@@ -95,4 +108,4 @@ except Exception: print('no')")"
   printf '%-6s %-10s %-9s %-12s %-16s %-16s %s\n' "$r" "$victim" "$rc" "$recovery" "$a1/$a2" "$b1/$b2" "$pause"
 done
 echo "completed $ok of $rounds; AUC within 0.01 of the undisturbed run in $within of $rounds"
-echo "(heartbeat timeout $heartbeat s; recovery = SIGKILL to the replacement rejoined, or the scheduler restored, and the next training step)"
+echo "($mode mode; heartbeat timeout $heartbeat s; recovery = SIGKILL to the replacement rejoined, or the scheduler restored, and the next training step)"

@@ -3,6 +3,8 @@
 #include <atomic>
 #include <chrono>
 #include <deque>
+#include <mutex>
+#include <optional>
 #include <algorithm>
 #include <string>
 #include <thread>
@@ -83,6 +85,13 @@ struct RpcClient::Impl {
   zmq::context_t context{1};
   zmq::socket_t socket;  // owned by the I/O thread once it runs
   std::atomic<bool> stopping{false};
+  // CancelAll(): every open call and every later one completes with this reason.
+  std::mutex cancel_mutex;
+  std::optional<Status> cancel_reason;  // GUARDED_BY(cancel_mutex)
+  std::atomic<bool> cancelled{false};        // set once, never cleared
+  std::atomic<bool> sweep_pending{false};    // the I/O thread still has to end the open calls
+  Status CancelReason();
+  void CancelOpenCalls();
   std::thread io_thread;
   // Set by the I/O thread before it runs any callback: a callback's own CallAsync starts
   // its call right there instead of going through the mailbox.
@@ -110,8 +119,15 @@ void RpcClient::Impl::IoLoop() {
           items, 2, submissions.PrepareToWait() ? PollTimeoutMs(Clock::now()) : 0);
       if (items[1].revents & ZMQ_POLLIN) submissions.ClearWakeup();
       submissions.Drain(&batch);
-      for (Submission& submission : batch) Begin(submission);
+      for (Submission& submission : batch) {
+        if (cancelled.load(std::memory_order_acquire)) {
+          submission.done(CancelReason());
+        } else {
+          Begin(submission);
+        }
+      }
       batch.clear();
+      if (sweep_pending.exchange(false, std::memory_order_acq_rel)) CancelOpenCalls();
       if (items[0].revents & ZMQ_POLLIN) {
         for (int i = 0;
              i < kReceiveBatch && transport_internal::ReceiveMultipart(socket, nullptr, &frames);
@@ -138,6 +154,20 @@ void RpcClient::Impl::IoLoop() {
   const Status cancelled = Cancelled("RPC client of " + endpoint + " was shut down");
   for (Submission& submission : submissions.Close()) submission.done(cancelled);
   while (!pending.empty()) Complete(pending.begin()->first, cancelled);
+}
+
+Status RpcClient::Impl::CancelReason() {
+  std::lock_guard<std::mutex> lock(cancel_mutex);
+  return cancel_reason.value_or(Cancelled("RPC client of " + endpoint + " was cancelled"));
+}
+
+void RpcClient::Impl::CancelOpenCalls() {
+  const Status reason = CancelReason();
+  // A call posted before CancelAll() may still wait in the mailbox: it ends too, unsent.
+  std::vector<Submission> queued;
+  submissions.Drain(&queued);
+  for (Submission& submission : queued) submission.done(reason);
+  while (!pending.empty()) Complete(pending.begin()->first, reason);
 }
 
 long RpcClient::Impl::PollTimeoutMs(Clock::time_point now) const {
@@ -317,6 +347,10 @@ void RpcClient::CallAsync(std::unique_ptr<OutgoingMessage> request, const CallOp
                            "-byte message limit; nothing was sent"));
     return;
   }
+  if (impl_->cancelled.load(std::memory_order_acquire)) {
+    done(impl_->CancelReason());
+    return;
+  }
   Impl::Submission submission{envelope.getRequestId(), envelope.getBody().which(),
                               std::move(request->impl_), options, std::move(done)};
   if (std::this_thread::get_id() == impl_->io_thread_id.load(std::memory_order_acquire)) {
@@ -342,6 +376,18 @@ std::future<StatusOr<IncomingMessage>> RpcClient::Call(std::unique_ptr<OutgoingM
 }
 
 const std::string& RpcClient::endpoint() const { return impl_->endpoint; }
+
+void RpcClient::CancelAll(const Status& reason) {
+  {
+    std::lock_guard<std::mutex> lock(impl_->cancel_mutex);
+    if (!impl_->cancel_reason) impl_->cancel_reason = reason;
+  }
+  // A call posted while this runs is drained after `cancelled` is set (ended unsent) or
+  // was begun before it (ended by the sweep).
+  impl_->cancelled.store(true, std::memory_order_release);
+  impl_->sweep_pending.store(true, std::memory_order_release);
+  impl_->submissions.Wake();
+}
 
 void RpcClient::set_rank(int32_t rank) { impl_->rank.store(rank, std::memory_order_relaxed); }
 void RpcClient::set_generation(uint64_t generation) {

@@ -199,6 +199,11 @@ class RpcClient {
                  Callback done);
   std::future<StatusOr<IncomingMessage>> Call(std::unique_ptr<OutgoingMessage> request,
                                               const CallOptions& options);
+  // Completes every call open now with `reason`, without waiting for its timeout (a late
+  // reply is dropped), and every later call at once with it too: for a job that ended,
+  // whose servers are gone and will not answer. Any thread; idempotent (the first reason
+  // stays).
+  void CancelAll(const Status& reason);
   const std::string& endpoint() const;
   void set_rank(int32_t rank);
   void set_generation(uint64_t generation);  // for requests built from now on

@@ -599,6 +599,10 @@ StatusOr<PushResult> Client::DensePush(std::span<const DenseBlockIn> gradients,
   return DensePushAsync(gradients, options).get();
 }
 
+void Client::CancelAll(const Status& reason) {
+  for (const std::unique_ptr<RpcClient>& server : servers_) server->CancelAll(reason);
+}
+
 // ---- stats ----
 
 StatusOr<std::vector<ServerStatsValue>> Client::Stats(std::span<const uint32_t> table_ids) {

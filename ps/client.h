@@ -102,6 +102,10 @@ class Client {
   Client& operator=(const Client&) = delete;
 
   int32_t num_servers() const { return static_cast<int32_t>(servers_.size()); }
+  // Every operation in flight completes now with `reason` (its buffers are not written
+  // afterwards), and every later one at once: the job ended, its servers will not answer.
+  void CancelAll(const Status& reason);
+
 
   // Sparse rows. `out` and `gradients` are [keys.size() x dim] row-major.
   void PullAsync(uint32_t table_id, std::span<const uint64_t> keys, int dim, float* out,

@@ -321,7 +321,20 @@ void Scheduler::RejoinLocked(const NodeRecord& node, Responder responder) {
   body.setGeneration(held->generation);
   body.setRejoined(true);
   body.setIncarnation(incarnation_);
-  if (key.role == proto::Role::WORKER) {
+  if (key.role == proto::Role::WORKER && options_.spec.training.mode == TrainingSpec::Mode::kSync) {
+    // Sync: the others wait for this rank at the step after the newest one any worker
+    // finished (a finished sync step was applied whole on every server). Every worker takes
+    // the same full batches per epoch, so the step says where this rank's stream stands; the
+    // servers answer pushes of steps applied already without applying them again, so steps
+    // finished after the last heartbeats are replayed harmlessly.
+    uint64_t finished = 0;
+    for (const auto& [rank, step] : finished_steps_) finished = std::max(finished, step);
+    for (const ProgressTracker::WorkerState& w : progress_.Export()) finished = std::max(finished, w.step);
+    body.setResume(true);
+    body.setResumeStep(finished);
+    LOG(WARNING) << "scheduler: worker " << key.rank << " resumes after sync step " << finished
+                 << ", the newest step a worker finished; the others wait for it at the next";
+  } else if (key.role == proto::Role::WORKER) {
     for (const WorkerPosition& p : committed_positions_) {
       if (p.rank != key.rank) continue;
       body.setResume(true);
@@ -423,6 +436,10 @@ void Scheduler::HandleHeartbeat(IncomingMessage& request, Responder responder) {
       phase_ != Phase::kDone) {
     metrics_.refused->Increment();
     return responder.SendError(NotFound(Describe(key) + " is not a live member of the cluster"));
+  }
+  if (key.role == proto::Role::WORKER) {
+    uint64_t& finished = finished_steps_[key.rank];
+    finished = std::max(finished, request.envelope().getBody().getHeartbeat().getStep());
   }
   auto reply = responder.NewReply();
   auto body = reply->body().initHeartbeatReply();

@@ -190,6 +190,9 @@ class Scheduler {
   // Barrier releases of workers held while a cut is in progress.
   std::vector<std::pair<int, std::shared_ptr<Responder>>> held_releases_;  // GUARDED_BY(mutex_)
   std::set<NodeKey> rejoined_;            // replacements of lost nodes         GUARDED_BY(mutex_)
+  // The newest step each worker rank said it finished (heartbeats): in sync mode a step a
+  // worker finished was applied on every server, which is where a replacement goes on.
+  std::map<int, uint64_t> finished_steps_;  // GUARDED_BY(mutex_)
   std::map<int, WorkerPosition> positions_;   // latest reported, by rank   GUARDED_BY(mutex_)
   std::vector<WorkerPosition> committed_positions_;  // of the last checkpoint  GUARDED_BY(mutex_)
   std::vector<NodeKey> dead_;                                          // GUARDED_BY(mutex_)

@@ -24,15 +24,19 @@ namespace mtps {
 namespace {
 
 // Ends an epoch early, with the scheduler's reason, once the job was told to stop: a
-// worker never trains on after a peer died.
+// worker never trains on after a peer died. `max_batches` >= 0 ends it after that many
+// (a sync replacement's rest of an epoch).
 class StoppableSource : public BatchSource {
  public:
-  StoppableSource(BatchSource* source, const scheduler::SchedulerClient* control)
-      : source_(source), control_(control) {}
+  StoppableSource(BatchSource* source, const scheduler::SchedulerClient* control,
+                  int64_t max_batches = -1)
+      : source_(source), control_(control), left_(max_batches) {}
   StatusOr<Batch*> Next() override {
     if (std::optional<scheduler::ShutdownNotice> notice = control_->shutdown_notice()) {
       return Cancelled("the scheduler ended the job: " + notice->reason);
     }
+    if (left_ == 0) return static_cast<Batch*>(nullptr);
+    if (left_ > 0) --left_;
     return source_->Next();
   }
   void Release(Batch* batch) override { source_->Release(batch); }
@@ -40,7 +44,14 @@ class StoppableSource : public BatchSource {
  private:
   BatchSource* source_;
   const scheduler::SchedulerClient* control_;
+  int64_t left_;
 };
+
+// How long a sync push may wait for its step to complete: the other workers' pushes,
+// and a lost worker's replacement. Not the bound that matters: the scheduler fails the job
+// when a lost worker is not replaced within its recovery timeout, and the shutdown notice
+// ends the wait at once (FailoverParameterStore::Stop) with its reason, naming the worker.
+constexpr std::chrono::minutes kSyncStepTimeout{15};
 
 std::vector<scheduler::TaskReport> TaskReports(const JobSpec& spec,
                                                const std::vector<double>& loss) {
@@ -174,7 +185,10 @@ Status RunWorker(const JobSpec& spec, const WorkerRunOptions& options) {
                             // declared lost and replaced, servers refuse it (fencing).
                             {.client = {.rank = rank,
                                         .transport = {.job_id = spec.hash,
-                                                      .generation = cluster.generation}}}));
+                                                      .generation = cluster.generation},
+                                        .timeout = spec.training.mode == TrainingSpec::Mode::kSync
+                                                       ? std::chrono::milliseconds(kSyncStepTimeout)
+                                                       : ps::ClientOptions{}.timeout}}));
   FailoverParameterStore& store = *store_owner;
   control->OnViewChange([&store](const scheduler::ClusterInfo& view) {
     std::vector<std::string> addresses;
@@ -210,7 +224,21 @@ Status RunWorker(const JobSpec& spec, const WorkerRunOptions& options) {
   // checkpoint recorded: no record past it is read twice, none is skipped.
   int first_epoch = 0;
   uint64_t skip_records = 0;
-  if (cluster.resume) {
+  int64_t first_epoch_batches = -1;  // -1: as many as the epoch has
+  if (cluster.resume && sync && max_batches > 0) {
+    // Sync: the scheduler sends the newest step a worker finished (applied on every
+    // server). Every worker takes max_batches full batches per epoch, so that step says
+    // where this rank's stream stands: no record of it is read twice, none skipped.
+    const uint64_t finished = cluster.resume_step;
+    first_epoch = finished == 0 ? 0 : static_cast<int>((finished - 1) / max_batches);
+    const int64_t taken = static_cast<int64_t>(finished) - int64_t{first_epoch} * max_batches;
+    skip_records = static_cast<uint64_t>(taken) * static_cast<uint64_t>(spec.training.batch_size);
+    first_epoch_batches = max_batches - taken;
+    trainer->set_step(finished);
+    LOG(WARNING) << "worker " << rank << " resumes at epoch " << first_epoch << " record "
+                 << skip_records << " (after sync step " << finished << ", " << first_epoch_batches
+                 << " steps left in the epoch)";
+  } else if (cluster.resume) {
     first_epoch = static_cast<int>(cluster.resume_epoch);
     skip_records = cluster.resume_records;
     trainer->set_step(cluster.resume_step);
@@ -243,7 +271,8 @@ Status RunWorker(const JobSpec& spec, const WorkerRunOptions& options) {
                                      .bad_records = bad_records.bad_records};
       return control->ReportProgress(here);
     };
-    StoppableSource source(epoch_source.get(), control.get());
+    StoppableSource source(epoch_source.get(), control.get(),
+                           epoch == first_epoch ? first_epoch_batches : -1);
     const SteadyClock::time_point epoch_start = SteadyClock::now();
     SteadyClock::time_point step_start = epoch_start;
     Status trained = trainer->TrainEpoch(&source, [&](const StepReport& report) {

@@ -89,9 +89,16 @@ void FailoverParameterStore::UpdateView(const std::vector<std::string>& servers)
 }
 
 void FailoverParameterStore::Stop(const Status& reason) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  if (!stopped_) stopped_ = reason;
-  changed_.notify_all();
+  std::shared_ptr<ps::Client> client;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!stopped_) stopped_ = reason;
+    client = client_;
+    changed_.notify_all();
+  }
+  // The job ended: the servers are stopping and will not answer what is in flight, so
+  // the trainer must not wait out each request's timeout (10 s, or a sync step's longer one).
+  if (client) client->CancelAll(reason);
 }
 
 std::shared_ptr<ps::Client> FailoverParameterStore::current() const {

@@ -55,7 +55,7 @@ class FailoverParameterStore : public ParameterStore {
 
   // The servers of a newer view, by rank; an empty address is a lost server.
   void UpdateView(const std::vector<std::string>& servers);
-  // Every held and later request ends with `reason`.
+  // Every held, in-flight and later request ends with `reason`.
   void Stop(const Status& reason);
   uint64_t dropped_pushes() const { return dropped_pushes_.load(); }
 

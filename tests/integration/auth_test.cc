@@ -15,6 +15,7 @@
 #include "protocol/job_spec.h"
 #include "protocol/transport.h"
 #include "tests/common/child_process.h"
+#include "tests/common/wait_for.h"
 #include "tests/protocol/http_test_client.h"
 #include "worker/data/datagen.h"
 
@@ -135,12 +136,9 @@ TEST_F(AuthTest, StrangersAreRefusedAndCountedAndTheJobRunsToItsEnd) {
                                "--logtostderr"},
       (dir_ / "logs" / "server.log").string());
   // Bounded wait until the server has registered (the scheduler's log says so).
-  const auto deadline = std::chrono::steady_clock::now() + 30s;
-  while (scheduler_->Log().find("server 0 registered") == std::string::npos &&
-         std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(20ms);
-  }
-  ASSERT_NE(scheduler_->Log().find("server 0 registered"), std::string::npos) << AllLogs();
+  ASSERT_TRUE(mtps::testing::WaitFor(
+      [&] { return scheduler_->Log().find("server 0 registered") != std::string::npos; }, 30s))
+      << AllLogs();
 
   auto register_as = [job_id = job_id_](proto::Role role) {
     return [role, job_id](Kind::Builder b) {

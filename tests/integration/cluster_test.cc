@@ -16,7 +16,9 @@
 
 #include "ps/checkpoint.h"
 #include "base/checkpoint_manifest.h"
+#include "protocol/exit_codes.h"
 #include "tests/common/child_process.h"
+#include "tests/common/wait_for.h"
 #include "worker/data/datagen.h"
 #include "worker/local_trainer.h"
 
@@ -27,6 +29,7 @@ namespace fs = std::filesystem;
 using mtps::testing::BinPath;
 using mtps::testing::ChildProcess;
 using mtps::testing::FreePort;
+using mtps::testing::WaitFor;
 using std::chrono::seconds;
 
 // A job over a generated e-commerce data set: two optimizers (Adagrad and Adam, whose
@@ -138,16 +141,6 @@ class ClusterTest : public ::testing::Test {
     return at == std::string::npos ? 0 : std::strtoull(log.c_str() + at + 6, nullptr, 10);
   }
 
-  // Polls (bounded) until `found` holds; false at the deadline.
-  template <typename Found>
-  bool WaitFor(Found found, seconds limit) {
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    while (!found()) {
-      if (std::chrono::steady_clock::now() > deadline) return false;
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    return true;
-  }
   bool HasWholeCheckpoint() { return !ListWholeCheckpoints((dir_ / "ckpt").string(), 0).empty(); }
 
   // summary.json's AUC of every task is within `tolerance` of an undisturbed LocalTrainer run.
@@ -306,6 +299,87 @@ TEST_F(ClusterTest, TwoSyncWorkersTakeTheSameStepsAndLearn) {
   const size_t auc_at = summary.find("\"auc\":");
   ASSERT_NE(auc_at, std::string::npos) << summary;
   EXPECT_GT(std::stod(summary.substr(auc_at + 6)), 0.6) << summary;
+}
+
+// The step count of a worker's last "epoch N trained: ..., step S" line (0 before any).
+uint64_t TrainedSteps(const std::string& log) {
+  const size_t at = log.rfind("trained: ");
+  if (at == std::string::npos) return 0;
+  const size_t step_at = log.find("step ", at);
+  return step_at == std::string::npos ? 0 : std::strtoull(log.c_str() + step_at + 5, nullptr, 10);
+}
+
+// Sync mode: worker 1 is killed at a random step and started again under its rank (as
+// local.sh does); the other waits for it at the step, the replacement goes on from the
+// newest finished step, and the run ends as an undisturbed one does: the same number of
+// steps, every step applied exactly once (each dense block's update count on both servers
+// is the step count), and the AUC of an undisturbed run of the same job.
+TEST_F(ClusterTest, AKilledSyncWorkerIsReplacedTheOtherWaitsForItAndTheRunCompletes) {
+  Generate(40000);  // 36,000 training records: 71 sync steps per epoch with 2 workers
+  // The undisturbed run first.
+  const std::string reference_spec =
+      WriteSpec("reference.yaml", JobYaml(dir_ / "data", "sync", 2, dir_ / "reference-ckpt"));
+  StartCluster(reference_spec, 2, 2, /*heartbeat_timeout=*/2, -1, /*recover_timeout=*/60);
+  ExpectJobSucceeds(seconds(180));
+  if (HasFatalFailure()) return;
+  const uint64_t steps = TrainedSteps(workers_[0]->Log());
+  ASSERT_GT(steps, 100u) << workers_[0]->LogTail();
+  fs::rename(dir_ / "run" / "summary.json", dir_ / "reference-summary.json");
+  const std::string reference = mtps::testing::ReadFile((dir_ / "reference-summary.json").string());
+  servers_.clear();
+  workers_.clear();
+  // Fresh log files: a wait on a log line must not see the undisturbed run's.
+  fs::rename(dir_ / "logs", dir_ / "reference-logs");
+  fs::create_directories(dir_ / "logs");
+
+  const std::string spec_path = WriteSpec("job.yaml", JobYaml(dir_ / "data", "sync", 2, dir_ / "ckpt"));
+  StartCluster(spec_path, 2, 2, /*heartbeat_timeout=*/2, -1, /*recover_timeout=*/60);
+  std::mt19937 random(std::random_device{}());
+  const uint64_t kill_at = 10 + random() % (steps - 25);
+  ASSERT_TRUE(WaitFor([&] { return LastLoggedStep(workers_[0]->Log()) >= kill_at; }, seconds(120)))
+      << AllLogs();
+  workers_[1]->Signal(SIGKILL);
+  ASSERT_TRUE(workers_[1]->Wait(seconds(10)).has_value());
+  std::cerr << "killed worker 1 at worker 0's step " << LastLoggedStep(workers_[0]->Log()) << "\n";
+  StartWorker(spec_path, 1, /*restart=*/1);
+  ExpectJobSucceeds(seconds(180));
+  if (HasFatalFailure()) return;
+  EXPECT_NE(scheduler_->Log().find("worker 1 resumes after sync step"), std::string::npos) << scheduler_->Log();
+  EXPECT_NE(workers_[1]->Log().find("resumes at epoch"), std::string::npos) << workers_[1]->Log();
+  const std::string replacement_log = workers_[1]->Log();
+  const size_t resumed = replacement_log.find("resumes at epoch");
+  if (resumed != std::string::npos) {
+    std::cerr << "the replacement " << replacement_log.substr(resumed, replacement_log.find('\n', resumed) - resumed)
+              << "\n";
+  }
+  EXPECT_EQ(TrainedSteps(workers_[0]->Log()), steps) << AllLogs();
+  EXPECT_EQ(TrainedSteps(workers_[1]->Log()), steps) << AllLogs();
+
+  // No step applied twice, none skipped: every dense block took one update per step.
+  StatusOr<JobSpec> spec = LoadJobSpec(spec_path);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  StatusOr<std::string> final_checkpoint = FindNewestCheckpoint((dir_ / "ckpt").string(), 0);
+  ASSERT_TRUE(final_checkpoint.ok()) << final_checkpoint.status();
+  auto files = NewPosixFileSystem();
+  for (int s = 0; s < 2; ++s) {
+    ps::DenseBlockStore dense(spec->training.dense_optimizer);
+    ASSERT_TRUE(ps::LoadDenseCheckpoint(*files, ps::DenseCheckpointPath(*final_checkpoint, s), dense).ok());
+    for (const ps::DenseBlockSnapshot& block : dense.Snapshot()) {
+      EXPECT_EQ(block.update_count, steps) << "server " << s << " block " << block.name;
+    }
+  }
+  // The AUC of the undisturbed run.
+  const std::string summary = mtps::testing::ReadFile((dir_ / "run" / "summary.json").string());
+  for (const char* task : {"\"ctr\"", "\"cvr\""}) {
+    const size_t want_at = reference.find("\"auc\":", reference.find(task));
+    const size_t got_at = summary.find("\"auc\":", summary.find(task));
+    ASSERT_NE(want_at, std::string::npos) << reference;
+    ASSERT_NE(got_at, std::string::npos) << summary;
+    EXPECT_NEAR(std::stod(summary.substr(got_at + 6)), std::stod(reference.substr(want_at + 6)), 0.01)
+        << task << "\n" << summary << "\nundisturbed:\n" << reference;
+    std::cerr << task << " auc " << std::stod(summary.substr(got_at + 6)) << ", undisturbed "
+              << std::stod(reference.substr(want_at + 6)) << "\n";
+  }
 }
 
 TEST_F(ClusterTest, ANodeWithAnotherJobSpecIsRefused) {
@@ -482,6 +556,19 @@ TEST_F(ClusterTest, CheckpointsComeEveryIntervalSecondsAndASigtermedSchedulerTak
   std::optional<int> code = scheduler_->Wait(seconds(60));
   ASSERT_TRUE(code.has_value()) << AllLogs();
   EXPECT_EQ(*code, 143) << "a clean stop is retryable (protocol/exit_codes.h)\n" << AllLogs();
+  // Every node leaves promptly on the scheduler's shutdown notice, retryable: a worker
+  // does not wait out the timeouts of requests its stopping servers will never answer.
+  const auto stopped_at = std::chrono::steady_clock::now();
+  for (auto* nodes : {&servers_, &workers_}) {
+    for (auto& node : *nodes) {
+      std::optional<int> exit_code = node->Wait(seconds(5));
+      ASSERT_TRUE(exit_code.has_value()) << "a node still runs 5 s after the stop\n" << AllLogs();
+      EXPECT_EQ(*exit_code, kExitRetryable) << AllLogs();
+    }
+  }
+  std::cerr << "every node exited within "
+            << std::chrono::duration<double>(std::chrono::steady_clock::now() - stopped_at).count()
+            << " s of the scheduler\n";
   // The checkpoint taken on the stop request (or the one in flight then) is whole, and
   // it is the newest one.
   const std::string log = scheduler_->Log();
@@ -498,7 +585,6 @@ TEST_F(ClusterTest, CheckpointsComeEveryIntervalSecondsAndASigtermedSchedulerTak
   // The journal still holds the running job, for a restart.
   EXPECT_NE(mtps::testing::ReadFile((dir_ / "ckpt" / "scheduler.journal").string()).find("phase running"),
             std::string::npos);
-  // (How long servers take to exit on a failed shutdown notice is not this test's subject.)
 }
 
 TEST_F(ClusterTest, AsyncCheckpointsAreConsistentCutsOfEveryShard) {
@@ -558,12 +644,9 @@ TEST_F(ClusterTest, AKilledWorkerFailsTheJobWithinTheHeartbeatTimeout) {
   const std::string spec_path = WriteSpec("job.yaml", JobYaml(dir_ / "data", "async", 3, dir_ / "ckpt"));
   StartCluster(spec_path, 1, 2, /*heartbeat_timeout=*/3);
   // Wait until worker 1 is training (its progress lines), then kill it.
-  const auto deadline = std::chrono::steady_clock::now() + seconds(60);
-  while (workers_[1]->Log().find("step ") == std::string::npos &&
-         workers_[1]->Log().find("epoch") == std::string::npos &&
-         std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+  WaitFor([&] { return workers_[1]->Log().find("step ") != std::string::npos ||
+                       workers_[1]->Log().find("epoch") != std::string::npos; },
+          seconds(60));
   ASSERT_TRUE(workers_[1]->running()) << AllLogs();
   const auto killed_at = std::chrono::steady_clock::now();
   workers_[1]->Signal(SIGKILL);

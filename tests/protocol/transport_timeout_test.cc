@@ -3,12 +3,14 @@
 // ignored; a handler that drops its Responder still answers (kInternal).
 #include <atomic>
 #include <chrono>
+#include <future>
 #include <mutex>
 #include <vector>
 
 #include <gtest/gtest.h>
 
 #include "protocol/transport.h"
+#include "tests/common/wait_for.h"
 #include "tests/protocol/transport_test_util.h"
 
 namespace mtps {
@@ -112,6 +114,34 @@ TEST(TransportTimeout, LateReplyIsIgnoredAndTheClientGoesOn) {
   StatusOr<std::string> second = testing::Echo(**client, "on time");
   ASSERT_TRUE(second.ok()) << second.status();
   EXPECT_EQ(*second, "on time");
+}
+
+// A job that ended: its servers will never answer. CancelAll ends the calls in flight at
+// once with the reason (not after their timeout), and every later call too.
+TEST(TransportTimeout, CancelAllEndsOpenAndLaterCallsAtOnceWithTheReason) {
+  SilentServer silent;
+  auto client = RpcClient::Connect(silent.endpoint, proto::Role::WORKER, 0);
+  ASSERT_TRUE(client.ok()) << client.status();
+  std::vector<std::future<StatusOr<IncomingMessage>>> open;
+  for (int i = 0; i < 3; ++i) {
+    auto request = (*client)->NewRequest();
+    request->body().setEcho(testing::AsData("waits"));
+    open.push_back((*client)->Call(std::move(request), {std::chrono::seconds(60), 3}));
+  }
+  ASSERT_TRUE(testing::WaitFor([&] { return silent.Attempts().size() == 3; }, std::chrono::seconds(10)))
+      << "the server did not see the calls";
+  const auto start = Clock::now();
+  (*client)->CancelAll(Cancelled("the scheduler ended the job"));
+  for (auto& call : open) {
+    ASSERT_EQ(call.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+    StatusOr<IncomingMessage> reply = call.get();
+    EXPECT_EQ(reply.status().code(), StatusCode::kCancelled);
+    EXPECT_EQ(reply.status().message(), "the scheduler ended the job");
+  }
+  EXPECT_LT(Clock::now() - start, std::chrono::seconds(2));
+  StatusOr<std::string> later = testing::Echo(**client, "after", {std::chrono::seconds(60), 1});
+  EXPECT_EQ(later.status().code(), StatusCode::kCancelled) << later.status();
+  EXPECT_EQ(silent.Attempts().size(), 3u) << "a call after CancelAll is not sent";
 }
 
 TEST(TransportTimeout, DroppedResponderAnswersWithInternal) {

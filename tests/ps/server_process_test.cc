@@ -16,6 +16,7 @@
 
 #include "ps/client.h"
 #include "tests/common/child_process.h"
+#include "tests/common/wait_for.h"
 #include "tests/protocol/http_test_client.h"
 #include "tests/ps/ps_net_test_util.h"
 
@@ -41,14 +42,16 @@ class ServerProcess {
 
   // Waits (bounded) for the port file; false if the process exited or time ran out.
   bool WaitServing(std::chrono::milliseconds limit = 10s) {
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    while (std::chrono::steady_clock::now() < deadline) {
-      std::ifstream in(port_file_);
-      if (in >> rpc_port_ >> http_port_) return true;
-      if (!process_.running()) return false;
-      std::this_thread::sleep_for(20ms);
-    }
-    return false;
+    bool exited = false;
+    const bool serving = mtps::testing::WaitFor(
+        [&] {
+          std::ifstream in(port_file_);
+          if (in >> rpc_port_ >> http_port_) return true;
+          exited = !process_.running();
+          return exited;
+        },
+        limit);
+    return serving && !exited;
   }
   // Waits (bounded) for the process to end.
   bool Exited(std::chrono::milliseconds limit) { return process_.Wait(limit).has_value(); }

@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 
 #include "base/checkpoint_manifest.h"
+#include "tests/common/wait_for.h"
 #include "tests/scheduler/scheduler_test_util.h"
 
 namespace mtps::scheduler {
@@ -99,15 +100,6 @@ class FakeCheckpointServer {
   std::unique_ptr<OutgoingMessage> held_reply_;
 };
 
-template <typename Pred>
-bool WaitFor(Pred pred, std::chrono::milliseconds limit = std::chrono::seconds(5)) {
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return true;
-}
 
 TEST(CheckpointCoordinatorTest, ManifestIsWrittenOnlyAfterEveryAck) {
   TempDir root;
@@ -118,7 +110,8 @@ TEST(CheckpointCoordinatorTest, ManifestIsWrittenOnlyAfterEveryAck) {
   auto run = std::async(std::launch::async, [&] {
     return coordinator.Run({fast.client(), slow.client()}, 7, 1234);
   });
-  ASSERT_TRUE(WaitFor([&] { return fast.begun() == 1 && slow.begun() == 1; }));
+  ASSERT_TRUE(mtps::testing::WaitFor([&] { return fast.begun() == 1 && slow.begun() == 1; },
+                                     std::chrono::seconds(5)));
   // Server 0 has acked, server 1 has written its file but not acked: no manifest yet.
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   EXPECT_FALSE(std::filesystem::exists(ManifestPath(dir)));

@@ -16,6 +16,7 @@
 #include "protocol/job_spec.h"
 #include "protocol/scheduler_client.h"
 #include "tests/common/child_process.h"
+#include "tests/common/wait_for.h"
 #include "tests/protocol/http_test_client.h"
 #include "tests/scheduler/scheduler_test_util.h"
 
@@ -52,12 +53,7 @@ using ::mtps::testing::FreePort;
 
 // Polls /healthz until the program answers.
 bool WaitForHttp(int port, seconds limit = seconds(10)) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (HttpRequest(port, "GET", "/healthz").status != 0) return true;
-    std::this_thread::sleep_for(milliseconds(20));
-  }
-  return false;
+  return ::mtps::testing::WaitFor([port] { return HttpRequest(port, "GET", "/healthz").status != 0; }, limit);
 }
 
 class SchedulerProcessTest : public ::testing::Test {

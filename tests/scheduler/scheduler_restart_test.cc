@@ -19,6 +19,7 @@
 #include "protocol/scheduler_client.h"
 #include "scheduler/scheduler_journal.h"
 #include "tests/common/child_process.h"
+#include "tests/common/wait_for.h"
 #include "tests/scheduler/scheduler_test_util.h"
 
 namespace mtps::scheduler {
@@ -28,6 +29,7 @@ using ::mtps::scheduler::testing::ReadFile;
 using ::mtps::scheduler::testing::TempDir;
 using ::mtps::testing::ChildProcess;
 using ::mtps::testing::FreePort;
+using ::mtps::testing::WaitFor;
 using ::testing::HasSubstr;
 using ::testing::Not;
 using std::chrono::milliseconds;
@@ -74,16 +76,6 @@ class SchedulerRestartTest : public ::testing::Test {
     auto client = SchedulerClient::Create(o);
     EXPECT_TRUE(client.ok()) << client.status();
     return std::move(*client);
-  }
-
-  template <typename Found>
-  static bool WaitFor(Found found, seconds limit) {
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    while (!found()) {
-      if (std::chrono::steady_clock::now() > deadline) return false;
-      std::this_thread::sleep_for(milliseconds(20));
-    }
-    return true;
   }
 
   TempDir dir_;

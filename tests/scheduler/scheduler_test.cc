@@ -19,6 +19,7 @@
 
 #include "base/checkpoint_manifest.h"
 #include "protocol/scheduler_client.h"
+#include "tests/common/wait_for.h"
 #include "tests/scheduler/scheduler_test_util.h"
 
 namespace mtps::scheduler {
@@ -292,8 +293,7 @@ TEST_F(SchedulerTest, HeartbeatsAreCheckedWhileACheckpointWaitsAndTheSilentServe
   ASSERT_TRUE(worker->Register().ok());
   ASSERT_TRUE(server_info.get().ok());
   ASSERT_TRUE(worker->ReportProgress({.phase = "train", .step = 5, .samples = 10}).ok());
-  const auto deadline = std::chrono::steady_clock::now() + seconds(5);
-  while (!begun && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(milliseconds(5));
+  mtps::testing::WaitFor([&] { return begun.load(); }, seconds(5), milliseconds(5));
   ASSERT_TRUE(begun) << "no checkpoint began";
   const auto silent_from = std::chrono::steady_clock::now();
   server->Stop();  // and now it is silent too

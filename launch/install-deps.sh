@@ -19,6 +19,8 @@ fi
 packages+=(python3-jsonschema python3-kubernetes iproute2)
 # promtool (in Debian's prometheus package): tests/launch/promtool_test.sh lints /metrics with it.
 packages+=(prometheus)
+# launch/plot_run.py (local.sh's PNG of AUC and loss by epoch) and tests/launch/plot_run_test.sh.
+packages+=(python3-matplotlib)
 
 missing=()
 for p in "${packages[@]}"; do

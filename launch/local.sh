@@ -15,6 +15,9 @@
 # (default 3); a server restores the newest checkpoint. The log says what died and when.
 # A scheduler killed by a signal (not a clean SIGTERM stop) is started again on its port
 # with --restore when the job has a checkpoint.dir: it goes on from its journal there.
+# Progress: on a terminal, a live line (epoch, step, samples/s, loss, ETA) and a line per
+# epoch; otherwise plain periodic lines. The end: the table, and RUN/auc_loss_by_epoch.png
+# when python3-matplotlib is installed.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 
@@ -22,7 +25,12 @@ config=""; servers=2; workers=2; run_dir=""; device=cpu; rows=200000
 build_dir="$root/build"; heartbeat_timeout=10; recover_timeout=120; max_restarts=3
 insecure=0
 
-usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+# A message while the scheduler may be drawing its live line on the same terminal.
+note() {
+  if [ -t 2 ]; then printf '\r\033[K' >&2; fi
+  echo "$@" >&2
+}
 while [ $# -gt 0 ]; do
   case "$1" in
     --config) config="$2"; shift 2 ;;
@@ -104,7 +112,8 @@ launch() {
   case "$name" in
     scheduler) set -- "$bin/mtps-scheduler" --config "$config" --port "$sched_port" --http_port 0 \
         --num_servers "$servers" --num_workers "$workers" --run_dir "$run_dir" \
-        --heartbeat_timeout "$heartbeat_timeout" --recover_timeout "$recover_timeout" --logtostderr
+        --heartbeat_timeout "$heartbeat_timeout" --recover_timeout "$recover_timeout" --logtostderr \
+        --progress_fd 3
       if [ "$again" -gt 0 ]; then set -- "$@" --restore; fi ;;
     server-*) set -- "$bin/mtps-server" --config "$config" --scheduler "$scheduler" \
         --host 127.0.0.1 --port 0 --http_port 0 --threads 2 --rank "$rank" --logtostderr
@@ -113,7 +122,12 @@ launch() {
     worker-*) set -- "$bin/mtps-worker" --config "$config" --scheduler "$scheduler" \
         --device "$device" --http_port 0 --rank "$rank" --logtostderr ;;
   esac
-  "$@" "${auth[@]}" >>"$run_dir/$name.log" 2>&1 &
+  # The scheduler's fd 3 is this script's stdout: what a person watches (live on a terminal).
+  if [ "$name" = scheduler ]; then
+    "$@" "${auth[@]}" 3>&1 >>"$run_dir/$name.log" 2>&1 &
+  else
+    "$@" "${auth[@]}" >>"$run_dir/$name.log" 2>&1 &
+  fi
   launched="$!"
 }
 start() {  # start NAME: launches it and records it
@@ -136,11 +150,11 @@ while :; do
     if [ "$rc" -gt 128 ] && [ "$rc" -ne 143 ] && [ "${restarts[0]}" -lt "$max_restarts" ] \
        && grep -qE '^checkpoint:.*dir' "$config"; then
       restarts[0]=$((restarts[0] + 1))
-      echo "local.sh: $(date +%H:%M:%S) scheduler died (exit $rc); starting it again with --restore (restart ${restarts[0]} of $max_restarts)" >&2
+      note "local.sh: $(date +%H:%M:%S) scheduler died (exit $rc); starting it again with --restore (restart ${restarts[0]} of $max_restarts)"
       echo "=== local.sh: restart ${restarts[0]} after exit $rc ===" >>"$run_dir/scheduler.log"
       launch scheduler "${restarts[0]}"
       pids[0]="$launched"
-      echo "local.sh: $(date +%H:%M:%S) scheduler is back as pid ${pids[0]}" >&2
+      note "local.sh: $(date +%H:%M:%S) scheduler is back as pid ${pids[0]}"
       continue
     fi
     status=$rc
@@ -155,15 +169,15 @@ while :; do
       if [ "$rc" -ne 0 ] && { [ "$rc" -lt 2 ] || [ "$rc" -gt 4 ]; } && kill -0 "${pids[0]}" 2>/dev/null \
          && [ "${restarts[$i]}" -lt "$max_restarts" ]; then
         restarts[$i]=$((restarts[$i] + 1))
-        echo "local.sh: $(date +%H:%M:%S) ${names[$i]} died (exit $rc); starting it again under its rank (restart ${restarts[$i]} of $max_restarts)" >&2
+        note "local.sh: $(date +%H:%M:%S) ${names[$i]} died (exit $rc); starting it again under its rank (restart ${restarts[$i]} of $max_restarts)"
         echo "=== local.sh: restart ${restarts[$i]} after exit $rc ===" >>"$run_dir/${names[$i]}.log"
         launch "${names[$i]}" "${restarts[$i]}"
         pids[$i]="$launched"
-        echo "local.sh: $(date +%H:%M:%S) ${names[$i]} is back as pid ${pids[$i]}" >&2
+        note "local.sh: $(date +%H:%M:%S) ${names[$i]} is back as pid ${pids[$i]}"
         continue
       fi
       if [ "$rc" -ne 0 ]; then
-        echo "local.sh: ${names[$i]} failed (exit $rc); the end of its log:" >&2
+        note "local.sh: ${names[$i]} failed (exit $rc); the end of its log:"
         tail -20 "$run_dir/${names[$i]}.log" >&2
         status=$rc
         break 2
@@ -203,3 +217,13 @@ for name, t in s["tasks"].items():
     print(f"{name:<12}{t['auc']:>8.4f}{oracle:>12}{t['logloss']:>10.4f}")
 print(f"\nsummary: {sys.argv[1]}")
 PY
+# The curves of the run: a real plotting library (Debian's python3-matplotlib) when present.
+if /usr/bin/python3 -c 'import matplotlib' 2>/dev/null; then
+  if png="$(/usr/bin/python3 "$root/launch/plot_run.py" "$run_dir/summary.json" 2>&1)"; then
+    echo "plot: $png (per-task AUC and loss by epoch)"
+  else
+    echo "local.sh: no plot: $png"
+  fi
+else
+  echo "local.sh: no plot of AUC and loss by epoch: python3-matplotlib is not installed"
+fi

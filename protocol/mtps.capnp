@@ -297,4 +297,10 @@ struct Progress {
   trainSeconds @7 :Float64; # seconds spent training (not evaluating) since the job began
   badRecords @8 :UInt64;    # input records skipped as bad since the job began, this worker
   reason @9 :Text;          # phase "failed": why the worker gives up (the job fails)
+  # A "train" report with epochEnd closes this worker's `epoch`: its tasks' loss is the
+  # epoch's mean training loss, and the two counts below are that epoch's alone.
+  epochEnd @10 :Bool;
+  epochSamples @11 :UInt64;   # with epochEnd: samples this worker trained in `epoch`
+  epochSeconds @12 :Float64;  # with epochEnd: seconds this worker trained in `epoch`
+  epochRecords @13 :UInt64;   # records in one epoch of the whole training split (an ETA's size); 0: unknown
 }

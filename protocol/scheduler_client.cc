@@ -169,6 +169,10 @@ Status SchedulerClient::ReportProgress(const ProgressReport& report) {
   progress.setDataPosition(report.data_position);
   progress.setBadRecords(report.bad_records);
   progress.setReason(report.reason);
+  progress.setEpochEnd(report.epoch_end);
+  progress.setEpochSamples(report.epoch_samples);
+  progress.setEpochSeconds(report.epoch_seconds);
+  progress.setEpochRecords(report.epoch_records);
   auto tasks = progress.initTasks(report.tasks.size());
   for (size_t i = 0; i < report.tasks.size(); ++i) {
     tasks[i].setName(report.tasks[i].name);

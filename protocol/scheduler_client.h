@@ -125,6 +125,11 @@ struct ProgressReport {
   uint64_t bad_records = 0;      // skipped since the job began, this worker
   std::vector<TaskReport> tasks;
   std::string reason;            // phase "failed": why this worker gives up
+  // Phase "train": this report closes `epoch` (tasks' loss is its mean training loss).
+  bool epoch_end = false;
+  uint64_t epoch_samples = 0;    // with epoch_end: trained in `epoch`, this worker
+  double epoch_seconds = 0;      // with epoch_end: spent training `epoch`, this worker
+  uint64_t epoch_records = 0;    // records in one epoch of the whole training split; 0: unknown
 };
 
 class SchedulerClient {

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <limits>
 
 namespace mtps::scheduler {
 
@@ -28,6 +29,10 @@ Status ProgressTracker::Record(int worker_rank, proto::Progress::Reader progress
     }
     tasks[name] = TaskMetrics{task.getLoss(), task.getAuc(), task.getLogloss(), task.getMse()};
   }
+  if (!std::isfinite(progress.getEpochSeconds()) || progress.getEpochSeconds() < 0) {
+    return InvalidArgument(who + ": epochSeconds " + std::to_string(progress.getEpochSeconds()) +
+                           " must be finite and >= 0");
+  }
   if (!std::isfinite(progress.getSamplesPerSec()) || !std::isfinite(progress.getTrainSeconds())) {
     return InvalidArgument(who + ": samplesPerSec " + std::to_string(progress.getSamplesPerSec()) +
                            " and trainSeconds " + std::to_string(progress.getTrainSeconds()) +
@@ -43,12 +48,24 @@ Status ProgressTracker::Record(int worker_rank, proto::Progress::Reader progress
   w.bad_records = progress.getBadRecords();
   w.samples_per_sec = progress.getSamplesPerSec();
   w.train_seconds = progress.getTrainSeconds();
+  w.epoch_records = std::max(w.epoch_records, progress.getEpochRecords());
   if (phase == "train") {
+    w.data_position = progress.getDataPosition();
     for (const auto& [name, m] : tasks) w.train_loss[name] = m.loss;
+    if (progress.getEpochEnd()) {
+      EpochRecord& e = w.epochs[progress.getEpoch()];
+      e.trained = true;
+      e.samples = progress.getEpochSamples();
+      e.seconds = progress.getEpochSeconds();
+      for (const auto& [name, m] : tasks) e.train_loss[name] = m.loss;
+    }
   } else if (!tasks.empty()) {
-    w.eval = std::move(tasks);
     // A worker's last "eval" report may be an earlier epoch's, its best (worker/best_epoch.h).
-    if (phase == "eval") w.eval_epoch = progress.getEpoch();
+    if (phase == "eval") {
+      w.eval_epoch = progress.getEpoch();
+      w.epochs[progress.getEpoch()].eval = tasks;
+    }
+    w.eval = std::move(tasks);
   }
   if (phase == "done") {
     w.done = true;
@@ -76,6 +93,8 @@ ClusterProgress ProgressTracker::Current() const {
     c.samples_per_sec += w.samples_per_sec;
     c.train_seconds = std::max(c.train_seconds, w.train_seconds);
     c.eval_epoch = std::max(c.eval_epoch, w.eval_epoch);
+    c.epoch_records = std::max(c.epoch_records, w.epoch_records);
+    if (!w.done) c.epoch_position += w.data_position;
     for (const auto& [name, loss] : w.train_loss) {
       c.train_loss[name] += loss;
       ++loss_count[name];
@@ -113,10 +132,13 @@ bool ProgressTracker::IsDone(int worker_rank) const {
 
 std::string ProgressTracker::Line() const {
   const ClusterProgress c = Current();
+  // A worker that is done reports no rate: once all are, the run's own average.
+  const bool all_done = c.done == static_cast<int>(workers_.size());
+  const double rate = all_done && c.train_seconds > 0 ? c.samples / c.train_seconds : c.samples_per_sec;
   char buf[160];
   std::snprintf(buf, sizeof(buf), "epoch %u step %llu | %llu samples | %.0f samples/s | %d/%zu workers done",
                 c.epoch, static_cast<unsigned long long>(c.max_step),
-                static_cast<unsigned long long>(c.samples), c.samples_per_sec, c.done,
+                static_cast<unsigned long long>(c.samples), rate, c.done,
                 workers_.size());
   std::string line = buf;
   for (const std::string& task : task_names_) {
@@ -133,6 +155,50 @@ std::string ProgressTracker::Line() const {
     }
   }
   return line;
+}
+
+std::vector<EpochSummary> ProgressTracker::History() const {
+  struct Sums {
+    EpochSummary summary;
+    std::map<std::string, std::pair<double, int>> loss, auc, logloss;  // sum, count
+  };
+  std::map<uint32_t, Sums> epochs;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (const WorkerState& w : workers_) {
+      for (const auto& [epoch, record] : w.epochs) {
+        Sums& sums = epochs[epoch];
+        if (record.trained) {
+          sums.summary.samples += record.samples;
+          sums.summary.seconds = std::max(sums.summary.seconds, record.seconds);
+        }
+        auto add = [](std::pair<double, int>& sum, double v) {
+          sum.first += v;
+          ++sum.second;
+        };
+        for (const auto& [name, loss] : record.train_loss) add(sums.loss[name], loss);
+        for (const auto& [name, m] : record.eval) {
+          add(sums.auc[name], m.auc);
+          add(sums.logloss[name], m.logloss);
+        }
+      }
+    }
+  }
+  constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+  auto mean = [&](const std::map<std::string, std::pair<double, int>>& sums, const std::string& name) {
+    auto it = sums.find(name);
+    return it == sums.end() || it->second.second == 0 ? kNaN : it->second.first / it->second.second;
+  };
+  std::vector<EpochSummary> history;
+  for (auto& [epoch, sums] : epochs) {
+    EpochSummary e = std::move(sums.summary);
+    e.epoch = static_cast<int>(epoch);
+    for (const std::string& task : task_names_) {
+      e.tasks.push_back({task, mean(sums.loss, task), mean(sums.auc, task), mean(sums.logloss, task)});
+    }
+    history.push_back(std::move(e));
+  }
+  return history;
 }
 
 std::vector<ProgressTracker::WorkerState> ProgressTracker::Export() const {

@@ -13,6 +13,9 @@
 // phase "done" and may carry the final evaluation too. `samples` and `trainSeconds` count
 // from the start of the job, for that worker. Evaluation metrics of the cluster are the
 // mean over the workers that evaluated (each evaluates its own share of the eval split).
+// A "train" report with epochEnd closes that worker's epoch (its tasks' loss is the
+// epoch's mean training loss); with the "eval" reports they make History(), one entry per
+// epoch for summary.json.
 //
 // Thread-safety: all methods may be called concurrently.
 #pragma once
@@ -25,6 +28,7 @@
 
 #include "protocol/mtps.capnp.h"
 #include "base/status.h"
+#include "scheduler/run_summary.h"
 
 namespace mtps::scheduler {
 
@@ -48,6 +52,8 @@ struct ClusterProgress {
   std::map<std::string, double> train_loss;        // mean over reporting workers
   std::map<std::string, TaskMetrics> eval;         // mean over workers that evaluated
   int64_t eval_epoch = -1;  // the epoch of the latest "eval" report (-1: none)
+  uint64_t epoch_records = 0;   // records in one epoch of the training split (0: unknown)
+  uint64_t epoch_position = 0;  // records of the current epoch consumed, over the workers not done
 };
 
 class ProgressTracker {
@@ -63,6 +69,19 @@ class ProgressTracker {
   bool IsDone(int worker_rank) const;  // false for a rank out of range
   // One log line for a person.
   std::string Line() const;
+  // One entry per epoch some worker closed (epochEnd) or evaluated, oldest first: samples
+  // summed and seconds the longest over the workers that closed it, train loss the mean
+  // over them, eval metrics the mean over the workers that evaluated it; NaN where absent.
+  std::vector<EpochSummary> History() const;
+
+  // One epoch as one worker reported it.
+  struct EpochRecord {
+    bool trained = false;  // an epochEnd report came
+    uint64_t samples = 0;
+    double seconds = 0;
+    std::map<std::string, double> train_loss;
+    std::map<std::string, TaskMetrics> eval;  // its "eval" report, when the worker evaluated
+  };
 
   // What the tracker holds of one worker (the scheduler's journal saves and restores it).
   struct WorkerState {
@@ -77,6 +96,9 @@ class ProgressTracker {
     std::map<std::string, double> train_loss;
     std::map<std::string, TaskMetrics> eval;  // the latest evaluation
     int64_t eval_epoch = -1;                   // of the latest "eval" report
+    std::map<uint32_t, EpochRecord> epochs;    // by epoch
+    uint64_t epoch_records = 0;                // not journaled: every train report has it
+    uint64_t data_position = 0;                // not journaled: every train report has it
   };
 
   std::vector<WorkerState> Export() const;

@@ -72,7 +72,21 @@ std::string RunSummaryJson(const RunSummary& s) {
     if (t.oracle_auc) out += ", \"oracle_auc\": " + JsonNumber(*t.oracle_auc);
     out += "}";
   }
-  out += s.tasks.empty() ? "}\n" : "\n  }\n";
+  out += s.tasks.empty() ? "},\n" : "\n  },\n";
+  out += "  \"history\": [";
+  for (size_t i = 0; i < s.history.size(); ++i) {
+    const EpochSummary& e = s.history[i];
+    out += i ? ",\n" : "\n";
+    out += "    {\"epoch\": " + std::to_string(e.epoch) + ", \"samples\": " + std::to_string(e.samples) +
+           ", \"seconds\": " + JsonNumber(e.seconds) + ", \"tasks\": {";
+    for (size_t t = 0; t < e.tasks.size(); ++t) {
+      const EpochTaskSummary& task = e.tasks[t];
+      out += (t ? ", " : "") + JsonString(task.name) + ": {\"train_loss\": " + JsonNumber(task.train_loss) +
+             ", \"auc\": " + JsonNumber(task.auc) + ", \"logloss\": " + JsonNumber(task.logloss) + "}";
+    }
+    out += "}}";
+  }
+  out += s.history.empty() ? "]\n" : "\n  ]\n";
   return out + "}\n";
 }
 

@@ -6,9 +6,11 @@
 //
 // summary.json: {"model", "mode", "servers", "workers", "epochs"[, "best_epoch",
 // "stopped_early"], "samples", "skipped_records", "train_seconds", "samples_per_sec", "tasks":
-// {"<name>": {"auc", "logloss"[, "oracle_auc"]}}}; a metric that was not measured (NaN) is
-// written as null. With best_epoch, the tasks' metrics are that epoch's (the model the run
-// keeps); "epochs" is how many were trained.
+// {"<name>": {"auc", "logloss"[, "oracle_auc"]}}, "history": [{"epoch", "samples",
+// "seconds", "tasks": {"<name>": {"train_loss", "auc", "logloss"}}}, ...]}; a metric that was
+// not measured (NaN) is written as null. With best_epoch, the tasks' metrics are that
+// epoch's (the model the run keeps); "epochs" is how many were trained. "history" has one
+// entry per trained epoch, oldest first (launch/plot_run.py draws it).
 // Thread-safety: free functions without shared state.
 #pragma once
 
@@ -30,6 +32,20 @@ struct TaskSummary {
   std::optional<double> oracle_auc;
 };
 
+// One epoch of the run's history.
+struct EpochTaskSummary {
+  std::string name;
+  double train_loss = 0;  // mean training loss over the epoch's samples; NaN: not reported
+  double auc = 0;         // evaluation after the epoch; NaN: not evaluated
+  double logloss = 0;
+};
+struct EpochSummary {
+  int epoch = 0;
+  uint64_t samples = 0;  // trained in this epoch, all workers
+  double seconds = 0;    // spent training this epoch (the slowest worker; evaluation not counted)
+  std::vector<EpochTaskSummary> tasks;  // in the job's task order
+};
+
 struct RunSummary {
   std::string model;
   std::string mode;
@@ -43,6 +59,7 @@ struct RunSummary {
   double train_seconds = 0;
   double samples_per_sec = 0;
   std::vector<TaskSummary> tasks;
+  std::vector<EpochSummary> history;
 };
 
 std::string RunSummaryJson(const RunSummary& summary);

@@ -10,6 +10,7 @@
 #include <glog/logging.h>
 
 #include "protocol/node_security.h"
+#include "scheduler/progress_display.h"
 
 namespace mtps::scheduler {
 
@@ -797,7 +798,15 @@ void Scheduler::JoinCheckpoint() {
 }
 
 Status Scheduler::Run() {
-  Clock::TimePoint last_log = clock_->Now();
+  std::optional<ProgressDisplay> display;
+  if (options_.progress_fd >= 0) {
+    display.emplace(options_.progress_fd, ProgressDisplay::ModeFor(options_.progress_fd));
+  }
+  ProgressReporter reporter(clock_,
+                            {.epochs = options_.spec.training.epochs,
+                             .tasks = task_names_,
+                             .interval = options_.progress_interval},
+                            display ? &*display : nullptr);
   const bool checkpoints_enabled = !options_.spec.checkpoint.dir.empty();
   std::unique_lock<std::mutex> lock(mutex_);
   for (;;) {
@@ -816,9 +825,12 @@ Status Scheduler::Run() {
       }
     }
     if (phase_ == Phase::kFailed) break;
+    const bool running = phase_ == Phase::kRunning;
     lock.unlock();
     CheckDeadlines();
     barriers_.ExpireOverdue();
+    // Unlocked: a terminal that does not take the line at once must not hold up the job.
+    if (running) reporter.Tick(progress_.Current(), progress_.History());
     lock.lock();
     if (phase_ == Phase::kFailed) break;
 
@@ -846,10 +858,6 @@ Status Scheduler::Run() {
     }
     if (phase_ != Phase::kRunning || checkpoint_running_) continue;
 
-    if (clock_->Now() - last_log >= options_.progress_interval) {
-      last_log = clock_->Now();
-      LOG(INFO) << "progress: " << progress_.Line();
-    }
     if (progress_.AllDone()) {
       // Every worker is done, so the servers hold the final model.
       phase_ = Phase::kFinishing;
@@ -889,6 +897,7 @@ Status Scheduler::Run() {
 
   lock.unlock();
   RunSummary summary = Summary();
+  reporter.Finish(summary);
   Status finished = Status::OK();
   if (!options_.run_dir.empty()) {
     finished = WriteRunSummary(*fs_, options_.run_dir, summary);
@@ -1062,6 +1071,7 @@ RunSummary Scheduler::Summary() const {
     s.train_seconds = Seconds(clock_->Now() - formed_at_);
   }
   s.samples_per_sec = s.train_seconds > 0 ? static_cast<double>(s.samples) / s.train_seconds : 0;
+  s.history = progress_.History();
   std::map<std::string, double> oracle;
   if (!spec.data.oracle.empty()) {
     StatusOr<std::map<std::string, double>> read = ReadOracleAucs(spec.data.oracle, task_names_);

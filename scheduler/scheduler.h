@@ -93,6 +93,9 @@ struct SchedulerOptions {
   std::chrono::milliseconds pause_timeout{30000};
   std::chrono::milliseconds shutdown_timeout{3000};  // for each node to acknowledge
   std::chrono::milliseconds progress_interval{10000};  // between progress log lines
+  // Where a person watches the job (scheduler/progress_display.h): a live line when it is
+  // a terminal, plain lines otherwise; -1: the log only. Not owned.
+  int progress_fd = -1;
   std::chrono::milliseconds tick{50};                  // how often deadlines are checked
   // Go on from the journal under checkpoint.dir, when it holds a running job.
   bool restore = false;

@@ -108,6 +108,18 @@ std::string EncodeSchedulerJournal(const SchedulerJournal& j) {
       b << "eval " << r << " " << Escape(task) << " " << Double(m.loss) << " " << Double(m.auc) << " "
         << Double(m.logloss) << " " << Double(m.mse) << "\n";
     }
+    // The per-epoch history of summary.json.
+    for (const auto& [epoch, e] : w.epochs) {
+      b << "epoch_record " << r << " " << epoch << " " << e.trained << " " << e.samples << " "
+        << Double(e.seconds) << "\n";
+      for (const auto& [task, loss] : e.train_loss) {
+        b << "epoch_loss " << r << " " << epoch << " " << Escape(task) << " " << Double(loss) << "\n";
+      }
+      for (const auto& [task, m] : e.eval) {
+        b << "epoch_eval " << r << " " << epoch << " " << Escape(task) << " " << Double(m.loss) << " "
+          << Double(m.auc) << " " << Double(m.logloss) << " " << Double(m.mse) << "\n";
+      }
+    }
   }
   b << "end\n";
   const std::string body = b.str();
@@ -223,6 +235,25 @@ StatusOr<SchedulerJournal> DecodeSchedulerJournal(std::string_view bytes, const 
           return bad("bad eval record");
         }
         progress_of(rank)->eval[task] = m;
+      }
+    } else if (word == "epoch_record" || word == "epoch_loss" || word == "epoch_eval") {
+      size_t rank = 0;
+      uint32_t epoch = 0;
+      if (!(f >> rank >> epoch) || progress_of(rank) == nullptr) return bad("bad " + word + " record");
+      ProgressTracker::EpochRecord& e = progress_of(rank)->epochs[epoch];
+      std::string a, b, c, d, raw, task;
+      if (word == "epoch_record") {
+        if (!(f >> e.trained >> e.samples >> a) || !ParseDouble(a, &e.seconds)) return bad("bad epoch_record");
+      } else if (!(f >> raw >> a) || !Unescape(raw, &task)) {
+        return bad("bad " + word + " record");
+      } else if (word == "epoch_loss") {
+        if (!ParseDouble(a, &e.train_loss[task])) return bad("bad loss");
+      } else {
+        TaskMetrics& m = e.eval[task];
+        if (!(f >> b >> c >> d) || !ParseDouble(a, &m.loss) || !ParseDouble(b, &m.auc) ||
+            !ParseDouble(c, &m.logloss) || !ParseDouble(d, &m.mse)) {
+          return bad("bad epoch_eval record");
+        }
       }
     } else if (word == "end") {
       saw_end = true;

@@ -1,6 +1,7 @@
 // mtps-scheduler: forms the cluster of servers and workers and runs the job to its end.
 // Exit status (protocol/exit_codes.h): 0 when the job finished, 143 when SIGTERM/SIGINT
 // stopped it (retryable), 1 when it failed in a way a restart may cure, 2-4 when not.
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 
@@ -30,6 +31,10 @@ DEFINE_double(register_timeout, 300, "seconds to wait for every node to register
 DEFINE_double(barrier_timeout, 1800, "seconds a barrier may wait for its last node");
 DEFINE_double(checkpoint_timeout, 900, "seconds the servers have to write a checkpoint");
 DEFINE_double(progress_interval, 10, "seconds between progress log lines");
+DEFINE_int32(progress_fd, -1,
+             "an open file descriptor where a person watches the job (launch/local.sh passes its "
+             "stdout): a live progress line when it is a terminal, plain lines otherwise; "
+             "-1 = none (the log has the progress lines either way)");
 DEFINE_double(recover_timeout, 0,
               "seconds a lost server's or worker's rank waits for a replacement (the same rank "
               "registering again) before the job fails; 0 = a lost node fails the job at once");
@@ -57,6 +62,8 @@ bool ValidFlags() {
     const mtps::Status s = mtps::CheckPortFlag(name, port);
     require(s.ok(), s.message());
   }
+  require(FLAGS_progress_fd == -1 || (FLAGS_progress_fd >= 0 && fcntl(FLAGS_progress_fd, F_GETFD) != -1),
+          "--progress_fd " + std::to_string(FLAGS_progress_fd) + " is not an open file descriptor");
   require(FLAGS_recover_timeout >= 0,
           "--recover_timeout must be >= 0 seconds, got " + std::to_string(FLAGS_recover_timeout));
   for (auto [name, value] : {std::pair{"heartbeat_timeout", FLAGS_heartbeat_timeout},
@@ -114,6 +121,9 @@ int main(int argc, char** argv) {
   options.progress_interval = Millis(FLAGS_progress_interval);
   options.recover_timeout = Millis(FLAGS_recover_timeout);
   options.restore = FLAGS_restore;
+  options.progress_fd = FLAGS_progress_fd;
+  // A reader of the progress view that goes away must not end the scheduler.
+  if (FLAGS_progress_fd >= 0) signal(SIGPIPE, SIG_IGN);
   mtps::scheduler::Scheduler scheduler(options, &clock, fs.get(), &registry);
 
   mtps::HttpServer http(&registry);

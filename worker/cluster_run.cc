@@ -15,6 +15,7 @@
 #include "protocol/scheduler_client.h"
 #include "worker/bad_records.h"
 #include "worker/best_epoch.h"
+#include "worker/epoch_loss.h"
 #include "worker/failover_parameter_store.h"
 #include "worker/trainer.h"
 #include "worker/training_data.h"
@@ -220,6 +221,7 @@ Status RunWorker(const JobSpec& spec, const WorkerRunOptions& options) {
     MTPS_ASSIGN_OR_RETURN(max_batches, data->SyncStepsPerEpoch(num_workers));
   }
 
+  const uint64_t train_records = data->train_records();  // for the scheduler's ETA
   // A replacement of a lost worker goes on from the data position that the last committed
   // checkpoint recorded: no record past it is read twice, none is skipped.
   int first_epoch = 0;
@@ -260,7 +262,10 @@ Status RunWorker(const JobSpec& spec, const WorkerRunOptions& options) {
                           data->TrainEpoch(epoch, rank, num_workers, max_batches,
                                            epoch == first_epoch ? skip_records : 0));
     uint64_t position = epoch == first_epoch ? skip_records : 0;
-    // Tells the scheduler where this worker's stream stands (what a checkpoint records).
+    EpochLoss epoch_loss;
+    double epoch_seconds = -1;  // set once the epoch is trained
+    // Tells the scheduler where this worker's stream stands (what a checkpoint records);
+    // once the epoch is trained, also what it was (summary.json's per-epoch history).
     auto report_position = [&](uint64_t step) {
       scheduler::ProgressReport here{.phase = "train",
                                      .epoch = static_cast<uint32_t>(epoch),
@@ -268,7 +273,14 @@ Status RunWorker(const JobSpec& spec, const WorkerRunOptions& options) {
                                      .samples = samples,
                                      .train_seconds = train_seconds,
                                      .data_position = position,
-                                     .bad_records = bad_records.bad_records};
+                                     .bad_records = bad_records.bad_records,
+                                     .epoch_records = train_records};
+      if (epoch_seconds >= 0) {
+        here.epoch_end = true;
+        here.epoch_samples = epoch_loss.samples();
+        here.epoch_seconds = epoch_seconds;
+        here.tasks = TaskReports(spec, epoch_loss.Mean());
+      }
       return control->ReportProgress(here);
     };
     StoppableSource source(epoch_source.get(), control.get(),
@@ -284,6 +296,7 @@ Status RunWorker(const JobSpec& spec, const WorkerRunOptions& options) {
       CountTraffic(trainer->traffic(), &traffic_counted, &metrics);
       for (size_t t = 0; t < report.task_loss.size(); ++t) metrics.task_loss[t]->Set(report.task_loss[t]);
       samples += report.batch_size;
+      epoch_loss.Add(report);
       position = report.data_position;
       control->SetState(proto::NodeState::RUNNING, report.step);
       if (const uint64_t pause = control->checkpoint_pause(); pause != 0 && pause != last_pause) {
@@ -306,7 +319,8 @@ Status RunWorker(const JobSpec& spec, const WorkerRunOptions& options) {
                                          .train_seconds = seconds,
                                          .data_position = position,
                                          .bad_records = bad_records.bad_records,
-                                         .tasks = TaskReports(spec, report.task_loss)};
+                                         .tasks = TaskReports(spec, report.task_loss),
+                                         .epoch_records = train_records};
       std::string losses;
       for (const scheduler::TaskReport& task : progress.tasks) {
         char text[64];
@@ -318,7 +332,8 @@ Status RunWorker(const JobSpec& spec, const WorkerRunOptions& options) {
       Status reported = control->ReportProgress(progress);
       if (!reported.ok()) LOG(WARNING) << "progress report failed: " << reported;
     });
-    train_seconds += std::chrono::duration<double>(SteadyClock::now() - epoch_start).count();
+    epoch_seconds = std::chrono::duration<double>(SteadyClock::now() - epoch_start).count();
+    train_seconds += epoch_seconds;
     bad_records.Add(epoch_source->counts());
     MTPS_RETURN_IF_ERROR(trained.WithContext("epoch " + std::to_string(epoch)));
     MTPS_RETURN_IF_ERROR(CheckBadRecords(spec.data, bad_records, "worker " + std::to_string(rank)));

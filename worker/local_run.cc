@@ -5,6 +5,8 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <limits>
+#include <map>
 
 #include "base/file_system.h"
 #include "scheduler/run_summary.h"
@@ -29,7 +31,9 @@ Status RunLocal(const JobSpec& spec, const WorkerRunOptions& options) {
     LOG(INFO) << "step " << report.step << losses;
   };
   MTPS_ASSIGN_OR_RETURN(auto local, LocalTrainer::Create(spec, local_options));
+  std::map<int, EvalResult> evals;  // by epoch
   MTPS_ASSIGN_OR_RETURN(EvalResult best, local->Run([&](int epoch, const EvalResult& eval) {
+    evals[epoch] = eval;
     for (const TaskEval& task : eval.tasks) {
       LOG(INFO) << "epoch " << epoch << " eval " << task.name << ": auc " << task.auc
                 << " logloss " << task.logloss;
@@ -70,6 +74,24 @@ Status RunLocal(const JobSpec& spec, const WorkerRunOptions& options) {
     scheduler::TaskSummary t{.name = task.name, .auc = task.auc, .logloss = task.logloss};
     if (oracle.count(task.name)) t.oracle_auc = oracle[task.name];
     summary.tasks.push_back(t);
+  }
+  constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+  for (size_t e = 0; e < local->epoch_stats().size(); ++e) {
+    const LocalTrainer::EpochStats& stats = local->epoch_stats()[e];
+    scheduler::EpochSummary epoch{.epoch = static_cast<int>(e), .samples = stats.samples, .seconds = stats.seconds};
+    for (size_t t = 0; t < spec.tasks.size(); ++t) {
+      scheduler::EpochTaskSummary task{spec.tasks[t].name, t < stats.train_loss.size() ? stats.train_loss[t] : kNaN,
+                                       kNaN, kNaN};
+      if (auto eval = evals.find(static_cast<int>(e)); eval != evals.end()) {
+        for (const TaskEval& measured : eval->second.tasks) {
+          if (measured.name != task.name) continue;
+          task.auc = measured.auc;
+          task.logloss = measured.logloss;
+        }
+      }
+      epoch.tasks.push_back(std::move(task));
+    }
+    summary.history.push_back(std::move(epoch));
   }
   LOG(INFO) << "trained " << summary.samples << " samples in " << train_seconds << " s ("
             << summary.samples_per_sec << " samples/s), "

@@ -3,6 +3,8 @@
 
 #include <chrono>
 
+#include "worker/epoch_loss.h"
+
 namespace mtps {
 
 StatusOr<std::unique_ptr<LocalTrainer>> LocalTrainer::Create(const JobSpec& spec,
@@ -27,12 +29,16 @@ StatusOr<std::unique_ptr<LocalTrainer>> LocalTrainer::Create(const JobSpec& spec
 Status LocalTrainer::TrainEpoch(int epoch) {
   const auto start = std::chrono::steady_clock::now();
   MTPS_ASSIGN_OR_RETURN(auto source, data_->TrainEpoch(epoch, 0, 1));
-  Status trained = trainer_->TrainEpoch(source.get(), [this](const StepReport& report) {
+  EpochLoss loss;
+  Status trained = trainer_->TrainEpoch(source.get(), [&](const StepReport& report) {
     samples_ += report.batch_size;
+    loss.Add(report);
     if (options_.on_step) options_.on_step(report);
   });
   bad_records_.Add(source->counts());
-  train_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  train_seconds_ += seconds;
+  epoch_stats_.push_back({.samples = loss.samples(), .seconds = seconds, .train_loss = loss.Mean()});
   MTPS_RETURN_IF_ERROR(trained);
   return CheckBadRecords(spec_.data, bad_records_, "the local run");
 }

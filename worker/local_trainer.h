@@ -55,6 +55,13 @@ class LocalTrainer {
   // Bad records skipped so far (data.on_bad_record: skip); TrainEpoch() fails once they
   // are every record or over data.max_bad_fraction.
   const BadRecordTally& bad_records() const { return bad_records_; }
+  // One entry per TrainEpoch(), in order: what summary.json's per-epoch history holds.
+  struct EpochStats {
+    uint64_t samples = 0;
+    double seconds = 0;
+    std::vector<double> train_loss;  // per task, the mean over the epoch's samples
+  };
+  const std::vector<EpochStats>& epoch_stats() const { return epoch_stats_; }
 
  private:
   LocalTrainer() = default;
@@ -69,6 +76,7 @@ class LocalTrainer {
   BadRecordTally bad_records_;
   BestEpoch best_{JobSpec{}};
   int epochs_run_ = 0;
+  std::vector<EpochStats> epoch_stats_;
 };
 
 }  // namespace mtps

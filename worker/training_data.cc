@@ -72,6 +72,12 @@ StatusOr<std::unique_ptr<BatchSource>> TrainingData::Eval(int rank, int num_work
   return std::unique_ptr<BatchSource>(new PipelineSource(std::move(pipeline), 0));
 }
 
+uint64_t TrainingData::train_records() const {
+  uint64_t records = 0;
+  for (const InputUnit& unit : train_index_->units()) records += static_cast<uint64_t>(unit.records);
+  return records;
+}
+
 StatusOr<int64_t> TrainingData::SyncStepsPerEpoch(int num_workers) const {
   if (spec_.data.format != DataSpec::Format::kMtb) {
     return FailedPrecondition(

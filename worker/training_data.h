@@ -46,6 +46,8 @@ class TrainingData {
   const FeatureMap& feature_map() const { return map_; }
   const std::vector<std::string>& train_files() const { return train_files_; }
   const std::vector<std::string>& eval_files() const { return eval_files_; }
+  // Records in one epoch of the whole training split (CSV: bad ones too), from the index.
+  uint64_t train_records() const;
 
  private:
   explicit TrainingData(const JobSpec& spec) : spec_(spec) {}

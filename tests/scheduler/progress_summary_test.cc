@@ -92,6 +92,88 @@ TEST(ProgressTrackerTest, BadReportsAreRefusedNamingTheValue) {
   EXPECT_EQ(Report(t, 0, "train", 2, 2, 1, 1, {}).code(), StatusCode::kFailedPrecondition);
 }
 
+// A "train" report that closes `epoch` (epochEnd), or an "eval" report of it.
+Status EpochReport(ProgressTracker& t, int rank, const std::string& phase, uint32_t epoch, uint64_t epoch_samples,
+                   double epoch_seconds, std::vector<Task> tasks) {
+  capnp::MallocMessageBuilder message;
+  auto p = message.initRoot<proto::Progress>();
+  p.setPhase(phase);
+  p.setEpoch(epoch);
+  p.setEpochEnd(phase == "train");
+  p.setEpochSamples(epoch_samples);
+  p.setEpochSeconds(epoch_seconds);
+  p.setEpochRecords(40000);
+  p.setDataPosition(phase == "train" ? 20000 : 0);
+  auto list = p.initTasks(tasks.size());
+  for (size_t i = 0; i < tasks.size(); ++i) {
+    list[i].setName(tasks[i].name);
+    list[i].setLoss(tasks[i].loss);
+    list[i].setAuc(tasks[i].auc);
+    list[i].setLogloss(tasks[i].logloss);
+  }
+  return t.Record(rank, p.asReader());
+}
+
+TEST(ProgressTrackerTest, HistoryHasOneEntryPerEpochWithItsValues) {
+  ProgressTracker t(2, {"ctr", "cvr"});
+  // Epoch 0: both workers close it, rank 0 evaluates it.
+  ASSERT_TRUE(EpochReport(t, 0, "train", 0, 20000, 2.0, {{"ctr", 0.50, NAN, NAN}, {"cvr", 0.20, NAN, NAN}}).ok());
+  ASSERT_TRUE(EpochReport(t, 1, "train", 0, 19000, 2.5, {{"ctr", 0.70, NAN, NAN}, {"cvr", 0.10, NAN, NAN}}).ok());
+  ASSERT_TRUE(EpochReport(t, 0, "eval", 0, 0, 0, {{"ctr", 0.4, 0.70, 0.45}, {"cvr", 0.1, 0.80, 0.09}}).ok());
+  // A plain train report in epoch 1 adds nothing to the history.
+  ASSERT_TRUE(Report(t, 0, "train", 300, 30000, 900, 3, {{"ctr", 0.9, NAN, NAN}}).ok());
+  // Epoch 1: closed by both, evaluated after; the worker's "best epoch" report of epoch 0
+  // sent again at the end changes nothing.
+  ASSERT_TRUE(EpochReport(t, 0, "train", 1, 20000, 1.5, {{"ctr", 0.40, NAN, NAN}, {"cvr", 0.15, NAN, NAN}}).ok());
+  ASSERT_TRUE(EpochReport(t, 1, "train", 1, 20000, 1.0, {{"ctr", 0.30, NAN, NAN}, {"cvr", 0.05, NAN, NAN}}).ok());
+  ASSERT_TRUE(EpochReport(t, 0, "eval", 1, 0, 0, {{"ctr", 0.3, 0.72, 0.43}, {"cvr", 0.1, 0.79, 0.10}}).ok());
+  ASSERT_TRUE(EpochReport(t, 0, "eval", 0, 0, 0, {{"ctr", 0.4, 0.70, 0.45}, {"cvr", 0.1, 0.80, 0.09}}).ok());
+
+  const std::vector<EpochSummary> h = t.History();
+  ASSERT_EQ(h.size(), 2u);
+  EXPECT_EQ(h[0].epoch, 0);
+  EXPECT_EQ(h[0].samples, 39000u);
+  EXPECT_DOUBLE_EQ(h[0].seconds, 2.5) << "the slowest worker";
+  ASSERT_EQ(h[0].tasks.size(), 2u);
+  EXPECT_EQ(h[0].tasks[0].name, "ctr");
+  EXPECT_DOUBLE_EQ(h[0].tasks[0].train_loss, 0.60);
+  EXPECT_DOUBLE_EQ(h[0].tasks[0].auc, 0.70);
+  EXPECT_DOUBLE_EQ(h[0].tasks[0].logloss, 0.45);
+  EXPECT_DOUBLE_EQ(h[0].tasks[1].train_loss, 0.15);
+  EXPECT_DOUBLE_EQ(h[0].tasks[1].auc, 0.80);
+  EXPECT_EQ(h[1].epoch, 1);
+  EXPECT_EQ(h[1].samples, 40000u);
+  EXPECT_DOUBLE_EQ(h[1].seconds, 1.5);
+  EXPECT_DOUBLE_EQ(h[1].tasks[0].train_loss, 0.35);
+  EXPECT_DOUBLE_EQ(h[1].tasks[0].auc, 0.72);
+  EXPECT_DOUBLE_EQ(h[1].tasks[1].auc, 0.79);
+  EXPECT_EQ(t.Current().epoch_records, 40000u);
+
+  // The history survives the journal's Export/Import.
+  ProgressTracker restored(2, {"ctr", "cvr"});
+  ASSERT_TRUE(restored.Import(t.Export()).ok());
+  EXPECT_EQ(restored.History().size(), 2u);
+  EXPECT_DOUBLE_EQ(restored.History()[1].tasks[0].train_loss, 0.35);
+
+  EXPECT_EQ(EpochReport(t, 0, "train", 2, 1, -1, {}).code(), StatusCode::kInvalidArgument)
+      << "negative epoch seconds";
+}
+
+TEST(ProgressTrackerTest, HistoryWithoutEvaluationHasNaNMetrics) {
+  ProgressTracker t(1, {"ctr"});
+  ASSERT_TRUE(EpochReport(t, 0, "train", 0, 100, 1, {{"ctr", 0.5, NAN, NAN}}).ok());
+  const std::vector<EpochSummary> h = t.History();
+  ASSERT_EQ(h.size(), 1u);
+  EXPECT_DOUBLE_EQ(h[0].tasks[0].train_loss, 0.5);
+  EXPECT_TRUE(std::isnan(h[0].tasks[0].auc));
+}
+
+TEST(ProgressTrackerTest, LineAtTheEndShowsTheRunsRateNotZero) {
+  ProgressTracker t(1, {"ctr"});
+  ASSERT_TRUE(Report(t, 0, "done", 100, 5000, 0, 2, {}).ok());
+  EXPECT_THAT(t.Line(), HasSubstr("5000 samples | 2500 samples/s | 1/1 workers done"));
+}
+
 TEST(RunSummaryTest, WritesEveryFieldAsJson) {
   TempDir dir;
   RunSummary s{.model = "mmoe", .mode = "async", .servers = 2, .workers = 3, .epochs = 4,
@@ -118,6 +200,27 @@ TEST(RunSummaryTest, WritesEveryFieldAsJson) {
   EXPECT_DOUBLE_EQ(root.get<double>("tasks.ctr.logloss"), 0.41);
   EXPECT_DOUBLE_EQ(root.get<double>("tasks.ctr.oracle_auc"), 0.78);
   EXPECT_FALSE(root.get_optional<double>("tasks.cvr.oracle_auc"));
+  EXPECT_EQ(root.get_child("history").size(), 0u);
+}
+
+TEST(RunSummaryTest, WritesThePerEpochHistory) {
+  RunSummary s{.model = "mmoe", .mode = "sync", .epochs = 2};
+  s.history = {{.epoch = 0, .samples = 1000, .seconds = 1.5, .tasks = {{"ctr", 0.5, 0.7, 0.45}, {"cvr", 0.2, NAN, 0.1}}},
+               {.epoch = 1, .samples = 900, .seconds = 1.25, .tasks = {{"ctr", 0.4, 0.72, 0.44}, {"cvr", 0.1, 0.8, 0.09}}}};
+  const std::string text = RunSummaryJson(s);
+  EXPECT_THAT(text, HasSubstr("\"cvr\": {\"train_loss\": 0.2, \"auc\": null, \"logloss\": 0.1}"));
+  boost::property_tree::ptree root;
+  std::istringstream in(text);
+  boost::property_tree::read_json(in, root);
+  std::vector<boost::property_tree::ptree> epochs;
+  for (const auto& [key, epoch] : root.get_child("history")) epochs.push_back(epoch);
+  ASSERT_EQ(epochs.size(), 2u);
+  EXPECT_EQ(epochs[1].get<int>("epoch"), 1);
+  EXPECT_EQ(epochs[1].get<uint64_t>("samples"), 900u);
+  EXPECT_DOUBLE_EQ(epochs[1].get<double>("seconds"), 1.25);
+  EXPECT_DOUBLE_EQ(epochs[1].get<double>("tasks.ctr.train_loss"), 0.4);
+  EXPECT_DOUBLE_EQ(epochs[1].get<double>("tasks.cvr.auc"), 0.8);
+  EXPECT_DOUBLE_EQ(epochs[0].get<double>("tasks.ctr.logloss"), 0.45);
 }
 
 TEST(RunSummaryTest, ReadsOracleAucsInEveryAcceptedShape) {

@@ -51,6 +51,10 @@ SchedulerJournal FullJournal() {
   j.progress[0].train_loss = {{"ctr", 0.45}, {"cvr", 0.125}};
   j.progress[0].eval = {{"ctr", TaskMetrics{.loss = 0.4, .auc = 0.7312, .logloss = 0.41, .mse = 0.1}},
                         {"cvr", TaskMetrics{.loss = 0.2, .auc = std::nan(""), .logloss = 0.2, .mse = 0}}};
+  j.progress[0].epochs[0] = {.trained = true, .samples = 38400, .seconds = 3.125,
+                             .train_loss = {{"ctr", 0.5}, {"cvr", 0.25}},
+                             .eval = {{"ctr", TaskMetrics{.loss = 0.4, .auc = 0.7, .logloss = 0.42, .mse = 0}}}};
+  j.progress[0].epochs[1] = {.eval = {{"ctr", TaskMetrics{.auc = 0.7312}}}};  // evaluated, not closed
   return j;
 }
 
@@ -99,6 +103,14 @@ TEST(SchedulerJournalTest, EveryFieldSurvivesAWriteAndARead) {
   EXPECT_DOUBLE_EQ(w.train_loss.at("cvr"), 0.125);
   EXPECT_DOUBLE_EQ(w.eval.at("ctr").auc, 0.7312);
   EXPECT_TRUE(std::isnan(w.eval.at("cvr").auc));
+  ASSERT_EQ(w.epochs.size(), 2u);
+  EXPECT_TRUE(w.epochs.at(0).trained);
+  EXPECT_EQ(w.epochs.at(0).samples, 38400u);
+  EXPECT_DOUBLE_EQ(w.epochs.at(0).seconds, 3.125);
+  EXPECT_DOUBLE_EQ(w.epochs.at(0).train_loss.at("cvr"), 0.25);
+  EXPECT_DOUBLE_EQ(w.epochs.at(0).eval.at("ctr").logloss, 0.42);
+  EXPECT_FALSE(w.epochs.at(1).trained);
+  EXPECT_DOUBLE_EQ(w.epochs.at(1).eval.at("ctr").auc, 0.7312);
   EXPECT_FALSE(back->progress[1].reported);
 }
 

@@ -9,6 +9,9 @@
 #include <set>
 #include <thread>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 // property_tree's JSON parser includes the deprecated <boost/bind.hpp>; this keeps its
 // build-time notice quiet without changing behaviour.
 #define BOOST_BIND_GLOBAL_PLACEHOLDERS
@@ -462,6 +465,74 @@ TEST_F(SchedulerTest, BadProgressIsRefusedAndChangesNothing) {
   EXPECT_THAT(s.message(), HasSubstr("only workers report progress"));
   EXPECT_EQ(scheduler_->progress().Current().reporting, 0);
   EXPECT_EQ(result_.wait_for(milliseconds(0)), std::future_status::timeout);
+}
+
+// The workers' epoch-end and evaluation reports become summary.json's per-epoch history,
+// and a line per epoch and the run's last line on the progress view (a pipe: plain lines).
+TEST_F(SchedulerTest, EpochReportsBecomeTheSummaryHistoryAndProgressLines) {
+  int view[2];
+  ASSERT_EQ(pipe(view), 0);
+  StartScheduler(1, 2, nullptr, [&](SchedulerOptions& o) { o.progress_fd = view[1]; });
+  std::vector<std::unique_ptr<SchedulerClient>> nodes;
+  nodes.push_back(NewClient(proto::Role::SERVER));
+  nodes.push_back(NewClient(proto::Role::WORKER));
+  nodes.push_back(NewClient(proto::Role::WORKER));
+  for (auto& info : RegisterAll(nodes)) ASSERT_TRUE(info.ok()) << info.status();
+  std::vector<SchedulerClient*> workers;
+  for (auto& node : nodes) {
+    if (node->rank() >= 0 && node.get() != nodes[0].get()) workers.push_back(node.get());
+  }
+  ASSERT_EQ(workers.size(), 2u);
+  std::sort(workers.begin(), workers.end(), [](auto* a, auto* b) { return a->rank() < b->rank(); });
+  uint64_t samples[2] = {0, 0};
+  for (uint32_t epoch = 0; epoch < 2; ++epoch) {
+    for (int w = 0; w < 2; ++w) {
+      samples[w] += 1000u * (w + 1);
+      ProgressReport end{.phase = "train", .epoch = epoch, .step = 10 * (epoch + 1), .samples = samples[w],
+                         .train_seconds = 2.0 * (epoch + 1),
+                         .tasks = {{.name = "ctr", .loss = 0.5 - 0.1 * epoch + 0.1 * w},
+                                   {.name = "cvr", .loss = 0.2}},
+                         .epoch_end = true, .epoch_samples = 1000u * (w + 1), .epoch_seconds = 1.5 + w,
+                         .epoch_records = 3000};
+      ASSERT_TRUE(workers[w]->ReportProgress(end).ok());
+    }
+    ProgressReport eval{.phase = "eval", .epoch = epoch, .step = 10 * (epoch + 1), .samples = samples[0],
+                        .tasks = {{.name = "ctr", .loss = 0.4, .auc = 0.7 + 0.01 * epoch, .logloss = 0.41},
+                                  {.name = "cvr", .loss = 0.1, .auc = 0.8, .logloss = 0.09}}};
+    ASSERT_TRUE(workers[0]->ReportProgress(eval).ok());
+  }
+  for (int w = 0; w < 2; ++w) {
+    ASSERT_TRUE(workers[w]->ReportProgress({.phase = "done", .epoch = 1, .step = 20, .samples = samples[w],
+                                            .train_seconds = 4}).ok());
+  }
+  Status result = JobResult();
+  ASSERT_TRUE(result.ok()) << result;
+
+  boost::property_tree::ptree summary;
+  boost::property_tree::read_json(SummaryPath(run_dir_.path() + "/run"), summary);
+  std::vector<boost::property_tree::ptree> history;
+  for (const auto& [key, epoch] : summary.get_child("history")) history.push_back(epoch);
+  ASSERT_EQ(history.size(), 2u) << "one entry per epoch";
+  for (int e = 0; e < 2; ++e) {
+    EXPECT_EQ(history[e].get<int>("epoch"), e);
+    EXPECT_EQ(history[e].get<uint64_t>("samples"), 3000u);
+    EXPECT_DOUBLE_EQ(history[e].get<double>("seconds"), 2.5);
+    EXPECT_NEAR(history[e].get<double>("tasks.ctr.train_loss"), 0.55 - 0.1 * e, 1e-12);
+    EXPECT_DOUBLE_EQ(history[e].get<double>("tasks.cvr.train_loss"), 0.2);
+    EXPECT_DOUBLE_EQ(history[e].get<double>("tasks.ctr.auc"), 0.7 + 0.01 * e);
+    EXPECT_DOUBLE_EQ(history[e].get<double>("tasks.cvr.logloss"), 0.09);
+  }
+
+  close(view[1]);
+  fcntl(view[0], F_SETFL, O_NONBLOCK);
+  std::string shown;
+  char buf[4096];
+  for (ssize_t n; (n = read(view[0], buf, sizeof(buf))) > 0;) shown.append(buf, static_cast<size_t>(n));
+  close(view[0]);
+  EXPECT_THAT(shown, HasSubstr("epoch 0: 3,000 samples in 2.5 s | ctr loss 0.5500 auc 0.7000 | cvr loss 0.2000 auc 0.8000\n"));
+  EXPECT_THAT(shown, HasSubstr("epoch 1: 3,000 samples in 2.5 s | ctr loss 0.4500 auc 0.7100"));
+  EXPECT_THAT(shown, HasSubstr("done: 2 epochs (best 1), 6,000 samples in 4.0 s, 1,500 samples/s | ctr auc 0.7100"));
+  EXPECT_THAT(shown, Not(HasSubstr(" 0 samples/s")));
 }
 
 }  // namespace

@@ -138,6 +138,7 @@ class ChildProcess {
   // The last `lines` lines of the log, for assertion messages.
   std::string LogTail(int lines = 30) const {
     std::string log = Log();
+    if (log.empty()) return log;
     size_t at = log.size();
     for (int i = 0; i <= lines && at != std::string::npos && at > 0; ++i) at = log.rfind('\n', at - 1);
     return at == std::string::npos ? log : log.substr(at + 1);

@@ -102,6 +102,16 @@ TEST_F(LocalTrainerTest, ReachesTheOracleAucOnAPlantedProblem) {
   ASSERT_EQ(eval->tasks.size(), 2u);
   EXPECT_EQ(eval->samples, 20000u);
   EXPECT_EQ((*local)->samples(), 3u * 60000u);
+  // One entry per epoch for summary.json's history: its samples, time and mean training loss.
+  const std::vector<LocalTrainer::EpochStats>& epochs = (*local)->epoch_stats();
+  ASSERT_EQ(epochs.size(), 3u);
+  for (const LocalTrainer::EpochStats& e : epochs) {
+    EXPECT_EQ(e.samples, 60000u);
+    EXPECT_GT(e.seconds, 0);
+    ASSERT_EQ(e.train_loss.size(), 2u);
+    EXPECT_TRUE(std::isfinite(e.train_loss[0]) && e.train_loss[0] > 0 && e.train_loss[1] > 0);
+  }
+  EXPECT_LT(epochs[2].train_loss[0], epochs[0].train_loss[0]) << "the ctr loss falls as it learns";
   EXPECT_GT(eval->tasks[0].auc, *oracle_ctr - 0.01) << "oracle " << *oracle_ctr;
   EXPECT_GT(eval->tasks[1].auc, *oracle_cvr - 0.01) << "oracle " << *oracle_cvr;
   // No model beats the true probabilities by more than the eval set's noise.

@@ -66,8 +66,9 @@ struct ClientOptions {
   // An async push goes to each server as requests of about this many bytes, sent back to
   // back, so that a server applies one part while the next is still on the wire and the
   // client copies the one after (one 7 MB push at dim 16 ran about twice as fast in
-  // benchmarks/ps_wire_bench.sh). max_request_bytes still bounds it; 0 means no split.
-  size_t push_part_bytes = size_t{1} << 20;
+  // benchmarks/ps_wire_bench.sh; 512 KiB parts beat 1 MiB ones in 4 of 4 interleaved sets,
+  // 2 MiB ones lost). max_request_bytes still bounds it; 0 means no split.
+  size_t push_part_bytes = size_t{512} << 10;
   // A sparse pull goes to each server as requests whose replies hold about this many bytes
   // of rows, all sent at once: the server sends one part's rows while it copies the next,
   // and each reply is copied out while it is still in cache (a 25.6 MB pull at dim 64 ran

@@ -63,8 +63,11 @@ std::string JobYaml(const fs::path& data, const std::string& mode, int epochs,
 class ClusterTest : public ::testing::Test {
  protected:
   void SetUp() override {
+    // The pid keeps two runs of the same test (two people, one machine) out of each other's
+    // directory: SetUp empties it.
     dir_ = fs::path(::testing::TempDir()) /
-           ("cluster_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+           ("cluster_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) +
+            "_" + std::to_string(::getpid()));
     fs::remove_all(dir_);
     fs::create_directories(dir_ / "logs");
   }

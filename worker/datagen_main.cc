@@ -2,7 +2,7 @@
 // job.yaml), or with `convert` turns a CSV file into .mtb through a job spec.
 //
 //   mtps-datagen --out /data/shop --rows 200000 --seed 7 [--format csv] [--rating]
-//                [--world sequence --history_length 20]
+//                [--world sequence --history_length 20 --sequence_term interests|similarity]
 //   mtps-datagen convert --in day1.csv --config job.yaml --out day1.mtb
 #include <gflags/gflags.h>
 #include <glog/logging.h>
@@ -34,8 +34,15 @@ DEFINE_double(conversion, 0.2, "mean purchase probability of a click");
 DEFINE_int64(row_group_rows, 16384, "records per .mtb row group");
 DEFINE_string(world, "ecommerce",
               "ecommerce, or sequence: records also carry hist_items, the session's recent items "
-              "(most recent last), and P(click) depends on their similarity to the shown item");
+              "(most recent last), and P(click) depends on them relative to the shown item "
+              "(--sequence_term)");
 DEFINE_int32(history_length, 20, "sequence world: the longest history (and the spec's max_length)");
+DEFINE_string(sequence_term, "interests",
+              "sequence world: interests (diverse interests: the history mixes three session "
+              "interests with unrelated items; P(click) gains sequence_weight * 0.9^age of the most "
+              "recent history item of the shown item's category, 0 without one) or similarity (the "
+              "recency-weighted mean similarity of the history's hidden factors to the shown item's)");
+DEFINE_double(sequence_weight, 2.5, "sequence world: weight of the sequence term in the click logit");
 DEFINE_int32(threads, 0, "generator threads (0: one per core)");
 DEFINE_string(in, "", "convert: the CSV file to read");
 DEFINE_string(config, "", "convert: the job spec whose features map the CSV columns");
@@ -97,8 +104,17 @@ int Generate() {
   o.row_group_rows = FLAGS_row_group_rows;
   if (FLAGS_world == "sequence") {
     o.world.history_length = FLAGS_history_length;
+    o.world.sequence_weight = FLAGS_sequence_weight;
     if (o.world.history_length <= 0) {
       LOG(ERROR) << "--history_length must be > 0 for --world sequence, got " << FLAGS_history_length;
+      return 2;
+    }
+    if (FLAGS_sequence_term == "interests") {
+      o.world.sequence_term = mtps::WorldOptions::SequenceTerm::kInterests;
+    } else if (FLAGS_sequence_term == "similarity") {
+      o.world.sequence_term = mtps::WorldOptions::SequenceTerm::kSimilarity;
+    } else {
+      LOG(ERROR) << "--sequence_term must be interests or similarity, got '" << FLAGS_sequence_term << "'";
       return 2;
     }
   } else if (FLAGS_world != "ecommerce") {

@@ -11,6 +11,7 @@
 #include "data_test_util.h"
 #include "worker/data/datagen.h"
 #include "worker/data/ecommerce_world.h"
+#include "models/metrics.h"
 #include "worker/data/input_files.h"
 
 namespace mtps {
@@ -22,8 +23,10 @@ using testing_data::Record;
 using testing_data::ScratchDir;
 using ::testing::HasSubstr;
 
-WorldOptions SequenceWorld(double weight) {
+WorldOptions SequenceWorld(double weight,
+                           WorldOptions::SequenceTerm term = WorldOptions::SequenceTerm::kInterests) {
   WorldOptions w;
+  w.sequence_term = term;
   w.seed = 4;
   w.users = 400;
   w.items = 600;
@@ -36,8 +39,10 @@ WorldOptions SequenceWorld(double weight) {
 
 double Logit(double p) { return std::log(p / (1 - p)); }
 
-TEST(SequenceWorldTest, TheClickDependsOnTheHistoryAndNothingElseChanges) {
-  const EcommerceWorld with(SequenceWorld(2.5)), without(SequenceWorld(0.0));
+class SequenceTermTest : public ::testing::TestWithParam<WorldOptions::SequenceTerm> {};
+
+TEST_P(SequenceTermTest, TheClickDependsOnTheHistoryAndNothingElseChanges) {
+  const EcommerceWorld with(SequenceWorld(2.5, GetParam())), without(SequenceWorld(0.0, GetParam()));
   Impression a, b;
   double sum = 0, sum_sq = 0;
   int with_history = 0;
@@ -66,6 +71,68 @@ TEST(SequenceWorldTest, TheClickDependsOnTheHistoryAndNothingElseChanges) {
   const double stddev = std::sqrt(sum_sq / with_history - mean * mean);
   EXPECT_GT(stddev, 0.3) << "the history's similarity to the item moves P(click)";
   EXPECT_GT(mean, 0.0) << "recent items lean to the session, which the shown item often comes from";
+}
+
+INSTANTIATE_TEST_SUITE_P(BothTerms, SequenceTermTest,
+                         ::testing::Values(WorldOptions::SequenceTerm::kInterests,
+                                           WorldOptions::SequenceTerm::kSimilarity));
+
+// The diverse-interests term: sequence_weight * 0.9^age of the most recent history item of
+// the shown item's category, 0 without one; histories mix several categories.
+TEST(SequenceWorldTest, TheInterestsTermIsTheMostRecentItemOfTheShownItemsCategory) {
+  const EcommerceWorld with(SequenceWorld(2.5)), without(SequenceWorld(0.0));
+  Impression a, b;
+  int matched = 0, unmatched = 0, long_histories = 0, diverse = 0;
+  for (uint64_t row = 0; row < 3000; ++row) {
+    with.Sample(row, &a);
+    without.Sample(row, &b);
+    ASSERT_EQ(a.history, b.history);
+    int newest = -1;
+    std::set<uint32_t> categories;
+    for (size_t j = 0; j < a.history.size(); ++j) {
+      categories.insert(with.category_of(a.history[j]));
+      if (with.category_of(a.history[j]) == with.category_of(a.item)) newest = static_cast<int>(j);
+    }
+    const double age = static_cast<double>(a.history.size()) - 1 - newest;
+    const double term = newest < 0 ? 0.0 : 2.5 * std::pow(0.9, age);
+    const double shift = Logit(a.p_click) - Logit(b.p_click) - (with.click_bias() - without.click_bias());
+    ASSERT_NEAR(shift, term, 1e-6) << "row " << row;
+    (newest < 0 ? unmatched : matched)++;
+    if (a.history.size() >= 8) {
+      ++long_histories;
+      diverse += categories.size() >= 3;
+    }
+  }
+  EXPECT_GT(matched, 600);  // both outcomes are common, so the term carries signal
+  EXPECT_GT(unmatched, 600);
+  EXPECT_GT(diverse, long_histories * 9 / 10) << "histories mix interests and unrelated items";
+}
+
+// oracle.json's AUC is that of the true P(click), which includes the sequence term.
+TEST(SequenceWorldTest, TheOracleScoresTheTrueProbabilitiesWithTheInterestsTerm) {
+  ScratchDir dir;
+  DatagenOptions o;
+  o.rows = 4000;
+  o.train_files = 1;
+  o.threads = 2;
+  o.world = SequenceWorld(2.5);
+  o.out_dir = dir.File("mtb");
+  StatusOr<DatagenReport> r = GenerateDataset(o);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->eval_rows, 400);
+  const EcommerceWorld with(SequenceWorld(2.5)), without(SequenceWorld(0.0));
+  std::vector<float> truth, blind, clicks;
+  Impression a, b;
+  for (uint64_t row = r->train_rows; row < static_cast<uint64_t>(o.rows); ++row) {
+    with.Sample(row, &a);
+    without.Sample(row, &b);
+    truth.push_back(static_cast<float>(a.p_click));
+    blind.push_back(static_cast<float>(b.p_click));
+    clicks.push_back(a.click ? 1.0f : 0.0f);
+  }
+  EXPECT_DOUBLE_EQ(r->ctr.oracle_auc, *models::ExactAuc(truth, clicks));
+  EXPECT_GT(r->ctr.oracle_auc, *models::ExactAuc(blind, clicks) + 0.02)
+      << "without the sequence term the truth would score worse";
 }
 
 TEST(SequenceWorldTest, TheOrdinaryWorldIsUnchanged) {
@@ -97,6 +164,7 @@ TEST(SequenceWorldTest, DatasetsCarryHistoriesAsASequenceOfItemKeys) {
   EXPECT_THAT(yaml, HasSubstr("name: hist_items, table: item, key_field: item_id, multi_valued: true, "
                               "pooling: sequence, max_length: 12"));
   EXPECT_THAT(yaml, HasSubstr("sequence: {field: hist_items, target: item_id, encoder: din}"));
+  EXPECT_THAT(yaml, HasSubstr("interaction: {kind: dot}"));  // the best configuration measured
   const std::string csv = ReadFile(dir.File("csv/train-00000.csv"));
   EXPECT_THAT(csv.substr(0, csv.find('\n')), HasSubstr(",recent_items,hist_items"));
 

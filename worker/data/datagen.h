@@ -12,7 +12,8 @@
 // exact oracle AUC: 16 bytes per eval row). The cvr task's label is `purchase` = click AND
 // buy, predicted over all impressions (CTCVR). With world.history_length > 0 (the sequence
 // world), records also carry hist_items, the impression's behaviour history (most recent
-// last, hashed as item_id), and job.yaml encodes it with DIN. Thread-safety: reentrant.
+// last, hashed as item_id), and job.yaml encodes it with DIN and the dot interaction.
+// Thread-safety: reentrant.
 #pragma once
 
 #include <cstdint>

@@ -11,6 +11,11 @@ namespace mtps {
 namespace {
 
 constexpr int kFavourites = 3;
+// kInterests sequence term: session interests per impression, the share of history items
+// drawn from them (the rest are unrelated), and the recency decay of a matching item.
+constexpr int kSessionInterests = 3;
+constexpr double kOnInterest = 0.5;
+constexpr double kInterestRecency = 0.9;
 constexpr int kCalibrationRows = 40000;
 constexpr uint64_t kCalibrationStream = 0xCA11B4A7E0000000ULL;
 
@@ -164,6 +169,22 @@ double EcommerceWorld::DrawHistory(uint32_t user, uint32_t intent, uint32_t targ
   return weights > 0 ? weighted / weights : 0.0;
 }
 
+double EcommerceWorld::DrawInterestHistory(const uint32_t* interests, uint32_t target, SplitMix64& rng,
+                                           Impression* out) const {
+  const int n = static_cast<int>(rng.Below(options_.history_length + 1));
+  out->history.clear();
+  const uint32_t wanted = item_category_[target];
+  int newest_match = -1;
+  for (int j = 0; j < n; ++j) {
+    const uint32_t c = rng.Uniform() < kOnInterest ? interests[rng.Below(kSessionInterests)]
+                                                   : category_pop_.Sample(rng.Uniform());
+    const uint32_t item = ItemOf(c, rng);
+    out->history.push_back(item);
+    if (item_category_[item] == wanted) newest_match = j;
+  }
+  return newest_match < 0 ? 0.0 : std::pow(kInterestRecency, n - 1 - newest_match);
+}
+
 void EcommerceWorld::Draw(uint64_t stream, Impression* out, Logits* logits) const {
   const WorldOptions& o = options_;
   SplitMix64 rng(stream);
@@ -171,13 +192,18 @@ void EcommerceWorld::Draw(uint64_t stream, Impression* out, Logits* logits) cons
   uint32_t item;
   const uint32_t c_fav = user_favourites_[static_cast<size_t>(u) * kFavourites + rng.Below(kFavourites)];
   const bool sequence = o.history_length > 0;
-  // Sequence world: this session's interest, a favourite or any category.
-  const uint32_t intent = !sequence ? 0
-                          : rng.Uniform() < 0.5
-                              ? user_favourites_[static_cast<size_t>(u) * kFavourites + rng.Below(kFavourites)]
-                              : category_pop_.Sample(rng.Uniform());
+  const bool diverse = sequence && o.sequence_term == WorldOptions::SequenceTerm::kInterests;
+  // Sequence world: this session's interests, each a favourite or any category (kSimilarity
+  // has one; its draws are those of the first version, so its data sets are unchanged).
+  uint32_t interests[kSessionInterests] = {};
+  const int num_interests = !sequence ? 0 : diverse ? kSessionInterests : 1;
+  for (int i = 0; i < num_interests; ++i) {
+    interests[i] = rng.Uniform() < 0.5
+                       ? user_favourites_[static_cast<size_t>(u) * kFavourites + rng.Below(kFavourites)]
+                       : category_pop_.Sample(rng.Uniform());
+  }
   if (sequence && rng.Uniform() < 0.35) {
-    item = ItemOf(intent, rng);
+    item = ItemOf(interests[diverse ? rng.Below(kSessionInterests) : 0], rng);
   } else if (rng.Uniform() < o.favourite_share && !category_items_[c_fav].empty()) {
     const auto& cdf = category_cdf_[c_fav];
     const size_t at =
@@ -206,7 +232,10 @@ void EcommerceWorld::Draw(uint64_t stream, Impression* out, Logits* logits) cons
   // that sees the ids and dense features can approach the oracle with ~200k records.
   logits->click = 0.8 * logits->match + 0.5 * logits->affinity + 1.2 * item_quality_[item] + 0.8 * user_bias_[u] -
                   0.15 * out->position - 0.2 * price_term;
-  if (sequence) logits->click += o.sequence_weight * DrawHistory(u, intent, item, rng, out);
+  if (sequence) {
+    logits->click += o.sequence_weight * (diverse ? DrawInterestHistory(interests, item, rng, out)
+                                                  : DrawHistory(u, interests[0], item, rng, out));
+  }
   logits->buy = 1.2 * logits->affinity - 0.8 * price_term + shop_quality_[out->shop] + 0.5 * item_quality_[item];
   // The label draws come last so that calibration and sampling see the same features.
   out->p_click = Sigmoid(click_bias_ + logits->click);

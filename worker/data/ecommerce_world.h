@@ -16,11 +16,19 @@
 // the click-weighted mean P(buy | click) is `conversion`. The optional rating is
 // 3 + 1.2 tanh(user.item + user.category) + 0.5 item quality + N(0, rating_noise^2).
 // The sequence world (history_length > 0) gives every impression its own behaviour history
-// (see Impression::history): a session interest category, drawn per impression, that the
-// history leans to more the more recent an item is, and that the shown item comes from with
-// probability 0.35; P(click) gains sequence_weight * sum_j w_j <h_j, t> / sum_j w_j, the
-// recency-weighted (w_j = 0.8^age) similarity of the history items' hidden factors to the
-// target item's. The user's id cannot stand in for it: the session changes per impression.
+// (see Impression::history), with one of two sequence terms in P(click):
+// - kInterests (default; DIN's "diverse interests"): each impression has three session
+//   interests (categories; a favourite or any category by popularity); history items come
+//   from a random one of them with probability 0.5, otherwise from any category (unrelated
+//   items); the shown item comes from one of them with probability 0.35. P(click) gains
+//   sequence_weight * 0.9^age, age = how many items are newer than the most recent
+//   history item of the shown item's category (0 when there is none): it depends on WHICH
+//   items relate to the target, not on the history's average, so pooling blurs it.
+// - kSimilarity (the first version): one session interest that the history leans to more
+//   the more recent an item is; P(click) gains sequence_weight * sum_j w_j <h_j, t> /
+//   sum_j w_j, the recency-weighted (w_j = 0.8^age) mean similarity of the history items'
+//   hidden factors to the target item's.
+// The user's id cannot stand in for either: the session changes per impression.
 // Memory is O(users + items); rows cost nothing to keep. Thread-safety: immutable after
 // construction; Sample() may run concurrently.
 #pragma once
@@ -51,7 +59,9 @@ struct WorldOptions {
   double conversion = 0.2;       // mean P(buy | click) over clicks
   double rating_noise = 0.5;     // standard deviation of the rating's noise
   int history_length = 0;        // > 0: the sequence world, histories of 0..history_length items
-  double sequence_weight = 2.5;  // of the history's similarity to the target in P(click)
+  double sequence_weight = 2.5;  // of the history's sequence term in P(click)
+  enum class SequenceTerm { kInterests, kSimilarity };
+  SequenceTerm sequence_term = SequenceTerm::kInterests;
 };
 
 struct Impression {
@@ -77,6 +87,7 @@ class EcommerceWorld {
 
   const WorldOptions& options() const { return options_; }
   double click_bias() const { return click_bias_; }
+  uint32_t category_of(uint32_t item) const { return item_category_[item]; }
   double buy_bias() const { return buy_bias_; }
 
  private:
@@ -97,8 +108,9 @@ class EcommerceWorld {
   void Draw(uint64_t stream, Impression* out, Logits* logits) const;
   // An item of category `c` by popularity (any item when the category has none).
   uint32_t ItemOf(uint32_t c, SplitMix64& rng) const;
-  // Sequence world: the session's history into out->history; returns its similarity term.
+  // Sequence world: the session's history into out->history; returns its sequence term.
   double DrawHistory(uint32_t user, uint32_t intent, uint32_t target, SplitMix64& rng, Impression* out) const;
+  double DrawInterestHistory(const uint32_t* interests, uint32_t target, SplitMix64& rng, Impression* out) const;
   double Dot(const float* a, const float* b) const;
   void Calibrate();
 

@@ -499,7 +499,10 @@ Status ParseEarlyStopping(const YAML::Node& node, const std::string& path, Early
 // blocks pulled every k steps, within the staleness bound (see TrainingSpec).
 Status CheckDenseSync(const TrainingSpec& t, const std::string& path) {
   const int k = t.dense_sync_every;
-  if (k < 1) return InvalidArgument(path + ": must be >= 1 (1 = push every step), got " + std::to_string(k));
+  if (k < 1 || k > kMaxDenseSyncEvery) {
+    return InvalidArgument(path + ": must be in [1, " + std::to_string(kMaxDenseSyncEvery) +
+                           "] (1 = push every step), got " + std::to_string(k));
+  }
   if (k == 1) return Status::OK();
   if (t.mode == TrainingSpec::Mode::kSync) {
     return InvalidArgument(path + ": must be 1 in sync mode (all workers apply every step together), got " +

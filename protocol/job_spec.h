@@ -206,11 +206,12 @@ struct TrainingSpec {
   int dense_pull_every = 0;
   // Async: a worker sums its dense gradients over this many steps and pushes the sum once,
   // and pulls the dense blocks every this many steps too (dense_pull_every must then be 0
-  // or equal), which cuts the dense push and pull traffic by k. The servers' dense
-  // optimizer applies each summed gradient once: with sgd that is exactly the k steps'
-  // updates; with adam (which is scale-free) it is one step of a k-times larger batch, so
-  // the dense weights take k times fewer steps and training.dense_optimizer.lr should be
-  // raised (about sqrt(k) to k times) to learn as fast; adagrad lies between. A gradient
+  // or equal), which cuts the dense push and pull traffic by k. The servers apply a summed
+  // push as k steps of the dense optimizer on the mean gradient, so dense_optimizer.lr and
+  // the moments keep their per-step meaning: with sgd that is exactly the k steps' updates;
+  // with adam or adagrad the k steps see the window's mean instead of each step's own
+  // gradient (applied once, adam would take one step per k and learn k times slower;
+  // see the issue-9 dense note for AUC at k = 1, 4, 16). A gradient
   // is pushed at most k - 1 steps late and each pull follows the push before it, so the
   // copy a step trains on lacks at most prefetch + k - 1 of this worker's steps: that must
   // be <= max_staleness. A checkpoint cut and the end of every epoch push the partial sum
@@ -225,6 +226,9 @@ struct TrainingSpec {
   float max_gradient_abs = 1e6f;
   EarlyStoppingSpec early_stopping;
 };
+
+// The most steps one summed dense push may hold (servers refuse more).
+inline constexpr int kMaxDenseSyncEvery = 4096;
 
 struct CheckpointSpec {
   std::string dir;            // empty = no checkpoints

@@ -231,6 +231,9 @@ struct DensePush {
   sync @2 :Bool;
   workerRank @3 :Int32;
   numWorkers @4 :UInt32;
+  # Async: the gradients are the sum of this many steps (training.dense_sync_every); the
+  # server applies their mean as that many optimizer steps. 0 reads as 1.
+  steps @5 :UInt32;
 }
 
 struct CheckpointBegin {

@@ -580,6 +580,7 @@ std::future<StatusOr<PushResult>> Client::DensePushAsync(std::span<const DenseBl
     push.setSync(options.sync);
     push.setWorkerRank(options.worker_rank);
     push.setNumWorkers(options.num_workers);
+    push.setSteps(options.dense_steps);
     auto list = push.initBlocks(groups[s].size());
     for (size_t j = 0; j < groups[s].size(); ++j)
       SetDenseBlock(list[j], gradients[groups[s][j]], /*with_name=*/false);

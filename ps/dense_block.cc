@@ -4,6 +4,7 @@
 // the last one arrives.
 #include "ps/dense_block.h"
 
+#include <algorithm>
 #include <cmath>
 #include <utility>
 
@@ -113,16 +114,29 @@ size_t DenseBlockStore::num_blocks() const {
   return blocks_.size();
 }
 
-Status DenseBlockStore::Push(uint32_t id, const float* grad, size_t n) {
+Status DenseBlockStore::Push(uint32_t id, const float* grad, size_t n, uint32_t steps) {
   MTPS_ASSIGN_OR_RETURN(std::shared_ptr<Block> block, Find(id));
   if (block->values.size() != n) return SizeMismatch(id, block->name, block->values.size(), n);
   MTPS_RETURN_IF_ERROR(
       ValidateFinite(grad, n, "gradient").WithContext("dense block " + std::to_string(id)));
+  if (steps > static_cast<uint32_t>(kMaxDenseSyncEvery)) {
+    return InvalidArgument("dense block " + std::to_string(id) + ": a push of " + std::to_string(steps) +
+                           " summed steps, more than " + std::to_string(kMaxDenseSyncEvery));
+  }
+  std::vector<float> mean;
+  if (steps > 1) {
+    mean.resize(n);
+    const float scale = 1.0f / static_cast<float>(steps);
+    for (size_t i = 0; i < n; ++i) mean[i] = grad[i] * scale;
+    grad = mean.data();
+  }
   std::lock_guard<std::mutex> lock(block->mu);
   if (block->retired) return Retired(id);
-  ++block->update_count;
-  optimizer_.Apply(block->values.data(), block->state.data(), grad, static_cast<int>(n),
-                   block->update_count);
+  for (uint32_t s = 0; s < std::max<uint32_t>(steps, 1); ++s) {
+    ++block->update_count;
+    optimizer_.Apply(block->values.data(), block->state.data(), grad, static_cast<int>(n),
+                     block->update_count);
+  }
   return Status::OK();
 }
 

@@ -64,8 +64,10 @@ class DenseBlockStore {
   StatusOr<size_t> Size(uint32_t id) const;
   std::vector<uint32_t> BlockIds() const;
 
-  // Async mode: applies `grad` at once.
-  Status Push(uint32_t id, const float* grad, size_t n);
+  // Async mode: applies `grad` at once. `steps` > 1: `grad` is the sum of that many steps'
+  // gradients, applied as `steps` optimizer steps of their mean (a replay that keeps the
+  // learning rate's and the moments' meaning per step; exact for sgd).
+  Status Push(uint32_t id, const float* grad, size_t n, uint32_t steps = 1);
   // Sync mode: see the file comment. `done` is called exactly once (inline when refused).
   // `generation`: the sender's (SyncStepGate: a replacement's push takes a dead process's
   // place; a step applied already is answered OK at once with nothing applied).

@@ -24,6 +24,9 @@ struct PushOptions {
   bool sync = false;           // the servers apply once all num_workers pushes of `step` are in
   int32_t worker_rank = -1;
   uint32_t num_workers = 1;
+  // Dense async pushes: the gradients are the sum of this many steps, applied by the
+  // servers as that many optimizer steps of their mean (training.dense_sync_every).
+  uint32_t dense_steps = 1;
 };
 
 // A dense block to create (values = initial values) or to push (values = gradients).

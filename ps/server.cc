@@ -473,7 +473,7 @@ void Server::HandleDensePush(IncomingMessage& request, Responder responder) {
   if (!sync) {
     for (auto block : blocks) {
       auto grads = *BlobAs<float>(block.getValues(), "dense gradients");
-      if (Status s = dense_->Push(block.getId(), grads.data(), grads.size()); !s.ok())
+      if (Status s = dense_->Push(block.getId(), grads.data(), grads.size(), push.getSteps()); !s.ok())
         return Refuse(responder, kDensePush, s);
     }
     responder.SendAck(count);

@@ -77,7 +77,7 @@ std::future<Status> LocalParameterStore::PullDense(std::span<const DenseBlockOut
 }
 
 std::future<Status> LocalParameterStore::PushDense(std::span<const DenseBlockIn> gradients,
-                                                   const PushOptions&) {
+                                                   const PushOptions& options) {
   // Every block is validated before any is applied, so a bad push changes nothing.
   for (const DenseBlockIn& block : gradients) {
     Status finite = ps::ValidateFinite(block.values.data(), block.values.size(),
@@ -85,7 +85,7 @@ std::future<Status> LocalParameterStore::PushDense(std::span<const DenseBlockIn>
     if (!finite.ok()) return Ready(finite.WithContext("block " + std::to_string(block.id)));
   }
   for (const DenseBlockIn& block : gradients) {
-    Status status = dense_.Push(block.id, block.values.data(), block.values.size());
+    Status status = dense_.Push(block.id, block.values.data(), block.values.size(), options.dense_steps);
     if (!status.ok()) return Ready(status);
   }
   return Ready(Status::OK());

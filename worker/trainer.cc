@@ -216,7 +216,8 @@ void Trainer::FlushDense(uint64_t step, std::vector<std::future<Status>>* pushes
                   {.step = step,
                    .sync = false,
                    .worker_rank = options_.worker_rank,
-                   .num_workers = static_cast<uint32_t>(options_.num_workers)},
+                   .num_workers = static_cast<uint32_t>(options_.num_workers),
+                   .dense_steps = static_cast<uint32_t>(dense_sum_steps_)},
                   pushes);
   std::fill(dense_sum_.begin(), dense_sum_.end(), 0.0f);
   dense_sum_steps_ = 0;

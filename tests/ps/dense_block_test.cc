@@ -55,6 +55,29 @@ TEST(DenseBlockStoreTest, AsyncPushAppliesTheOptimizerToTheWholeBlock) {
   EXPECT_EQ(snap[0].name, "tower.w");
 }
 
+// training.dense_sync_every: a push of k summed steps is applied as k optimizer steps of
+// the mean, which keeps the learning rate's meaning per step.
+TEST(DenseBlockStoreTest, APushOfKSummedStepsIsKStepsOfTheirMean) {
+  DenseBlockStore store(Adam());
+  const auto init = Random(500, 3);
+  ASSERT_TRUE(store.Init(2, "expert.w", init.data(), init.size()).ok());
+  RowOptimizer opt(Adam());
+  std::vector<float> w = init, state(1000, 0.0f);
+  const auto sum = Random(500, 4);
+  ASSERT_TRUE(store.Push(2, sum.data(), sum.size(), /*steps=*/4).ok());
+  std::vector<float> mean(500);
+  for (size_t i = 0; i < mean.size(); ++i) mean[i] = sum[i] * 0.25f;
+  for (int t = 1; t <= 4; ++t) opt.Apply(w.data(), state.data(), mean.data(), 500, t);
+  std::vector<float> got(500);
+  ASSERT_TRUE(store.Pull(2, got.data(), got.size()).ok());
+  EXPECT_EQ(got, w);
+  EXPECT_EQ(store.Snapshot()[0].update_count, 4u);  // a cut counts steps, not pushes
+  Status refused = store.Push(2, sum.data(), sum.size(), kMaxDenseSyncEvery + 1);
+  EXPECT_EQ(refused.code(), StatusCode::kInvalidArgument) << refused;
+  ASSERT_TRUE(store.Pull(2, got.data(), got.size()).ok());
+  EXPECT_EQ(got, w);
+}
+
 TEST(DenseBlockStoreTest, BadInputIsRefusedWithTheValuesAndChangesNothing) {
   DenseBlockStore store(Adam());
   std::vector<float> v(10, 1.0f);

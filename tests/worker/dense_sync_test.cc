@@ -208,8 +208,9 @@ void ExpectRefused(const std::string& training, const std::string& says) {
 
 TEST(DenseSyncTest, TheSpecRefusesWhatTheBoundsDoNotAllow) {
   EXPECT_TRUE(ParseJobSpec(Spec(Async("dense_sync_every: 4"))).ok());  // 1 + 4 - 1 <= 4
-  ExpectRefused(Async("dense_sync_every: 0"), "must be >= 1");
-  ExpectRefused(Async("dense_sync_every: -3"), "must be >= 1");
+  ExpectRefused(Async("dense_sync_every: 0"), "must be in [1, 4096]");
+  ExpectRefused(Async("dense_sync_every: -3"), "must be in [1, 4096]");
+  ExpectRefused("dense_sync_every: 5000, max_staleness: 6000", "must be in [1, 4096]");
   ExpectRefused(Async("dense_sync_every: 5"), "raise max_staleness to at least 5");
   ExpectRefused("mode: sync, dense_sync_every: 4", "must be 1 in sync mode");
   ExpectRefused(Async("dense_sync_every: 4, dense_pull_every: 2"), "dense_pull_every must be 0 or 4");

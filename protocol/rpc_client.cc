@@ -225,8 +225,9 @@ void RpcClient::Impl::OnReply(std::vector<zmq::message_t> frames) {
   if (envelope.getBody().which() == proto::Envelope::Body::ERROR) {
     Status error = StatusFromError(envelope.getBody().getError());
     Pending& call = pending.find(id)->second;
-    if (error.retryable() && !call.backing_off &&
-        call.error_retries < call.options.max_error_retries) {
+    // An earlier attempt's refusal (it timed out and was sent again): the resend is due.
+    if (error.retryable() && call.backing_off) return;
+    if (error.retryable() && call.error_retries < call.options.max_error_retries) {
       // Refused for now, nothing done: the same request goes again after a backoff.
       const int shift = std::min(call.error_retries, 16);
       const auto backoff = std::min(call.options.retry_backoff * (1 << shift),

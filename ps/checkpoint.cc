@@ -5,9 +5,11 @@
 
 #include <bit>
 #include <cstring>
+#include <optional>
 #include <string_view>
 
 #include "protocol/checksum_check.h"
+#include "base/atomic_file.h"
 #include "base/crc32c.h"
 #include "ps/key_hash.h"
 
@@ -86,30 +88,17 @@ class ByteReader {
   bool ok_ = true;
 };
 
-std::string DirOf(const std::string& path) {
-  const size_t slash = path.find_last_of('/');
-  if (slash == std::string::npos) return ".";
-  return slash == 0 ? "/" : path.substr(0, slash);
-}
-
-// Writes one framed file: header, blocks of records, footer; then fsync, rename, fsync
-// of the directory. Until Finish succeeds only the temporary file exists (removed on
+// Writes one framed file: header, blocks of records, footer, through the one atomic write
+// (base/atomic_file.h): until Finish succeeds only the temporary file exists (removed on
 // failure), so a crash never leaves a partial file under the final name.
 class FrameWriter {
  public:
-  FrameWriter(FileSystem& fs, std::string path)
-      : fs_(fs), path_(std::move(path)), tmp_path_(path_ + ".tmp") {}
-  ~FrameWriter() {
-    if (file_ != nullptr && !finished_) {
-      (void)file_->Close();
-      (void)fs_.Remove(tmp_path_);
-    }
-  }
+  FrameWriter(FileSystem& fs, std::string path) : fs_(fs), path_(std::move(path)) {}
 
   Status Begin(const char (&magic)[8], const std::string& fields) {
-    auto file = fs_.NewWritableFile(tmp_path_);
-    if (!file.ok()) return Fail(file.status());
-    file_ = std::move(file).value();
+    StatusOr<AtomicFileWriter> out = AtomicFileWriter::Open(fs_, path_);
+    if (!out.ok()) return Fail(out.status());
+    out_.emplace(std::move(out).value());
     ByteWriter header;
     header.PutBytes(magic, 8);
     header.Put<uint32_t>(kCheckpointFormatVersion);
@@ -139,15 +128,7 @@ class FrameWriter {
     footer.Put<uint64_t>(rows_);
     footer.Put<uint32_t>(Crc32c(footer.bytes().data(), footer.bytes().size()));
     MTPS_RETURN_IF_ERROR(Write(footer.bytes().data(), footer.bytes().size()));
-    MTPS_RETURN_IF_ERROR(Fail(file_->Sync()));
-    MTPS_RETURN_IF_ERROR(Fail(file_->Close()));
-    finished_ = true;  // closed: from here on a failure removes the file itself
-    Status s = fs_.Rename(tmp_path_, path_);
-    if (s.ok()) s = fs_.SyncDir(DirOf(path_));
-    if (!s.ok()) {
-      (void)fs_.Remove(tmp_path_);
-      return s.WithContext("checkpoint '" + path_ + "'");
-    }
+    MTPS_RETURN_IF_ERROR(Fail(out_->Commit()));
     return CheckpointFileInfo{path_, bytes_, file_crc_};
   }
 
@@ -158,7 +139,7 @@ class FrameWriter {
   Status Write(const void* data, size_t size) {
     file_crc_ = Crc32cExtend(static_cast<uint32_t>(file_crc_), data, size);
     bytes_ += size;
-    return Fail(file_->Append(data, size));
+    return Fail(out_->Append(data, size));
   }
   Status FlushBlock() {
     if (block_rows_ == 0) return Status::OK();
@@ -175,9 +156,7 @@ class FrameWriter {
 
   FileSystem& fs_;
   std::string path_;
-  std::string tmp_path_;
-  std::unique_ptr<WritableFile> file_;
-  bool finished_ = false;
+  std::optional<AtomicFileWriter> out_;  // not committed at destruction: the temporary goes
   std::string payload_;
   uint32_t block_rows_ = 0;
   uint32_t blocks_ = 0;

@@ -24,6 +24,10 @@ struct PendingReply {
 
 // How many requests the I/O thread reads before it looks at the replies again.
 constexpr int kReceiveBatch = 64;
+// How long a stopping server's socket may still deliver the replies already answered (a
+// shutdown's acknowledgement above all) to peers that are reading; bounded, so that a gone
+// peer cannot hold the exit.
+constexpr int kStopLingerMs = 500;
 
 // The part of a server that Responders share: they may outlive the server.
 struct ServerCore {
@@ -184,6 +188,12 @@ void RpcServer::Impl::IoLoop() {
         SendReplies(core->io_thread_replies);
       }
     }
+    // Answered before the stop, sent before the close: without this a scheduler waited its
+    // whole shutdown timeout for an ack the server had given but never sent.
+    core->outbox.Drain(&replies);
+    SendReplies(replies);
+    SendReplies(core->io_thread_replies);
+    socket.set(zmq::sockopt::linger, kStopLingerMs);
   } catch (const zmq::error_t& e) {
     LOG(ERROR) << "RPC server I/O thread stops: " << e.what();
   }

@@ -22,10 +22,10 @@
 #include <optional>
 #include <sstream>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "tests/common/test_files.h"
+#include "tests/common/wait_for.h"
 
 namespace mtps::testing {
 
@@ -128,10 +128,7 @@ class ChildProcess {
   }
   // The exit code (128 + signal when killed), or nothing if it still runs after `limit`.
   std::optional<int> Wait(std::chrono::milliseconds limit) {
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    while (running() && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
+    WaitFor([this] { return !running(); }, limit);
     return exit_code_;
   }
   std::string Log() const { return ReadFile(log_path_); }

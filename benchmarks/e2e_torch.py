@@ -5,10 +5,15 @@ the PyTorch side of benchmarks/e2e_bench.sh. Prints and writes a summary.json sh
         --threads 1 --out RUN/summary.json
 
 It mirrors mtps on the same spec: one embedding table per spec table (a key is the pair
-(field, raw value), so two fields sharing a table never share rows; an empty cell is the
-field's own "missing" row), rows drawn N(0, init.stddev); single-valued fields summed,
-multi-valued fields mean-pooled with EmbeddingBag; X = [pooled fields | dense features]
-into the shared MmoeNet (mmoe_torch.py); mean BCE per task, weighted sum. Sparse gradients
+(key_field or field, raw value), so two fields sharing a table share rows only through
+key_field; an empty cell is the field's own "missing" row, or no value for a sequence),
+rows drawn N(0, init.stddev); single-valued fields summed, multi-valued fields pooled
+(sum or mean) with EmbeddingBag; a model.sequence field (and its side fields) pooled by a
+sum/mean encoder, or encoded by DIN/BST (sequence_torch.py) over [item ⊕ side values]
+against [target ⊕ side targets], the output split back into the fields' places; X =
+[fields | dense features], with interaction: {kind: dot} followed by the pairwise dot
+products of the fields, into the shared MmoeNet (mmoe_torch.py); mean BCE per task,
+weighted sum. Sparse gradients
 go to Adagrad at the table's lr and initial accumulator, the dense part to Adam at the
 spec's dense optimizer. Batch size, epochs, shuffling and seed come from the spec.
 
@@ -31,6 +36,7 @@ import torch.nn.functional as F
 import yaml
 
 from mmoe_torch import MmoeNet
+from sequence_torch import SequenceEncoder
 
 
 def fail(message):
@@ -65,6 +71,17 @@ class Spec:
         self.model = y["model"]
         if self.model.get("type") != "mmoe":
             fail(f"model.type must be mmoe, got {self.model.get('type')!r}")
+        self.interaction = (self.model.get("interaction") or {}).get("kind", "none")
+        if self.interaction not in ("none", "dot"):
+            fail(f"model.interaction.kind: only dot is mirrored, got {self.interaction!r}")
+        self.sequence = self.model.get("sequence") or {}
+        seq = self.sequence
+        if seq:
+            for key in ("din_positions", "weights_softmax"):
+                if seq.get(key, False):
+                    fail(f"model.sequence.{key} is not mirrored")
+            if seq.get("bst_pooling", "attention") != "attention":
+                fail("model.sequence.bst_pooling: only attention is mirrored")
         self.tasks = y["tasks"]
         for task in self.tasks:
             if task.get("loss", "bce") != "bce":
@@ -116,12 +133,18 @@ class Dataset:
                         cell = row[i]
                         vocab = vocabs[field["table"]]
                         name = field["name"]
+                        key_name = field.get("key_field", name)
+                        sequence = field.get("pooling") == "sequence"
                         if not cell:
-                            keys = [(name, None)]  # the field's own "missing" row
+                            # A sequence's empty cell is no value; others, the field's own
+                            # "missing" row.
+                            keys = [] if sequence else [(name, None)]
                         elif field.get("multi_valued", False):
-                            keys = [(name, v) for v in cell.split("|")]
+                            keys = [(key_name, v) for v in cell.split("|")]
+                            if sequence:  # the most recent max_length values, as mtps keeps
+                                keys = keys[-int(field["max_length"]):]
                         else:
-                            keys = [(name, cell)]
+                            keys = [(key_name, cell)]
                         for key in keys:
                             values[k].append(vocab.setdefault(key, len(vocab)))
                         lengths[k].append(len(keys))
@@ -156,17 +179,67 @@ class Model(torch.nn.Module):
             self.tables.append(torch.nn.Parameter(stddev * torch.randn(rows, int(t.get("dim", 16)))))
         index = {name: i for i, name in enumerate(self.table_names)}
         self.field_table = [index[f["table"]] for f in spec.sparse]
-        self.field_mode = ["mean" if f.get("pooling", "sum") == "mean" else "sum" for f in spec.sparse]
-        d_in = sum(int(spec.tables[f["table"]].get("dim", 16)) for f in spec.sparse) + len(spec.dense)
+        seq = spec.sequence
+        encoder = seq.get("encoder", "din") if seq else None
+        self.field_mode = ["mean" if f.get("pooling", "sum") == "mean" or
+                           (f.get("pooling") == "sequence" and encoder == "mean") else "sum"
+                           for f in spec.sparse]
+        dims = [int(spec.tables[f["table"]].get("dim", 16)) for f in spec.sparse]
+        field_index = {f["name"]: i for i, f in enumerate(spec.sparse)}
+        # Encoded by DIN/BST: [(sequence field, target field)] for the items and each side.
+        self.parts = []
+        self.sequence = None
+        if seq and encoder in ("din", "bst"):
+            pairs = [(seq["field"], seq["target"])] + [(s["field"], s["target"]) for s in seq.get("side", [])]
+            self.parts = [(field_index[a], field_index[b]) for a, b in pairs]
+            width = sum(dims[a] for a, _ in self.parts)
+            self.max_len = int(spec.sparse[self.parts[0][0]]["max_length"])
+            self.sequence = SequenceEncoder(width, encoder, self.max_len,
+                                            list(seq.get("attention_hidden", [36])),
+                                            int(seq.get("heads", 2)), int(seq.get("ffn_hidden", 64)))
+        self.dot = spec.interaction == "dot"
+        fields = len(spec.sparse)
+        d_in = sum(dims) + len(spec.dense) + (fields * (fields - 1) // 2 if self.dot else 0)
         m = spec.model
         self.net = MmoeNet(d_in, int(m.get("experts", 8)), list(m.get("expert_units", [64])),
                            list(m.get("tower_units", [32])), len(spec.tasks))
         self.register_buffer("task_weights", torch.tensor([float(t.get("weight", 1.0)) for t in spec.tasks]))
 
+    def padded(self, idx, off, table):
+        """A CSR field as [B x max_len x dim] rows, oldest first, and its [B x max_len] mask."""
+        batch = off.shape[0]
+        counts = torch.diff(torch.cat([off, torch.tensor([idx.shape[0]])]))
+        pos = torch.arange(idx.shape[0]) - torch.repeat_interleave(off, counts)
+        rec = torch.repeat_interleave(torch.arange(batch), counts)
+        index = torch.zeros(batch, self.max_len, dtype=torch.int64)
+        mask = torch.zeros(batch, self.max_len)
+        index[rec, pos] = idx
+        mask[rec, pos] = 1.0
+        return F.embedding(index, self.tables[table], sparse=True), mask
+
     def forward(self, dense, fields):
         pooled = [F.embedding_bag(idx, self.tables[t], off, mode=mode, sparse=True)
                   for (idx, off), t, mode in zip(fields, self.field_table, self.field_mode)]
-        return self.net(torch.cat(pooled + [dense], dim=1))
+        if self.sequence is not None:
+            items, targets, mask = [], [], None
+            for f, t in self.parts:
+                h, mask = self.padded(*fields[f], self.field_table[f])
+                items.append(h)
+                targets.append(pooled[t])
+            out = self.sequence(torch.cat(items, dim=2) * mask.unsqueeze(-1), mask,
+                                torch.cat(targets, dim=1))
+            at = 0
+            for f, _ in self.parts:
+                width = pooled[f].shape[1]
+                pooled[f] = out[:, at:at + width]
+                at += width
+        x = [torch.cat(pooled + [dense], dim=1)]
+        if self.dot:
+            e = torch.stack(pooled, dim=1)  # [B x fields x dim]
+            dots = torch.bmm(e, e.transpose(1, 2))
+            i, j = torch.triu_indices(len(pooled), len(pooled), offset=1)
+            x.append(dots[:, i, j])
+        return self.net(torch.cat(x, dim=1))
 
 
 def auc(labels, scores):
@@ -214,7 +287,8 @@ def main():
             sparse_opt.state[w]["sum"].fill_(group["initial_accumulator_value"])
     d = spec.dense_opt
     # mtps adds l2 * w to the gradient, as Adam's weight_decay does.
-    dense_opt = torch.optim.Adam(model.net.parameters(), lr=float(d.get("lr", 0.001)),
+    dense_params = [p for name, p in model.named_parameters() if not name.startswith("tables.")]
+    dense_opt = torch.optim.Adam(dense_params, lr=float(d.get("lr", 0.001)),
                                  betas=(float(d.get("beta1", 0.9)), float(d.get("beta2", 0.999))),
                                  eps=float(d.get("epsilon", 1e-8)), weight_decay=float(d.get("l2", 0.0)))
     generator = np.random.default_rng(spec.seed)

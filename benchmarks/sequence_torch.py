@@ -55,5 +55,9 @@ class SequenceEncoder(torch.nn.Module):
             lengths = mask.sum(1, keepdim=True).long()
             recency = (lengths - 1 - torch.arange(h.shape[1]).unsqueeze(0)).clamp(min=0)
             h = h + self.positions[recency] * mask.unsqueeze(-1)
-            h = self.block(h, src_key_padding_mask=mask == 0)
+            # A record without items would mask every key (NaN rows): let it attend to its
+            # first (padding) slot; target attention still gives it weight 0.
+            pad = mask == 0
+            pad[:, 0] &= lengths.squeeze(1) > 0
+            h = self.block(h, src_key_padding_mask=pad)
         return self.attention(h, mask, target)

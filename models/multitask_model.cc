@@ -91,18 +91,29 @@ StatusOr<std::unique_ptr<MultiTaskModel<T>>> MultiTaskModel<T>::Create(
   model->seed_ = options.seed != 0 ? options.seed : spec.training.seed;
   model->tasks_ = spec.tasks;
   model->esmm_ = m.type == ModelSpec::Type::kEsmm;
-  for (size_t f = 0; f < layout.fields.size(); ++f) {
-    if (layout.fields[f].sequence) model->sequence_field_ = static_cast<int>(f);
-    if (layout.fields[f].name == m.sequence.target) model->target_field_ = static_cast<int>(f);
-  }
-  if (model->sequence_field_ >= 0) {
-    const InputLayout::Field& f = layout.fields[model->sequence_field_];
-    if (model->target_field_ < 0 || f.max_length <= 0) {
-      return InvalidArgument("model.sequence: the target field '" + m.sequence.target +
-                             "' and the sequence's max_length are required");
+  if (!m.sequence.field.empty() && m.sequence.encoder != SequenceSpec::Encoder::kSum &&
+      m.sequence.encoder != SequenceSpec::Encoder::kMean) {
+    std::vector<std::pair<std::string, std::string>> names{{m.sequence.field, m.sequence.target}};
+    for (const SequenceSpec::Side& side : m.sequence.side) names.emplace_back(side.field, side.target);
+    std::vector<int> dims;
+    for (const auto& [field, target] : names) {
+      int f = -1, t = -1;
+      for (size_t i = 0; i < layout.fields.size(); ++i) {
+        if (layout.fields[i].name == field) f = static_cast<int>(i);
+        if (layout.fields[i].name == target) t = static_cast<int>(i);
+      }
+      if (f < 0 || t < 0 || !layout.fields[f].sequence || layout.fields[f].max_length <= 0) {
+        return InvalidArgument("model.sequence: the sequence field '" + field +
+                               "', its target field '" + target +
+                               "' and the sequence's max_length are required");
+      }
+      model->sequence_fields_.push_back(f);
+      model->target_fields_.push_back(t);
+      dims.push_back(layout.tables[layout.fields[f].table].dim);
     }
     model->sequence_ = std::make_unique<SequenceEncoder<T>>(
-        be, params, m.sequence, layout.tables[f.table].dim, f.max_length, max_batch);
+        be, params, m.sequence, std::move(dims),
+        layout.fields[model->sequence_fields_[0]].max_length, max_batch);
   }
   const int fields = static_cast<int>(layout.fields.size());
   const int field_dim = fields > 0 ? layout.tables[layout.fields[0].table].dim : 0;
@@ -191,6 +202,26 @@ void MultiTaskModel<T>::ComputeTaskWeights() {
 }
 
 template <typename T>
+Status MultiTaskModel<T>::CheckSequencesAligned(const ModelInputT<T>& in) const {
+  const int32_t* items = in.fields[sequence_fields_[0]].offsets;
+  for (size_t p = 1; p < sequence_fields_.size(); ++p) {
+    const int32_t* side = in.fields[sequence_fields_[p]].offsets;
+    for (int r = 0; r < in.batch_size; ++r) {
+      if (side[r + 1] - side[r] != items[r + 1] - items[r]) {
+        const auto& fields = input_->layout().fields;
+        return InvalidArgument(
+            "model.sequence.side: record " + std::to_string(r) + " of the batch has " +
+            std::to_string(side[r + 1] - side[r]) + " values of '" +
+            fields[sequence_fields_[p]].name + "' and " + std::to_string(items[r + 1] - items[r]) +
+            " of '" + fields[sequence_fields_[0]].name + "' (a side sequence has one value per " +
+            "history item)");
+      }
+    }
+  }
+  return Status::OK();
+}
+
+template <typename T>
 Status MultiTaskModel<T>::Run(const ModelInputT<T>& in, uint64_t step, Phase phase,
                               ModelOutputT<T>* out) {
   MTPS_RETURN_IF_ERROR(input_->Load(in));
@@ -202,10 +233,14 @@ Status MultiTaskModel<T>::Run(const ModelInputT<T>& in, uint64_t step, Phase pha
   input_->Forward();
   MatrixView<T> x_in = input_->x();
   if (sequence_ != nullptr) {
-    const int table = input_->layout().fields[sequence_field_].table;
-    sequence_->Forward(input_->sequence_shape(sequence_field_),
-                       input_->field_rows(sequence_field_), input_->table_rows(table),
-                       FieldColumns(x_in, target_field_), FieldColumns(x_in, sequence_field_));
+    MTPS_RETURN_IF_ERROR(CheckSequencesAligned(in));
+    std::vector<typename SequenceEncoder<T>::Part> parts;
+    for (size_t p = 0; p < sequence_fields_.size(); ++p) {
+      const int f = sequence_fields_[p];
+      parts.push_back({input_->field_rows(f), input_->table_rows(input_->layout().fields[f].table),
+                       FieldColumns(x_in, target_fields_[p]), FieldColumns(x_in, f)});
+    }
+    sequence_->Forward(input_->sequence_shape(sequence_fields_[0]), parts);
   }
   if (interaction_ != nullptr) interaction_->Forward(x_in);
   MatrixView<T> x = interaction_ != nullptr ? interaction_->out(batch) : x_in;
@@ -276,14 +311,22 @@ Status MultiTaskModel<T>::Run(const ModelInputT<T>& in, uint64_t step, Phase pha
   } else {
     // The encoder adds into the target's columns of dX before they are scattered to rows,
     // and its items' gradients join the same table's row gradients after.
-    const SequenceShape shape = input_->sequence_shape(sequence_field_);
-    const int32_t* rows = input_->field_rows(sequence_field_);
-    MatrixView<T> dtarget = FieldColumns(dx_in, target_field_);
-    sequence_->Backward(shape, FieldColumns(x_in, target_field_),
-                        FieldColumns(dx_in, sequence_field_), &dtarget);
+    std::vector<MatrixView<T>> douts, dtargets;
+    std::vector<const int32_t*> rows;
+    std::vector<T*> row_grads;
+    for (size_t p = 0; p < sequence_fields_.size(); ++p) {
+      const int f = sequence_fields_[p];
+      douts.push_back(FieldColumns(dx_in, f));
+      dtargets.push_back(FieldColumns(dx_in, target_fields_[p]));
+      rows.push_back(input_->field_rows(f));
+    }
+    std::vector<MatrixView<T>*> dtarget_ptrs;
+    for (MatrixView<T>& d : dtargets) dtarget_ptrs.push_back(&d);
+    const SequenceShape shape = input_->sequence_shape(sequence_fields_[0]);
+    sequence_->Backward(shape, douts, dtarget_ptrs);
     input_->ScatterRowGrads(out);
-    sequence_->ScatterItemGrads(shape, rows,
-                                input_->row_grad(input_->layout().fields[sequence_field_].table));
+    for (int f : sequence_fields_) row_grads.push_back(input_->row_grad(input_->layout().fields[f].table));
+    sequence_->ScatterItemGrads(shape, rows, row_grads);
     input_->CopyRowGradsToHost(out);
   }
   if (uncertainty_) {

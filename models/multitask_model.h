@@ -74,6 +74,8 @@ class MultiTaskModel {
   explicit MultiTaskModel(std::unique_ptr<Backend<T>> backend);
   Status Run(const ModelInputT<T>& in, uint64_t step, Phase phase, ModelOutputT<T>* out);
   void ComputeTaskWeights();
+  // Each side sequence has as many values per record as the items (InvalidArgument if not).
+  Status CheckSequencesAligned(const ModelInputT<T>& in) const;
   // The columns of field `field` in X (or dX).
   MatrixView<T> FieldColumns(MatrixView<T> m, int field) const;
 
@@ -81,7 +83,8 @@ class MultiTaskModel {
   DenseParameters<T> params_;
   std::unique_ptr<InputLayer<T>> input_;
   std::unique_ptr<SequenceEncoder<T>> sequence_;  // null: no encoded sequence field
-  int sequence_field_ = -1, target_field_ = -1;
+  // The sequence's fields (the items, then model.sequence.side) and their targets' fields.
+  std::vector<int> sequence_fields_, target_fields_;
   std::unique_ptr<Interaction<T>> interaction_;  // null: the trunk reads X
   std::unique_ptr<Trunk<T>> trunk_;
   std::vector<std::unique_ptr<Mlp<T>>> towers_;

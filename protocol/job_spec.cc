@@ -414,6 +414,18 @@ Status ParseSequence(const YAML::Node& node, const std::string& path, SequenceSp
       &s->bst_pooling));
   MTPS_RETURN_IF_ERROR(r.Optional("din_positions", &s->din_positions));
   MTPS_RETURN_IF_ERROR(r.Optional("weights_softmax", &s->weights_softmax));
+  s->side.clear();
+  MTPS_RETURN_IF_ERROR(ForEach(r.Node("side"), r.Path("side"),
+                               [&](const YAML::Node& n, const std::string& p) {
+                                 MTPS_RETURN_IF_ERROR(ExpectMap(n, p));
+                                 MapReader sr(n, p);
+                                 SequenceSpec::Side side;
+                                 MTPS_RETURN_IF_ERROR(sr.Required("field", &side.field));
+                                 MTPS_RETURN_IF_ERROR(sr.Required("target", &side.target));
+                                 MTPS_RETURN_IF_ERROR(sr.Finish());
+                                 s->side.push_back(std::move(side));
+                                 return Status::OK();
+                               }));
   MTPS_RETURN_IF_ERROR(r.Finish());
   for (size_t i = 0; i < s->attention_hidden.size(); ++i) {
     MTPS_RETURN_IF_ERROR(
@@ -713,6 +725,57 @@ const char* ModelTypeName(ModelSpec::Type type) {
   return "unknown";
 }
 
+// model.sequence.side against the features: each side field an aligned sequence (pooling:
+// sequence, the sequence's max_length), each target one value of the side field's table.
+// Returns the sum of the side fields' table dims.
+namespace {
+StatusOr<int> CheckSequenceSide(const JobSpec& spec, const SparseFieldSpec& sequence) {
+  const SequenceSpec& seq = spec.model.sequence;
+  auto find = [&](const std::string& name) -> const SparseFieldSpec* {
+    for (const SparseFieldSpec& f : spec.sparse_fields) {
+      if (f.name == name) return &f;
+    }
+    return nullptr;
+  };
+  int width = 0;
+  for (size_t i = 0; i < seq.side.size(); ++i) {
+    const SequenceSpec::Side& side = seq.side[i];
+    const std::string path = "model.sequence.side[" + std::to_string(i) + "]";
+    const SparseFieldSpec* f = find(side.field);
+    if (f == nullptr) return InvalidArgument(path + ".field: no sparse feature '" + side.field + "'");
+    if (f->name == seq.field) {
+      return InvalidArgument(path + ".field: '" + side.field + "' is the sequence itself");
+    }
+    for (size_t j = 0; j < i; ++j) {
+      if (seq.side[j].field == side.field) {
+        return InvalidArgument(path + ".field: '" + side.field + "' is listed twice");
+      }
+    }
+    if (f->pooling != Pooling::kSequence || f->max_length != sequence.max_length) {
+      return InvalidArgument(path + ".field: feature '" + side.field +
+                             "' must have pooling: sequence and max_length " +
+                             std::to_string(sequence.max_length) + " like '" + seq.field +
+                             "' (one value per history item)");
+    }
+    const SparseFieldSpec* t = find(side.target);
+    if (t == nullptr) {
+      return InvalidArgument(path + ".target: no sparse feature '" + side.target + "'");
+    }
+    if (t->pooling == Pooling::kSequence) {
+      return InvalidArgument(path + ".target: feature '" + side.target +
+                             "' is itself a sequence; the target is one value");
+    }
+    if (t->table != f->table) {
+      return InvalidArgument(path + ".target: feature '" + side.target + "' reads table '" +
+                             t->table + "', the side sequence '" + side.field + "' reads '" +
+                             f->table + "' (a side target must share its sequence's table)");
+    }
+    if (const TableSpec* table = spec.FindTable(f->table); table != nullptr) width += table->dim;
+  }
+  return width;
+}
+}  // namespace
+
 Status CheckModelInputs(const JobSpec& spec) {
   const SequenceSpec& seq = spec.model.sequence;
   int sequence_field = -1, target_field = -1;
@@ -743,16 +806,28 @@ Status CheckModelInputs(const JobSpec& spec) {
                              "' (the target must share the sequence's table)");
     }
     const TableSpec* table = spec.FindTable(f.table);
-    if (seq.encoder == SequenceSpec::Encoder::kBst && table != nullptr &&
-        table->dim % seq.heads != 0) {
+    int width = table != nullptr ? table->dim : 0;
+    MTPS_ASSIGN_OR_RETURN(const int side_width, CheckSequenceSide(spec, f));
+    width += side_width;
+    if (seq.encoder == SequenceSpec::Encoder::kBst && table != nullptr && width % seq.heads != 0) {
       return InvalidArgument("model.sequence.heads: " + std::to_string(seq.heads) +
                              " heads do not divide table '" + f.table + "' dim " +
-                             std::to_string(table->dim));
+                             (seq.side.empty() ? std::to_string(width)
+                                               : std::to_string(table->dim) + " + the side " +
+                                                     "fields' dims = " + std::to_string(width)));
     }
+  } else if (!seq.side.empty()) {
+    return InvalidArgument("model.sequence.side: side sequences need model.sequence.field");
   }
+  auto is_side = [&](const std::string& name) {
+    for (const SequenceSpec::Side& side : seq.side) {
+      if (side.field == name) return true;
+    }
+    return false;
+  };
   for (size_t i = 0; i < spec.sparse_fields.size(); ++i) {
     const SparseFieldSpec& f = spec.sparse_fields[i];
-    if (f.pooling == Pooling::kSequence && f.name != seq.field) {
+    if (f.pooling == Pooling::kSequence && f.name != seq.field && !is_side(f.name)) {
       return InvalidArgument("features.sparse[" + std::to_string(i) + "].pooling: field '" +
                              f.name + "' is a sequence, but model.sequence.field " +
                              (seq.field.empty() ? std::string("is not set")

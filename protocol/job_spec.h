@@ -70,7 +70,8 @@ enum class MissingPolicy {
 };
 
 // kSequence: an ordered behaviour sequence that InputLayer does not pool; the encoder of
-// model.sequence reads it (most recent value last, at most max_length values).
+// model.sequence reads it, as its field or a side field (most recent value last, at most
+// max_length values).
 enum class Pooling { kSum, kMean, kSequence };
 
 struct SparseFieldSpec {
@@ -152,6 +153,17 @@ struct SequenceSpec {
   // The attention's weights per item: DIN's raw scores (weights_softmax false), or the
   // softmax of the scores over the record's items (true: a weighted mean of the items).
   bool weights_softmax = false;
+  // Side sequences aligned with `field`: one value per history item (e.g. the items'
+  // categories, as DIN's cate_id sequence beside its goods_id one), each compared with its
+  // own target-side field. Each history item is then [item ⊕ side values] and the target
+  // [target ⊕ side targets]: attention and the block run on the concatenation, and the
+  // output is split back into the fields' columns. Each side field has pooling: sequence
+  // and the sequence's max_length; its target is one value from the side field's table.
+  struct Side {
+    std::string field;
+    std::string target;
+  };
+  std::vector<Side> side;
 };
 const char* SequenceEncoderName(SequenceSpec::Encoder encoder);
 

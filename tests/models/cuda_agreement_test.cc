@@ -65,12 +65,14 @@ TEST_P(CudaAgreementTest, CpuAndCudaAgree) {
 }
 
 // The interaction layers and sequence encoders on every trunk: their kernels (pairwise
-// dots, FM, cross products, layer norm, masked attention, scatter of item rows) agree too.
+// dots, FM, cross products, layer norm, masked attention, scatter of item rows, side
+// sequences) agree too.
 struct SequenceCase {
   std::string name;
   ModelSpec::Type type;
   SequenceSpec::Encoder encoder;
   InteractionSpec interaction;
+  int side_dim = 0;  // > 0: the history's categories beside its items (WithCategorySide)
 };
 
 class CudaSequenceAgreementTest : public ::testing::TestWithParam<SequenceCase> {};
@@ -78,7 +80,9 @@ class CudaSequenceAgreementTest : public ::testing::TestWithParam<SequenceCase> 
 TEST_P(CudaSequenceAgreementTest, CpuAndCudaAgree) {
   if (CudaDeviceCount() == 0) GTEST_SKIP() << "no CUDA device";
   const SequenceCase& c = GetParam();
-  ExpectAgreement(testing::SequenceSpecOf(c.type, c.encoder, c.interaction));
+  JobSpec spec = testing::SequenceSpecOf(c.type, c.encoder, c.interaction);
+  if (c.side_dim > 0) spec = testing::WithCategorySide(spec, c.side_dim);
+  ExpectAgreement(spec);
 }
 
 using Kind = InteractionSpec::Kind;
@@ -92,7 +96,11 @@ INSTANTIATE_TEST_SUITE_P(
         SequenceCase{"PleBstFm", ModelSpec::Type::kPle, Encoder::kBst, {.kind = Kind::kFm}},
         SequenceCase{"EsmmDinDcn", ModelSpec::Type::kEsmm, Encoder::kDin,
                      {.kind = Kind::kDcn, .cross_layers = 1}},
-        SequenceCase{"SharedBottomMean", ModelSpec::Type::kSharedBottom, Encoder::kMean, {}}),
+        SequenceCase{"SharedBottomMean", ModelSpec::Type::kSharedBottom, Encoder::kMean, {}},
+        // Side sequences: the concatenation's copies and the per-part gathers and scatters.
+        SequenceCase{"MmoeDinDotCategorySide", ModelSpec::Type::kMmoe, Encoder::kDin,
+                     {.kind = Kind::kDot}, 4},
+        SequenceCase{"PleBstCategorySide", ModelSpec::Type::kPle, Encoder::kBst, {}, 2}),
     [](const ::testing::TestParamInfo<SequenceCase>& info) { return info.param.name; });
 
 INSTANTIATE_TEST_SUITE_P(AllModels, CudaAgreementTest, ::mtps::models::testing::AllModelTypes(),

@@ -29,6 +29,7 @@ struct GradCase {
   // With a sequence encoder: SequenceSpecOf(type, *encoder, interaction).
   std::optional<SequenceSpec::Encoder> encoder = std::nullopt;
   InteractionSpec interaction = {};
+  int side_dim = 0;  // > 0: WithCategorySide(spec, side_dim)
 };
 
 using Kind = InteractionSpec::Kind;
@@ -42,6 +43,7 @@ TEST_P(ModelGradientTest, GradientsMatchCentralDifferences) {
                      ? testing::SequenceSpecOf(c.type, *c.encoder, c.interaction, c.second_loss)
                      : SmallSpec(c.type, c.second_loss, c.tasks);
   if (!c.encoder.has_value()) spec.model.interaction = c.interaction;
+  if (c.side_dim > 0) spec = testing::WithCategorySide(spec, c.side_dim);
   spec.model.dropout = c.dropout;
   if (c.uncertainty) spec.training.task_weighting = TrainingSpec::TaskWeighting::kUncertainty;
   auto created = MultiTaskModel<double>::Create(spec, MakeCpuBackend<double>(1));
@@ -152,7 +154,13 @@ INSTANTIATE_TEST_SUITE_P(
         GradCase{"MmoeBst", Type::kMmoe, kMse, true, 0.0f, 2, Encoder::kBst},
         GradCase{"SharedBottomBstDcn", Type::kSharedBottom, kBce, false, 0.0f, 2, Encoder::kBst,
                  {.kind = Kind::kDcn, .cross_layers = 1}},
-        GradCase{"PleSequenceMean", Type::kPle, kBce, false, 0.0f, 2, Encoder::kMean}),
+        GradCase{"PleSequenceMean", Type::kPle, kBce, false, 0.0f, 2, Encoder::kMean},
+        // DIN's goods + category sequences: the history's categories beside its items.
+        GradCase{"MmoeDinDotCategorySide", Type::kMmoe, kBce, false, 0.0f, 2, Encoder::kDin,
+                 {.kind = Kind::kDot}, 4},
+        GradCase{"EsmmBstCategorySide", Type::kEsmm, kBce, false, 0.0f, 2, Encoder::kBst, {}, 2},
+        GradCase{"SharedBottomSumCategorySide", Type::kSharedBottom, kBce, false, 0.0f, 2,
+                 Encoder::kSum, {}, 2}),
     [](const ::testing::TestParamInfo<GradCase>& info) { return info.param.name; });
 
 }  // namespace

@@ -61,7 +61,20 @@ inline JobSpec SequenceSpecOf(ModelSpec::Type type, SequenceSpec::Encoder encode
   return spec;
 }
 
-// A random batch for `spec` that owns its buffers; input() points into them.
+// Adds DIN's category side sequence to a SequenceSpecOf spec: table cat (dim `cat_dim`),
+// fields cat (the target's category) and history_cats (a sequence aligned with history),
+// read by model.sequence.side.
+inline JobSpec WithCategorySide(JobSpec spec, int cat_dim) {
+  spec.tables.push_back({.name = "cat", .dim = cat_dim});
+  spec.sparse_fields.push_back({.name = "cat", .table = "cat"});
+  spec.sparse_fields.push_back({.name = "history_cats", .table = "cat", .multi_valued = true,
+                                .pooling = Pooling::kSequence, .max_length = 3});
+  spec.model.sequence.side = {{.field = "history_cats", .target = "cat"}};
+  return spec;
+}
+
+// A random batch for `spec` that owns its buffers; input() points into them. A side
+// sequence (model.sequence.side) gets as many values per record as the sequence field.
 template <typename T>
 struct RandomBatch {
   std::vector<std::vector<int32_t>> offsets, rows;
@@ -80,11 +93,18 @@ struct RandomBatch {
       for (T& v : tables.back()) v = T(normal(rng));
       num_rows.push_back(rows_per_table);
     }
+    int sequence = -1;
+    for (size_t i = 0; i < spec.sparse_fields.size(); ++i) {
+      if (spec.sparse_fields[i].name == spec.model.sequence.field) sequence = static_cast<int>(i);
+    }
     for (const SparseFieldSpec& f : spec.sparse_fields) {
+      bool side = false;
+      for (const SequenceSpec::Side& s : spec.model.sequence.side) side |= s.field == f.name;
       std::vector<int32_t> off{0}, r;
       for (int b = 0; b < batch; ++b) {
         // Multi-valued fields get 0..3 values (empty bags and duplicates included).
         int n = f.multi_valued ? static_cast<int>(rng() % 4) : 1;
+        if (side) n = offsets[sequence][b + 1] - offsets[sequence][b];
         for (int i = 0; i < n; ++i) r.push_back(row(rng));
         off.push_back(static_cast<int32_t>(r.size()));
       }

@@ -119,6 +119,70 @@ TEST_P(SequenceEncoderGradientTest, RowTargetAndWeightGradients) {
   ExpectParamGradients(f);
 }
 
+// DIN's goods + category sequences: each item is [item row (dim 4) ⊕ its side row (dim 2)],
+// attended against [target item ⊕ target side value]. The targets and outputs are column
+// blocks of one wide X (ld 20), as MultiTaskModel passes them; both tables' rows, both
+// targets and the weights must get the gradient of the concatenation.
+TEST_P(SequenceEncoderGradientTest, SideSequenceRowTargetAndWeightGradients) {
+  SequenceSpec spec{.field = "history", .target = "item", .encoder = GetParam().encoder,
+                    .attention_hidden = {5}, .heads = 2, .ffn_hidden = 6,
+                    .bst_pooling = GetParam().pooling, .din_positions = GetParam().din_positions,
+                    .weights_softmax = GetParam().softmax,
+                    .side = {{.field = "history_cats", .target = "cat"}}};
+  constexpr int kSideDim = 2, kLd = 20;
+  constexpr int kItemTarget = 0, kSideTarget = 4, kItemOut = 8, kSideOut = 14;
+  SequenceEncoder<double> encoder(backend_.get(), &params_, spec, {kDim, kSideDim}, kMaxLen,
+                                  batch());
+  FinalizeParams();
+  constexpr int kItemRows = 4, kSideRows = 3;
+  std::vector<double> items = RandomVector(kItemRows * kDim, rng_);
+  std::vector<double> sides = RandomVector(kSideRows * kSideDim, rng_);
+  std::vector<int32_t> item_rows{3, 1, 2, 2, 0};  // row 2 twice in record 2
+  std::vector<int32_t> side_rows{0, 1, 2, 2, 2};  // side row 2 three times
+  std::vector<double> x = RandomVector(batch() * kLd, rng_);
+  std::vector<double> r = RandomVector(batch() * kLd, rng_);
+  auto view = [&](std::vector<double>& m, int col, int cols) {
+    return MatrixView<double>{m.data() + col, batch(), cols, kLd};
+  };
+  std::vector<double> out_mask(batch() * kLd, 0.0);  // the loss reads the outputs only
+  for (int b = 0; b < batch(); ++b) {
+    for (int c = 0; c < kDim; ++c) out_mask[b * kLd + kItemOut + c] = 1.0;
+    for (int c = 0; c < kSideDim; ++c) out_mask[b * kLd + kSideOut + c] = 1.0;
+  }
+  auto f = [&] {
+    encoder.Forward(shape_, {{item_rows.data(), items.data(), view(x, kItemTarget, kDim),
+                              view(x, kItemOut, kDim)},
+                             {side_rows.data(), sides.data(), view(x, kSideTarget, kSideDim),
+                              view(x, kSideOut, kSideDim)}});
+    double sum = 0;
+    for (size_t k = 0; k < x.size(); ++k) sum += out_mask[k] * x[k] * r[k];
+    return sum;
+  };
+  f();
+  for (int c = 0; c < kSideDim; ++c) {
+    EXPECT_EQ(x[kLd + kSideOut + c], 0.0) << "the empty record's side output";
+  }
+  std::vector<double> dx(x.size(), 0.0), ditems(items.size(), 0.0), dsides(sides.size(), 0.0);
+  MatrixView<double> dt_item = view(dx, kItemTarget, kDim), dt_side = view(dx, kSideTarget, kSideDim);
+  encoder.Backward(shape_, {view(r, kItemOut, kDim), view(r, kSideOut, kSideDim)},
+                   {&dt_item, &dt_side});
+  encoder.ScatterItemGrads(shape_, {item_rows.data(), side_rows.data()},
+                           {ditems.data(), dsides.data()});
+  ExpectGradient(&items, ditems, f, "item row grads");
+  ExpectGradient(&sides, dsides, f, "side row grads");
+  // X's target columns are the inputs; perturbing an output column changes nothing (each
+  // Forward overwrites it) and its dx stays 0, as do the columns nobody reads.
+  if (GetParam().pooling == SequenceSpec::BstPooling::kAttention) {
+    ExpectGradient(&x, dx, f, "dX (targets)");
+  } else {
+    for (double v : dx) EXPECT_EQ(v, 0.0) << "mean pooling does not read the target";
+  }
+  // A softmax is unchanged when every score moves by one amount: the scorer's last bias
+  // has a true gradient of 0 (in rounding it may come out exactly 0).
+  const std::string name = GetParam().encoder == SequenceSpec::Encoder::kBst ? "bst" : "din";
+  ExpectParamGradients(f, GetParam().softmax ? name + "/attention/scorer/l1/b" : "");
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Encoders, SequenceEncoderGradientTest,
     ::testing::Values(

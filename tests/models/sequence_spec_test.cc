@@ -155,5 +155,102 @@ TEST(SequenceSpecTest, TooLongSequenceIsRefusedAtLoad) {
       << s;
 }
 
+// SpecText plus hist_cats, the history's categories: a sequence of table cat.
+std::string SideSpecText(const std::string& sequence, const std::string& hist_cats_extra =
+                                                          "pooling: sequence, max_length: 5") {
+  std::string text = SpecText("  sequence: " + sequence);
+  const std::string after = "max_length: 5}\n";
+  text.insert(text.find(after) + after.size(),
+              "    - {name: hist_cats, table: cat, multi_valued: true, " + hist_cats_extra + "}\n");
+  return text;
+}
+
+TEST(SequenceSpecTest, ParsesSideSequences) {
+  StatusOr<JobSpec> spec = ParseJobSpec(
+      SideSpecText("{field: hist, target: item, side: [{field: hist_cats, target: cat}]}"), "j");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  ASSERT_EQ(spec->model.sequence.side.size(), 1u);
+  EXPECT_EQ(spec->model.sequence.side[0].field, "hist_cats");
+  EXPECT_EQ(spec->model.sequence.side[0].target, "cat");
+  EXPECT_TRUE(MultiTaskModel<float>::Create(*spec, MakeCpuBackend<float>(1)).ok());
+}
+
+TEST(SequenceSpecTest, BadSideSequencesNameThePath) {
+  auto error = [](const std::string& side, const std::string& extra = "pooling: sequence, max_length: 5") {
+    return ParseError(SideSpecText("{field: hist, target: item, encoder: bst, side: " + side + "}",
+                                   extra));
+  };
+  EXPECT_NE(error("[{field: clicks, target: cat}]")
+                .find("model.sequence.side[0].field: no sparse feature 'clicks'"),
+            std::string::npos);
+  EXPECT_NE(error("[{field: hist_cats}]").find("model.sequence.side[0].target: required field"),
+            std::string::npos);
+  EXPECT_NE(error("[{field: hist_cats, target: cat, weight: 2}]").find("model.sequence.side[0]"),
+            std::string::npos);
+  EXPECT_NE(error("{field: hist_cats, target: cat}").find("model.sequence.side: expected a list"),
+            std::string::npos);
+  EXPECT_NE(error("[{field: hist, target: item}]")
+                .find("model.sequence.side[0].field: 'hist' is the sequence itself"),
+            std::string::npos);
+  EXPECT_NE(error("[{field: hist_cats, target: cat}, {field: hist_cats, target: cat}]")
+                .find("model.sequence.side[1].field: 'hist_cats' is listed twice"),
+            std::string::npos);
+  EXPECT_NE(error("[{field: hist_cats, target: cat}]", "pooling: sequence, max_length: 4")
+                .find("model.sequence.side[0].field: feature 'hist_cats' must have pooling: "
+                      "sequence and max_length 5 like 'hist'"),
+            std::string::npos);
+  EXPECT_NE(error("[{field: hist_cats, target: cat}]", "pooling: sum")
+                .find("must have pooling: sequence"),
+            std::string::npos);
+  EXPECT_NE(error("[{field: hist_cats, target: item}]")
+                .find("model.sequence.side[0].target: feature 'item' reads table 'item', the side "
+                      "sequence 'hist_cats' reads 'cat'"),
+            std::string::npos);
+  EXPECT_NE(error("[{field: hist_cats, target: hist}]")
+                .find("model.sequence.side[0].target: feature 'hist' is itself a sequence"),
+            std::string::npos);
+  // Without a side entry, hist_cats is a sequence nobody reads.
+  EXPECT_NE(error("[]").find("field 'hist_cats' is a sequence"), std::string::npos);
+}
+
+TEST(SequenceSpecTest, HeadsMustDivideTheConcatenatedDim) {
+  std::string text =
+      SideSpecText("{field: hist, target: item, encoder: bst, heads: 4, side: [{field: hist_cats, "
+                   "target: cat}]}");
+  text.replace(text.find("{name: cat, dim: 8}"), 19, "{name: cat, dim: 2}");
+  EXPECT_NE(ParseError(text).find("model.sequence.heads: 4 heads do not divide table 'item' dim "
+                                  "8 + the side fields' dims = 10"),
+            std::string::npos);
+}
+
+TEST(SequenceSpecTest, MisalignedSideSequenceIsRefusedAtLoad) {
+  JobSpec spec = testing::WithCategorySide(
+      testing::SequenceSpecOf(ModelSpec::Type::kMmoe, SequenceSpec::Encoder::kDin), 4);
+  auto model = MultiTaskModel<float>::Create(spec, MakeCpuBackend<float>(1));
+  ASSERT_TRUE(model.ok()) << model.status();
+  testing::RandomBatch<float> batch(spec, 8, 3);
+  ModelOutput out;
+  ASSERT_TRUE((*model)->Train(batch.input(), 1, &out).ok());
+  // One value of history_cats (the last field) moves from record r to record r + 1,
+  // within max_length.
+  std::vector<int32_t>& cats = batch.offsets.back();
+  int r = 0;
+  while (r + 2 < static_cast<int>(cats.size()) &&
+         !(cats[r + 1] > cats[r] && cats[r + 2] - cats[r + 1] < 3)) {
+    ++r;
+  }
+  ASSERT_LT(r + 2, static_cast<int>(cats.size())) << "the seed must draw such a pair";
+  const int length = cats[r + 1] - cats[r];
+  --cats[r + 1];
+  Status s = (*model)->Train(batch.input(), 2, &out);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(std::string(s.message())
+                .find("model.sequence.side: record " + std::to_string(r) + " of the batch has " +
+                      std::to_string(length - 1) + " values of 'history_cats' and " +
+                      std::to_string(length) + " of 'history'"),
+            std::string::npos)
+      << s;
+}
+
 }  // namespace
 }  // namespace mtps::models

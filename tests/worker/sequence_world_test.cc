@@ -1,11 +1,13 @@
 // The sequence world of mtps-datagen: every impression carries its own history (most
 // recent last, at most history_length items, hashed as item_id), P(click) depends on that
-// history relative to the shown item, CSV and .mtb hold the same records, and the written
-// job.yaml reads them as a sequence field.
+// history relative to the shown item, the history's categories ride beside it (hashed as
+// category), CSV and .mtb hold the same records, and the written job.yaml reads them as a
+// sequence field with a side sequence.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <map>
 #include <set>
 
 #include "data_test_util.h"
@@ -144,6 +146,24 @@ TEST(SequenceWorldTest, TheOrdinaryWorldIsUnchanged) {
   EXPECT_TRUE(imp.history.empty());
 }
 
+TEST(SequenceWorldTest, HistoryCategoriesAreTheHistoryItemsCategories) {
+  for (WorldOptions::SequenceTerm term :
+       {WorldOptions::SequenceTerm::kInterests, WorldOptions::SequenceTerm::kSimilarity}) {
+    const EcommerceWorld world(SequenceWorld(2.5, term));
+    size_t items = 0;
+    for (uint64_t i = 0; i < 200; ++i) {
+      Impression imp;
+      world.Sample(i, &imp);
+      ASSERT_EQ(imp.history_categories.size(), imp.history.size());
+      for (size_t j = 0; j < imp.history.size(); ++j) {
+        EXPECT_EQ(imp.history_categories[j], world.category_of(imp.history[j]));
+      }
+      items += imp.history.size();
+    }
+    EXPECT_GT(items, 200u);
+  }
+}
+
 TEST(SequenceWorldTest, DatasetsCarryHistoriesAsASequenceOfItemKeys) {
   ScratchDir dir;
   DatagenOptions o;
@@ -163,15 +183,20 @@ TEST(SequenceWorldTest, DatasetsCarryHistoriesAsASequenceOfItemKeys) {
   const std::string yaml = ReadFile(dir.File("mtb/job.yaml"));
   EXPECT_THAT(yaml, HasSubstr("name: hist_items, table: item, key_field: item_id, multi_valued: true, "
                               "pooling: sequence, max_length: 12"));
-  EXPECT_THAT(yaml, HasSubstr("sequence: {field: hist_items, target: item_id, encoder: din}"));
-  EXPECT_THAT(yaml, HasSubstr("interaction: {kind: dot}"));  // the best configuration measured
+  EXPECT_THAT(yaml, HasSubstr("name: hist_cats, table: category, key_field: category, "
+                              "multi_valued: true, pooling: sequence, max_length: 12"));
+  // The best configuration measured: DIN over items with their categories, and dot.
+  EXPECT_THAT(yaml, HasSubstr("sequence: {field: hist_items, target: item_id, encoder: din,\n"
+                              "                   side: [{field: hist_cats, target: category}]}"));
+  EXPECT_THAT(yaml, HasSubstr("interaction: {kind: dot}"));
   const std::string csv = ReadFile(dir.File("csv/train-00000.csv"));
-  EXPECT_THAT(csv.substr(0, csv.find('\n')), HasSubstr(",recent_items,hist_items"));
+  EXPECT_THAT(csv.substr(0, csv.find('\n')), HasSubstr(",recent_items,hist_items,hist_cats"));
 
   const JobSpec spec = *LoadJobSpec(dir.File("mtb/job.yaml"));
   const FeatureMap map = *FeatureMap::Create(spec);
-  ASSERT_EQ(map.num_sparse(), 7);
+  ASSERT_EQ(map.num_sparse(), 8);
   ASSERT_EQ(map.sparse(6).name, "hist_items");
+  ASSERT_EQ(map.sparse(7).name, "hist_cats");
   PipelineOptions po;
   po.shuffle = false;
   po.batch_size = 500;
@@ -196,6 +221,21 @@ TEST(SequenceWorldTest, DatasetsCarryHistoriesAsASequenceOfItemKeys) {
   }
   EXPECT_GT(empty, 0u);          // a session may start with no history: an empty sequence
   EXPECT_GT(shared, total / 2);  // history items are item_id keys: the same embedding rows
+  // hist_cats: one category key per history item, the key its item's shown impressions
+  // carry in `category` (an item's category is fixed), so the same category rows.
+  std::map<uint64_t, uint64_t> category_of;
+  for (const Record& rec : a) category_of[rec.keys[1][0]] = rec.keys[2][0];
+  size_t checked = 0;
+  for (const Record& rec : a) {
+    ASSERT_EQ(rec.keys[7].size(), rec.keys[6].size());
+    for (size_t j = 0; j < rec.keys[6].size(); ++j) {
+      auto it = category_of.find(rec.keys[6][j]);
+      if (it == category_of.end()) continue;
+      EXPECT_EQ(rec.keys[7][j], it->second);
+      ++checked;
+    }
+  }
+  EXPECT_EQ(checked, shared);
 }
 
 TEST(SequenceWorldTest, ASpecWithAShorterMaxLengthKeepsTheMostRecentValuesOfAnMtbFile) {

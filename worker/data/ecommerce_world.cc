@@ -152,6 +152,7 @@ double EcommerceWorld::DrawHistory(uint32_t user, uint32_t intent, uint32_t targ
                                    Impression* out) const {
   const int n = static_cast<int>(rng.Below(options_.history_length + 1));
   out->history.clear();
+  out->history_categories.clear();
   const float* t = &item_factor_[static_cast<size_t>(target) * k_];
   double weighted = 0, weights = 0;
   for (int j = 0; j < n; ++j) {
@@ -162,6 +163,7 @@ double EcommerceWorld::DrawHistory(uint32_t user, uint32_t intent, uint32_t targ
                            : user_favourites_[static_cast<size_t>(user) * kFavourites + rng.Below(kFavourites)];
     const uint32_t item = ItemOf(c, rng);
     out->history.push_back(item);
+    out->history_categories.push_back(item_category_[item]);
     const double w = std::pow(0.8, n - 1 - j);
     weighted += w * Dot(&item_factor_[static_cast<size_t>(item) * k_], t);
     weights += w;
@@ -173,6 +175,7 @@ double EcommerceWorld::DrawInterestHistory(const uint32_t* interests, uint32_t t
                                            Impression* out) const {
   const int n = static_cast<int>(rng.Below(options_.history_length + 1));
   out->history.clear();
+  out->history_categories.clear();
   const uint32_t wanted = item_category_[target];
   int newest_match = -1;
   for (int j = 0; j < n; ++j) {
@@ -180,6 +183,7 @@ double EcommerceWorld::DrawInterestHistory(const uint32_t* interests, uint32_t t
                                                    : category_pop_.Sample(rng.Uniform());
     const uint32_t item = ItemOf(c, rng);
     out->history.push_back(item);
+    out->history_categories.push_back(item_category_[item]);
     if (item_category_[item] == wanted) newest_match = j;
   }
   return newest_match < 0 ? 0.0 : std::pow(kInterestRecency, n - 1 - newest_match);

@@ -71,6 +71,9 @@ struct Impression {
   const uint32_t* recent = nullptr;  // the user's recent items
   int num_recent = 0;
   std::vector<uint32_t> history;     // sequence world: this impression's items, most recent last
+  // The category of each history item (category_of, no draw of its own): DIN's cate_id
+  // sequence beside the goods_id one.
+  std::vector<uint32_t> history_categories;
   double p_click = 0;  // true P(click)
   double p_buy = 0;    // true P(buy | click)
   bool click = false;

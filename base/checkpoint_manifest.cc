@@ -6,8 +6,11 @@
 #include <cinttypes>
 #include <cstdio>
 #include <filesystem>
+#include <cstring>
 #include <fstream>
+#include <iterator>
 #include <sstream>
+#include <string_view>
 #include <system_error>
 
 #include "base/atomic_file.h"
@@ -17,7 +20,24 @@
 namespace mtps {
 namespace {
 
-constexpr char kMagicLine[] = "mtps-checkpoint-manifest 1";
+// Version 2 ends with "crc32c <CRC32C of every byte before that line>"; version 1 (no
+// checksum) is still read, and a checksum line in it is refused as an unknown entry.
+constexpr char kMagicLine[] = "mtps-checkpoint-manifest 2";
+constexpr char kMagicLineV1[] = "mtps-checkpoint-manifest 1";
+constexpr char kChecksumWord[] = "crc32c ";
+
+// A CRC32C written in decimal: digits only, at most 2^32 - 1.
+bool ParseChecksum(std::string_view text, uint32_t* out) {
+  if (text.empty() || text.size() > 10) return false;
+  uint64_t value = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return false;
+    value = value * 10 + static_cast<uint64_t>(c - '0');
+  }
+  if (value > 0xFFFFFFFFull) return false;
+  *out = static_cast<uint32_t>(value);
+  return true;
+}
 
 }  // namespace
 
@@ -47,12 +67,40 @@ Status WriteCheckpointManifest(FileSystem& fs, const std::string& path,
   }
   for (const auto& w : manifest.workers)
     text << "worker " << w.rank << " " << w.epoch << " " << w.records << " " << w.step << "\n";
-  return WriteFileAtomically(fs, path, text.str());
+  std::string bytes = text.str();
+  bytes += kChecksumWord + std::to_string(Crc32c(bytes.data(), bytes.size())) + "\n";
+  return WriteFileAtomically(fs, path, bytes);
 }
 
 StatusOr<CheckpointManifest> ReadCheckpointManifest(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return NotFound("cannot open checkpoint manifest " + path);
+  std::ifstream file(path, std::ios::binary);
+  if (!file) return NotFound("cannot open checkpoint manifest " + path);
+  std::string bytes((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  if (file.bad()) return DataLoss("cannot read checkpoint manifest " + path);
+  // Nothing in a manifest may be taken on trust (a flipped digit of a step, an id, a data
+  // position or a base would restore a state no checkpoint held): version 2 checks its
+  // last line's CRC32C over the rest before reading a field.
+  if (bytes.starts_with(std::string(kMagicLine) + "\n")) {
+    if (!bytes.ends_with("\n")) return DataLoss(path + ": manifest ends mid-line (truncated)");
+    const size_t last = bytes.rfind('\n', bytes.size() - 2) + 1;
+    const std::string_view checksum_line(bytes.data() + last, bytes.size() - 1 - last);
+    uint32_t stored = 0;
+    if (!checksum_line.starts_with(kChecksumWord) ||
+        !ParseChecksum(checksum_line.substr(std::strlen(kChecksumWord)), &stored)) {
+      return DataLoss(path + ": manifest does not end with its checksum line (truncated?): '" +
+                      std::string(checksum_line.substr(0, 64)) + "'");
+    }
+    const uint32_t computed = Crc32c(bytes.data(), last);
+    if (stored != computed) {
+      return DataLoss(path + ": manifest checksum mismatch (CRC32C " + std::to_string(computed) +
+                      ", its last line says " + std::to_string(stored) + "): damaged");
+    }
+    bytes.resize(last);
+  } else if (!bytes.starts_with(std::string(kMagicLineV1) + "\n") && bytes != kMagicLineV1) {
+    const std::string first = bytes.substr(0, std::min(bytes.find('\n'), size_t{64}));
+    return DataLoss(path + ":1: not an mtps checkpoint manifest: '" + first + "'");
+  }
+  std::istringstream in(bytes);
   CheckpointManifest manifest;
   std::string line;
   int line_no = 0;
@@ -63,7 +111,7 @@ StatusOr<CheckpointManifest> ReadCheckpointManifest(const std::string& path) {
   while (std::getline(in, line)) {
     ++line_no;
     if (line_no == 1) {
-      if (line != kMagicLine) return bad("not an mtps checkpoint manifest");
+      if (line != kMagicLine && line != kMagicLineV1) return bad("not an mtps checkpoint manifest");
       saw_magic = true;
       continue;
     }

@@ -5,11 +5,13 @@
 //   StatusOr<CheckpointManifest> m = ReadCheckpointManifest(ManifestPath(dir));
 //   StatusOr<std::string> newest = FindNewestCheckpoint(root, /*server_rank=*/1);
 //
-// Text format, one item a line: "mtps-checkpoint-manifest 1", "id <u64>", "step <u64>",
+// Text format, one item a line: "mtps-checkpoint-manifest 2", "id <u64>", "step <u64>",
 // then "file <bytes> <checksum> <path>" per whole file (path last: it may hold spaces) or
 // "increment <base id> <bytes> <checksum> <path>" per incremental file (only what changed
 // since the same file of checkpoint <base id>; base/checkpoint_chain.h resolves the chain),
-// then "worker <rank> <epoch> <records> <step>" per worker data position. The
+// then "worker <rank> <epoch> <records> <step>" per worker data position, and last
+// "crc32c <CRC32C of every byte before this line>": a manifest that was damaged or cut
+// short is DATA_LOSS (version 1, written before, has no checksum line and still reads). The
 // scheduler writes "<dir>/MANIFEST" for the whole cluster; a standalone server (no
 // scheduler) writes "<dir>/MANIFEST.server-<rank>" for its own files.
 //

@@ -11,7 +11,13 @@ namespace row_kernels {
 // Each kernel is compiled for AVX2 and for baseline x86-64 and picked at load time. There
 // is no FMA contraction (ISO C++ mode) and sqrt/div are correctly rounded in both, so both
 // versions give bit-identical results: servers on different CPUs agree.
+// clang (the fuzz build) refuses clones of a function optimizer.h's inline dispatch used
+// first, so it gets the baseline version only.
+#if defined(__clang__)
+#define MTPS_ROW_KERNEL
+#else
 #define MTPS_ROW_KERNEL [[gnu::target_clones("avx2", "default")]]
+#endif
 
 MTPS_ROW_KERNEL void SgdRow(float* __restrict w, const float* __restrict g, int dim, float lr,
                             float l2) {

@@ -1,5 +1,6 @@
 // What the fuzz targets and their seed generator share: the job specs they fuzz against,
-// the byte layout of a wire-fuzz input (messages of frames), and a scratch file per process.
+// the byte layouts of a wire-fuzz input (messages of frames) and of a checkpoint-chain
+// input (files of checkpoint directories), and a scratch file per process.
 #pragma once
 
 #include <unistd.h>
@@ -102,6 +103,40 @@ inline void AppendWireMessage(const std::vector<std::string>& frames, std::strin
     out->append(reinterpret_cast<const char*>(&length), 4);
     out->append(frame);
   }
+}
+
+// A checkpoint-chain input (the checkpoint target's second form): the files of checkpoint
+// directories ckpt-1..kChainCheckpoints under one root, as a server restores them:
+//   "MTPSCHN1", u8 flags (bit 0: kChainFixManifests), then entries of
+//   u8 file (index % ChainFileNames().size()), u32 little-endian length (cut to what is
+//   left), that many bytes. A later entry of the same file replaces it; a file without an
+//   entry is absent.
+// kChainFixManifests: before restoring, every "file"/"increment" line of each manifest gets
+// the real size and CRC32C of the file it names, and a version 2 manifest its checksum line
+// anew, so that damaged files reach the parsers behind those checks (as fuzz builds accept
+// any stored checksum inside the files). Without it the manifests are used as given.
+inline constexpr char kChainMagic[] = "MTPSCHN1";
+inline constexpr int kChainCheckpoints = 3;
+inline constexpr uint8_t kChainFixManifests = 1;
+
+// "ckpt-0000000001/MANIFEST", ".../server-0.table-<name>.ckpt" per fuzz table, and
+// ".../server-0.dense.ckpt", for each checkpoint.
+inline std::vector<std::string> ChainFileNames(const JobSpec& job) {
+  std::vector<std::string> names;
+  for (int c = 1; c <= kChainCheckpoints; ++c) {
+    const std::string dir = "ckpt-000000000" + std::to_string(c) + "/";
+    names.push_back(dir + "MANIFEST");
+    for (const TableSpec& t : job.tables) names.push_back(dir + "server-0.table-" + t.name + ".ckpt");
+    names.push_back(dir + "server-0.dense.ckpt");
+  }
+  return names;
+}
+
+inline void AppendChainEntry(uint8_t file, const std::string& bytes, std::string* out) {
+  out->push_back(static_cast<char>(file));
+  const uint32_t length = static_cast<uint32_t>(bytes.size());
+  out->append(reinterpret_cast<const char*>(&length), 4);
+  out->append(bytes);
 }
 
 // A file of this process that a target rewrites with each input (the readers under test

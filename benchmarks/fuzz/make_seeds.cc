@@ -1,6 +1,7 @@
 // fuzz_seeds: writes the seed corpus of every fuzz target from real inputs: a generated
 // data set (.mtb and CSV), job specs, checkpoint files of the fuzz job's tables and dense
-// blocks with their manifest, and the wire requests a worker sends.
+// blocks with their manifest, a chain of a whole checkpoint and two increments as a server
+// writes it, and the wire requests a worker sends.
 //
 //   fuzz_seeds OUT_DIR     # OUT_DIR/{wire,mtb,csv,job_spec,checkpoint}/...
 #include <cstdio>
@@ -15,6 +16,7 @@
 #include "base/checkpoint_manifest.h"
 #include "ps/dense_block.h"
 #include "ps/embedding_table.h"
+#include "ps/sharded_table.h"
 
 namespace mtps::fuzz {
 namespace {
@@ -146,6 +148,65 @@ Status CheckpointSeeds(const fs::path& out) {
   return WriteCheckpointManifest(*posix, ManifestPath(dir.string()), manifest);
 }
 
+// Checkpoints 1 (whole), 2 and 3 (increments over the one before) of every fuzz table and
+// the dense blocks, with their manifests, as one server writes them between pushes; packed
+// as chain inputs (fuzz_inputs.h): as written, with the manifest fix-up flag, and the first
+// two checkpoints only.
+Status CheckpointChainSeeds(const fs::path& out) {
+  const JobSpec job = ServerJob();
+  std::unique_ptr<FileSystem> posix = NewPosixFileSystem();
+  const fs::path scratch = out / "tmp-chain";
+  MTPS_ASSIGN_OR_RETURN(auto tables, ps::ShardedTables::Create(job.tables, 2));
+  ps::DenseBlockStore dense(job.training.dense_optimizer);
+  const std::vector<float> block = {0.5f, -1.0f, 2.0f};
+  MTPS_RETURN_IF_ERROR(dense.Init(3, "bottom/w", block.data(), block.size()));
+  for (uint64_t id = 1; id <= kChainCheckpoints; ++id) {
+    // Some rows change in every checkpoint, two are new in each.
+    std::vector<uint64_t> keys = {1, 2, 3, 0xFFFFFFFFFFFFFFFFull, 77};
+    if (id > 1) keys.resize(2);
+    keys.push_back(1000 * id);
+    keys.push_back(1000 * id + 1);
+    for (uint32_t t = 0; t < job.tables.size(); ++t) {
+      std::vector<float> values(keys.size() * job.tables[t].dim);
+      for (int pass = 0; pass < 2; ++pass)  // twice: the shop table admits at the second sighting
+        MTPS_RETURN_IF_ERROR(tables->Pull(t, keys.data(), keys.size(), values.data(), 10 * id, true));
+      const std::vector<float> grads(values.size(), 0.25f * static_cast<float>(id));
+      MTPS_RETURN_IF_ERROR(tables->Push(t, keys.data(), grads.data(), keys.size(), 10 * id).status());
+    }
+    MTPS_RETURN_IF_ERROR(dense.Push(3, block.data(), block.size()));
+    const std::string dir = CheckpointDir(scratch.string(), id);
+    MTPS_RETURN_IF_ERROR(posix->CreateDirs(dir));
+    CheckpointManifest manifest{.id = id, .step = 100 * id};
+    for (uint32_t t = 0; t < job.tables.size(); ++t) {
+      const std::string path = ps::TableCheckpointPath(dir, 0, job.tables[t].name);
+      MTPS_ASSIGN_OR_RETURN(CheckpointFileInfo info,
+                            id == 1 ? ps::SaveTableCheckpoint(*posix, path, *tables, t)
+                                    : ps::SaveTableIncrement(*posix, path, *tables, t, id, id - 1));
+      manifest.files.push_back(info);
+    }
+    MTPS_ASSIGN_OR_RETURN(CheckpointFileInfo info,
+                          ps::SaveDenseCheckpoint(*posix, ps::DenseCheckpointPath(dir, 0), dense));
+    manifest.files.push_back(info);
+    manifest.workers = {{0, 0, 64 * id, 100 * id}, {1, 0, 60 * id, 99 * id}};
+    MTPS_RETURN_IF_ERROR(WriteCheckpointManifest(*posix, ManifestPath(dir), manifest));
+  }
+  const std::vector<std::string> names = ChainFileNames(job);
+  auto pack = [&](uint8_t flags, int checkpoints) {
+    std::string input = std::string(kChainMagic) + static_cast<char>(flags);
+    for (size_t f = 0; f < names.size(); ++f) {
+      if (std::stoi(names[f].substr(5, 10)) > checkpoints) continue;
+      // names[f] is "ckpt-<10 digits>/<file>", the same as CheckpointDir's.
+      AppendChainEntry(static_cast<uint8_t>(f), ReadAll(scratch / names[f]), &input);
+    }
+    return input;
+  };
+  WriteSeed(out / "checkpoint" / "chain", pack(0, kChainCheckpoints));
+  WriteSeed(out / "checkpoint" / "chain-fixed", pack(kChainFixManifests, kChainCheckpoints));
+  WriteSeed(out / "checkpoint" / "chain-two", pack(kChainFixManifests, 2));
+  fs::remove_all(scratch);
+  return Status::OK();
+}
+
 // One request as the fuzz target's framing holds it.
 std::string Frames(const OutgoingMessage& message) {
   std::vector<std::string> frames;
@@ -253,7 +314,8 @@ int main(int argc, char** argv) {
   const std::filesystem::path out = argv[1];
   mtps::fuzz::JobSpecSeeds(out);
   mtps::fuzz::WireSeeds(out);
-  for (mtps::Status s : {mtps::fuzz::DataSeeds(out), mtps::fuzz::CheckpointSeeds(out)}) {
+  for (mtps::Status s : {mtps::fuzz::DataSeeds(out), mtps::fuzz::CheckpointSeeds(out),
+                         mtps::fuzz::CheckpointChainSeeds(out)}) {
     if (!s.ok()) {
       std::fprintf(stderr, "fuzz_seeds: %s\n", s.ToString().c_str());
       return 1;

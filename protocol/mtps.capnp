@@ -122,6 +122,14 @@ struct RegisterReply {
   # Grows with every start of the scheduler (it is journaled): a node that sees another
   # value knows the scheduler restarted and sends again what it was waiting on (barriers).
   incarnation @8 :UInt64;
+  # A rejoined worker: the job's evaluation of each epoch evaluated so far, so that its
+  # early-stopping record (patience, best epoch) is the one its peers keep.
+  evaluations @9 :List(EpochEvaluation);
+}
+
+struct EpochEvaluation {
+  epoch @0 :UInt32;
+  tasks @1 :List(TaskMetric);   # loss unused
 }
 
 struct NodeInfo {

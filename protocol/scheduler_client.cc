@@ -112,6 +112,14 @@ StatusOr<ClusterInfo> SchedulerClient::Register() {
   info.resume_records = answer.getResumeRecords();
   info.resume_step = answer.getResumeStep();
   info.incarnation = answer.getIncarnation();
+  for (auto evaluation : answer.getEvaluations()) {
+    EpochEvaluation& e = info.evaluations.emplace_back();
+    e.epoch = evaluation.getEpoch();
+    for (auto task : evaluation.getTasks()) {
+      e.tasks.push_back({.name = task.getName(), .auc = task.getAuc(), .logloss = task.getLogloss(),
+                         .mse = task.getMse()});
+    }
+  }
   {
     std::lock_guard<std::mutex> lock(mutex_);
     rank_ = info.rank;

@@ -73,6 +73,20 @@ struct NodeAddress {
   uint64_t generation = 0;  // of the process holding the rank (fencing)
 };
 
+struct TaskReport {
+  std::string name;
+  double loss = 0;
+  double auc = std::numeric_limits<double>::quiet_NaN();
+  double logloss = std::numeric_limits<double>::quiet_NaN();
+  double mse = std::numeric_limits<double>::quiet_NaN();
+};
+
+// The job's evaluation of one epoch, as the scheduler recorded it.
+struct EpochEvaluation {
+  uint32_t epoch = 0;
+  std::vector<TaskReport> tasks;  // auc, logloss, mse
+};
+
 // The cluster as the scheduler announced it at registration.
 struct ClusterInfo {
   int rank = -1;              // this node's
@@ -86,6 +100,8 @@ struct ClusterInfo {
   uint64_t view_epoch = 0;
   uint64_t spec_hash = 0;
   uint64_t incarnation = 0;   // of the scheduler that answered
+  // A rejoined worker: every epoch the job evaluated before it started, oldest first.
+  std::vector<EpochEvaluation> evaluations;
   std::vector<NodeAddress> servers;  // by rank; keys go to JumpConsistentHash(key, servers);
                                      // a lost one has rank -1 and an empty address
   std::vector<NodeAddress> workers;  // by rank
@@ -103,14 +119,6 @@ struct ShutdownNotice {
     return retryable ? Unavailable("the job stopped: " + reason)
                      : FailedPrecondition("the job failed: " + reason);
   }
-};
-
-struct TaskReport {
-  std::string name;
-  double loss = 0;
-  double auc = std::numeric_limits<double>::quiet_NaN();
-  double logloss = std::numeric_limits<double>::quiet_NaN();
-  double mse = std::numeric_limits<double>::quiet_NaN();
 };
 
 // See ProgressTracker (scheduler/progress_tracker.h) for what each phase carries.

@@ -160,7 +160,7 @@ std::string ProgressTracker::Line() const {
 std::vector<EpochSummary> ProgressTracker::History() const {
   struct Sums {
     EpochSummary summary;
-    std::map<std::string, std::pair<double, int>> loss, auc, logloss;  // sum, count
+    std::map<std::string, std::pair<double, int>> loss, auc, logloss, mse;  // sum, count
   };
   std::map<uint32_t, Sums> epochs;
   {
@@ -180,6 +180,7 @@ std::vector<EpochSummary> ProgressTracker::History() const {
         for (const auto& [name, m] : record.eval) {
           add(sums.auc[name], m.auc);
           add(sums.logloss[name], m.logloss);
+          add(sums.mse[name], m.mse);
         }
       }
     }
@@ -193,8 +194,10 @@ std::vector<EpochSummary> ProgressTracker::History() const {
   for (auto& [epoch, sums] : epochs) {
     EpochSummary e = std::move(sums.summary);
     e.epoch = static_cast<int>(epoch);
+    e.evaluated = !sums.auc.empty();
     for (const std::string& task : task_names_) {
-      e.tasks.push_back({task, mean(sums.loss, task), mean(sums.auc, task), mean(sums.logloss, task)});
+      e.tasks.push_back({task, mean(sums.loss, task), mean(sums.auc, task), mean(sums.logloss, task),
+                         mean(sums.mse, task)});
     }
     history.push_back(std::move(e));
   }

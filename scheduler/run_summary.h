@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <map>
+#include <limits>
 #include <optional>
 #include <string>
 #include <vector>
@@ -38,9 +39,11 @@ struct EpochTaskSummary {
   double train_loss = 0;  // mean training loss over the epoch's samples; NaN: not reported
   double auc = 0;         // evaluation after the epoch; NaN: not evaluated
   double logloss = 0;
+  double mse = std::numeric_limits<double>::quiet_NaN();  // mse tasks; not in summary.json
 };
 struct EpochSummary {
   int epoch = 0;
+  bool evaluated = false;  // some worker reported an evaluation of this epoch
   uint64_t samples = 0;  // trained in this epoch, all workers
   double seconds = 0;    // spent training this epoch (the slowest worker; evaluation not counted)
   std::vector<EpochTaskSummary> tasks;  // in the job's task order

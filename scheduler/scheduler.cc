@@ -54,6 +54,26 @@ Status CheckSpeaksFor(const Membership& membership, const IncomingMessage& reque
                           ": that rank was registered by another key");
 }
 
+// The evaluated epochs of `history`, for a rejoined worker's early-stopping record.
+void FillEvaluations(const std::vector<EpochSummary>& history, proto::RegisterReply::Builder reply) {
+  size_t evaluated = 0;
+  for (const EpochSummary& e : history) evaluated += e.evaluated ? 1 : 0;
+  auto list = reply.initEvaluations(static_cast<unsigned>(evaluated));
+  unsigned i = 0;
+  for (const EpochSummary& e : history) {
+    if (!e.evaluated) continue;
+    auto out = list[i++];
+    out.setEpoch(static_cast<uint32_t>(e.epoch));
+    auto tasks = out.initTasks(static_cast<unsigned>(e.tasks.size()));
+    for (unsigned t = 0; t < e.tasks.size(); ++t) {
+      tasks[t].setName(e.tasks[t].name);
+      tasks[t].setAuc(e.tasks[t].auc);
+      tasks[t].setLogloss(e.tasks[t].logloss);
+      tasks[t].setMse(e.tasks[t].mse);
+    }
+  }
+}
+
 }  // namespace
 
 // A node asks again while it waits (SchedulerClient resends a registration every few
@@ -346,6 +366,7 @@ void Scheduler::RejoinLocked(const NodeRecord& node, Responder responder) {
                    << p.records << " (step " << p.step << ") of the last committed checkpoint";
     }
   }
+  if (key.role == proto::Role::WORKER) FillEvaluations(progress_.History(), body);
   membership_.FillView(body.initView());
   responder.Send(std::move(reply));
 }

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <map>
 
 #include "protocol/http_server.h"
 #include "protocol/metrics.h"
@@ -70,7 +71,12 @@ struct WorkerMetrics {
         samples(registry->AddCounter("mtps_worker_samples_total", "Training samples done.")),
         step_seconds(registry->AddHistogram(
             "mtps_worker_step_seconds", "Wall time of one training step.",
-            {0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5})) {
+            {0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5})),
+        checkpoint_pause_seconds(registry->AddHistogram(
+            "mtps_worker_checkpoint_pause_seconds",
+            "Time training stood still for a checkpoint's consistent cut: from the start of "
+            "the quiesce (this worker's pushes applied) to the scheduler's release.",
+            {0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60})) {
     const char* kHelp = "Payload bytes of training pulls and pushes (keys and values, no framing).";
     for (const char* kind : {"sparse", "dense"}) {
       for (const char* op : {"pull", "push"}) {
@@ -90,6 +96,7 @@ struct WorkerMetrics {
   Counter* steps;
   Counter* samples;
   Histogram* step_seconds;
+  Histogram* checkpoint_pause_seconds;
   std::vector<Counter*> payload_bytes;  // sparse pull, sparse push, dense pull, dense push
   std::vector<Gauge*> task_loss;
   std::vector<Gauge*> task_auc;
@@ -132,6 +139,18 @@ scheduler::ProgressReport EvalReport(int epoch, const EvalResult& eval, uint64_t
                             .logloss = task.logloss, .mse = task.mse});
   }
   return report;
+}
+
+// The scheduler's record of the epochs evaluated so far, by epoch.
+std::map<int, EvalResult> EvaluationsOf(const std::vector<scheduler::EpochEvaluation>& evaluations) {
+  std::map<int, EvalResult> by_epoch;
+  for (const scheduler::EpochEvaluation& e : evaluations) {
+    EvalResult& eval = by_epoch[static_cast<int>(e.epoch)];
+    for (const scheduler::TaskReport& task : e.tasks) {
+      eval.tasks.push_back({.name = task.name, .auc = task.auc, .logloss = task.logloss, .mse = task.mse});
+    }
+  }
+  return by_epoch;
 }
 
 }  // namespace
@@ -255,9 +274,24 @@ Status RunWorker(const JobSpec& spec, const WorkerRunOptions& options) {
   BadRecordTally bad_records;
   scheduler::ProgressReport last_eval{.phase = "eval"};
   uint64_t last_pause = 0;
+  // A replacement takes over its peers' early-stopping record: the epochs the job evaluated
+  // before it started count towards patience and the best epoch as they did for the others,
+  // so that all reach the same verdict and stop together.
+  const std::map<int, EvalResult> evaluated_before = EvaluationsOf(cluster.evaluations);
   BestEpoch best(spec);
   int last_epoch = first_epoch - 1;
-  for (int epoch = first_epoch; epoch < spec.training.epochs; ++epoch) {
+  bool stopped = false;
+  for (const auto& [epoch, eval] : evaluated_before) {
+    if (epoch >= first_epoch || stopped) break;
+    stopped = best.Observe(epoch, eval).stop;
+    last_epoch = epoch;
+  }
+  LOG_IF(WARNING, !evaluated_before.empty())
+      << "worker " << rank << " takes the job's evaluations of " << evaluated_before.size()
+      << " epochs before its start: best epoch so far " << best.best_epoch() << " ("
+      << best.MetricName() << " " << best.best_metric() << ")"
+      << (stopped ? "; early stopping had already ended training" : "");
+  for (int epoch = first_epoch; !stopped && epoch < spec.training.epochs; ++epoch) {
     MTPS_ASSIGN_OR_RETURN(auto epoch_source,
                           data->TrainEpoch(epoch, rank, num_workers, max_batches,
                                            epoch == first_epoch ? skip_records : 0));
@@ -303,10 +337,13 @@ Status RunWorker(const JobSpec& spec, const WorkerRunOptions& options) {
         // The scheduler cuts a checkpoint: stop at this step boundary with every push
         // applied, say where the stream stands, and wait while the servers write.
         last_pause = pause;
+        const SteadyClock::time_point pause_start = SteadyClock::now();
         Status paused = trainer->Quiesce();
         if (paused.ok()) paused = report_position(report.step);
         if (paused.ok()) paused = control->Barrier("checkpoint-" + std::to_string(pause), 0);
         LOG_IF(WARNING, !paused.ok()) << "checkpoint pause " << pause << ": " << paused;
+        metrics.checkpoint_pause_seconds->Observe(
+            std::chrono::duration<double>(SteadyClock::now() - pause_start).count());
       }
       if (options.log_every <= 0 || report.step % options.log_every != 0) return;
       const double seconds =
@@ -352,8 +389,16 @@ Status RunWorker(const JobSpec& spec, const WorkerRunOptions& options) {
       // wait for rank 0 at the next barrier) and saves a message: nobody pushes between the
       // two barriers, so all see the same parameters, reach the same early-stopping verdict
       // and stop together. Rank 0 reports the metrics.
-      MTPS_ASSIGN_OR_RETURN(auto eval_source, data->Eval(0, 1));
-      MTPS_ASSIGN_OR_RETURN(EvalResult eval, trainer->Evaluate(eval_source.get()));
+      EvalResult eval;
+      if (auto before = evaluated_before.find(epoch); before != evaluated_before.end()) {
+        // The others scored this epoch before this process started (it went through the
+        // epoch's rest again from the checkpoint's position): their verdict is the one to share.
+        eval = before->second;
+        LOG(INFO) << "epoch " << epoch << " was evaluated before this worker started: it takes that evaluation";
+      } else {
+        MTPS_ASSIGN_OR_RETURN(auto eval_source, data->Eval(0, 1));
+        MTPS_ASSIGN_OR_RETURN(eval, trainer->Evaluate(eval_source.get()));
+      }
       verdict = best.Observe(epoch, eval);
       if (rank == 0) {
         last_eval = EvalReport(epoch, eval, trainer->step(), samples, train_seconds, bad_records.bad_records);
@@ -368,7 +413,8 @@ Status RunWorker(const JobSpec& spec, const WorkerRunOptions& options) {
     }
     MTPS_RETURN_IF_ERROR(control->Barrier("epoch-" + std::to_string(epoch) + "-evaluated", num_workers));
     last_epoch = epoch;
-    if (verdict.stop) {
+    stopped = verdict.stop;
+    if (stopped) {
       LOG(INFO) << "early stopping after epoch " << epoch << ": no " << best.MetricName() << " gain over "
                 << spec.training.early_stopping.min_delta << " for " << spec.training.early_stopping.patience
                 << " epochs";

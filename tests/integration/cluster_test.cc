@@ -691,6 +691,37 @@ TEST_F(ClusterTest, EarlyStoppingEndsEveryWorkerTogetherAndReportsTheBestEpoch) 
   ExpectAucNearLocalTrainer(spec_path, 0.015);  // LocalTrainer stops alike and reports its best epoch
 }
 
+// A worker replaced after two evaluated epochs takes over the job's early-stopping record:
+// patience 2 with a min_delta of 1 ends the job after epoch 2 for everyone. A replacement
+// that counted patience from its own first evaluation would train on into epoch 3 and wait
+// there for peers that had stopped.
+TEST_F(ClusterTest, AReplacedWorkerStopsEarlyTogetherWithTheOthers) {
+  Generate(60000);
+  std::string yaml = JobYaml(dir_ / "data", "async", 6, dir_ / "ckpt", /*interval=*/20);
+  yaml.insert(yaml.find("dense_optimizer:"), "early_stopping: {patience: 2, min_delta: 1.0}, ");
+  const std::string spec_path = WriteSpec("job.yaml", yaml);
+  StartCluster(spec_path, 1, 2, /*heartbeat_timeout=*/2, -1, /*recover_timeout=*/60);
+  // Rank 0 reports an epoch's evaluation before anyone leaves the epoch.
+  ASSERT_TRUE(WaitFor([&] { return workers_[0]->Log().find("epoch 1 eval ") != std::string::npos; },
+                      seconds(120)))
+      << AllLogs();
+  workers_[1]->Signal(SIGKILL);
+  ASSERT_TRUE(workers_[1]->Wait(seconds(10)).has_value());
+  StartWorker(spec_path, 1, /*restart=*/1);
+  ExpectJobSucceeds(seconds(180));
+  if (HasFatalFailure()) return;
+  const std::string replacement = workers_[1]->Log();
+  const size_t took = replacement.find("takes the job's evaluations of ");
+  ASSERT_NE(took, std::string::npos) << replacement;
+  std::cerr << "the replacement " << replacement.substr(took, replacement.find('\n', took) - took) << "\n";
+  const std::string summary = mtps::testing::ReadFile((dir_ / "run" / "summary.json").string());
+  EXPECT_NE(summary.find("\"epochs\": 3,"), std::string::npos) << summary;
+  EXPECT_NE(summary.find("\"stopped_early\": true"), std::string::npos) << summary;
+  for (auto& worker : workers_) {
+    EXPECT_NE(worker->LogTail(400).find("early stopping after epoch 2"), std::string::npos) << AllLogs();
+  }
+}
+
 // training.dense_sync_every: 4 — two async workers sum their dense gradients over 4 steps
 // and push once per window (and at every checkpoint cut): they push a quarter as often,
 // the job completes through its checkpoints and reaches LocalTrainer's AUC (which applies

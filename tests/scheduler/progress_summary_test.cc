@@ -147,6 +147,8 @@ TEST(ProgressTrackerTest, HistoryHasOneEntryPerEpochWithItsValues) {
   EXPECT_DOUBLE_EQ(h[1].tasks[0].train_loss, 0.35);
   EXPECT_DOUBLE_EQ(h[1].tasks[0].auc, 0.72);
   EXPECT_DOUBLE_EQ(h[1].tasks[1].auc, 0.79);
+  EXPECT_TRUE(h[0].evaluated);
+  EXPECT_TRUE(h[1].evaluated);
   EXPECT_EQ(t.Current().epoch_records, 40000u);
 
   // The history survives the journal's Export/Import.
@@ -166,6 +168,7 @@ TEST(ProgressTrackerTest, HistoryWithoutEvaluationHasNaNMetrics) {
   ASSERT_EQ(h.size(), 1u);
   EXPECT_DOUBLE_EQ(h[0].tasks[0].train_loss, 0.5);
   EXPECT_TRUE(std::isnan(h[0].tasks[0].auc));
+  EXPECT_FALSE(h[0].evaluated) << "a rejoining worker must not take it as an evaluation";
 }
 
 TEST(ProgressTrackerTest, LineAtTheEndShowsTheRunsRateNotZero) {

@@ -240,8 +240,12 @@ void EmbeddingTable::EvictForNewRow(uint64_t now_step) {
 }
 
 bool EmbeddingTable::IsExpired(uint32_t slot, uint64_t now_step) const {
+  return IsExpiredRow(SlotAddress(slot), now_step);
+}
+
+bool EmbeddingTable::IsExpiredRow(const char* row, uint64_t now_step) const {
   if (spec_.ttl_steps == 0) return false;
-  const uint32_t last = LoadU32(SlotAddress(slot), kLastStepOffset);
+  const uint32_t last = LoadU32(row, kLastStepOffset);
   return now_step > last && now_step - last > spec_.ttl_steps;
 }
 
@@ -296,14 +300,17 @@ size_t EmbeddingTable::ExpireIdle(uint64_t now_step, size_t max_buckets) {
 template <typename PositionOf, typename Visit>
 void EmbeddingTable::ForEachKey(const uint64_t* keys, PositionOf position_of, size_t m,
                                 uint64_t step, size_t row_bytes, Visit visit) {
-  // Three stages per key: hash and prefetch its index bucket (kIndexAhead keys ahead),
+  // Three stages per key: hash and prefetch its index window (kIndexAhead keys ahead),
   // find its tag in the index and prefetch the row (kRowAhead ahead), then match the key
-  // and visit. The tag position found ahead stays exact while the index's version is
-  // unchanged; otherwise (a row was made or removed in between) the key is looked up again.
+  // and visit. What the tag stage found (position, slot, slot address) stays exact while
+  // the index's version is unchanged; otherwise (a row was made or removed in between)
+  // the key is looked up again.
   struct Ahead {
     uint64_t hash;
-    size_t tag_pos;
     uint64_t version;
+    size_t tag_pos;
+    char* row;
+    uint32_t slot;
   };
   Ahead ring[kHashRing];
   auto hash_stage = [&](size_t j) {
@@ -315,7 +322,11 @@ void EmbeddingTable::ForEachKey(const uint64_t* keys, PositionOf position_of, si
     Ahead& a = ring[j % kHashRing];
     a.tag_pos = index_.FindTag(a.hash);
     a.version = index_.version();
-    if (a.tag_pos != RowIndex::kNotFound) PrefetchSlot(index_.SlotAt(a.tag_pos), row_bytes);
+    if (a.tag_pos != RowIndex::kNotFound) {
+      a.slot = index_.SlotAt(a.tag_pos);
+      a.row = SlotAddress(a.slot);
+      PrefetchRow(a.row, row_bytes);
+    }
   };
   const size_t warm_index = std::min(m, kIndexAhead);
   for (size_t j = 0; j < warm_index; ++j) hash_stage(j);
@@ -330,19 +341,31 @@ void EmbeddingTable::ForEachKey(const uint64_t* keys, PositionOf position_of, si
     const uint64_t key = keys[p];
     const Ahead& a = ring[j % kHashRing];
     size_t pos;
-    if (a.version != index_.version()) {
+    uint32_t slot = kNoSlot;
+    char* row = nullptr;
+    if (a.version != index_.version()) [[unlikely]] {
       pos = FindPos(key, a.hash);
-    } else if (a.tag_pos != RowIndex::kNotFound) {
-      pos = index_.MatchFrom(a.tag_pos, key, key_of);
-    } else {
+    } else if (a.tag_pos == RowIndex::kNotFound) {
       pos = RowIndex::kNotFound;
+    } else if (RowKey(a.row) == key) [[likely]] {
+      pos = a.tag_pos;
+      slot = a.slot;
+      row = a.row;
+    } else {
+      pos = index_.MatchFrom(a.tag_pos, key, key_of);
     }
-    if (ttl && pos != RowIndex::kNotFound && IsExpired(index_.SlotAt(pos), step)) {
+    if (pos != RowIndex::kNotFound && row == nullptr) {
+      slot = index_.SlotAt(pos);
+      row = SlotAddress(slot);
+    }
+    if (ttl && pos != RowIndex::kNotFound && IsExpiredRow(row, step)) {
       RemoveAt(pos);
       expired_.fetch_add(1, std::memory_order_relaxed);
       pos = RowIndex::kNotFound;
+      slot = kNoSlot;
+      row = nullptr;
     }
-    visit(j, p, key, a.hash, pos);
+    visit(j, p, key, a.hash, slot, row);
   }
 }
 
@@ -352,13 +375,10 @@ void EmbeddingTable::PullRows(const uint64_t* keys, PositionOf position_of, size
   const uint32_t step32 = ClampStep(step);
   const size_t dim = static_cast<size_t>(dim_);
   ForEachKey(keys, position_of, m, step, RowLayout::kMetaBytes + layout_.weight_bytes,
-             [&](size_t, size_t p, uint64_t key, uint64_t hash, size_t pos) {
+             [&](size_t, size_t p, uint64_t key, uint64_t hash, uint32_t slot, char* s) {
     float* dst = out + p * dim;
-    uint32_t slot = kNoSlot;
-    if (pos != RowIndex::kNotFound) {
-      slot = index_.SlotAt(pos);
+    if (slot != kNoSlot) {
       if (count_as_sighting) {
-        char* s = SlotAddress(slot);
         StoreCount(s, kFrequencyOffset, LoadCount(s, kFrequencyOffset) + 1);
         StoreU32(s, kLastStepOffset, std::max(LoadU32(s, kLastStepOffset), step32));
         MarkChanged(slot);
@@ -367,13 +387,14 @@ void EmbeddingTable::PullRows(const uint64_t* keys, PositionOf position_of, size
       if ((!sketch_ || sketch_->Increment(key) >= spec_.admit_min_count) &&
           BudgetAllowsNewRow()) {
         slot = CreateRow(key, hash, step, 1);
+        s = SlotAddress(slot);
       }
     }
     if (slot != kNoSlot) {
       if (full_precision()) {
-        CopyRow(dst, SlotWeights(slot), dim);
+        CopyRow(dst, s + RowLayout::kMetaBytes, dim);
       } else {
-        LoadWeights(layout_.precision, SlotWeights(slot), dim, dst);
+        LoadWeights(layout_.precision, s + RowLayout::kMetaBytes, dim, dst);
       }
     } else {
       initializer_.Fill(key, dst, dim_);
@@ -384,48 +405,73 @@ void EmbeddingTable::PullRows(const uint64_t* keys, PositionOf position_of, size
   PublishSize();
 }
 
-template <typename PositionOf>
+template <typename PositionOf, typename Update>
 PushResult EmbeddingTable::PushRows(const uint64_t* keys, PositionOf position_of, size_t m,
-                                    const float* grads, uint64_t step, uint8_t* accepted) {
+                                    const float* grads, uint64_t step, uint8_t* accepted,
+                                    Update update) {
   PushResult result;
   const uint32_t step32 = ClampStep(step);
   const size_t dim = static_cast<size_t>(dim_);
   const bool admit_on_push = spec_.admit_min_count <= 1;
-  const bool fp32 = full_precision();
   const size_t state_offset = layout_.state_offset;
   ForEachKey(keys, position_of, m, step, layout_.slot_bytes,
-             [&](size_t j, size_t p, uint64_t key, uint64_t hash, size_t pos) {
-    uint32_t slot;
-    if (pos != RowIndex::kNotFound) {
-      slot = index_.SlotAt(pos);
-    } else if (admit_on_push && BudgetAllowsNewRow()) {
-      slot = CreateRow(key, hash, step, 1);
-    } else {
-      ++result.dropped;
-      if (accepted) accepted[j] = 0;
-      return;
+             [&](size_t j, size_t p, uint64_t key, uint64_t hash, uint32_t slot, char* s) {
+    if (slot == kNoSlot) [[unlikely]] {
+      if (admit_on_push && BudgetAllowsNewRow()) {
+        slot = CreateRow(key, hash, step, 1);
+        s = SlotAddress(slot);
+      } else {
+        ++result.dropped;
+        if (accepted) accepted[j] = 0;
+        return;
+      }
     }
     if (accepted) accepted[j] = 1;
     MarkChanged(slot);
-    char* s = SlotAddress(slot);
-    char* weights = s + RowLayout::kMetaBytes;
-    float* state = reinterpret_cast<float*>(s + state_offset);
     const uint32_t updates = std::min(LoadCount(s, kUpdateCountOffset) + 1, kMaxCount);
     StoreCount(s, kUpdateCountOffset, updates);
     StoreU32(s, kLastStepOffset, std::max(LoadU32(s, kLastStepOffset), step32));
-    if (fp32) {
-      optimizer_.Apply(reinterpret_cast<float*>(weights), state, grads + p * dim, dim_, updates);
-    } else {
-      LoadWeights(layout_.precision, weights, dim, scratch_.data());
-      optimizer_.Apply(scratch_.data(), state, grads + p * dim, dim_, updates);
-      StoreWeights(layout_.precision, scratch_.data(), dim, weights);
-    }
+    update(s + RowLayout::kMetaBytes, reinterpret_cast<float*>(s + state_offset),
+           grads + p * dim, updates);
     ++result.applied;
   });
   if (result.dropped > 0) dropped_pushes_.fetch_add(result.dropped, std::memory_order_relaxed);
   SweepSome(step, m);
   PublishSize();
   return result;
+}
+
+template <typename PositionOf>
+PushResult EmbeddingTable::PushRows(const uint64_t* keys, PositionOf position_of, size_t m,
+                                    const float* grads, uint64_t step, uint8_t* accepted) {
+  // The common case gets its kernel called directly, without the optimizer's switch per row.
+  const OptimizerSpec& o = optimizer_.spec();
+  if (full_precision() && o.type == OptimizerSpec::Type::kAdagrad) {
+    const float lr = o.lr, l2 = o.l2, eps = o.epsilon;
+    if (dim_ == 16) {
+      return PushRows(keys, position_of, m, grads, step, accepted,
+                      [&](char* w, float* state, const float* g, uint32_t) {
+        row_kernels::AdagradRow16(reinterpret_cast<float*>(w), state, g, lr, l2, eps);
+      });
+    }
+    const int dim = dim_;
+    return PushRows(keys, position_of, m, grads, step, accepted,
+                    [&](char* w, float* state, const float* g, uint32_t) {
+      row_kernels::AdagradRow(reinterpret_cast<float*>(w), state, g, dim, lr, l2, eps);
+    });
+  }
+  if (full_precision()) {
+    return PushRows(keys, position_of, m, grads, step, accepted,
+                    [&](char* w, float* state, const float* g, uint32_t updates) {
+      optimizer_.Apply(reinterpret_cast<float*>(w), state, g, dim_, updates);
+    });
+  }
+  return PushRows(keys, position_of, m, grads, step, accepted,
+                  [&](char* w, float* state, const float* g, uint32_t updates) {
+    LoadWeights(layout_.precision, w, static_cast<size_t>(dim_), scratch_.data());
+    optimizer_.Apply(scratch_.data(), state, g, dim_, updates);
+    StoreWeights(layout_.precision, scratch_.data(), static_cast<size_t>(dim_), w);
+  });
 }
 
 void EmbeddingTable::Pull(const uint64_t* keys, size_t n, float* out, uint64_t step,

@@ -206,12 +206,16 @@ class EmbeddingTable {
     return key;
   }
   RowMeta SlotMeta(uint32_t slot) const;
-  // Every cache line of the slot's first `bytes`, for writing.
-  void PrefetchSlot(uint32_t slot, size_t bytes) const {
-    const uintptr_t first = reinterpret_cast<uintptr_t>(SlotAddress(slot));
-    const uintptr_t last = first + bytes - 1;
-    for (uintptr_t line = first & ~uintptr_t{63}; line <= last; line += 64)
-      __builtin_prefetch(reinterpret_cast<const void*>(line), 1);
+  static uint64_t RowKey(const char* row) {
+    uint64_t key;
+    std::memcpy(&key, row, sizeof(key));
+    return key;
+  }
+  // Every cache line of the row's first `bytes`, for writing: points 64 bytes apart and
+  // the last byte meet each line of [row, row + bytes).
+  static void PrefetchRow(const char* row, size_t bytes) {
+    for (size_t offset = 0; offset < bytes; offset += 64) __builtin_prefetch(row + offset, 1);
+    __builtin_prefetch(row + bytes - 1, 1);
   }
   size_t FindPos(uint64_t key, uint64_t hash) const {
     return index_.Find(key, hash, [this](uint32_t slot) { return SlotKey(slot); });
@@ -230,12 +234,13 @@ class EmbeddingTable {
   uint32_t SlotForInsert(uint64_t key, const RowMeta& meta);
   void EvictForNewRow(uint64_t now_step);
   bool IsExpired(uint32_t slot, uint64_t now_step) const;
+  bool IsExpiredRow(const char* row, uint64_t now_step) const;
   void SweepSome(uint64_t now_step, size_t requested_rows);
   void PublishSize();
 
   // Walks keys[position_of(j)], j < m, prefetching index buckets and rows ahead of use,
-  // and calls visit(j, p, key, hash, pos) with pos the key's live index position or
-  // RowIndex::kNotFound (a row idle past ttl_steps is removed and counted first). Only
+  // and calls visit(j, p, key, hash, slot, row) with the key's live slot and its address,
+  // or kEmptySlot and null (a row idle past ttl_steps is removed and counted first). Only
   // the first `row_bytes` of each slot are prefetched: a pull reads no optimizer state.
   template <typename PositionOf, typename Visit>
   void ForEachKey(const uint64_t* keys, PositionOf position_of, size_t m, uint64_t step,
@@ -243,9 +248,14 @@ class EmbeddingTable {
   template <typename PositionOf>
   void PullRows(const uint64_t* keys, PositionOf position_of, size_t m, float* out,
                 uint64_t step, bool count_as_sighting);
+  // Picks the row update for the table's optimizer and precision, then walks the rows
+  // with it: update(stored weights, state, gradient row, update count).
   template <typename PositionOf>
   PushResult PushRows(const uint64_t* keys, PositionOf position_of, size_t m,
                       const float* grads, uint64_t step, uint8_t* accepted);
+  template <typename PositionOf, typename Update>
+  PushResult PushRows(const uint64_t* keys, PositionOf position_of, size_t m,
+                      const float* grads, uint64_t step, uint8_t* accepted, Update update);
 
   TableSpec spec_;
   int dim_;

@@ -27,15 +27,26 @@ MTPS_ROW_KERNEL void SgdRow(float* __restrict w, const float* __restrict g, int 
   }
 }
 
-MTPS_ROW_KERNEL void AdagradRow(float* __restrict w, float* __restrict acc,
-                                const float* __restrict g, int dim, float lr, float l2,
-                                float eps) {
+[[gnu::always_inline]] inline void AdagradLoop(float* __restrict w, float* __restrict acc,
+                                               const float* __restrict g, int dim, float lr,
+                                               float l2, float eps) {
   for (int i = 0; i < dim; ++i) {
     const float gi = g[i] + l2 * w[i];
     const float a = acc[i] + gi * gi;
     acc[i] = a;
     w[i] -= lr * gi / (std::sqrt(a) + eps);
   }
+}
+
+MTPS_ROW_KERNEL void AdagradRow(float* __restrict w, float* __restrict acc,
+                                const float* __restrict g, int dim, float lr, float l2,
+                                float eps) {
+  AdagradLoop(w, acc, g, dim, lr, l2, eps);
+}
+
+MTPS_ROW_KERNEL void AdagradRow16(float* __restrict w, float* __restrict acc,
+                                  const float* __restrict g, float lr, float l2, float eps) {
+  AdagradLoop(w, acc, g, 16, lr, l2, eps);
 }
 
 }  // namespace row_kernels

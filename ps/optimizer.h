@@ -34,6 +34,9 @@ namespace row_kernels {
 void SgdRow(float* __restrict w, const float* __restrict g, int dim, float lr, float l2);
 void AdagradRow(float* __restrict w, float* __restrict acc, const float* __restrict g, int dim,
                 float lr, float l2, float eps);
+// The same for dim 16 (two AVX2 vectors, no remainder loop): the common embedding width.
+void AdagradRow16(float* __restrict w, float* __restrict acc, const float* __restrict g,
+                  float lr, float l2, float eps);
 }  // namespace row_kernels
 
 // Floats of optimizer state that one row of `dim` weights needs under `spec`.

@@ -30,7 +30,10 @@
 // with each other but not with a mutation).
 #pragma once
 
+#include <emmintrin.h>
+
 #include <algorithm>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -63,11 +66,13 @@ class RowIndex {
     const uint32_t tag = TagOf(hash);
     size_t pos = Home(tag);
     // The entries below `tag` are a prefix of the run from home (the table is sorted),
-    // so counting them in a window of kWindow finds the spot without a data-dependent
-    // branch (runs rarely pass a window). The overflow area keeps the window in bounds.
+    // so counting them in a window of kWindow (two SSE2 compares) finds the spot without
+    // a data-dependent branch (runs rarely pass a window). The overflow area keeps the
+    // window in bounds.
+    const __m128i bias = _mm_set1_epi32(std::numeric_limits<int32_t>::min());
+    const __m128i biased_tag = _mm_xor_si128(_mm_set1_epi32(static_cast<int32_t>(tag)), bias);
     for (;;) {
-      size_t below = 0;
-      for (size_t i = 0; i < kWindow; ++i) below += entries_[pos + i].tag < tag;
+      const size_t below = CountBelow(&entries_[pos], biased_tag, bias);
       pos += below;
       if (below < kWindow) break;
     }
@@ -86,8 +91,13 @@ class RowIndex {
   // Changes whenever an entry is added, removed or moved.
   uint64_t version() const { return version_; }
 
-  // Pulls the cache line of `hash`'s home bucket in ahead of a Find.
-  void Prefetch(uint64_t hash) const { __builtin_prefetch(&entries_[Home(TagOf(hash))]); }
+  // Pulls in the cache lines FindTag's first window reads (home bucket and the 7 after:
+  // 64 bytes, two lines unless home starts one) ahead of a Find.
+  void Prefetch(uint64_t hash) const {
+    const Entry* home = &entries_[Home(TagOf(hash))];
+    __builtin_prefetch(home);
+    __builtin_prefetch(home + kWindow - 1);
+  }
 
   // Adds an entry for a key known to be absent. Grows (rehashes) past 7/8 load, or when
   // the run would pass the end of the overflow area.
@@ -164,6 +174,22 @@ class RowIndex {
   static constexpr size_t kMinCapacity = 16;
   static constexpr size_t kMaxOverflow = 1024;
   static constexpr size_t kWindow = 8;  // <= the smallest overflow area
+  // How many of the kWindow entries from `e` have a tag below the one `biased_tag` holds
+  // (tags XOR `bias`, so that SSE2's signed compare orders them as unsigned). They are a
+  // prefix of the window, so the count is the trailing ones of the compare mask.
+  static size_t CountBelow(const Entry* e, __m128i biased_tag, __m128i bias) {
+    static_assert(kWindow == 8 && sizeof(Entry) == 8);
+    const float* f = reinterpret_cast<const float*>(e);
+    const __m128i tags_lo = _mm_castps_si128(
+        _mm_shuffle_ps(_mm_loadu_ps(f), _mm_loadu_ps(f + 4), _MM_SHUFFLE(2, 0, 2, 0)));
+    const __m128i tags_hi = _mm_castps_si128(
+        _mm_shuffle_ps(_mm_loadu_ps(f + 8), _mm_loadu_ps(f + 12), _MM_SHUFFLE(2, 0, 2, 0)));
+    const int lo = _mm_movemask_ps(
+        _mm_castsi128_ps(_mm_cmpgt_epi32(biased_tag, _mm_xor_si128(tags_lo, bias))));
+    const int hi = _mm_movemask_ps(
+        _mm_castsi128_ps(_mm_cmpgt_epi32(biased_tag, _mm_xor_si128(tags_hi, bias))));
+    return static_cast<size_t>(std::countr_one(static_cast<unsigned>(lo | (hi << 4))));
+  }
   static uint32_t TagOf(uint64_t hash) {
     const uint32_t tag = static_cast<uint32_t>(hash >> 32);
     return tag == kEmptyTag ? kEmptyTag - 1 : tag;

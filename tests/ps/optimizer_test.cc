@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -118,6 +119,27 @@ TEST(OptimizerTest, StateFloatsPerType) {
   EXPECT_EQ(StateFloats(SpecOf(Type::kAdam), 16), 32);
   EXPECT_EQ(StateFloats(SpecOf(Type::kAdamW), 16), 32);
   EXPECT_EQ(StateFloats(SpecOf(Type::kFtrl), 16), 32);
+}
+
+// The tables call the fixed-width kernel for dim-16 Adagrad rows: it must be the general
+// kernel bit for bit, over many steps, with and without L2.
+TEST(OptimizerTest, AdagradRow16IsTheGeneralKernelBitForBit) {
+  std::mt19937 rng(16);
+  std::normal_distribution<float> normal(0.0f, 0.3f);
+  for (float l2 : {0.0f, 0.01f}) {
+    std::vector<float> w(16), acc(16, 0.1f), g(16);
+    for (float& x : w) x = normal(rng);
+    std::vector<float> w16 = w, acc16 = acc;
+    for (int step = 0; step < 50; ++step) {
+      for (float& x : g) x = normal(rng);
+      row_kernels::AdagradRow(w.data(), acc.data(), g.data(), 16, 0.05f, l2, 1e-8f);
+      row_kernels::AdagradRow16(w16.data(), acc16.data(), g.data(), 0.05f, l2, 1e-8f);
+      for (int i = 0; i < 16; ++i) {
+        ASSERT_EQ(std::memcmp(&w[i], &w16[i], sizeof(float)), 0) << "step " << step;
+        ASSERT_EQ(std::memcmp(&acc[i], &acc16[i], sizeof(float)), 0) << "step " << step;
+      }
+    }
+  }
 }
 
 TEST(OptimizerTest, AdagradStartsFromInitialAccumulator) {

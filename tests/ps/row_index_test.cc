@@ -52,6 +52,31 @@ TEST(RowIndexTest, KeysInAnotherIndexsOrderNeedReserveToStaySpread) {
   }
 }
 
+// FindTag counts the tags below its own in windows of 8 with signed SSE2 compares on
+// biased tags: runs much longer than a window, tags on both sides of 2^31 and the extremes
+// 0 and 2^32 - 2 must all be found, and absent tags in the middle of a run must not.
+TEST(RowIndexTest, FindsTagsInLongRunsAndAcrossTheSignBit) {
+  RowIndex index(16);
+  std::vector<uint64_t> hashes;
+  for (uint64_t tag : {uint64_t{0}, uint64_t{1}, uint64_t{0x7ffffffe}, uint64_t{0x7fffffff},
+                       uint64_t{0x80000000}, uint64_t{0x80000001}, uint64_t{0xfffffffd},
+                       uint64_t{0xfffffffe}}) {
+    // 40 keys per tag (the low 32 bits tell them apart) make runs of 40+ entries.
+    for (uint64_t k = 0; k < 40; ++k) hashes.push_back(tag << 32 | (k * 2 + 1));
+  }
+  for (uint32_t slot = 0; slot < hashes.size(); ++slot) index.Insert(hashes[slot], slot);
+  auto key_of = [&](uint32_t slot) { return hashes[slot]; };  // the key is its hash here
+  for (uint32_t slot = 0; slot < hashes.size(); ++slot) {
+    const size_t pos = index.Find(hashes[slot], hashes[slot], key_of);
+    ASSERT_NE(pos, RowIndex::kNotFound) << std::hex << hashes[slot];
+    EXPECT_EQ(index.SlotAt(pos), slot);
+  }
+  for (uint64_t tag : {uint64_t{2}, uint64_t{0x7ffffffd}, uint64_t{0x80000002},
+                       uint64_t{0xfffffffc}}) {
+    EXPECT_EQ(index.FindTag(tag << 32), RowIndex::kNotFound) << std::hex << tag;
+  }
+}
+
 TEST(RowIndexTest, AgreesWithUnorderedMapUnderChurn) {
   RowIndex index(16);
   std::vector<uint64_t> slot_keys;

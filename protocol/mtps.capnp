@@ -314,4 +314,7 @@ struct Progress {
   epochSamples @11 :UInt64;   # with epochEnd: samples this worker trained in `epoch`
   epochSeconds @12 :Float64;  # with epochEnd: seconds this worker trained in `epoch`
   epochRecords @13 :UInt64;   # records in one epoch of the whole training split (an ETA's size); 0: unknown
+  # Phase "eval": this epoch is the best so far by training.early_stopping's metric. The
+  # scheduler then checkpoints the model as it is at the epoch's end and keeps that one.
+  bestSoFar @14 :Bool;
 }

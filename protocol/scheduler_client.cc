@@ -181,6 +181,7 @@ Status SchedulerClient::ReportProgress(const ProgressReport& report) {
   progress.setEpochSamples(report.epoch_samples);
   progress.setEpochSeconds(report.epoch_seconds);
   progress.setEpochRecords(report.epoch_records);
+  progress.setBestSoFar(report.best_so_far);
   auto tasks = progress.initTasks(report.tasks.size());
   for (size_t i = 0; i < report.tasks.size(); ++i) {
     tasks[i].setName(report.tasks[i].name);

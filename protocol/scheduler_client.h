@@ -138,6 +138,7 @@ struct ProgressReport {
   uint64_t epoch_samples = 0;    // with epoch_end: trained in `epoch`, this worker
   double epoch_seconds = 0;      // with epoch_end: spent training `epoch`, this worker
   uint64_t epoch_records = 0;    // records in one epoch of the whole training split; 0: unknown
+  bool best_so_far = false;      // phase "eval": the best epoch so far (its model is kept)
 };
 
 class SchedulerClient {

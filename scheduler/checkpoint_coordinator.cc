@@ -151,13 +151,16 @@ void CheckpointCoordinator::RemoveOldCheckpoints() {
   if (options_.keep <= 0) return;
   std::vector<uint64_t> whole = CheckpointIds(options_.root, /*whole=*/true);
   if (whole.size() <= static_cast<size_t>(options_.keep)) return;
+  std::vector<uint64_t> keep(whole.end() - options_.keep, whole.end());
+  if (const uint64_t best = kept_always_; best != 0) keep.push_back(best);
   // A kept checkpoint's increments need their bases (back to a full file): those stay too.
-  const std::set<uint64_t> needed = CheckpointsNeeded(
-      options_.root, std::vector<uint64_t>(whole.end() - options_.keep, whole.end()));
-  const uint64_t oldest_kept = *needed.begin();
-  // Also removes abandoned (manifest-less) directories older than the oldest kept one.
+  const std::set<uint64_t> needed = CheckpointsNeeded(options_.root, keep);
+  const uint64_t newest_kept = whole.back();
+  // Also removes abandoned (manifest-less) directories older than the newest kept one
+  // (checkpoints are written one at a time, so none of them is still being written).
   for (uint64_t id : CheckpointIds(options_.root, /*whole=*/false)) {
-    if (id >= oldest_kept) break;
+    if (id >= newest_kept) break;
+    if (needed.count(id) > 0) continue;
     std::error_code ec;
     std::filesystem::remove_all(CheckpointDir(options_.root, id), ec);
     LOG_IF(WARNING, ec) << "cannot remove old checkpoint " << CheckpointDir(options_.root, id)

@@ -12,6 +12,7 @@
 // Thread-safety: one Run() at a time; Cancel() from any thread.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <future>
@@ -53,6 +54,9 @@ class CheckpointCoordinator {
   // ClearAbandon() before a Run() that should not see an earlier one.
   void Abandon(const Status& reason);
   void ClearAbandon();
+  // Retention keeps checkpoint `id` (with its chain) whatever its age: the best epoch's
+  // model. One at a time; 0 keeps none.
+  void KeepAlways(uint64_t id) { kept_always_ = id; }
 
  private:
   void RemoveOldCheckpoints();
@@ -65,6 +69,7 @@ class CheckpointCoordinator {
 
   FileSystem* fs_;
   CheckpointOptions options_;
+  std::atomic<uint64_t> kept_always_{0};
 };
 
 }  // namespace mtps::scheduler

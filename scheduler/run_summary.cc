@@ -59,6 +59,7 @@ std::string RunSummaryJson(const RunSummary& s) {
     out += "  \"best_epoch\": " + std::to_string(s.best_epoch) + ",\n";
     out += "  \"stopped_early\": " + std::string(s.stopped_early ? "true" : "false") + ",\n";
   }
+  if (!s.best_checkpoint.empty()) out += "  \"best_checkpoint\": " + JsonString(s.best_checkpoint) + ",\n";
   out += "  \"samples\": " + std::to_string(s.samples) + ",\n";
   out += "  \"skipped_records\": " + std::to_string(s.skipped_records) + ",\n";
   out += "  \"train_seconds\": " + JsonNumber(s.train_seconds) + ",\n";

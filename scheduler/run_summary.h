@@ -57,6 +57,7 @@ struct RunSummary {
   int epochs = 0;
   int best_epoch = -1;         // the evaluated epoch the metrics belong to; -1: none
   bool stopped_early = false;  // training.early_stopping ended the run before its epochs
+  std::string best_checkpoint;  // the checkpoint holding best_epoch's model; empty: none
   uint64_t samples = 0;
   uint64_t skipped_records = 0;  // input records skipped as bad (data.on_bad_record: skip)
   double train_seconds = 0;

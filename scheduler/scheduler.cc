@@ -21,6 +21,10 @@ using Kind = proto::Envelope::Body;
 // Workers paused for checkpoint N's cut wait at barrier "checkpoint-N".
 const std::string kCutBarrierPrefix = "checkpoint-";
 
+// Where workers wait after scoring `epoch` (worker/cluster_run.cc): nobody pushes between
+// the epoch's last step and this barrier's release.
+std::string EvaluatedBarrier(uint32_t epoch) { return "epoch-" + std::to_string(epoch) + "-evaluated"; }
+
 double Seconds(std::chrono::nanoseconds d) { return std::chrono::duration<double>(d).count(); }
 
 std::string SecondsText(std::chrono::nanoseconds d) {
@@ -520,7 +524,8 @@ void Scheduler::HandleBarrier(IncomingMessage& request, Responder responder) {
     std::lock_guard<std::mutex> lock(mutex_);
     if (released && released_barriers_.insert(name).second) JournalLocked();
     if (key.role != proto::Role::WORKER) return false;
-    if (released && cut_id_ != 0) {
+    // And the barrier after the best epoch's evaluation waits for that epoch's checkpoint.
+    if (released && (cut_id_ != 0 || (best_due_ && name == EvaluatedBarrier(*best_due_)))) {
       held_releases_.emplace_back(key.rank, shared);
       return true;
     }
@@ -577,6 +582,14 @@ void Scheduler::HandleProgress(IncomingMessage& request, Responder responder) {
   }
   if (recorded.ok() && (phase == "eval" || phase == "done")) {
     std::lock_guard<std::mutex> lock(mutex_);
+    // The model as it is at the end of the best epoch so far is checkpointed before the
+    // workers leave the epoch (the barrier after its evaluation is held until then). An
+    // epoch whose barrier released already (a replacement's late report) is not: the
+    // others train on.
+    if (phase == "eval" && report.getBestSoFar() && !options_.spec.checkpoint.dir.empty() &&
+        phase_ == Phase::kRunning && !released_barriers_.count(EvaluatedBarrier(report.getEpoch()))) {
+      best_due_ = report.getEpoch();
+    }
     JournalLocked();  // the final evaluation and who is done outlive a restart
   }
   if (!recorded.ok()) {
@@ -733,6 +746,12 @@ Status Scheduler::RunCheckpoint(uint64_t step) {
   if (dir.ok()) {
     last_checkpoint_step_ = step;
     if (!positions.empty()) committed_positions_ = positions;
+    if (checkpoint_for_best_) {
+      best_model_ = BestModel{.epoch = *checkpoint_for_best_, .checkpoint_id = id};
+      checkpoints_.KeepAlways(id);
+      LOG(INFO) << "scheduler: checkpoint " << *dir << " holds the model of epoch " << *checkpoint_for_best_
+                << ", the best so far; it is kept";
+    }
     JournalLocked();
   }
   return dir.status();
@@ -760,6 +779,10 @@ void Scheduler::ReleaseCutLocked() {
   cut_id_ = 0;
   for (auto& [rank, waiter] : cut_waiters_) waiter->SendAck();
   cut_waiters_.clear();
+  if (!best_due_) ReleaseHeldLocked();
+}
+
+void Scheduler::ReleaseHeldLocked() {
   for (auto& [rank, waiter] : held_releases_) {
     LeaveBarrierLocked(rank);
     waiter->SendAck();
@@ -808,6 +831,13 @@ void Scheduler::StartCheckpointLocked(uint64_t step) {
   checkpoint_thread_ = std::thread([this, step] {
     Status s = RunCheckpoint(step);
     std::lock_guard<std::mutex> lock(mutex_);
+    if (checkpoint_for_best_) {
+      LOG_IF(WARNING, !s.ok()) << "scheduler: the checkpoint of epoch " << *checkpoint_for_best_
+                               << ", the best so far, failed: its model is not kept (" << s << ")";
+      checkpoint_for_best_.reset();
+      best_due_.reset();
+      ReleaseHeldLocked();  // the workers waiting after the epoch's evaluation go on
+    }
     checkpoint_result_ = s;
     checkpoint_running_ = false;
     wake_.notify_all();
@@ -879,6 +909,11 @@ Status Scheduler::Run() {
     }
     if (phase_ != Phase::kRunning || checkpoint_running_) continue;
 
+    if (best_due_ && !checkpoint_for_best_) {
+      checkpoint_for_best_ = best_due_;
+      StartCheckpointLocked(progress_.Current().max_step);
+      continue;
+    }
     if (progress_.AllDone()) {
       // Every worker is done, so the servers hold the final model.
       phase_ = Phase::kFinishing;
@@ -987,6 +1022,8 @@ Status Scheduler::RestoreFromJournal() {
   next_checkpoint_step_ = j.next_checkpoint_step;
   committed_positions_ = j.committed_positions;
   released_barriers_ = j.released_barriers;
+  best_model_ = j.best_model;
+  if (best_model_) checkpoints_.KeepAlways(best_model_->checkpoint_id);
   rejoined_ = j.rejoined;
   for (const NodeKey& key : j.lost) lost_[key] = clock_->Now();
   TransportOptions client_options;
@@ -1034,6 +1071,7 @@ void Scheduler::JournalLocked() {
   j.next_checkpoint_step = next_checkpoint_step_;
   j.committed_positions = committed_positions_;
   j.released_barriers = released_barriers_;
+  j.best_model = best_model_;
   j.progress = progress_.Export();
   {
     std::lock_guard<std::mutex> lock(journal_mutex_);
@@ -1082,6 +1120,12 @@ RunSummary Scheduler::Summary() const {
   s.epochs = spec.training.epochs;
   if (c.reporting > 0 && c.done == c.reporting) s.epochs = std::min<int>(s.epochs, static_cast<int>(c.epoch) + 1);
   s.best_epoch = static_cast<int>(c.eval_epoch);  // the metrics below are that epoch's
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (best_model_ && static_cast<int>(best_model_->epoch) == s.best_epoch) {
+      s.best_checkpoint = CheckpointDir(spec.checkpoint.dir, best_model_->checkpoint_id);
+    }
+  }
   s.stopped_early = s.epochs < spec.training.epochs;
   s.samples = c.samples;
   s.skipped_records = c.bad_records;

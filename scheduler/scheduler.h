@@ -150,6 +150,7 @@ class Scheduler {
   bool AllWorkersPausedLocked() const;  // requires mutex_
   // Ends the cut: the paused workers go on.
   void ReleaseCutLocked();              // requires mutex_
+  void ReleaseHeldLocked();             // requires mutex_: answers held_releases_
   void LeaveBarrierLocked(int rank);    // requires mutex_
   // `retryable`: the failure may pass on a restart, so nodes exit with a retryable status.
   void BroadcastShutdown(const std::string& reason, bool failed, bool retryable = false);
@@ -192,6 +193,11 @@ class Scheduler {
   std::set<std::string> released_barriers_;                            // GUARDED_BY(mutex_)
   // Barrier releases of workers held while a cut is in progress.
   std::vector<std::pair<int, std::shared_ptr<Responder>>> held_releases_;  // GUARDED_BY(mutex_)
+  // The epoch whose end the next checkpoint must hold: it is the best so far (rank 0's
+  // evaluation said so); the barrier after its evaluation is held until that checkpoint ends.
+  std::optional<uint32_t> best_due_;              // GUARDED_BY(mutex_)
+  std::optional<uint32_t> checkpoint_for_best_;   // the running checkpoint's  GUARDED_BY(mutex_)
+  std::optional<BestModel> best_model_;           // the committed one, kept  GUARDED_BY(mutex_)
   std::set<NodeKey> rejoined_;            // replacements of lost nodes         GUARDED_BY(mutex_)
   // The newest step each worker rank said it finished (heartbeats): in sync mode a step a
   // worker finished was applied on every server, which is where a replacement goes on.

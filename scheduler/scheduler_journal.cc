@@ -96,6 +96,7 @@ std::string EncodeSchedulerJournal(const SchedulerJournal& j) {
     b << "position " << p.rank << " " << p.epoch << " " << p.records << " " << p.step << "\n";
   }
   for (const std::string& name : j.released_barriers) b << "released " << Escape(name) << "\n";
+  if (j.best_model) b << "best_model " << j.best_model->epoch << " " << j.best_model->checkpoint_id << "\n";
   for (size_t r = 0; r < j.progress.size(); ++r) {
     const ProgressTracker::WorkerState& w = j.progress[r];
     b << "progress " << r << " " << w.reported << " " << w.done << " " << w.epoch << " " << w.step
@@ -204,6 +205,10 @@ StatusOr<SchedulerJournal> DecodeSchedulerJournal(std::string_view bytes, const 
       WorkerPosition p;
       if (!(f >> p.rank >> p.epoch >> p.records >> p.step)) return bad("bad position");
       j.committed_positions.push_back(p);
+    } else if (word == "best_model") {
+      BestModel best;
+      if (!(f >> best.epoch >> best.checkpoint_id) || best.checkpoint_id == 0) return bad("bad best model record");
+      j.best_model = best;
     } else if (word == "released") {
       std::string raw, name;
       if (!(f >> raw) || !Unescape(raw, &name)) return bad("bad barrier name");

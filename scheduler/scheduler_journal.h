@@ -29,6 +29,12 @@
 
 namespace mtps::scheduler {
 
+// The checkpoint that holds the best epoch's model (the scheduler keeps it on disk).
+struct BestModel {
+  uint32_t epoch = 0;
+  uint64_t checkpoint_id = 0;
+};
+
 struct SchedulerJournal {
   uint64_t spec_hash = 0;
   int num_servers = 0;
@@ -42,6 +48,7 @@ struct SchedulerJournal {
   uint64_t next_checkpoint_step = 0;
   std::vector<WorkerPosition> committed_positions;  // of the last committed checkpoint
   std::set<std::string> released_barriers;
+  std::optional<BestModel> best_model;
   std::vector<ProgressTracker::WorkerState> progress;   // by worker rank
 };
 

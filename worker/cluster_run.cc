@@ -402,6 +402,7 @@ Status RunWorker(const JobSpec& spec, const WorkerRunOptions& options) {
       verdict = best.Observe(epoch, eval);
       if (rank == 0) {
         last_eval = EvalReport(epoch, eval, trainer->step(), samples, train_seconds, bad_records.bad_records);
+        last_eval.best_so_far = verdict.improved;
         for (size_t t = 0; t < eval.tasks.size(); ++t) {
           const TaskEval& task = eval.tasks[t];
           if (std::isfinite(task.auc)) metrics.task_auc[t]->Set(task.auc);

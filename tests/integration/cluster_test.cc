@@ -722,6 +722,80 @@ TEST_F(ClusterTest, AReplacedWorkerStopsEarlyTogetherWithTheOthers) {
   }
 }
 
+// summary.json's best epoch and the checkpoint that holds its model, with the update count
+// of every dense block in it (one per worker step: a cut holds one count for all blocks).
+struct BestCheckpoint {
+  int epoch = -1;
+  std::string dir;
+  std::vector<WorkerPosition> positions;
+  std::set<uint64_t> dense_updates;
+};
+BestCheckpoint ReadBestCheckpoint(const std::string& summary, const std::string& spec_path, int servers) {
+  BestCheckpoint best;
+  const size_t epoch_at = summary.find("\"best_epoch\": ");
+  if (epoch_at != std::string::npos) best.epoch = std::atoi(summary.c_str() + epoch_at + 14);
+  const size_t dir_at = summary.find("\"best_checkpoint\": \"");
+  if (dir_at == std::string::npos) return best;
+  const size_t start = dir_at + 20;
+  best.dir = summary.substr(start, summary.find('"', start) - start);
+  StatusOr<CheckpointManifest> manifest = ReadCheckpointManifest(ManifestPath(best.dir));
+  if (manifest.ok()) best.positions = manifest->workers;
+  StatusOr<JobSpec> spec = LoadJobSpec(spec_path);
+  auto files = NewPosixFileSystem();
+  for (int s = 0; spec.ok() && s < servers; ++s) {
+    ps::DenseBlockStore dense(spec->training.dense_optimizer);
+    if (!ps::LoadDenseCheckpoint(*files, ps::DenseCheckpointPath(best.dir, s), dense).ok()) continue;
+    for (const ps::DenseBlockSnapshot& block : dense.Snapshot()) best.dense_updates.insert(block.update_count);
+  }
+  return best;
+}
+
+// The run keeps its best epoch's model: when rank 0's evaluation is the best so far, the
+// scheduler checkpoints before anyone leaves the epoch, and retention (keep 2, a checkpoint
+// every 10 steps) leaves that one on disk. Async: a cut with every worker at the end of the
+// best epoch.
+TEST_F(ClusterTest, TheBestEpochsModelIsACheckpointKeptToTheEndAsync) {
+  Generate(20000);
+  std::string yaml = JobYaml(dir_ / "data", "async", 4, dir_ / "ckpt", /*interval=*/10);
+  yaml.insert(yaml.find("dense_optimizer:"), "early_stopping: {patience: 2, min_delta: 1.0}, ");
+  const std::string spec_path = WriteSpec("job.yaml", yaml);
+  StartCluster(spec_path, 2, 2);
+  ExpectJobSucceeds(seconds(180));
+  if (HasFatalFailure()) return;
+  const std::string summary = mtps::testing::ReadFile((dir_ / "run" / "summary.json").string());
+  const BestCheckpoint best = ReadBestCheckpoint(summary, spec_path, 2);
+  ASSERT_GE(best.epoch, 0) << summary;
+  ASSERT_FALSE(best.dir.empty()) << summary << AllLogs();
+  EXPECT_TRUE(fs::exists(ManifestPath(best.dir))) << best.dir;
+  ASSERT_EQ(best.positions.size(), 2u) << best.dir;
+  uint64_t steps = 0;
+  for (const WorkerPosition& p : best.positions) {
+    EXPECT_EQ(p.epoch, static_cast<uint32_t>(best.epoch)) << "worker " << p.rank << " in " << best.dir;
+    EXPECT_GT(p.records, 0u);
+    steps += p.step;
+  }
+  EXPECT_EQ(best.dense_updates, std::set<uint64_t>{steps}) << best.dir;
+  EXPECT_NE(scheduler_->Log().find("holds the model of epoch " + std::to_string(best.epoch)), std::string::npos);
+}
+
+// Sync: the best epoch's checkpoint holds exactly the steps up to that epoch's end.
+TEST_F(ClusterTest, TheBestEpochsModelIsACheckpointKeptToTheEndSync) {
+  Generate(20000);
+  std::string yaml = JobYaml(dir_ / "data", "sync", 4, dir_ / "ckpt", /*interval=*/10);
+  yaml.insert(yaml.find("dense_optimizer:"), "early_stopping: {patience: 2, min_delta: 1.0}, ");
+  const std::string spec_path = WriteSpec("job.yaml", yaml);
+  StartCluster(spec_path, 1, 2);
+  ExpectJobSucceeds(seconds(180));
+  if (HasFatalFailure()) return;
+  const std::string summary = mtps::testing::ReadFile((dir_ / "run" / "summary.json").string());
+  const BestCheckpoint best = ReadBestCheckpoint(summary, spec_path, 1);
+  ASSERT_GE(best.epoch, 0) << summary;
+  ASSERT_FALSE(best.dir.empty()) << summary << AllLogs();
+  const uint64_t steps = TrainedSteps(workers_[0]->Log());  // 3 epochs: stopped after epoch 2
+  ASSERT_EQ(steps % 3, 0u) << steps;
+  EXPECT_EQ(best.dense_updates, std::set<uint64_t>{steps / 3 * (best.epoch + 1)}) << best.dir;
+}
+
 // training.dense_sync_every: 4 — two async workers sum their dense gradients over 4 steps
 // and push once per window (and at every checkpoint cut): they push a quarter as often,
 // the job completes through its checkpoints and reaches LocalTrainer's AUC (which applies

@@ -193,6 +193,26 @@ TEST(CheckpointCoordinatorTest, RetentionKeepsWhatTheKeptIncrementsBuildOn) {
   EXPECT_TRUE(exists(4) && exists(5));
 }
 
+// The best epoch's checkpoint outlives retention with the chain it needs, and only while it
+// is the one kept: a newer best lets it go.
+TEST(CheckpointCoordinatorTest, TheCheckpointKeptAlwaysSurvivesRetentionWithItsChain) {
+  TempDir root;
+  auto fs = NewPosixFileSystem();
+  FakeCheckpointServer server(0);
+  server.set_full_every(2);  // odd ids whole, even ids increments over the one before
+  CheckpointCoordinator coordinator(fs.get(), {.root = root.path(), .keep = 1});
+  auto exists = [&](uint64_t id) { return std::filesystem::exists(CheckpointDir(root.path(), id)); };
+  for (uint64_t id = 1; id <= 2; ++id) ASSERT_TRUE(coordinator.Run({server.client()}, id, id).ok());
+  coordinator.KeepAlways(2);
+  for (uint64_t id = 3; id <= 6; ++id) ASSERT_TRUE(coordinator.Run({server.client()}, id, id).ok());
+  EXPECT_TRUE(exists(1) && exists(2)) << "2 is kept always and builds on 1";
+  EXPECT_FALSE(exists(3) || exists(4)) << "neither kept nor needed";
+  EXPECT_TRUE(exists(5) && exists(6)) << "6 is the newest and builds on 5";
+  coordinator.KeepAlways(5);
+  ASSERT_TRUE(coordinator.Run({server.client()}, 7, 7).ok());
+  EXPECT_FALSE(exists(1) || exists(2) || exists(6));
+  EXPECT_TRUE(exists(5) && exists(7));
+}
+
 }  // namespace
 }  // namespace mtps::scheduler
-

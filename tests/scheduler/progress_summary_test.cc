@@ -180,7 +180,7 @@ TEST(ProgressTrackerTest, LineAtTheEndShowsTheRunsRateNotZero) {
 TEST(RunSummaryTest, WritesEveryFieldAsJson) {
   TempDir dir;
   RunSummary s{.model = "mmoe", .mode = "async", .servers = 2, .workers = 3, .epochs = 4,
-               .samples = 123456, .train_seconds = 2.5, .samples_per_sec = 49382.4,
+               .best_epoch = 2, .best_checkpoint = "/ckpt/000007", .samples = 123456, .train_seconds = 2.5, .samples_per_sec = 49382.4,
                .tasks = {{"ctr", 0.75, 0.41, 0.78}, {"cvr", NAN, 0.1, std::nullopt}}};
   auto fs = NewPosixFileSystem();
   const std::string run_dir = dir.path() + "/run/nested";
@@ -196,6 +196,8 @@ TEST(RunSummaryTest, WritesEveryFieldAsJson) {
   EXPECT_EQ(root.get<int>("servers"), 2);
   EXPECT_EQ(root.get<int>("workers"), 3);
   EXPECT_EQ(root.get<int>("epochs"), 4);
+  EXPECT_EQ(root.get<int>("best_epoch"), 2);
+  EXPECT_EQ(root.get<std::string>("best_checkpoint"), "/ckpt/000007");
   EXPECT_EQ(root.get<uint64_t>("samples"), 123456u);
   EXPECT_DOUBLE_EQ(root.get<double>("train_seconds"), 2.5);
   EXPECT_DOUBLE_EQ(root.get<double>("samples_per_sec"), 49382.4);

@@ -39,6 +39,7 @@ SchedulerJournal FullJournal() {
   j.next_checkpoint_step = 140;
   j.committed_positions = {{0, 1, 5000, 118}, {1, 1, 5120, 120}};
   j.released_barriers = {"parameters-initialized", "epoch-0-trained", "a barrier with spaces"};
+  j.best_model = BestModel{.epoch = 1, .checkpoint_id = 7};
   j.progress.resize(2);
   j.progress[0].reported = true;
   j.progress[0].done = true;
@@ -94,6 +95,9 @@ TEST(SchedulerJournalTest, EveryFieldSurvivesAWriteAndARead) {
   EXPECT_EQ(back->committed_positions[1].records, 5120u);
   EXPECT_EQ(back->committed_positions[1].step, 120u);
   EXPECT_EQ(back->released_barriers, j.released_barriers);
+  ASSERT_TRUE(back->best_model.has_value());
+  EXPECT_EQ(back->best_model->epoch, 1u);
+  EXPECT_EQ(back->best_model->checkpoint_id, 7u);
   ASSERT_EQ(back->progress.size(), 2u);
   const ProgressTracker::WorkerState& w = back->progress[0];
   EXPECT_TRUE(w.done);

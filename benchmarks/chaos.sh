@@ -5,7 +5,7 @@
 # or the restarted scheduler restored its journal, and training going on), and the run's
 # AUC beside an undisturbed run on the same data.
 #
-# --mode sync trains synchronously (2 epochs, no early stopping) and kills a worker or the
+# --mode sync trains synchronously (4 epochs, early stopping on) and kills a worker or the
 # scheduler: a sync step cannot complete without every server, so a lost server fails a
 # sync job (its replacement is an async-mode feature).
 #
@@ -49,9 +49,9 @@ sed -e '/^checkpoint:/,$d' "$work/data/job.yaml" >"$work/job.yaml"
 case "$mode" in
   async) roles=(server-0 server-1 worker-0 worker-1 scheduler) ;;
   sync)
-    # A replacement starts without the others' early-stopping history: fixed epochs.
-    sed -i -e 's/^  mode: async/  mode: sync/' -e '/^  early_stopping:/d' -e 's/^  epochs: .*/  epochs: 2/' \
-      "$work/job.yaml"
+    # Sync steps are slower: 4 epochs. Early stopping stays: a replaced worker takes over
+    # the job's evaluations of the earlier epochs and stops with the others.
+    sed -i -e 's/^  mode: async/  mode: sync/' -e 's/^  epochs: .*/  epochs: 4/' "$work/job.yaml"
     roles=(worker-0 worker-1 scheduler) ;;
   *) echo "chaos.sh: --mode must be async or sync, got '$mode'" >&2; exit 2 ;;
 esac

@@ -69,6 +69,8 @@ import re, sys
 spec, encoder, interaction, epochs, side = sys.argv[1:]
 text = open(spec).read()
 text = re.sub(r"(?m)^\s*interaction: \{kind: dot\},\n", "", text)
+# The generated spec's own encoder options go: each variant names its options.
+text = re.sub(r", (din_positions|weights_softmax): true", "", text)
 if side == "0":
     text = re.sub(r",\s*side: \[[^\]]*\]", "", text)
     text = re.sub(r"(?m)^\s*- \{name: hist_cats,.*\n", "", text)

@@ -7,7 +7,8 @@ them (models_vs_torch.py --encoder din|bst).
 
 It mirrors models/sequence_encoder.cc: DIN target attention (an MLP over [h, t, h-t, h*t],
 ReLU between layers, one linear score per item, output sum_j score_j * h_j over the items,
-no softmax), and BST (learned positions indexed by recency, position 0 the most recent item,
+no softmax; with din_positions the learned positions below are added first), and BST
+(learned positions indexed by recency, position 0 the most recent item,
 one post-norm Transformer encoder layer with a key padding mask, FFN with ReLU, no dropout)
 followed by the same target attention.
 """
@@ -32,14 +33,17 @@ class TargetAttention(torch.nn.Module):
 
 
 class SequenceEncoder(torch.nn.Module):
-    def __init__(self, dim, encoder, max_len, attention_hidden, heads=2, ffn_hidden=64):
+    def __init__(self, dim, encoder, max_len, attention_hidden, heads=2, ffn_hidden=64,
+                 din_positions=False):
         super().__init__()
         self.encoder = encoder
         self.attention = TargetAttention(dim, attention_hidden)
-        if encoder == "bst":
+        self.add_positions = encoder == "bst" or din_positions
+        if self.add_positions:
             self.positions = torch.nn.Parameter(torch.empty(max_len, dim))
             bound = (6.0 / (max_len + dim)) ** 0.5
             torch.nn.init.uniform_(self.positions, -bound, bound)
+        if encoder == "bst":
             self.block = torch.nn.TransformerEncoderLayer(
                 dim, heads, dim_feedforward=ffn_hidden, dropout=0.0, batch_first=True,
                 norm_first=False)
@@ -51,10 +55,11 @@ class SequenceEncoder(torch.nn.Module):
         torch.nn.init.ones_(self.attention.scorer[-1].bias)
 
     def forward(self, h, mask, target):
-        if self.encoder == "bst":
-            lengths = mask.sum(1, keepdim=True).long()
+        lengths = mask.sum(1, keepdim=True).long()
+        if self.add_positions:
             recency = (lengths - 1 - torch.arange(h.shape[1]).unsqueeze(0)).clamp(min=0)
             h = h + self.positions[recency] * mask.unsqueeze(-1)
+        if self.encoder == "bst":
             # A record without items would mask every key (NaN rows): let it attend to its
             # first (padding) slot; target attention still gives it weight 0.
             pad = mask == 0

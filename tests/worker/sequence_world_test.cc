@@ -185,8 +185,10 @@ TEST(SequenceWorldTest, DatasetsCarryHistoriesAsASequenceOfItemKeys) {
                               "pooling: sequence, max_length: 12"));
   EXPECT_THAT(yaml, HasSubstr("name: hist_cats, table: category, key_field: category, "
                               "multi_valued: true, pooling: sequence, max_length: 12"));
-  // The best configuration measured: DIN over items with their categories, and dot.
-  EXPECT_THAT(yaml, HasSubstr("sequence: {field: hist_items, target: item_id, encoder: din,\n"
+  // The best configuration measured: DIN over items with their categories and positions,
+  // and dot.
+  EXPECT_THAT(yaml, HasSubstr("sequence: {field: hist_items, target: item_id, encoder: din, "
+                              "din_positions: true,\n"
                               "                   side: [{field: hist_cats, target: category}]}"));
   EXPECT_THAT(yaml, HasSubstr("interaction: {kind: dot}"));
   const std::string csv = ReadFile(dir.File("csv/train-00000.csv"));

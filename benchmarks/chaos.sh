@@ -5,9 +5,9 @@
 # or the restarted scheduler restored its journal, and training going on), and the run's
 # AUC beside an undisturbed run on the same data.
 #
-# --mode sync trains synchronously (4 epochs, early stopping on) and kills a worker or the
-# scheduler: a sync step cannot complete without every server, so a lost server fails a
-# sync job (its replacement is an async-mode feature).
+# --mode sync trains synchronously (4 epochs, early stopping on) and kills any role, as
+# async mode does: after a lost server the workers send their parts of the step again to
+# its replacement.
 #
 # --full-every N writes checkpoint.full_every: N (every N-th checkpoint of a server whole,
 # the others increments), so a replaced server restores through its increment chain; the
@@ -52,7 +52,7 @@ case "$mode" in
     # Sync steps are slower: 4 epochs. Early stopping stays: a replaced worker takes over
     # the job's evaluations of the earlier epochs and stops with the others.
     sed -i -e 's/^  mode: async/  mode: sync/' -e 's/^  epochs: .*/  epochs: 4/' "$work/job.yaml"
-    roles=(worker-0 worker-1 scheduler) ;;
+    roles=(server-0 server-1 worker-0 worker-1 scheduler) ;;
   *) echo "chaos.sh: --mode must be async or sync, got '$mode'" >&2; exit 2 ;;
 esac
 if [ -n "$victims" ]; then read -r -a roles <<<"$victims"; fi

@@ -208,6 +208,10 @@ struct SparsePush {
   sync @4 :Bool;            # sum all workers' gradients of `step`, then apply once
   workerRank @5 :Int32;
   numWorkers @6 :UInt32;    # how many pushes make a sync step whole
+  # Sync: 0 for the first send of this worker's part of `step`; k for the k-th send again
+  # after the worker lost the answer (a server replaced under it). A later attempt takes
+  # the place of an earlier one still waiting in the step, so a resent part counts once.
+  attempt @7 :UInt32;
 }
 
 struct SparsePushReply {
@@ -242,6 +246,7 @@ struct DensePush {
   # Async: the gradients are the sum of this many steps (training.dense_sync_every); the
   # server applies their mean as that many optimizer steps. 0 reads as 1.
   steps @5 :UInt32;
+  attempt @6 :UInt32;       # as SparsePush.attempt
 }
 
 struct CheckpointBegin {

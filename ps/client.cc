@@ -409,6 +409,7 @@ void Client::PushAsync(uint32_t table_id, std::span<const uint64_t> keys, int di
     push.setSync(options.sync);
     push.setWorkerRank(options.worker_rank);
     push.setNumWorkers(options.num_workers);
+    push.setAttempt(options.attempt);
     OutgoingMessage::Payload key_bytes = part.request->NewPayload(positions.size() * sizeof(uint64_t));
     OutgoingMessage::Payload grad_bytes =
         part.request->NewPayload(positions.size() * row * sizeof(float));
@@ -581,6 +582,7 @@ std::future<StatusOr<PushResult>> Client::DensePushAsync(std::span<const DenseBl
     push.setWorkerRank(options.worker_rank);
     push.setNumWorkers(options.num_workers);
     push.setSteps(options.dense_steps);
+    push.setAttempt(options.attempt);
     auto list = push.initBlocks(groups[s].size());
     for (size_t j = 0; j < groups[s].size(); ++j)
       SetDenseBlock(list[j], gradients[groups[s][j]], /*with_name=*/false);

@@ -27,6 +27,9 @@ struct PushOptions {
   // Dense async pushes: the gradients are the sum of this many steps, applied by the
   // servers as that many optimizer steps of their mean (training.dense_sync_every).
   uint32_t dense_steps = 1;
+  // Sync: which send of this worker's part of `step` this is (0 the first; a resend after
+  // a lost answer counts up, and the servers keep only the latest attempt's part).
+  uint32_t attempt = 0;
 };
 
 // A dense block to create (values = initial values) or to push (values = gradients).

@@ -14,6 +14,7 @@
 
 #include "base/checkpoint_manifest.h"
 #include "ps/jump_hash.h"
+#include "ps/sync_step_gate.h"
 
 namespace mtps::ps {
 namespace {
@@ -346,7 +347,7 @@ void Server::HandleSparsePush(IncomingMessage& request, Responder responder) {
     op->Finish(Status::OK());
   };
   if (sync) {
-    const uint64_t generation = op->request.envelope().getSenderGeneration();
+    const uint64_t generation = SyncPartOrder(op->request.envelope().getSenderGeneration(), push.getAttempt());
     tables_->PushSyncAsync(table_id, keys->data(), grads->data(), n, push.getStep(),
                            push.getWorkerRank(), static_cast<int>(num_workers), std::move(done),
                            generation);
@@ -497,7 +498,8 @@ void Server::HandleDensePush(IncomingMessage& request, Responder responder) {
     return state->op->Finish(Status::OK());
   }
   // `blocks` reads from the request now owned by state->op: still valid.
-  const uint64_t generation = state->op->request.envelope().getSenderGeneration();
+  const uint64_t generation =
+      SyncPartOrder(state->op->request.envelope().getSenderGeneration(), push.getAttempt());
   for (auto block : blocks) {
     auto grads = *BlobAs<float>(block.getValues(), "dense gradients");
     dense_->PushSync(block.getId(), grads.data(), grads.size(), push.getStep(),

@@ -20,7 +20,9 @@
 // (AppliedAlready(): the caller answers it as done, nothing is applied twice); a push of a
 // newer generation for a step that holds its rank's part from an older one takes that
 // part's place (the dead process's push is dropped unanswered, and its sender never reads
-// the answer). Each step is applied once, with one part per rank.
+// the answer). The same holds for a later attempt of the same process (SyncPartOrder): a
+// worker that lost its answer when a server was replaced sends its part again. Each step
+// is applied once, with one part per rank.
 // Thread-safety: every method may be called from any thread (one mutex per gate).
 #pragma once
 
@@ -37,15 +39,21 @@
 
 namespace mtps::ps {
 
+// The order of a worker's parts for SyncStepGate: by the sender's generation, then by
+// its send attempt (ps::PushOptions::attempt; at most 65535 count).
+inline uint64_t SyncPartOrder(uint64_t generation, uint32_t attempt) {
+  return (generation << 16) | std::min<uint32_t>(attempt, 0xFFFF);
+}
+
 template <typename Part>
 class SyncStepGate {
  public:
   // `what` names the gate in errors ("table 2", "dense block 7").
   explicit SyncStepGate(std::string what) : what_(std::move(what)) {}
 
-  // Adds `part` (moved from only when accepted) as worker `worker_rank`'s of `step`, sent
-  // by that worker's `generation` (0: not known). Returns the step's parts by rank when this
-  // push completed it, else an empty vector.
+  // Adds `part` (moved from only when accepted) as worker `worker_rank`'s of `step`, of
+  // order `generation` (SyncPartOrder of the sender's generation and attempt; 0: not known).
+  // Returns the step's parts by rank when this push completed it, else an empty vector.
   StatusOr<std::vector<Part>> Arrive(uint64_t step, int worker_rank, int num_workers,
                                      Part& part, uint64_t generation = 0) {
     const std::string push = "sync push of " + what_ + " step " + std::to_string(step);

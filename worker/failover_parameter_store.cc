@@ -213,33 +213,44 @@ std::future<Status> FailoverParameterStore::PushRows(uint32_t table_id,
                                                      std::span<const uint64_t> keys, int dim,
                                                      const float* gradients,
                                                      const PushOptions& options) {
-  auto send = [table_id, dim, options](ps::Client& c, std::span<const uint64_t> k, const float* g,
-                                       std::function<void(Status)> done) {
-    c.PushAsync(table_id, k, dim, g, options, [done = std::move(done)](StatusOr<ps::PushResult> r) {
+  auto send = [table_id, dim](ps::Client& c, std::span<const uint64_t> k, const float* g,
+                              const PushOptions& o, std::function<void(Status)> done) {
+    c.PushAsync(table_id, k, dim, g, o, [done = std::move(done)](StatusOr<ps::PushResult> r) {
       done(r.ok() ? Status::OK() : r.status());
     });
   };
   auto op = std::make_shared<Op>();
-  op->retry_in_flight = false;
   std::future<Status> done = op->promise.get_future();
-  if (std::shared_ptr<ps::Client> client = current()) {
-    // The common case: no copy, the caller's buffers are read before PushAsync returns.
-    send(*client, keys, gradients, [this, op, sync = options.sync](Status s) {
-      // A synchronous step cannot complete without every server: its failure is final.
-      if (sync) return op->promise.set_value(std::move(s));
-      OnDone(op, std::move(s));
-    });
+  auto copy = [&] {
+    auto copy_keys = std::make_shared<std::vector<uint64_t>>(keys.begin(), keys.end());
+    auto copy_grads = std::make_shared<std::vector<float>>(gradients, gradients + keys.size() * dim);
+    return std::make_pair(copy_keys, copy_grads);
+  };
+  if (options.sync) {
+    // A sync step waits for every server. A push that meets a lost server, or loses its
+    // answer when the view changes, goes again once every server is live, as a later
+    // attempt (each server's step gate keeps the latest part of a rank): it needs its copy.
+    auto [copy_keys, copy_grads] = copy();
+    auto attempts = std::make_shared<std::atomic<uint32_t>>(0);
+    op->attempt = [send, copy_keys, copy_grads, options, attempts](ps::Client& c,
+                                                                   std::function<void(Status)> done) {
+      PushOptions o = options;
+      o.attempt = attempts->fetch_add(1);
+      send(c, *copy_keys, copy_grads->data(), o, std::move(done));
+    };
+    Issue(std::move(op));
     return done;
   }
-  if (options.sync) {
-    op->promise.set_value(Unavailable("a parameter server is lost: a synchronous step cannot complete"));
+  op->retry_in_flight = false;
+  if (std::shared_ptr<ps::Client> client = current()) {
+    // The common case: no copy, the caller's buffers are read before PushAsync returns.
+    send(*client, keys, gradients, options, [this, op](Status s) { OnDone(op, std::move(s)); });
     return done;
   }
   // A server is lost: hold a copy until it is back.
-  auto copy_keys = std::make_shared<std::vector<uint64_t>>(keys.begin(), keys.end());
-  auto copy_grads = std::make_shared<std::vector<float>>(gradients, gradients + keys.size() * dim);
-  op->attempt = [send, copy_keys, copy_grads](ps::Client& c, std::function<void(Status)> done) {
-    send(c, *copy_keys, copy_grads->data(), std::move(done));
+  auto [copy_keys, copy_grads] = copy();
+  op->attempt = [send, copy_keys, copy_grads, options](ps::Client& c, std::function<void(Status)> done) {
+    send(c, *copy_keys, copy_grads->data(), options, std::move(done));
   };
   Issue(std::move(op));
   return done;
@@ -286,27 +297,22 @@ std::future<Status> FailoverParameterStore::PullDense(std::span<const DenseBlock
 
 std::future<Status> FailoverParameterStore::PushDense(std::span<const DenseBlockIn> gradients,
                                                       const PushOptions& options) {
-  if (std::shared_ptr<ps::Client> client = current()) {
+  std::shared_ptr<ps::Client> client = current();
+  if (!options.sync && client) {
     std::future<StatusOr<ps::PushResult>> pushed = client->DensePushAsync(gradients, options);
-    return std::async(std::launch::deferred,
-                      [this, sync = options.sync, pushed = std::move(pushed)]() mutable {
-                        StatusOr<ps::PushResult> result = pushed.get();
-                        if (result.ok()) return Status::OK();
-                        if (sync || !Retryable(result.status())) return result.status();
-                        const uint64_t dropped = dropped_pushes_.fetch_add(1) + 1;
-                        LOG_IF(WARNING, dropped == 1 || dropped % 100 == 0)
-                            << "parameter store: " << dropped << " pushes dropped on a lost server (latest: "
-                            << result.status() << ")";
-                        return Status::OK();
-                      });
+    return std::async(std::launch::deferred, [this, pushed = std::move(pushed)]() mutable {
+      StatusOr<ps::PushResult> result = pushed.get();
+      if (result.ok()) return Status::OK();
+      if (!Retryable(result.status())) return result.status();
+      const uint64_t dropped = dropped_pushes_.fetch_add(1) + 1;
+      LOG_IF(WARNING, dropped == 1 || dropped % 100 == 0)
+          << "parameter store: " << dropped << " pushes dropped on a lost server (latest: "
+          << result.status() << ")";
+      return Status::OK();
+    });
   }
-  auto op = std::make_shared<Op>();
-  std::future<Status> done = op->promise.get_future();
-  if (options.sync) {
-    op->promise.set_value(Unavailable("a parameter server is lost: a synchronous step cannot complete"));
-    return done;
-  }
-  // A server is lost: hold a copy until it is back.
+  // An async push while a server is lost is held until it is back; a sync push is sent
+  // again as a later attempt after a lost server, as in PushRows. Both need a copy.
   struct Owned {
     uint32_t id;
     std::vector<float> values;
@@ -315,15 +321,32 @@ std::future<Status> FailoverParameterStore::PushDense(std::span<const DenseBlock
   for (const DenseBlockIn& g : gradients) {
     owned->push_back({g.id, std::vector<float>(g.values.begin(), g.values.end())});
   }
-  op->retry_in_flight = false;
-  op->attempt = [owned, options](ps::Client& client, std::function<void(Status)> done) {
+  auto op = std::make_shared<Op>();
+  op->retry_in_flight = options.sync;
+  auto attempts = std::make_shared<std::atomic<uint32_t>>(0);
+  // Retries run on the holding thread and may block there (only while recovering).
+  op->attempt = [owned, options, attempts](ps::Client& client, std::function<void(Status)> done) {
     std::vector<DenseBlockIn> in;
     for (const Owned& o : *owned) in.push_back({o.id, {}, o.values});
-    StatusOr<ps::PushResult> r = client.DensePush(in, options);
+    PushOptions o = options;
+    if (options.sync) o.attempt = attempts->fetch_add(1);
+    StatusOr<ps::PushResult> r = client.DensePush(in, o);
     done(r.ok() ? Status::OK() : r.status());
   };
-  Issue(std::move(op));
-  return done;
+  if (!client) return Submit(std::move(op));
+  // Sync with every server live: the first send does not block the caller.
+  PushOptions first = options;
+  first.attempt = attempts->fetch_add(1);
+  std::future<StatusOr<ps::PushResult>> pushed = client->DensePushAsync(gradients, first);
+  return std::async(std::launch::deferred, [this, op, pushed = std::move(pushed)]() mutable {
+    StatusOr<ps::PushResult> result = pushed.get();
+    if (result.ok()) return Status::OK();
+    if (!Retryable(result.status())) return result.status();
+    op->first_failure = SteadyClock::now();
+    op->failures = 1;
+    op->view = ~uint64_t{0};  // sent again at once under the next view
+    return Submit(op).get();
+  });
 }
 
 }  // namespace mtps

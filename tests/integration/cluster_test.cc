@@ -428,6 +428,32 @@ TEST_F(ClusterTest, AKilledServerIsReplacedUnderItsRankAndTheJobCompletes) {
   ExpectAucNearLocalTrainer(spec_path, 0.01);
 }
 
+// Sync mode: the workers hold their pushes of the step the dead server was gathering and
+// send them again once its replacement is in the view; the live server takes each resent
+// part in place of the one it holds (a later attempt), so every step completes once.
+TEST_F(ClusterTest, AKilledServerInASyncJobIsReplacedAndTheJobCompletes) {
+  Generate(60000);
+  const std::string spec_path =
+      WriteSpec("job.yaml", JobYaml(dir_ / "data", "sync", 2, dir_ / "ckpt", /*interval=*/10));
+  StartCluster(spec_path, 2, 2, /*heartbeat_timeout=*/2, -1, /*recover_timeout=*/60);
+  ASSERT_TRUE(WaitFor([&] { return HasWholeCheckpoint(); }, seconds(60))) << AllLogs();
+  servers_[1]->Signal(SIGKILL);
+  ASSERT_TRUE(WaitFor([&] { return scheduler_->Log().find("is lost") != std::string::npos; },
+                      seconds(30)))
+      << AllLogs();
+  StartServer(spec_path, 1, /*restart=*/1);
+  ExpectJobSucceeds(seconds(180));
+  if (HasFatalFailure()) return;
+  const std::string log = scheduler_->Log();
+  EXPECT_NE(log.find("rejoined"), std::string::npos) << log;
+  EXPECT_NE(servers_[1]->Log().find("restored"), std::string::npos) << servers_[1]->Log();
+  // Both workers took every step of both epochs.
+  const uint64_t steps = TrainedSteps(workers_[0]->Log());
+  EXPECT_GT(steps, 150u) << workers_[0]->LogTail();
+  EXPECT_EQ(TrainedSteps(workers_[1]->Log()), steps) << AllLogs();
+  ExpectAucNearLocalTrainer(spec_path, 0.01);
+}
+
 TEST_F(ClusterTest, AKilledServerRestoresThroughItsIncrementChainAndTheJobCompletes) {
   Generate(60000);
   std::string yaml = JobYaml(dir_ / "data", "async", 2, dir_ / "ckpt", /*interval=*/10);

@@ -118,6 +118,24 @@ TEST(SyncStepGate, ANewerGenerationTakesTheWaitingPartOfADeadOne) {
   EXPECT_THAT(Values(*done), ElementsAre(0, 101));
 }
 
+// A worker that lost its answer (the server it also pushed to was replaced) sends its part
+// again as a later attempt: it takes the waiting part's place; the same attempt twice is
+// still misuse, and a newer process beats any attempt of an older one.
+TEST(SyncStepGate, ALaterAttemptOfTheSameProcessTakesItsWaitingPart) {
+  Gate gate("table 1");
+  auto first = Part(100), resend = Part(101), survivor = Part(0);
+  ASSERT_TRUE(gate.Arrive(7, 1, 2, first, SyncPartOrder(5, 0)).ok());
+  auto same = Part(102);
+  EXPECT_EQ(gate.Arrive(7, 1, 2, same, SyncPartOrder(5, 0)).status().code(), StatusCode::kInvalidArgument);
+  ASSERT_TRUE(gate.Arrive(7, 1, 2, resend, SyncPartOrder(5, 1)).ok());
+  EXPECT_EQ(gate.Arrive(7, 1, 2, same, SyncPartOrder(4, 9)).status().code(), StatusCode::kInvalidArgument)
+      << "an older process, whatever its attempt";
+  EXPECT_GT(SyncPartOrder(6, 0), SyncPartOrder(5, 70000)) << "attempts saturate below the next generation";
+  auto done = gate.Arrive(7, 0, 2, survivor, SyncPartOrder(2, 0));
+  ASSERT_TRUE(done.ok());
+  EXPECT_THAT(Values(*done), ElementsAre(0, 101));
+}
+
 TEST(SyncStepGate, AClosedGateHandsBackTheWaitingAndRefusesTheRest) {
   Gate gate("dense block 4");
   auto a = Part(1);

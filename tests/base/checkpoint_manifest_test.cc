@@ -53,7 +53,7 @@ TEST_F(CheckpointManifestTest, AWrittenManifestReadsBackWithItsChecksumLineLast)
 
 TEST_F(CheckpointManifestTest, AChangedDigitIsRefusedAsDamage) {
   const std::string good = Written();
-  for (const std::string& field : {"step 3400", "id 12", "increment 11", "worker 0 1 250"}) {
+  for (const std::string field : {"step 3400", "id 12", "increment 11", "worker 0 1 250"}) {
     std::string bad = good;
     const size_t at = bad.find(field);
     ASSERT_NE(at, std::string::npos) << field;

@@ -10,8 +10,10 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <glog/logging.h>
@@ -60,6 +62,26 @@ State Capture(ShardedTables& tables, const DenseBlockStore& dense) {
                       Bytes(b.state.data(), b.state.size() * 4));
   }
   return s;
+}
+
+// Counts per file what each damage led to, for the failure message.
+struct Tally {
+  int refused = 0;
+  std::map<uint64_t, int> restored;  // checkpoint id -> times
+  std::string Text() const {
+    std::string s = std::to_string(refused) + " refused";
+    for (auto [id, n] : restored) s += ", " + std::to_string(n) + " restored " + std::to_string(id);
+    return s;
+  }
+};
+
+// What a restore must bring back when `path` is damaged: the newest checkpoint that does not
+// read it (0: none). A table file or manifest of checkpoint d is read by d and by every
+// later checkpoint (their increments build on it); a dense file only by its own.
+uint64_t ExpectedAfterDamage(const std::string& path) {
+  const uint64_t d = std::stoull(fs::path(path).parent_path().filename().string().substr(5));
+  if (path.find(".dense.") == std::string::npos) return d - 1;
+  return d == kCheckpoints ? d - 1 : kCheckpoints;
 }
 
 class CheckpointChainDamageTest : public ::testing::Test {
@@ -167,6 +189,36 @@ class CheckpointChainDamageTest : public ::testing::Test {
     std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
   }
 
+  // Writes `damage(path, good, i)` = {damaged bytes, what} in place of every file of the
+  // chain, for each i below the file's size, and checks each restore: refused, or exactly
+  // the newest checkpoint that does not read the damaged file. Returns the restores run.
+  using Damage = std::function<std::pair<std::string, std::string>(const std::string& path,
+                                                                   const std::string& good, size_t i)>;
+  int ExpectEveryDamageRefusedOrOlder(const Damage& damage) {
+    int restores = 0;
+    for (const std::string& path : chain_files_) {
+      const std::string good = Read(path);
+      const uint64_t want = ExpectedAfterDamage(path);
+      Tally tally;
+      for (size_t i = 0; i < good.size(); ++i) {
+        const auto [bad, what] = damage(path, good, i);
+        Write(path, bad);
+        const Outcome o = Restore(what);
+        ++restores;
+        o.ok ? ++tally.restored[o.id] : ++tally.refused;
+        EXPECT_EQ(o.ok ? o.id : 0, want) << what;
+        if (HasFailure()) {
+          Write(path, good);
+          ADD_FAILURE() << what << " (" << tally.Text() << ")";
+          return restores;
+        }
+      }
+      Write(path, good);
+    }
+    EXPECT_EQ(Restore("after putting every file back").id, kCheckpoints);
+    return restores;
+  }
+
   std::string root_;
   JobSpec job_;
   std::map<uint64_t, State> expected_;
@@ -175,16 +227,6 @@ class CheckpointChainDamageTest : public ::testing::Test {
   int saved_log_level_ = 0;
 };
 
-// Counts per file what each damage led to, for the failure message.
-struct Tally {
-  int refused = 0;
-  std::map<uint64_t, int> restored;  // checkpoint id -> times
-  std::string Text() const {
-    std::string s = std::to_string(refused) + " refused";
-    for (auto [id, n] : restored) s += ", " + std::to_string(n) + " restored " + std::to_string(id);
-    return s;
-  }
-};
 
 TEST_F(CheckpointChainDamageTest, TheIntactChainRestoresTheNewestCheckpoint) {
   const Outcome o = Restore("intact");
@@ -193,66 +235,24 @@ TEST_F(CheckpointChainDamageTest, TheIntactChainRestoresTheNewestCheckpoint) {
   EXPECT_EQ(chain_files_.size(), 4 * kCheckpoints);
 }
 
-// What a restore must bring back when `path` is damaged: the newest checkpoint that does not
-// read it (0: none). A table file or manifest of checkpoint d is read by d and by every
-// later checkpoint (their increments build on it); a dense file only by its own.
-uint64_t ExpectedAfterDamage(const std::string& path) {
-  const uint64_t d = std::stoull(fs::path(path).parent_path().filename().string().substr(5));
-  if (path.find(".dense.") == std::string::npos) return d - 1;
-  return d == kCheckpoints ? d - 1 : kCheckpoints;
-}
 
 TEST_F(CheckpointChainDamageTest, EveryFlippedBitIsRefusedOrRestoresAnOlderCheckpointExactly) {
-  int restores = 0;
-  for (const std::string& path : chain_files_) {
-    const std::string good = Read(path);
-    const uint64_t want = ExpectedAfterDamage(path);
-    Tally tally;
-    for (size_t at = 0; at < good.size(); ++at) {
-      // One bit per byte, each bit position in turn (8 restores per bit would add little).
-      const int bit = 1 << (at % 8);
-      std::string bad = good;
-      bad[at] = static_cast<char>(bad[at] ^ bit);
-      Write(path, bad);
-      const std::string what = path + " with bit " + std::to_string(bit) + " of byte " +
-                               std::to_string(at) + " flipped";
-      const Outcome o = Restore(what);
-      ++restores;
-      o.ok ? ++tally.restored[o.id] : ++tally.refused;
-      EXPECT_EQ(o.ok ? o.id : 0, want) << what;
-      if (HasFailure()) {
-        Write(path, good);
-        FAIL() << what << " (" << tally.Text() << ")";
-      }
-    }
-    Write(path, good);
-  }
-  EXPECT_EQ(Restore("after putting every file back").id, kCheckpoints);
+  const int restores = ExpectEveryDamageRefusedOrOlder([](const std::string& path, const std::string& good, size_t at) {
+    // One bit per byte, each bit position in turn (8 restores per byte would add little).
+    const int bit = 1 << (at % 8);
+    std::string bad = good;
+    bad[at] = static_cast<char>(bad[at] ^ bit);
+    return std::make_pair(bad, path + " with bit " + std::to_string(bit) + " of byte " + std::to_string(at) +
+                                   " flipped");
+  });
   std::printf("%d damaged chains restored or refused as expected\n", restores);
 }
 
 TEST_F(CheckpointChainDamageTest, EveryTruncationIsRefusedOrRestoresAnOlderCheckpointExactly) {
-  int restores = 0;
-  for (const std::string& path : chain_files_) {
-    const std::string good = Read(path);
-    const uint64_t want = ExpectedAfterDamage(path);
-    Tally tally;
-    for (size_t size = 0; size < good.size(); ++size) {
-      Write(path, good.substr(0, size));
-      const std::string what = path + " cut to " + std::to_string(size) + " of " +
-                               std::to_string(good.size()) + " bytes";
-      const Outcome o = Restore(what);
-      ++restores;
-      o.ok ? ++tally.restored[o.id] : ++tally.refused;
-      EXPECT_EQ(o.ok ? o.id : 0, want) << what;
-      if (HasFailure()) {
-        Write(path, good);
-        FAIL() << what << " (" << tally.Text() << ")";
-      }
-    }
-    Write(path, good);
-  }
-  EXPECT_EQ(Restore("after putting every file back").id, kCheckpoints);
+  const int restores = ExpectEveryDamageRefusedOrOlder([](const std::string& path, const std::string& good, size_t size) {
+    return std::make_pair(good.substr(0, size), path + " cut to " + std::to_string(size) + " of " +
+                                                    std::to_string(good.size()) + " bytes");
+  });
   std::printf("%d truncated chains restored or refused as expected\n", restores);
 }
 

@@ -221,22 +221,16 @@ std::future<Status> FailoverParameterStore::PushRows(uint32_t table_id,
   };
   auto op = std::make_shared<Op>();
   std::future<Status> done = op->promise.get_future();
-  auto copy = [&] {
-    auto copy_keys = std::make_shared<std::vector<uint64_t>>(keys.begin(), keys.end());
-    auto copy_grads = std::make_shared<std::vector<float>>(gradients, gradients + keys.size() * dim);
-    return std::make_pair(copy_keys, copy_grads);
-  };
   if (options.sync) {
     // A sync step waits for every server. A push that meets a lost server, or loses its
     // answer when the view changes, goes again once every server is live, as a later
-    // attempt (each server's step gate keeps the latest part of a rank): it needs its copy.
-    auto [copy_keys, copy_grads] = copy();
+    // attempt (each server's step gate keeps the latest part of a rank). It reads the
+    // caller's buffers in place: they stay valid until the future is ready (ParameterStore).
     auto attempts = std::make_shared<std::atomic<uint32_t>>(0);
-    op->attempt = [send, copy_keys, copy_grads, options, attempts](ps::Client& c,
-                                                                   std::function<void(Status)> done) {
+    op->attempt = [send, keys, gradients, options, attempts](ps::Client& c, std::function<void(Status)> done) {
       PushOptions o = options;
       o.attempt = attempts->fetch_add(1);
-      send(c, *copy_keys, copy_grads->data(), o, std::move(done));
+      send(c, keys, gradients, o, std::move(done));
     };
     Issue(std::move(op));
     return done;
@@ -248,7 +242,8 @@ std::future<Status> FailoverParameterStore::PushRows(uint32_t table_id,
     return done;
   }
   // A server is lost: hold a copy until it is back.
-  auto [copy_keys, copy_grads] = copy();
+  auto copy_keys = std::make_shared<std::vector<uint64_t>>(keys.begin(), keys.end());
+  auto copy_grads = std::make_shared<std::vector<float>>(gradients, gradients + keys.size() * dim);
   op->attempt = [send, copy_keys, copy_grads, options](ps::Client& c, std::function<void(Status)> done) {
     send(c, *copy_keys, copy_grads->data(), options, std::move(done));
   };
@@ -311,28 +306,37 @@ std::future<Status> FailoverParameterStore::PushDense(std::span<const DenseBlock
       return Status::OK();
     });
   }
-  // An async push while a server is lost is held until it is back; a sync push is sent
-  // again as a later attempt after a lost server, as in PushRows. Both need a copy.
-  struct Owned {
-    uint32_t id;
-    std::vector<float> values;
-  };
-  auto owned = std::make_shared<std::vector<Owned>>();
-  for (const DenseBlockIn& g : gradients) {
-    owned->push_back({g.id, std::vector<float>(g.values.begin(), g.values.end())});
-  }
   auto op = std::make_shared<Op>();
   op->retry_in_flight = options.sync;
   auto attempts = std::make_shared<std::atomic<uint32_t>>(0);
-  // Retries run on the holding thread and may block there (only while recovering).
-  op->attempt = [owned, options, attempts](ps::Client& client, std::function<void(Status)> done) {
-    std::vector<DenseBlockIn> in;
-    for (const Owned& o : *owned) in.push_back({o.id, {}, o.values});
-    PushOptions o = options;
-    if (options.sync) o.attempt = attempts->fetch_add(1);
-    StatusOr<ps::PushResult> r = client.DensePush(in, o);
-    done(r.ok() ? Status::OK() : r.status());
-  };
+  if (options.sync) {
+    // Sent again as a later attempt after a lost server, as in PushRows, from the caller's
+    // buffers (valid until the future is ready). Retries run on the holding thread and may
+    // block there (only while recovering).
+    op->attempt = [blocks = std::vector<DenseBlockIn>(gradients.begin(), gradients.end()), options,
+                   attempts](ps::Client& client, std::function<void(Status)> done) {
+      PushOptions o = options;
+      o.attempt = attempts->fetch_add(1);
+      StatusOr<ps::PushResult> r = client.DensePush(blocks, o);
+      done(r.ok() ? Status::OK() : r.status());
+    };
+  } else {
+    // An async push while a server is lost: held, with a copy, until it is back.
+    struct Owned {
+      uint32_t id;
+      std::vector<float> values;
+    };
+    auto owned = std::make_shared<std::vector<Owned>>();
+    for (const DenseBlockIn& g : gradients) {
+      owned->push_back({g.id, std::vector<float>(g.values.begin(), g.values.end())});
+    }
+    op->attempt = [owned, options](ps::Client& client, std::function<void(Status)> done) {
+      std::vector<DenseBlockIn> in;
+      for (const Owned& o : *owned) in.push_back({o.id, {}, o.values});
+      StatusOr<ps::PushResult> r = client.DensePush(in, options);
+      done(r.ok() ? Status::OK() : r.status());
+    };
+  }
   if (!client) return Submit(std::move(op));
   // Sync with every server live: the first send does not block the caller.
   PushOptions first = options;

@@ -15,11 +15,11 @@
 //     sent once it is back; a push that fails in flight (the server died under it) is
 //     dropped and counted — its part on the lost server is lost with the server's state
 //     since the checkpoint anyway, and re-sending could apply it twice elsewhere;
-//   - sync pushes are copied and, after a failure in flight or while a server is lost,
-//     sent again once every server is live, as a later attempt (PushOptions::attempt):
-//     each server's step gate keeps a rank's latest part, so the step counts it once, and
-//     the replacement gathers the step anew (its shard has lost the steps since its
-//     checkpoint, as in async mode).
+//   - sync pushes, after a failure in flight or while a server is lost, are sent again
+//     from the caller's buffers (kept until the future is ready) once every server is
+//     live, as a later attempt (PushOptions::attempt): each server's step gate keeps a
+//     rank's latest part, so the step counts it once, and the replacement gathers the step
+//     anew (its shard has lost the steps since its checkpoint, as in async mode).
 // A view change replaces the ps::Client: requests in flight on the old one end at once
 // with an error and take the path above.
 //

@@ -10,7 +10,9 @@
 //   auto pushed = store.PushRows(table, keys, dim, grads.data(), {.step = t});
 //
 // Thread-safety: implementations accept calls from any thread; output buffers must stay
-// valid until the returned future is ready.
+// valid until the returned future is ready. So must the keys and gradients of a sync push
+// (options.sync; the step waits for its pushes anyway): a store may send them again after
+// a lost server. An async push's inputs may change as soon as the call returns.
 #pragma once
 
 #include <cstdint>

@@ -205,7 +205,8 @@ void Trainer::PushDenseBlocks(const float* grads, const PushOptions& options,
     blocks.push_back({static_cast<uint32_t>(i), b.name, std::span<const float>(grads + b.offset, b.size)});
     traffic_.dense_push_bytes += b.size * sizeof(float);
   }
-  // The store copies the values before it returns, so `grads` may change at once.
+  // An async push's values are copied before the store returns, so `grads` may change at
+  // once; a sync push reads them until its future is ready, which Push() waits for.
   pushes->push_back(store_->PushDense(blocks, options));
   ++traffic_.dense_pushes;
 }

@@ -28,6 +28,16 @@ struct Task {
   double loss, auc, logloss;
 };
 
+void SetTasks(proto::Progress::Builder p, const std::vector<Task>& tasks) {
+  auto list = p.initTasks(tasks.size());
+  for (size_t i = 0; i < tasks.size(); ++i) {
+    list[i].setName(tasks[i].name);
+    list[i].setLoss(tasks[i].loss);
+    list[i].setAuc(tasks[i].auc);
+    list[i].setLogloss(tasks[i].logloss);
+  }
+}
+
 Status Report(ProgressTracker& t, int rank, const std::string& phase, uint64_t step, uint64_t samples,
               double sps, double train_seconds, std::vector<Task> tasks) {
   capnp::MallocMessageBuilder message;
@@ -38,13 +48,7 @@ Status Report(ProgressTracker& t, int rank, const std::string& phase, uint64_t s
   p.setSamplesPerSec(sps);
   p.setTrainSeconds(train_seconds);
   p.setEpoch(1);
-  auto list = p.initTasks(tasks.size());
-  for (size_t i = 0; i < tasks.size(); ++i) {
-    list[i].setName(tasks[i].name);
-    list[i].setLoss(tasks[i].loss);
-    list[i].setAuc(tasks[i].auc);
-    list[i].setLogloss(tasks[i].logloss);
-  }
+  SetTasks(p, tasks);
   return t.Record(rank, p.asReader());
 }
 
@@ -104,13 +108,7 @@ Status EpochReport(ProgressTracker& t, int rank, const std::string& phase, uint3
   p.setEpochSeconds(epoch_seconds);
   p.setEpochRecords(40000);
   p.setDataPosition(phase == "train" ? 20000 : 0);
-  auto list = p.initTasks(tasks.size());
-  for (size_t i = 0; i < tasks.size(); ++i) {
-    list[i].setName(tasks[i].name);
-    list[i].setLoss(tasks[i].loss);
-    list[i].setAuc(tasks[i].auc);
-    list[i].setLogloss(tasks[i].logloss);
-  }
+  SetTasks(p, tasks);
   return t.Record(rank, p.asReader());
 }
 

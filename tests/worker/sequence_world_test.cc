@@ -39,6 +39,17 @@ WorldOptions SequenceWorld(double weight,
   return w;
 }
 
+// Datagen options for `rows` rows of the sequence world (weight 2.5) in dir/mtb.
+DatagenOptions SequenceData(ScratchDir& dir, int64_t rows, int train_files, int threads) {
+  DatagenOptions o;
+  o.rows = rows;
+  o.train_files = train_files;
+  o.threads = threads;
+  o.world = SequenceWorld(2.5);
+  o.out_dir = dir.File("mtb");
+  return o;
+}
+
 double Logit(double p) { return std::log(p / (1 - p)); }
 
 class SequenceTermTest : public ::testing::TestWithParam<WorldOptions::SequenceTerm> {};
@@ -113,12 +124,7 @@ TEST(SequenceWorldTest, TheInterestsTermIsTheMostRecentItemOfTheShownItemsCatego
 // oracle.json's AUC is that of the true P(click), which includes the sequence term.
 TEST(SequenceWorldTest, TheOracleScoresTheTrueProbabilitiesWithTheInterestsTerm) {
   ScratchDir dir;
-  DatagenOptions o;
-  o.rows = 4000;
-  o.train_files = 1;
-  o.threads = 2;
-  o.world = SequenceWorld(2.5);
-  o.out_dir = dir.File("mtb");
+  DatagenOptions o = SequenceData(dir, 4000, 1, 2);
   StatusOr<DatagenReport> r = GenerateDataset(o);
   ASSERT_TRUE(r.ok()) << r.status();
   ASSERT_EQ(r->eval_rows, 400);
@@ -166,13 +172,8 @@ TEST(SequenceWorldTest, HistoryCategoriesAreTheHistoryItemsCategories) {
 
 TEST(SequenceWorldTest, DatasetsCarryHistoriesAsASequenceOfItemKeys) {
   ScratchDir dir;
-  DatagenOptions o;
-  o.rows = 3000;
-  o.train_files = 2;
+  DatagenOptions o = SequenceData(dir, 3000, 2, 1);
   o.row_group_rows = 256;
-  o.threads = 1;
-  o.world = SequenceWorld(2.5);
-  o.out_dir = dir.File("mtb");
   StatusOr<DatagenReport> r = GenerateDataset(o);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_GT(r->ctr.oracle_auc, 0.7);
@@ -242,12 +243,7 @@ TEST(SequenceWorldTest, DatasetsCarryHistoriesAsASequenceOfItemKeys) {
 
 TEST(SequenceWorldTest, ASpecWithAShorterMaxLengthKeepsTheMostRecentValuesOfAnMtbFile) {
   ScratchDir dir;
-  DatagenOptions o;
-  o.rows = 1500;
-  o.train_files = 1;
-  o.threads = 1;
-  o.world = SequenceWorld(2.5);
-  o.out_dir = dir.File("mtb");
+  DatagenOptions o = SequenceData(dir, 1500, 1, 1);
   ASSERT_TRUE(GenerateDataset(o).ok());
   JobSpec spec = *LoadJobSpec(dir.File("mtb/job.yaml"));
   const FeatureMap full = *FeatureMap::Create(spec);

@@ -369,6 +369,14 @@ void Client::PushAsync(uint32_t table_id, std::span<const uint64_t> keys, int di
   const size_t keys_per_part = options.sync ? std::numeric_limits<size_t>::max()
                                             : part_bytes / key_bytes_on_wire;
   std::vector<Part> parts = SplitBySlots(routing, keys_per_part);
+  if (options.sync) {
+    // Every server counts every worker's part of a step, so one with none of this push's
+    // keys gets an empty part: without it, that server's step would wait for ever.
+    std::vector<bool> has_part(num_servers(), false);
+    for (const Part& part : parts) has_part[part.slots.server] = true;
+    for (int32_t s = 0; s < num_servers(); ++s)
+      if (!has_part[s]) parts.push_back(Part{{s, 0, 0}, nullptr});
+  }
   // Where each server's slot j lands: the wire rows of the part that holds it.
   std::vector<size_t> first_part_of(num_servers(), 0);
   for (size_t p = parts.size(); p-- > 0;) first_part_of[parts[p].slots.server] = p;
@@ -419,9 +427,11 @@ void Client::PushAsync(uint32_t table_id, std::span<const uint64_t> keys, int di
     wire_rows[p] = reinterpret_cast<float*>(grad_bytes.data);
     if (routing.in_order() && !options_.check_finite) {
       // Unique keys, one server: the part is a range of the caller's keys and rows.
-      std::memcpy(wire_keys, keys.data() + slots.first, positions.size() * sizeof(uint64_t));
-      std::memcpy(wire_rows[p], gradients + slots.first * row,
-                  positions.size() * row * sizeof(float));
+      if (!positions.empty()) {
+        std::memcpy(wire_keys, keys.data() + slots.first, positions.size() * sizeof(uint64_t));
+        std::memcpy(wire_rows[p], gradients + slots.first * row,
+                    positions.size() * row * sizeof(float));
+      }
       if (send_as_built) SendPart(op, part, call_options, on_reply);
       continue;
     }

@@ -162,7 +162,8 @@ Status Trainer::Push(const Slot& slot, const models::ModelOutput& out) {
   std::vector<std::future<Status>> pushes;
   for (size_t t = 0; t < spec_.tables.size(); ++t) {
     const std::vector<uint64_t>& keys = slot.batch->tables[t].unique_keys;
-    if (keys.empty()) continue;
+    // A sync step waits for every worker's push of every table, empty or not.
+    if (keys.empty() && !options_.sync) continue;
     pushes.push_back(store_->PushRows(static_cast<uint32_t>(t), keys, spec_.tables[t].dim,
                                       out.row_grads[t].data(), push_options));
     traffic_.sparse_push_bytes += keys.size() * (sizeof(uint64_t) + spec_.tables[t].dim * sizeof(float));

@@ -12,6 +12,7 @@
 #include <zmq_addon.hpp>
 
 #include "ps/client.h"
+#include "ps/jump_hash.h"
 #include "ps/optimizer.h"
 #include "tests/ps/ps_net_test_util.h"
 
@@ -192,6 +193,41 @@ TEST_F(ServerLoopbackTest, SyncStepWaitsForBothWorkersAndAppliesTheSumOnce) {
     for (int d = 0; d < kItemDim; ++d) sum[d] = g0[i * kItemDim + d] + g1[i * kItemDim + d];
     adagrad.Apply(w.data(), state.data(), sum.data(), kItemDim, 1);
     for (int d = 0; d < kItemDim; ++d) ASSERT_EQ(after[i * kItemDim + d], w[d]) << i;
+  }
+}
+
+// A sync step counts one part per worker on every server: a worker whose keys all live on
+// server 0 still tells server 1 it has nothing for the step, or server 1 would wait for it
+// for ever. An empty push goes to every server too.
+TEST_F(ServerLoopbackTest, ASyncPushWithNoKeysForAServerStillCompletesItsStep) {
+  auto worker0 = ConnectTo(cluster_, {.rank = 0});
+  auto worker1 = ConnectTo(cluster_, {.rank = 1});
+  ASSERT_NE(worker0, nullptr);
+  ASSERT_NE(worker1, nullptr);
+  const auto keys = SomeKeys(64, 4);
+  std::vector<uint64_t> on_server0;
+  for (uint64_t key : keys)
+    if (ps::JumpConsistentHash(key, 2) == 0) on_server0.push_back(key);
+  ASSERT_FALSE(on_server0.empty());
+  ASSERT_LT(on_server0.size(), keys.size()) << "the keys must span both servers";
+  const auto g0 = Gradients(keys.size(), kItemDim, 1.0f);
+  const auto g1 = Gradients(on_server0.size(), kItemDim, -0.25f);
+  for (uint64_t step : {7, 8}) {
+    auto first = worker0->PushAsync(kItemTable, keys, kItemDim, g0.data(),
+                                    {.step = step, .sync = true, .worker_rank = 0, .num_workers = 2});
+    // Step 7: worker 1 has keys on server 0 only; step 8: none at all.
+    const std::span<const uint64_t> mine =
+        step == 7 ? std::span<const uint64_t>(on_server0) : std::span<const uint64_t>();
+    auto second = worker1->PushAsync(kItemTable, mine, kItemDim, g1.data(),
+                                     {.step = step, .sync = true, .worker_rank = 1, .num_workers = 2});
+    ASSERT_EQ(first.wait_for(10s), std::future_status::ready) << "step " << step;
+    ASSERT_EQ(second.wait_for(10s), std::future_status::ready) << "step " << step;
+    auto pushed0 = first.get();
+    auto pushed1 = second.get();
+    ASSERT_TRUE(pushed0.ok()) << pushed0.status();
+    ASSERT_TRUE(pushed1.ok()) << pushed1.status();
+    EXPECT_EQ(pushed0->applied, keys.size());
+    EXPECT_EQ(pushed1->applied, mine.size());
   }
 }
 

@@ -150,8 +150,10 @@ void DenseBlockStore::PushSync(uint32_t id, const float* grad, size_t n, uint64_
   if (!valid.ok()) return done(valid.WithContext("dense block " + std::to_string(id)));
 
   Block::SyncPart part{grad, std::move(done)};
+  std::vector<Block::SyncPart> passed;
   StatusOr<std::vector<Block::SyncPart>> all =
-      block->gate.Arrive(step, worker_rank, num_workers, part, generation);
+      block->gate.Arrive(step, worker_rank, num_workers, part, generation, &passed);
+  for (Block::SyncPart& p : passed) p.done(Status::OK());  // steps answered by a lost server
   if (SyncStepGate<Block::SyncPart>::AppliedAlready(all.status())) return part.done(Status::OK());  // a replay
   if (!all.ok()) return part.done(all.status());
   if (all->empty()) return;  // the other workers' pushes of the step are still to come

@@ -318,8 +318,10 @@ void ShardedTables::PushSyncAsync(uint32_t table_id, const uint64_t* keys, const
   r->push_done = std::move(done);
   GroupByShard(*r, num_shards_);
 
+  std::vector<std::unique_ptr<Request>> passed;
   StatusOr<std::vector<std::unique_ptr<Request>>> all =
-      sync_[table_id]->Arrive(step, worker_rank, num_workers, r, generation);
+      sync_[table_id]->Arrive(step, worker_rank, num_workers, r, generation, &passed);
+  for (auto& p : passed) p->push_done(PushResult{});  // steps answered by a lost server
   if (SyncGate::AppliedAlready(all.status())) return r->push_done(PushResult{});  // a replay
   if (!all.ok()) return r->push_done(all.status());
   if (all->empty()) return;  // the other workers' pushes of the step are still to come

@@ -4,7 +4,9 @@
 // both gather their sync steps here.
 //
 //   SyncStepGate<Push> gate("dense block 3");
-//   StatusOr<std::vector<Push>> all = gate.Arrive(step, rank, num_workers, push);
+//   std::vector<Push> passed;
+//   StatusOr<std::vector<Push>> all = gate.Arrive(step, rank, num_workers, push, gen, &passed);
+//   for (Push& p : passed) p.done(OK);              // steps that can never complete here
 //   if (!all.ok()) return push.done(all.status());  // refused: `push` was not taken
 //   if (all->empty()) return;                       // waiting for the other workers
 //   ApplySumInRankOrder(*all);                       // the step is complete
@@ -23,6 +25,15 @@
 // the answer). The same holds for a later attempt of the same process (SyncPartOrder): a
 // worker that lost its answer when a server was replaced sends its part again. Each step
 // is applied once, with one part per rank.
+//
+// A worker sends step t+1 to a server only once that server answered its part of step t.
+// So a part of step t from rank r shows that every step before t was answered to r, by
+// this server or by one that died: a waiting step without r's part can never complete
+// here. That happens on a server that replaced a lost one, when the lost one completed a
+// step and died before every worker read its answer: the workers that got theirs went
+// on, the others sent their part again. Such a step is passed: its waiting parts are
+// handed back to be answered as done, nothing applied (the replacement has lost the
+// steps since its checkpoint anyway), instead of waiting for peers that moved on.
 // Thread-safety: every method may be called from any thread (one mutex per gate).
 #pragma once
 
@@ -34,6 +45,8 @@
 #include <string>
 #include <utility>
 #include <vector>
+
+#include <glog/logging.h>
 
 #include "base/status.h"
 
@@ -54,8 +67,10 @@ class SyncStepGate {
   // Adds `part` (moved from only when accepted) as worker `worker_rank`'s of `step`, of
   // order `generation` (SyncPartOrder of the sender's generation and attempt; 0: not known).
   // Returns the step's parts by rank when this push completed it, else an empty vector.
+  // The parts of earlier steps an accepted push passed (see above) are appended to
+  // `passed`: the caller answers them as done.
   StatusOr<std::vector<Part>> Arrive(uint64_t step, int worker_rank, int num_workers,
-                                     Part& part, uint64_t generation = 0) {
+                                     Part& part, uint64_t generation, std::vector<Part>* passed) {
     const std::string push = "sync push of " + what_ + " step " + std::to_string(step);
     if (num_workers < 1 || worker_rank < 0 || worker_rank >= num_workers) {
       return InvalidArgument(push + ": worker rank " + std::to_string(worker_rank) +
@@ -88,6 +103,7 @@ class SyncStepGate {
       w.parts[worker_rank].reset();
       --w.arrived;
     }
+    PassStepsBefore(step, worker_rank, passed);  // other steps' entries: `w` stays valid
     w.parts[worker_rank].emplace(std::move(part));
     w.generations[worker_rank] = generation;
     if (++w.arrived < num_workers) return std::vector<Part>();
@@ -95,8 +111,7 @@ class SyncStepGate {
     all.reserve(num_workers);
     for (std::optional<Part>& p : w.parts) all.push_back(std::move(*p));
     waiting_.erase(step);
-    newest_completed_ = completed_any_ ? std::max(newest_completed_, step) : step;
-    completed_any_ = true;
+    MarkCompleted(step);
     return all;
   }
 
@@ -123,6 +138,33 @@ class SyncStepGate {
     std::vector<uint64_t> generations;       // of each part's sender
     int arrived = 0;
   };
+
+  void MarkCompleted(uint64_t step) {
+    newest_completed_ = completed_any_ ? std::max(newest_completed_, step) : step;
+    completed_any_ = true;
+  }
+
+  // Ends the waiting steps before `step` that lack `worker_rank`'s part: that worker has
+  // gone past them, so they can never complete here.
+  void PassStepsBefore(uint64_t step, int worker_rank, std::vector<Part>* passed) {
+    for (auto it = waiting_.begin(); it != waiting_.end() && it->first < step;) {
+      std::vector<std::optional<Part>>& parts = it->second.parts;
+      if (static_cast<size_t>(worker_rank) >= parts.size() || parts[worker_rank].has_value()) {
+        ++it;
+        continue;
+      }
+      LOG(WARNING) << "sync step " << it->first << " of " << what_ << " holds "
+                   << it->second.arrived << " of " << parts.size()
+                   << " parts, but worker " << worker_rank << " has gone on to step " << step
+                   << ": the step was answered by a server that is gone; its parts here are "
+                      "answered as done, nothing applied";
+      for (std::optional<Part>& p : parts) {
+        if (p.has_value()) passed->push_back(std::move(*p));
+      }
+      MarkCompleted(it->first);
+      it = waiting_.erase(it);
+    }
+  }
 
   std::map<uint64_t, std::vector<Part>> TakeWaitingLocked() {
     std::map<uint64_t, std::vector<Part>> taken;

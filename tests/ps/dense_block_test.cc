@@ -8,6 +8,7 @@
 #include <chrono>
 #include <future>
 #include <limits>
+#include <optional>
 #include <random>
 #include <thread>
 #include <vector>
@@ -160,6 +161,31 @@ TEST(DenseBlockStoreTest, SyncMisuseAndCancellation) {
   std::vector<float> got(4);
   ASSERT_TRUE(store.Pull(2, got.data(), 4).ok());
   EXPECT_EQ(got, v);  // nothing applied
+}
+
+// A replacement server: worker 1 resends step 7 (answered by the lost server), worker 0
+// has gone on to step 8. Step 7 is answered with nothing applied; step 8 is applied once.
+TEST(DenseBlockStoreTest, ASyncStepAWorkerHasGonePastIsAnsweredWithNothingApplied) {
+  DenseBlockStore store(Adam());
+  std::vector<float> v(4, 0.5f), g(4, 1.0f);
+  ASSERT_TRUE(store.Init(2, "b", v.data(), 4).ok());
+  std::optional<Status> resent, next0, next1;
+  store.PushSync(2, g.data(), 4, 7, 1, 2, [&](Status s) { resent = s; });
+  EXPECT_FALSE(resent.has_value());
+  store.PushSync(2, g.data(), 4, 8, 0, 2, [&](Status s) { next0 = s; });
+  ASSERT_TRUE(resent.has_value());
+  EXPECT_TRUE(resent->ok()) << *resent;
+  EXPECT_FALSE(next0.has_value());
+  std::vector<float> got(4);
+  ASSERT_TRUE(store.Pull(2, got.data(), 4).ok());
+  EXPECT_EQ(got, v) << "step 7 applied nothing here";
+  store.PushSync(2, g.data(), 4, 8, 1, 2, [&](Status s) { next1 = s; });
+  ASSERT_TRUE(next0.has_value() && next1.has_value());
+  EXPECT_TRUE(next0->ok() && next1->ok());
+  ASSERT_TRUE(store.Pull(2, got.data(), 4).ok());
+  EXPECT_NE(got, v) << "step 8 was applied";
+  ASSERT_EQ(store.Snapshot().size(), 1u);
+  EXPECT_EQ(store.Snapshot()[0].update_count, 1u);
 }
 
 }  // namespace

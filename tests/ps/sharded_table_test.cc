@@ -219,6 +219,31 @@ TEST(ShardedTablesTest, SyncMisuseIsRefusedAndCancelAnswersWaiters) {
   EXPECT_EQ((*tables)->Counters(0)->rows, 0u);
 }
 
+// On a server that replaced one which completed step 5 and died before worker 1 read
+// its answer: worker 1's resent part is answered once worker 0 goes on to step 6, with
+// nothing applied, and step 6 is applied as usual.
+TEST(ShardedTablesTest, ASyncStepAWorkerHasGonePastIsAnsweredWithNothingApplied) {
+  auto tables = ShardedTables::Create({MakeSpec("t", 2, OptimizerSpec::Type::kSgd)}, 2);
+  ASSERT_TRUE(tables.ok());
+  std::vector<uint64_t> keys = {1, 2};
+  std::vector<float> grads = {1, 1, 1, 1};
+  std::promise<StatusOr<PushResult>> resent;
+  (*tables)->PushSyncAsync(0, keys.data(), grads.data(), 2, 5, 1, 2,
+                           [&](StatusOr<PushResult> r) { resent.set_value(std::move(r)); });
+  std::promise<StatusOr<PushResult>> next0;
+  (*tables)->PushSyncAsync(0, keys.data(), grads.data(), 2, 6, 0, 2,
+                           [&](StatusOr<PushResult> r) { next0.set_value(std::move(r)); });
+  StatusOr<PushResult> r = resent.get_future().get();
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->applied, 0u);
+  EXPECT_EQ((*tables)->Counters(0)->rows, 0u) << "step 5 applied nothing here";
+  auto next1 = (*tables)->PushSync(0, keys.data(), grads.data(), 2, 6, 1, 2);
+  ASSERT_TRUE(next1.ok()) << next1.status();
+  EXPECT_EQ(next1->applied, 2u);
+  EXPECT_EQ(next0.get_future().get()->applied, 2u);
+  EXPECT_EQ((*tables)->Counters(0)->rows, 2u);
+}
+
 TEST(ShardedTablesTest, AsyncCallbacksFromManyThreadsAllComplete) {
   auto tables = ShardedTables::Create({MakeSpec("t", 16, OptimizerSpec::Type::kAdagrad)}, 3);
   ASSERT_TRUE(tables.ok());

@@ -17,6 +17,18 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using Gate = SyncStepGate<std::unique_ptr<int>>;
 
+// A gate that keeps the parts of the steps a push passed, for the tests to look at.
+class TestGate : public Gate {
+ public:
+  using Gate::Gate;
+  StatusOr<std::vector<std::unique_ptr<int>>> Arrive(uint64_t step, int rank, int num_workers,
+                                                     std::unique_ptr<int>& part,
+                                                     uint64_t generation = 0) {
+    return Gate::Arrive(step, rank, num_workers, part, generation, &passed);
+  }
+  std::vector<std::unique_ptr<int>> passed;
+};
+
 std::unique_ptr<int> Part(int v) { return std::make_unique<int>(v); }
 
 std::vector<int> Values(const std::vector<std::unique_ptr<int>>& parts) {
@@ -26,7 +38,7 @@ std::vector<int> Values(const std::vector<std::unique_ptr<int>>& parts) {
 }
 
 TEST(SyncStepGate, TheLastPushGetsEveryPartInRankOrder) {
-  Gate gate("table 1");
+  TestGate gate("table 1");
   auto p2 = Part(12), p0 = Part(10), p1 = Part(11);
   StatusOr<std::vector<std::unique_ptr<int>>> r = gate.Arrive(7, 2, 3, p2);
   ASSERT_TRUE(r.ok());
@@ -41,20 +53,54 @@ TEST(SyncStepGate, TheLastPushGetsEveryPartInRankOrder) {
 }
 
 TEST(SyncStepGate, StepsAreGatheredApart) {
-  Gate gate("table 1");
-  auto a = Part(1), b = Part(2), c = Part(3);
+  TestGate gate("table 1");
+  auto a = Part(1), b = Part(2), c = Part(3), d = Part(4);
   ASSERT_TRUE(gate.Arrive(1, 0, 2, a).ok());
-  ASSERT_TRUE(gate.Arrive(2, 1, 2, b).ok());
-  auto done = gate.Arrive(2, 0, 2, c);
+  ASSERT_TRUE(gate.Arrive(2, 0, 2, b).ok()) << "rank 0 holds a part of step 1: nothing passed";
+  auto done = gate.Arrive(1, 1, 2, c);
   ASSERT_TRUE(done.ok());
-  EXPECT_THAT(Values(*done), ElementsAre(3, 2));
-  auto waiting = gate.TakeWaiting();
-  ASSERT_EQ(waiting.size(), 1u);
-  EXPECT_THAT(Values(waiting.at(1)), ElementsAre(1));
+  EXPECT_THAT(Values(*done), ElementsAre(1, 3));
+  done = gate.Arrive(2, 1, 2, d);
+  ASSERT_TRUE(done.ok());
+  EXPECT_THAT(Values(*done), ElementsAre(2, 4));
+  EXPECT_TRUE(gate.passed.empty());
+  EXPECT_TRUE(gate.TakeWaiting().empty());
+}
+
+// A server that replaced one which completed step 4 and died before worker 1 read its
+// answer: worker 1 sends step 4 again, worker 0 (answered) goes on to step 5.
+TEST(SyncStepGate, AStepAWorkerHasGonePastIsAnsweredNotAwaited) {
+  TestGate gate("table 1");
+  auto resent = Part(14), next0 = Part(5), next1 = Part(15);
+  ASSERT_TRUE(gate.Arrive(4, 1, 2, resent).ok());
+  auto waiting = gate.Arrive(5, 0, 2, next0);
+  ASSERT_TRUE(waiting.ok());
+  EXPECT_TRUE(waiting->empty());
+  EXPECT_THAT(Values(gate.passed), ElementsAre(14)) << "step 4 can never complete here";
+  auto late = Part(4);
+  EXPECT_TRUE(Gate::AppliedAlready(gate.Arrive(4, 0, 2, late).status()))
+      << "a passed step counts as done";
+  auto done = gate.Arrive(5, 1, 2, next1);
+  ASSERT_TRUE(done.ok());
+  EXPECT_THAT(Values(*done), ElementsAre(5, 15)) << "the next step completes as usual";
+  EXPECT_TRUE(gate.TakeWaiting().empty());
+}
+
+TEST(SyncStepGate, ARefusedPushPassesNothing) {
+  TestGate gate("dense block 1");
+  auto waiting = Part(1), other = Part(2), bad = Part(3);
+  ASSERT_TRUE(gate.Arrive(4, 1, 2, waiting).ok());
+  ASSERT_TRUE(gate.Arrive(5, 2, 3, other).ok());
+  EXPECT_EQ(gate.Arrive(5, 0, 2, bad).status().code(), StatusCode::kInvalidArgument)
+      << "step 5's first push said 3 workers";
+  EXPECT_TRUE(gate.passed.empty()) << "a refused push says nothing about step 4";
+  auto still = gate.TakeWaiting();
+  EXPECT_THAT(Values(still.at(4)), ElementsAre(1));
+  EXPECT_THAT(Values(still.at(5)), ElementsAre(2));
 }
 
 TEST(SyncStepGate, MisuseIsRefusedAndThePartStaysWithTheCaller) {
-  Gate gate("dense block 4");
+  TestGate gate("dense block 4");
   auto first = Part(1);
   ASSERT_TRUE(gate.Arrive(5, 0, 2, first).ok());
   auto again = Part(2);
@@ -80,7 +126,7 @@ TEST(SyncStepGate, MisuseIsRefusedAndThePartStaysWithTheCaller) {
 // A worker replaced under its rank goes on from the newest step a worker finished: its
 // pushes of steps applied already are answered as done and never applied again.
 TEST(SyncStepGate, AStepAppliedAlreadyIsReplayedNotAppliedTwice) {
-  Gate gate("table 0");
+  TestGate gate("table 0");
   auto a = Part(1), b = Part(2);
   ASSERT_TRUE(gate.Arrive(8, 0, 2, a, /*generation=*/3).ok());
   ASSERT_EQ(gate.Arrive(8, 1, 2, b, /*generation=*/4)->size(), 2u);
@@ -104,7 +150,7 @@ TEST(SyncStepGate, AStepAppliedAlreadyIsReplayedNotAppliedTwice) {
 // pushes step 12 again: that part takes the dead one's place, and the step is applied once
 // with one part per rank. The same generation twice is still misuse.
 TEST(SyncStepGate, ANewerGenerationTakesTheWaitingPartOfADeadOne) {
-  Gate gate("dense block 2");
+  TestGate gate("dense block 2");
   auto dead = Part(100), survivor = Part(0), replacement = Part(101);
   ASSERT_TRUE(gate.Arrive(12, 1, 2, dead, /*generation=*/5).ok());
   auto again = Part(102);
@@ -122,7 +168,7 @@ TEST(SyncStepGate, ANewerGenerationTakesTheWaitingPartOfADeadOne) {
 // again as a later attempt: it takes the waiting part's place; the same attempt twice is
 // still misuse, and a newer process beats any attempt of an older one.
 TEST(SyncStepGate, ALaterAttemptOfTheSameProcessTakesItsWaitingPart) {
-  Gate gate("table 1");
+  TestGate gate("table 1");
   auto first = Part(100), resend = Part(101), survivor = Part(0);
   ASSERT_TRUE(gate.Arrive(7, 1, 2, first, SyncPartOrder(5, 0)).ok());
   auto same = Part(102);
@@ -137,7 +183,7 @@ TEST(SyncStepGate, ALaterAttemptOfTheSameProcessTakesItsWaitingPart) {
 }
 
 TEST(SyncStepGate, AClosedGateHandsBackTheWaitingAndRefusesTheRest) {
-  Gate gate("dense block 4");
+  TestGate gate("dense block 4");
   auto a = Part(1);
   ASSERT_TRUE(gate.Arrive(3, 1, 2, a).ok());
   auto waiting = gate.Close(Unavailable("restored"));

@@ -9,7 +9,8 @@
 // the table's optimizer on every push). `raw` sends each sink exactly the bytes the mtps
 // client sends that server (keys; keys + gradient rows) and gets back exactly the bytes
 // it would get (rows; a small ack), one DEALER per sink, all sinks at once, as ps::Client
-// does. A run prints one line: role op dim servers keys/s MB/s (payload bytes, both ways).
+// does. A run prints one line: role op dim servers keys/s MB/s (payload bytes, both ways),
+// then the operations timed and the CPU seconds the client process used for them.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -20,6 +21,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <sys/resource.h>
 
 #include <gflags/gflags.h>
 #include <glog/logging.h>
@@ -63,25 +66,42 @@ std::vector<uint64_t> Keys(size_t n) {
 
 size_t PayloadBytes(size_t keys, int dim) { return keys * (sizeof(uint64_t) + dim * sizeof(float)); }
 
-void Report(const char* role, size_t servers, size_t ops, double seconds) {
-  const double keys_per_s = static_cast<double>(ops) * FLAGS_keys / seconds;
-  std::printf("%s %s %d %zu %.0f %.1f\n", role, FLAGS_op.c_str(), FLAGS_dim, servers, keys_per_s,
-              keys_per_s * (sizeof(uint64_t) + FLAGS_dim * sizeof(float)) / 1e6);
+// CPU seconds this process (every thread, ZeroMQ's included) has used so far.
+double ProcessCpuSeconds() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  auto seconds = [](const timeval& t) { return t.tv_sec + t.tv_usec * 1e-6; };
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
 }
 
-// Runs `op` until FLAGS_seconds have passed (after one untimed warm-up); returns ops, secs.
-template <typename Op>
-std::pair<size_t, double> Measure(Op op) {
-  op();
-  const auto start = Clock::now();
+struct Measured {
   size_t ops = 0;
-  double elapsed = 0;
+  double seconds = 0;
+  double cpu_seconds = 0;  // this process's, over the timed operations
+};
+
+// One line: role op dim servers keys/s MB/s ops client-CPU-seconds.
+void Report(const char* role, size_t servers, const Measured& m) {
+  const double keys_per_s = static_cast<double>(m.ops) * FLAGS_keys / m.seconds;
+  std::printf("%s %s %d %zu %.0f %.1f %zu %.4f\n", role, FLAGS_op.c_str(), FLAGS_dim, servers,
+              keys_per_s, keys_per_s * (sizeof(uint64_t) + FLAGS_dim * sizeof(float)) / 1e6, m.ops,
+              m.cpu_seconds);
+}
+
+// Runs `op` until FLAGS_seconds have passed (after one untimed warm-up).
+template <typename Op>
+Measured Measure(Op op) {
+  op();
+  Measured m;
+  const auto start = Clock::now();
+  const double cpu_start = ProcessCpuSeconds();
   do {
     op();
-    ++ops;
-    elapsed = std::chrono::duration<double>(Clock::now() - start).count();
-  } while (elapsed < FLAGS_seconds);
-  return {ops, elapsed};
+    ++m.ops;
+    m.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  } while (m.seconds < FLAGS_seconds);
+  m.cpu_seconds = ProcessCpuSeconds() - cpu_start;
+  return m;
 }
 
 int RunMtps() {
@@ -101,7 +121,7 @@ int RunMtps() {
   Status warm = (*client)->Pull(0, keys, FLAGS_dim, rows.data(), {.keys_unique = true});
   CHECK(warm.ok()) << warm;
   const bool pull = FLAGS_op == "pull";
-  auto [ops, seconds] = Measure([&] {
+  const Measured measured = Measure([&] {
     if (pull) {
       Status s = (*client)->Pull(0, keys, FLAGS_dim, rows.data(), {.keys_unique = true});
       CHECK(s.ok()) << s;
@@ -110,7 +130,7 @@ int RunMtps() {
       CHECK(r.ok()) << r.status();
     }
   });
-  Report("mtps", servers.size(), ops, seconds);
+  Report("mtps", servers.size(), measured);
   return 0;
 }
 
@@ -161,7 +181,7 @@ int RunRaw() {
     requests[s].assign(std::max(request_bytes, sizeof(uint64_t)), 1);
     std::memcpy(requests[s].data(), &reply_bytes, sizeof(reply_bytes));
   }
-  auto [ops, seconds] = Measure([&] {
+  const Measured measured = Measure([&] {
     for (size_t s = 0; s < sinks.size(); ++s)
       dealers[s].send(zmq::message_t(requests[s].data(), requests[s].size(), nullptr, nullptr),
                       zmq::send_flags::none);
@@ -170,7 +190,7 @@ int RunRaw() {
       (void)dealer.recv(in);
     }
   });
-  Report("raw", sinks.size(), ops, seconds);
+  Report("raw", sinks.size(), measured);
   return 0;
 }
 

@@ -57,8 +57,17 @@ std::vector<float> Gradients(size_t n, int dim, float scale) {
 
 class ServerLoopbackTest : public ::testing::Test {
  protected:
+  // Clients for sync workers 0 and 1 (the rank each request carries).
+  void ConnectTwoWorkers() {
+    worker0_ = ConnectTo(cluster_, {.rank = 0});
+    worker1_ = ConnectTo(cluster_, {.rank = 1});
+    ASSERT_NE(worker0_, nullptr);
+    ASSERT_NE(worker1_, nullptr);
+  }
+
   JobSpec job_ = TestJob();
   InProcessCluster cluster_{job_, 2};
+  decltype(ConnectTo(cluster_)) worker0_, worker1_;
 };
 
 TEST_F(ServerLoopbackTest, PullReturnsTheDeterministicInitialValues) {
@@ -158,24 +167,21 @@ TEST_F(ServerLoopbackTest, RepeatedKeysArePulledEverywhereAndPushedAsOneSum) {
 }
 
 TEST_F(ServerLoopbackTest, SyncStepWaitsForBothWorkersAndAppliesTheSumOnce) {
-  auto worker0 = ConnectTo(cluster_, {.rank = 0});
-  auto worker1 = ConnectTo(cluster_, {.rank = 1});
-  ASSERT_NE(worker0, nullptr);
-  ASSERT_NE(worker1, nullptr);
+  ASSERT_NO_FATAL_FAILURE(ConnectTwoWorkers());
   const auto keys = SomeKeys(64, 4);
   const auto g0 = Gradients(keys.size(), kItemDim, 1.0f);
   const auto g1 = Gradients(keys.size(), kItemDim, -0.25f);
-  auto first = worker0->PushAsync(kItemTable, keys, kItemDim, g0.data(),
+  auto first = worker0_->PushAsync(kItemTable, keys, kItemDim, g0.data(),
                                   {.step = 7, .sync = true, .worker_rank = 0, .num_workers = 2});
   EXPECT_EQ(first.wait_for(300ms), std::future_status::timeout)
       << "a sync push must not be answered before every worker's push of the step";
   std::vector<float> before(keys.size() * kItemDim);
-  ASSERT_TRUE(worker1->Pull(kItemTable, keys, kItemDim, before.data()).ok());
+  ASSERT_TRUE(worker1_->Pull(kItemTable, keys, kItemDim, before.data()).ok());
   for (size_t i = 0; i < keys.size(); ++i)
     ASSERT_EQ(before[i * kItemDim], InitialRow(job_.tables[kItemTable], keys[i])[0])
         << "nothing is applied while the step is incomplete";
 
-  auto second = worker1->PushAsync(kItemTable, keys, kItemDim, g1.data(),
+  auto second = worker1_->PushAsync(kItemTable, keys, kItemDim, g1.data(),
                                    {.step = 7, .sync = true, .worker_rank = 1, .num_workers = 2});
   ASSERT_EQ(first.wait_for(10s), std::future_status::ready);
   ASSERT_EQ(second.wait_for(10s), std::future_status::ready);
@@ -183,7 +189,7 @@ TEST_F(ServerLoopbackTest, SyncStepWaitsForBothWorkersAndAppliesTheSumOnce) {
   ASSERT_TRUE(second.get().ok());
 
   std::vector<float> after(keys.size() * kItemDim);
-  ASSERT_TRUE(worker0->Pull(kItemTable, keys, kItemDim, after.data()).ok());
+  ASSERT_TRUE(worker0_->Pull(kItemTable, keys, kItemDim, after.data()).ok());
   RowOptimizer adagrad(job_.tables[kItemTable].optimizer);
   for (size_t i = 0; i < keys.size(); ++i) {
     std::vector<float> w = InitialRow(job_.tables[kItemTable], keys[i]);
@@ -200,10 +206,7 @@ TEST_F(ServerLoopbackTest, SyncStepWaitsForBothWorkersAndAppliesTheSumOnce) {
 // server 0 still tells server 1 it has nothing for the step, or server 1 would wait for it
 // for ever. An empty push goes to every server too.
 TEST_F(ServerLoopbackTest, ASyncPushWithNoKeysForAServerStillCompletesItsStep) {
-  auto worker0 = ConnectTo(cluster_, {.rank = 0});
-  auto worker1 = ConnectTo(cluster_, {.rank = 1});
-  ASSERT_NE(worker0, nullptr);
-  ASSERT_NE(worker1, nullptr);
+  ASSERT_NO_FATAL_FAILURE(ConnectTwoWorkers());
   const auto keys = SomeKeys(64, 4);
   std::vector<uint64_t> on_server0;
   for (uint64_t key : keys)
@@ -213,12 +216,12 @@ TEST_F(ServerLoopbackTest, ASyncPushWithNoKeysForAServerStillCompletesItsStep) {
   const auto g0 = Gradients(keys.size(), kItemDim, 1.0f);
   const auto g1 = Gradients(on_server0.size(), kItemDim, -0.25f);
   for (uint64_t step : {7, 8}) {
-    auto first = worker0->PushAsync(kItemTable, keys, kItemDim, g0.data(),
+    auto first = worker0_->PushAsync(kItemTable, keys, kItemDim, g0.data(),
                                     {.step = step, .sync = true, .worker_rank = 0, .num_workers = 2});
     // Step 7: worker 1 has keys on server 0 only; step 8: none at all.
     const std::span<const uint64_t> mine =
         step == 7 ? std::span<const uint64_t>(on_server0) : std::span<const uint64_t>();
-    auto second = worker1->PushAsync(kItemTable, mine, kItemDim, g1.data(),
+    auto second = worker1_->PushAsync(kItemTable, mine, kItemDim, g1.data(),
                                      {.step = step, .sync = true, .worker_rank = 1, .num_workers = 2});
     ASSERT_EQ(first.wait_for(10s), std::future_status::ready) << "step " << step;
     ASSERT_EQ(second.wait_for(10s), std::future_status::ready) << "step " << step;
@@ -232,17 +235,14 @@ TEST_F(ServerLoopbackTest, ASyncPushWithNoKeysForAServerStillCompletesItsStep) {
 }
 
 TEST_F(ServerLoopbackTest, DenseBlocksSpreadByIdAndUpdateAsyncAndSync) {
-  auto worker0 = ConnectTo(cluster_, {.rank = 0});
-  auto worker1 = ConnectTo(cluster_, {.rank = 1});
-  ASSERT_NE(worker0, nullptr);
-  ASSERT_NE(worker1, nullptr);
+  ASSERT_NO_FATAL_FAILURE(ConnectTwoWorkers());
   std::vector<std::vector<float>> init = {{1, 2, 3}, {4, 5}, {6, 7, 8, 9}, {10}};
   std::vector<std::string> names;  // DenseBlockIn holds a view: the names must outlive it
   for (uint32_t id = 0; id < init.size(); ++id) names.push_back("block" + std::to_string(id));
   std::vector<DenseBlockIn> blocks;
   for (uint32_t id = 0; id < init.size(); ++id) blocks.push_back({id, names[id], init[id]});
-  ASSERT_TRUE(worker0->DenseInit(blocks).ok());
-  ASSERT_TRUE(worker1->DenseInit(blocks).ok()) << "a second init keeps the blocks";
+  ASSERT_TRUE(worker0_->DenseInit(blocks).ok());
+  ASSERT_TRUE(worker1_->DenseInit(blocks).ok()) << "a second init keeps the blocks";
   EXPECT_EQ(cluster_.at(0).server->dense().num_blocks(), 2u);  // ids 0, 2
   EXPECT_EQ(cluster_.at(1).server->dense().num_blocks(), 2u);  // ids 1, 3
   EXPECT_TRUE(cluster_.at(1).server->dense().Size(3).ok());
@@ -250,33 +250,33 @@ TEST_F(ServerLoopbackTest, DenseBlocksSpreadByIdAndUpdateAsyncAndSync) {
   std::vector<std::vector<float>> out = {{0, 0, 0}, {0, 0}, {0, 0, 0, 0}, {0}};
   std::vector<DenseBlockOut> outs;
   for (uint32_t id = 0; id < out.size(); ++id) outs.push_back({id, out[id]});
-  ASSERT_TRUE(worker0->DensePull(outs).ok());
+  ASSERT_TRUE(worker0_->DensePull(outs).ok());
   EXPECT_EQ(out, init);
 
   // Async: applied per push, SGD lr 0.25.
   std::vector<std::vector<float>> g = {{4, 4, 4}, {8, 8}, {-4, 0, 4, 8}, {2}};
   std::vector<DenseBlockIn> grads;
   for (uint32_t id = 0; id < g.size(); ++id) grads.push_back({id, "", g[id]});
-  StatusOr<PushResult> pushed = worker0->DensePush(grads);
+  StatusOr<PushResult> pushed = worker0_->DensePush(grads);
   ASSERT_TRUE(pushed.ok()) << pushed.status();
   EXPECT_EQ(pushed->applied, 4u);
-  ASSERT_TRUE(worker1->DensePull(outs).ok());
+  ASSERT_TRUE(worker1_->DensePull(outs).ok());
   for (size_t b = 0; b < init.size(); ++b)
     for (size_t k = 0; k < init[b].size(); ++k)
       EXPECT_FLOAT_EQ(out[b][k], init[b][k] - testing::kDenseLr * g[b][k]);
   const auto after_async = out;
 
   // Sync: both workers' gradients of step 3 summed, applied once, replies after both.
-  auto first = worker0->DensePushAsync(grads, {.step = 3, .sync = true, .worker_rank = 0,
+  auto first = worker0_->DensePushAsync(grads, {.step = 3, .sync = true, .worker_rank = 0,
                                                .num_workers = 2});
   EXPECT_EQ(first.wait_for(300ms), std::future_status::timeout);
-  auto second = worker1->DensePushAsync(grads, {.step = 3, .sync = true, .worker_rank = 1,
+  auto second = worker1_->DensePushAsync(grads, {.step = 3, .sync = true, .worker_rank = 1,
                                                 .num_workers = 2});
   ASSERT_EQ(first.wait_for(10s), std::future_status::ready);
   ASSERT_EQ(second.wait_for(10s), std::future_status::ready);
   ASSERT_TRUE(first.get().ok());
   ASSERT_TRUE(second.get().ok());
-  ASSERT_TRUE(worker0->DensePull(outs).ok());
+  ASSERT_TRUE(worker0_->DensePull(outs).ok());
   for (size_t b = 0; b < init.size(); ++b)
     for (size_t k = 0; k < init[b].size(); ++k)
       EXPECT_FLOAT_EQ(out[b][k], after_async[b][k] - testing::kDenseLr * 2 * g[b][k]);

@@ -1,6 +1,7 @@
 // training.dense_sync_every: async workers sum k steps of dense gradients and push the sum
 // once (exactly the per-step gradients' sum), flush it at a checkpoint cut and at the end
-// of an epoch, pull every k steps; sync training keeps every step; the spec is checked.
+// of an epoch, pull every k steps; sync training keeps every step (and pushes every table,
+// keys or none); the spec is checked.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -28,6 +29,7 @@ class RecordingStore : public ParameterStore {
   }
   std::future<Status> PushRows(uint32_t t, std::span<const uint64_t> k, int d, const float* g,
                                const PushOptions& o) override {
+    row_pushes.push_back({o.step, k.size(), o.sync});
     return inner_.PushRows(t, k, d, g, o);
   }
   Status InitDense(std::span<const DenseBlockIn> blocks) override { return inner_.InitDense(blocks); }
@@ -43,17 +45,24 @@ class RecordingStore : public ParameterStore {
     pushes.push_back(std::move(push));
     return inner_.PushDense(g, o);
   }
+  struct RowPush {
+    uint64_t step;
+    size_t keys;
+    bool sync;
+  };
   int dense_pulls = 0;
   std::vector<DensePush> pushes;
+  std::vector<RowPush> row_pushes;
 
  private:
   LocalParameterStore inner_;
 };
 
 // Two small batches in turn, `count` in all, so that the gradients differ step to step.
+// `second_has_no_keys`: the second batch's sparse field is empty in both its rows.
 class AlternatingSource : public BatchSource {
  public:
-  explicit AlternatingSource(int count) : left_(count) {
+  explicit AlternatingSource(int count, bool second_has_no_keys = false) : left_(count) {
     for (int b = 0; b < 2; ++b) {
       Batch& batch = batches_[b];
       batch.size = 2;
@@ -66,6 +75,10 @@ class AlternatingSource : public BatchSource {
       batch.fields[0] = {{0, 1, 2}, {k0, k1}, {0, 1}};
       batch.tables.resize(1);
       batch.tables[0].unique_keys = {k0, k1};
+    }
+    if (second_has_no_keys) {
+      batches_[1].fields[0] = {{0, 0, 0}, {}, {}};
+      batches_[1].tables[0].unique_keys.clear();
     }
   }
   StatusOr<Batch*> Next() override { return left_-- > 0 ? &batches_[next_++ % 2] : nullptr; }
@@ -93,6 +106,7 @@ std::string Async(const std::string& more) { return "prefetch: 1, max_staleness:
 
 struct TrainedRun {
   std::vector<RecordingStore::DensePush> pushes;
+  std::vector<RecordingStore::RowPush> row_pushes;
   int dense_pulls = 0;
   uint64_t sync_every = 0;
   TrafficCounters traffic;
@@ -100,7 +114,8 @@ struct TrainedRun {
 
 // Trains `steps` steps with prefetch 1; `quiesce_at` > 0 cuts a checkpoint there.
 TrainedRun Train(const std::string& training, int steps, uint64_t quiesce_at = 0,
-          TrainerOptions options = {.prefetch = 1, .max_staleness = 4}) {
+          TrainerOptions options = {.prefetch = 1, .max_staleness = 4},
+          bool second_has_no_keys = false) {
   StatusOr<JobSpec> spec = ParseJobSpec(Spec(training));
   EXPECT_TRUE(spec.ok()) << spec.status();
   RecordingStore store(*spec);
@@ -108,7 +123,7 @@ TrainedRun Train(const std::string& training, int steps, uint64_t quiesce_at = 0
   EXPECT_TRUE(trainer.ok()) << trainer.status();
   EXPECT_TRUE((*trainer)->InitParameters().ok());
   store.dense_pulls = 0;
-  AlternatingSource source(steps);
+  AlternatingSource source(steps, second_has_no_keys);
   Status trained = (*trainer)->TrainEpoch(&source, [&](const StepReport& report) {
     if (report.step != quiesce_at) return;
     const size_t before = store.pushes.size();
@@ -118,7 +133,8 @@ TrainedRun Train(const std::string& training, int steps, uint64_t quiesce_at = 0
     EXPECT_EQ(store.pushes.back().step, quiesce_at);
   });
   EXPECT_TRUE(trained.ok()) << trained;
-  return {store.pushes, store.dense_pulls, (*trainer)->DenseSyncEvery(), (*trainer)->traffic()};
+  return {store.pushes, store.row_pushes, store.dense_pulls, (*trainer)->DenseSyncEvery(),
+          (*trainer)->traffic()};
 }
 
 // The sum of per-step pushes [first, last] (steps are 1-based) of a run that pushes every step.
@@ -219,6 +235,23 @@ TEST(DenseSyncTest, TheSpecRefusesWhatTheBoundsDoNotAllow) {
   EXPECT_TRUE(ParseJobSpec(Spec("dense_sync_every: 3")).ok());
   ExpectRefused("dense_sync_every: 16", "raise max_staleness to at least 17");
   EXPECT_TRUE(ParseJobSpec(Spec("dense_sync_every: 16, max_staleness: 17")).ok());
+}
+
+// Every server's sync step waits for one push per worker: a batch whose table has no keys
+// still pushes it (empty) in sync mode; async training skips it.
+TEST(DenseSyncTest, ASyncStepPushesATableEvenWithNoKeys) {
+  const TrainedRun sync = Train("", 4, 0, {.sync = true}, /*second_has_no_keys=*/true);
+  ASSERT_EQ(sync.row_pushes.size(), 4u);
+  for (size_t i = 0; i < 4; ++i) {
+    EXPECT_EQ(sync.row_pushes[i].step, i + 1);
+    EXPECT_EQ(sync.row_pushes[i].keys, i % 2 == 0 ? 2u : 0u) << "step " << i + 1;
+    EXPECT_TRUE(sync.row_pushes[i].sync);
+  }
+  const TrainedRun async = Train(Async(""), 4, 0, {.prefetch = 1, .max_staleness = 4},
+                                 /*second_has_no_keys=*/true);
+  ASSERT_EQ(async.row_pushes.size(), 2u);
+  EXPECT_EQ(async.row_pushes[0].step, 1u);
+  EXPECT_EQ(async.row_pushes[1].step, 3u);
 }
 
 }  // namespace

@@ -2,7 +2,8 @@
 # Samples per CPU-second: LocalTrainer against 1 server + 1 worker (launch/local.sh, with
 # its scheduler) on the same generated data and spec, interleaved. CPU is perf stat's
 # task-clock of the whole process tree (children are counted whether or not anyone waits
-# for them); samples come from each run's summary.json. Also prints each run's samples/s,
+# for them; local.sh runs with --no-plot, since drawing the curves is not training);
+# samples come from each run's summary.json. Also prints each run's samples/s,
 # per-task AUC and the 1+1 worker's payload bytes per step. --training 'KEY: VALUE' (may
 # repeat) sets a training field of both runs' spec, e.g. 'dense_sync_every: 4'.
 #
@@ -38,7 +39,8 @@ for r in $(seq 1 "$rounds"); do
   perf stat -e task-clock -x, -o "$work/local$r.perf" "$build/bin/mtps-worker" --local \
     --config "$work/data/job.yaml" --run_dir "$work/local$r" >"$work/local$r.log" 2>&1
   perf stat -e task-clock -x, -o "$work/dist$r.perf" launch/local.sh --config "$work/data/job.yaml" \
-    --servers 1 --workers 1 --insecure --build-dir "$build" --run-dir "$work/dist$r" >"$work/dist$r.log" 2>&1
+    --servers 1 --workers 1 --insecure --no-plot --build-dir "$build" --run-dir "$work/dist$r" \
+    >"$work/dist$r.log" 2>&1
   l=$(samples "$work/local$r/summary.json"); d=$(samples "$work/dist$r/summary.json")
   lc=$(cpu_ms "$work/local$r.perf"); dc=$(cpu_ms "$work/dist$r.perf")
   /usr/bin/python3 -c "import sys; l,lc,d,dc=map(float,sys.argv[1:]); a=l/lc*1e3; b=d/dc*1e3; print(f'round $r: LocalTrainer {a:,.0f} samples/CPU-s ({l:.0f} in {lc/1e3:.2f} s), 1+1 {b:,.0f} ({d:.0f} in {dc/1e3:.2f} s): {100*b/a:.1f}%')" "$l" "$lc" "$d" "$dc"

@@ -8,6 +8,7 @@
 # Usage: launch/local.sh [--config FILE] [--servers N] [--workers N] [--run-dir DIR]
 #                        [--device cpu|cuda:N] [--rows N] [--build-dir DIR] [--insecure]
 #                        [--max-restarts N] [--heartbeat-timeout S] [--recover-timeout S]
+#                        [--no-plot]
 # Every run gets fresh CURVE keys (RUN/keys, from mtps-keys): all sockets are authenticated
 # and encrypted. --insecure runs without them (every process logs that it is insecure).
 # A server or worker that dies (a signal, or a nonzero exit while the scheduler runs) is
@@ -17,15 +18,15 @@
 # with --restore when the job has a checkpoint.dir: it goes on from its journal there.
 # Progress: on a terminal, a live line (epoch, step, samples/s, loss, ETA) and a line per
 # epoch; otherwise plain periodic lines. The end: the table, and RUN/auc_loss_by_epoch.png
-# when python3-matplotlib is installed.
+# when python3-matplotlib is installed (unless --no-plot).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 
 config=""; servers=2; workers=2; run_dir=""; device=cpu; rows=200000
 build_dir="$root/build"; heartbeat_timeout=10; recover_timeout=120; max_restarts=3
-insecure=0
+insecure=0; plot=1
 
-usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 # A message while the scheduler may be drawing its live line on the same terminal.
 note() {
   if [ -t 2 ]; then printf '\r\033[K' >&2; fi
@@ -44,6 +45,7 @@ while [ $# -gt 0 ]; do
     --heartbeat-timeout) heartbeat_timeout="$2"; shift 2 ;;
     --recover-timeout) recover_timeout="$2"; shift 2 ;;
     --insecure) insecure=1; shift ;;
+    --no-plot) plot=0; shift ;;
     -h|--help) usage 0 ;;
     *) echo "local.sh: unknown argument '$1'" >&2; usage 2 ;;
   esac
@@ -218,7 +220,9 @@ for name, t in s["tasks"].items():
 print(f"\nsummary: {sys.argv[1]}")
 PY
 # The curves of the run: a real plotting library (Debian's python3-matplotlib) when present.
-if /usr/bin/python3 -c 'import matplotlib' 2>/dev/null; then
+if [ "$plot" = 0 ]; then
+  :
+elif /usr/bin/python3 -c 'import matplotlib' 2>/dev/null; then
   if png="$(/usr/bin/python3 "$root/launch/plot_run.py" "$run_dir/summary.json" 2>&1)"; then
     echo "plot: $png (per-task AUC and loss by epoch)"
   else

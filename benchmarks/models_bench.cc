@@ -12,6 +12,7 @@
 #include <random>
 
 #include "models/backend.h"
+#include "models/blas_core.h"
 #include "models/multitask_model.h"
 
 namespace mtps::models {
@@ -131,4 +132,13 @@ MTPS_MODEL_BENCH(MmoeCuda, ModelSpec::Type::kMmoe, "cuda:0")->Arg(1);
 }  // namespace
 }  // namespace mtps::models
 
-BENCHMARK_MAIN();
+// OpenBLAS's best kernels, as mtps-worker runs them (models/blas_core.h).
+int main(int argc, char** argv) {
+  mtps::models::RestartOnTheRightBlasCore(argv);
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::AddCustomContext("blas_kernels", mtps::models::BlasCoreName());
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -9,6 +9,7 @@
 #include <cstdio>
 
 #include "models/backend.h"
+#include "models/blas_core.h"
 #include "protocol/exit_codes.h"
 #include "protocol/job_spec.h"
 #include "protocol/node_security.h"
@@ -44,6 +45,7 @@ void StopOnSigterm(int) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  mtps::models::RestartOnTheRightBlasCore(argv);  // before any thread: it may exec
   FLAGS_logtostderr = true;  // the default (kubectl logs, local.sh's log files); a flag may override
   mtps::ParseProgramFlags(&argc, &argv,
                           "mtps-worker --config job.yaml (--scheduler tcp://host:port | --local)");
@@ -69,6 +71,7 @@ int main(int argc, char** argv) {
     LOG(ERROR) << "mtps-worker: --device " << FLAGS_device << ": " << backend.status();
     return mtps::kExitBadConfig;
   }
+  LOG(INFO) << "CPU BLAS kernels: OpenBLAS " << mtps::models::BlasCoreName();
   mtps::StatusOr<mtps::JobSpec> spec = mtps::LoadJobSpec(FLAGS_config);
   if (!spec.ok()) {
     LOG(ERROR) << spec.status();

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -16,6 +17,7 @@
 
 #include "ps/checkpoint.h"
 #include "base/checkpoint_manifest.h"
+#include "models/blas_core.h"
 #include "protocol/exit_codes.h"
 #include "tests/common/child_process.h"
 #include "tests/common/wait_for.h"
@@ -248,7 +250,11 @@ class ClusterTest : public ::testing::Test {
 TEST_F(ClusterTest, OneSyncWorkerEqualsLocalTrainerOnEveryParameter) {
   Generate(8000);
   const std::string spec_path = WriteSpec("job.yaml", JobYaml(dir_ / "data", "sync", 1, dir_ / "ckpt"));
+  // The worker runs the BLAS kernels of the LocalTrainer it is compared with (this
+  // process's), instead of restarting onto the best ones (models/blas_core.h).
+  ASSERT_EQ(setenv("OPENBLAS_CORETYPE", models::BlasCoreName().c_str(), 1), 0);
   StartCluster(spec_path, 1, 1);
+  unsetenv("OPENBLAS_CORETYPE");
   ExpectJobSucceeds(seconds(120));
   if (HasFatalFailure()) return;
 

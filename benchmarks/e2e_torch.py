@@ -30,6 +30,11 @@ import glob
 import json
 import time
 
+import openblas_kernels
+
+# Before numpy and torch load OpenBLAS: the kernels mtps runs, for a fair comparison.
+BLAS_KERNELS = openblas_kernels.use_best_kernels()
+
 import numpy as np
 import torch
 import torch.nn.functional as F

@@ -16,6 +16,11 @@ same models as models_bench's MmoeDin / MmoeBst.
 import argparse
 import time
 
+import openblas_kernels
+
+# Before numpy and torch load OpenBLAS: the kernels mtps runs, for a fair comparison.
+BLAS_KERNELS = openblas_kernels.use_best_kernels()
+
 import torch
 import torch.nn.functional as F
 
@@ -79,7 +84,7 @@ def main():
         steps += 1
     elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     # cpu_ms/step counts every thread of the process: steadier than wall time on a shared machine.
-    print(f"torch {torch.__version__} encoder={args.encoder} threads={args.threads} samples/s={steps * BATCH / elapsed:.0f} "
+    print(f"torch {torch.__version__} blas={BLAS_KERNELS} encoder={args.encoder} threads={args.threads} samples/s={steps * BATCH / elapsed:.0f} "
           f"ms/step={1000 * elapsed / steps:.2f} cpu_ms/step={1000 * cpu / steps:.2f}")
 
 

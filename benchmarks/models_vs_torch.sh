@@ -48,6 +48,7 @@ for b in json.load(sys.stdin)["benchmarks"]:
     if b.get("run_type") == "iteration":
         print(b[sys.argv[1]])' "$1" <<<"$json"
   }
+  mtps_blas=$(/usr/bin/python3 -c 'import json, sys; print(json.load(sys.stdin)["context"].get("blas_kernels", "?"))' <<<"$json")
   mtps=$(field "samples/s" | summary)
   mtps_cpu=$(field cpu_time | sort -g | awk '{v[NR]=$1} END {printf "%.1f", v[int((NR+1)/2)]}')
   torch_runs=$(for _ in $(seq "$reps"); do
@@ -55,6 +56,7 @@ for b in json.load(sys.stdin)["benchmarks"]:
         --encoder "$encoder"
     done)
   torch=$(sed -E 's/.*samples\/s=([0-9.]+).*/\1/' <<<"$torch_runs" | summary)
+  torch_blas=$(sed -nE '1s/.* blas=([^ ]+) .*/\1/p' <<<"$torch_runs")
   torch_cpu=$(sed -E 's/.*cpu_ms\/step=([0-9.]+).*/\1/' <<<"$torch_runs" | sort -g |
     awk '{v[NR]=$1} END {printf "%.1f", v[int((NR+1)/2)]}')
   ratio=$(awk -v a="${mtps%% *}" -v b="${torch%% *}" 'BEGIN {printf "%.2fx", a / b}')
@@ -62,3 +64,5 @@ for b in json.load(sys.stdin)["benchmarks"]:
     "$mtps_cpu" "$torch_cpu"
 done
 done
+# Both sides run OpenBLAS's best kernels for this CPU (models/blas_core.h, openblas_kernels.py).
+echo "OpenBLAS kernels: mtps ${mtps_blas:-?}, torch ${torch_blas:-?}"

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -55,6 +56,14 @@ void RestartOnTheRightBlasCore(char** argv) {
     return;
   }
   setenv("OPENBLAS_CORETYPE", best.c_str(), /*overwrite=*/1);
+  // The binary's own path, so that the process keeps its name (comm: ps, pgrep, top);
+  // /proc/self/exe would rename it "exe".
+  char path[PATH_MAX];
+  const ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 1);
+  if (n > 0) {
+    path[n] = '\0';
+    execv(path, argv);
+  }
   execv("/proc/self/exe", argv);
   // Still here: the restart failed. Going on is right, only slower.
   std::fprintf(stderr,

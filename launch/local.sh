@@ -85,7 +85,7 @@ if [ -z "$config" ]; then
   config="$run_dir/data/job.yaml"
 fi
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 pids=(); names=(); restarts=()
 cleanup() {  # a pid of 0 marks a process that has exited: `kill 0` would hit our own group
@@ -202,7 +202,7 @@ for i in "${!pids[@]}"; do
 done
 cleanup
 
-python3 - "$run_dir/summary.json" <<'PY'
+/usr/bin/python3 - "$run_dir/summary.json" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1]))
 print(f"\nmtps {s['model']} ({s['mode']}): {s['servers']} servers, {s['workers']} workers, "

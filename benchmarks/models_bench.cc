@@ -132,9 +132,9 @@ MTPS_MODEL_BENCH(MmoeCuda, ModelSpec::Type::kMmoe, "cuda:0")->Arg(1);
 }  // namespace
 }  // namespace mtps::models
 
-// OpenBLAS's best kernels, as mtps-worker runs them (models/blas_core.h).
+// Says which OpenBLAS kernels ran (models/blas_core.h): the CPU backend picks the best.
 int main(int argc, char** argv) {
-  mtps::models::RestartOnTheRightBlasCore(argv);
+  mtps::models::UseTheBestBlasKernels();
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::AddCustomContext("blas_kernels", mtps::models::BlasCoreName());

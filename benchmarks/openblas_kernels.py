@@ -1,9 +1,8 @@
 """OpenBLAS's best kernels for the PyTorch side of a comparison with mtps.
 
 Debian's numpy and PyTorch call OpenBLAS, whose 0.3.21 falls back to its SSE3 "Prescott"
-kernels on CPUs it does not know (this project's machines). mtps-worker and models_bench
-restart onto the best ones (models/blas_core.h); this applies the same rule to a Python
-process. OpenBLAS reads OPENBLAS_CORETYPE only when it loads, so call use_best_kernels()
+kernels on CPUs it does not know (this project's machines). mtps's CPU backend switches to
+the best ones (models/blas_core.h); this applies the same rule to a Python process. OpenBLAS reads OPENBLAS_CORETYPE only when it loads, so call use_best_kernels()
 before importing numpy or torch.
 """
 import os

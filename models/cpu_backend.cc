@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "models/blas_core.h"
 #include "models/cpu_sequence_ops.h"
 #include "models/kernel_math.h"
 
@@ -17,7 +18,10 @@ namespace {
 template <typename T>
 class CpuBackend final : public Backend<T> {
  public:
-  explicit CpuBackend(int threads) { openblas_set_num_threads(std::max(threads, 1)); }
+  explicit CpuBackend(int threads) {
+    UseTheBestBlasKernels();  // before this process's first BLAS call
+    openblas_set_num_threads(std::max(threads, 1));
+  }
 
   std::string device() const override { return "cpu"; }
   bool is_host() const override { return true; }

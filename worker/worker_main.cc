@@ -45,7 +45,6 @@ void StopOnSigterm(int) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  mtps::models::RestartOnTheRightBlasCore(argv);  // before any thread: it may exec
   FLAGS_logtostderr = true;  // the default (kubectl logs, local.sh's log files); a flag may override
   mtps::ParseProgramFlags(&argc, &argv,
                           "mtps-worker --config job.yaml (--scheduler tcp://host:port | --local)");

@@ -11,6 +11,7 @@
 #include <map>
 #include <set>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -250,11 +251,15 @@ class ClusterTest : public ::testing::Test {
 TEST_F(ClusterTest, OneSyncWorkerEqualsLocalTrainerOnEveryParameter) {
   Generate(8000);
   const std::string spec_path = WriteSpec("job.yaml", JobYaml(dir_ / "data", "sync", 1, dir_ / "ckpt"));
-  // The worker runs the BLAS kernels of the LocalTrainer it is compared with (this
-  // process's), instead of restarting onto the best ones (models/blas_core.h).
+  // The worker loads the BLAS kernels of the LocalTrainer it is compared with: this
+  // process's, once it has picked them (models/blas_core.h).
+  models::UseTheBestBlasKernels();
+  const char* before = std::getenv("OPENBLAS_CORETYPE");
+  const std::optional<std::string> restore = before ? std::optional<std::string>(before) : std::nullopt;
   ASSERT_EQ(setenv("OPENBLAS_CORETYPE", models::BlasCoreName().c_str(), 1), 0);
   StartCluster(spec_path, 1, 1);
-  unsetenv("OPENBLAS_CORETYPE");
+  if (restore) setenv("OPENBLAS_CORETYPE", restore->c_str(), 1);
+  else unsetenv("OPENBLAS_CORETYPE");
   ExpectJobSucceeds(seconds(120));
   if (HasFatalFailure()) return;
 

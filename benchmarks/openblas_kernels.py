@@ -2,7 +2,8 @@
 
 Debian's numpy and PyTorch call OpenBLAS, whose 0.3.21 falls back to its SSE3 "Prescott"
 kernels on CPUs it does not know (this project's machines). mtps's CPU backend switches to
-the best ones (models/blas_core.h); this applies the same rule to a Python process. OpenBLAS reads OPENBLAS_CORETYPE only when it loads, so call use_best_kernels()
+the best ones (models/blas_core.h); this applies the same rule to a Python process, by
+setting OPENBLAS_CORETYPE, which OpenBLAS reads when it loads: call use_best_kernels()
 before importing numpy or torch.
 """
 import os

@@ -82,8 +82,6 @@ class Spec:
         self.sequence = self.model.get("sequence") or {}
         seq = self.sequence
         if seq:
-            if seq.get("weights_softmax", False):
-                fail("model.sequence.weights_softmax is not mirrored")
             if seq.get("bst_pooling", "attention") != "attention":
                 fail("model.sequence.bst_pooling: only attention is mirrored")
         self.tasks = y["tasks"]
@@ -201,7 +199,8 @@ class Model(torch.nn.Module):
             self.sequence = SequenceEncoder(width, encoder, self.max_len,
                                             list(seq.get("attention_hidden", [36])),
                                             int(seq.get("heads", 2)), int(seq.get("ffn_hidden", 64)),
-                                            bool(seq.get("din_positions", False)))
+                                            bool(seq.get("din_positions", False)),
+                                            bool(seq.get("weights_softmax", False)))
         self.dot = spec.interaction == "dot"
         fields = len(spec.sparse)
         d_in = sum(dims) + len(spec.dense) + (fields * (fields - 1) // 2 if self.dot else 0)

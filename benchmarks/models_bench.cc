@@ -2,7 +2,11 @@
 // 8 experts of 64 units, towers of 32, 8 single-valued sparse fields of dim 16, 2 bce
 // tasks, batch 1024 (the reference model), at 1 and 2 OpenBLAS threads; and the same
 // MMoE with a ninth field, a behaviour sequence of 1..20 items of the target item's table
-// (field f1), encoded by DIN (attention MLP [36]) or BST (2 heads, FFN 64, then DIN).
+// (field f1), encoded by DIN (attention MLP [36]) or BST (2 heads, FFN 64, then DIN). The
+// *Side models add the history's side sequence (model.sequence.side: one row of table f2
+// per item, as the items' categories) and the options of the example specs: each item is
+// [f1 row ⊕ f2 row], attended against [f1 ⊕ f2] with softmax weights (DIN with positions
+// and an attention MLP of [64]).
 // benchmarks/models_vs_torch.sh runs it beside the same models in PyTorch.
 //
 //   build/bin/models_bench --benchmark_filter=Mmoe   # counter samples/s (wall time);
@@ -20,7 +24,11 @@ namespace {
 
 constexpr int kBatch = 1024, kFields = 8, kDim = 16, kRowsPerTable = 1000, kMaxLength = 20;
 
-enum class Sequence { kNone, kDin, kBst };
+enum class Sequence { kNone, kDin, kBst, kDinSide, kBstSide };
+
+bool HasSide(Sequence sequence) {
+  return sequence == Sequence::kDinSide || sequence == Sequence::kBstSide;
+}
 
 JobSpec ReferenceSpec(ModelSpec::Type type, Sequence sequence = Sequence::kNone) {
   JobSpec spec;
@@ -43,10 +51,18 @@ JobSpec ReferenceSpec(ModelSpec::Type type, Sequence sequence = Sequence::kNone)
   if (sequence != Sequence::kNone) {
     spec.sparse_fields.push_back({.name = "hist", .table = "f1", .multi_valued = true,
                                   .pooling = Pooling::kSequence, .max_length = kMaxLength});
+    const bool din = sequence == Sequence::kDin || sequence == Sequence::kDinSide;
     spec.model.sequence = {.field = "hist", .target = "f1",
-                           .encoder = sequence == Sequence::kDin ? SequenceSpec::Encoder::kDin
-                                                                 : SequenceSpec::Encoder::kBst,
+                           .encoder = din ? SequenceSpec::Encoder::kDin : SequenceSpec::Encoder::kBst,
                            .attention_hidden = {36}, .heads = 2, .ffn_hidden = 64};
+    if (HasSide(sequence)) {
+      spec.sparse_fields.push_back({.name = "hist_side", .table = "f2", .multi_valued = true,
+                                    .pooling = Pooling::kSequence, .max_length = kMaxLength});
+      spec.model.sequence.side = {{.field = "hist_side", .target = "f2"}};
+      spec.model.sequence.din_positions = din;
+      if (din) spec.model.sequence.attention_hidden = {64};
+      spec.model.sequence.weights_softmax = true;
+    }
   }
   return spec;
 }
@@ -90,16 +106,21 @@ void BM_TrainStep(benchmark::State& state, ModelSpec::Type type, const char* dev
     in.tables.push_back({tables[f].data(), kRowsPerTable});
   }
   // The history: 1..kMaxLength items per record (uniform), rows of table f1.
-  std::vector<int32_t> history_offsets{0}, history_rows;
+  // Its side sequence: one row of table f2 per history item.
+  std::vector<int32_t> history_offsets{0}, history_rows, side_rows;
   for (int b = 0; b < kBatch; ++b) {
     const int length = 1 + static_cast<int>(rng() % kMaxLength);
     for (int i = 0; i < length; ++i) {
       history_rows.push_back(static_cast<int32_t>(rng() % kRowsPerTable));
+      side_rows.push_back(static_cast<int32_t>(rng() % kRowsPerTable));
     }
     history_offsets.push_back(static_cast<int32_t>(history_rows.size()));
   }
   if (sequence != Sequence::kNone) {
     in.fields.push_back({history_offsets.data(), history_rows.data()});
+  }
+  if (HasSide(sequence)) {
+    in.fields.push_back({history_offsets.data(), side_rows.data()});
   }
   ModelOutput out;
   uint64_t step = 0;
@@ -126,6 +147,8 @@ MTPS_MODEL_BENCH(Ple, ModelSpec::Type::kPle, "cpu")->Arg(1);
 MTPS_MODEL_BENCH(Esmm, ModelSpec::Type::kEsmm, "cpu")->Arg(1);
 MTPS_MODEL_BENCH(MmoeDin, ModelSpec::Type::kMmoe, "cpu", Sequence::kDin)->Arg(1)->Arg(2);
 MTPS_MODEL_BENCH(MmoeBst, ModelSpec::Type::kMmoe, "cpu", Sequence::kBst)->Arg(1)->Arg(2);
+MTPS_MODEL_BENCH(MmoeDinSide, ModelSpec::Type::kMmoe, "cpu", Sequence::kDinSide)->Arg(1)->Arg(2);
+MTPS_MODEL_BENCH(MmoeBstSide, ModelSpec::Type::kMmoe, "cpu", Sequence::kBstSide)->Arg(1)->Arg(2);
 // Reported as an error (skipped) where there is no CUDA device or no CUDA build.
 MTPS_MODEL_BENCH(MmoeCuda, ModelSpec::Type::kMmoe, "cuda:0")->Arg(1);
 

@@ -2,7 +2,9 @@
 # Forward + backward samples/s of the reference MMoE (8 experts x 64, towers of 32, 8 sparse
 # fields of dim 16, 2 tasks, batch 1024) on the CPU: mtps (models_bench) beside PyTorch
 # (Debian's python3-torch, benchmarks/models_vs_torch.py), same thread counts, and the ratio;
-# likewise MMoE + DIN and MMoE + BST over a behaviour sequence of 1..20 items.
+# likewise MMoE + DIN and MMoE + BST over a behaviour sequence of 1..20 items, and
+# MmoeDinSide / MmoeBstSide: the same with the history's side sequence (model.sequence.side,
+# as the items' categories) and softmax weights (DIN with positions), as the example specs.
 #
 #   benchmarks/models_vs_torch.sh [build-dir]       # default: build
 #   MODELS="MmoeDin MmoeBst" THREADS=1 REPS=3 benchmarks/models_vs_torch.sh build
@@ -13,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
 reps=${REPS:-5}
-models=${MODELS:-Mmoe MmoeDin MmoeBst}
+models=${MODELS:-Mmoe MmoeDin MmoeBst MmoeDinSide MmoeBstSide}
 thread_counts=${THREADS:-1 2}
 if [ ! -x "$build/bin/models_bench" ]; then
   cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMTPS_CUDA=OFF >/dev/null
@@ -32,10 +34,12 @@ printf "%-8s %-8s %-24s %-24s %-12s %s\n" model threads "mtps samples/s" "torch 
   "mtps/torch" "cpu ms/step mtps | torch (medians; all threads of the process)"
 for model in $models; do
 case $model in
-  Mmoe) encoder=none ;;
-  MmoeDin) encoder=din ;;
-  MmoeBst) encoder=bst ;;
-  *) echo "models_vs_torch.sh: unknown model $model (Mmoe, MmoeDin, MmoeBst)" >&2; exit 2 ;;
+  Mmoe) encoder=(--encoder none) ;;
+  MmoeDin) encoder=(--encoder din) ;;
+  MmoeBst) encoder=(--encoder bst) ;;
+  MmoeDinSide) encoder=(--encoder din --side --positions --softmax --attention_hidden 64) ;;
+  MmoeBstSide) encoder=(--encoder bst --side --softmax) ;;
+  *) echo "models_vs_torch.sh: unknown model $model (Mmoe, MmoeDin, MmoeBst, MmoeDinSide, MmoeBstSide)" >&2; exit 2 ;;
 esac
 for threads in $thread_counts; do
   export OPENBLAS_NUM_THREADS=$threads OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads
@@ -53,7 +57,7 @@ for b in json.load(sys.stdin)["benchmarks"]:
   mtps_cpu=$(field cpu_time | sort -g | awk '{v[NR]=$1} END {printf "%.1f", v[int((NR+1)/2)]}')
   torch_runs=$(for _ in $(seq "$reps"); do
       /usr/bin/python3 benchmarks/models_vs_torch.py --threads "$threads" --seconds 2 \
-        --encoder "$encoder"
+        "${encoder[@]}"
     done)
   torch=$(sed -E 's/.*samples\/s=([0-9.]+).*/\1/' <<<"$torch_runs" | summary)
   torch_blas=$(sed -nE '1s/.* blas=([^ ]+) .*/\1/p' <<<"$torch_runs")

@@ -9,8 +9,9 @@
 #          [--work-dir DIR]
 #
 # A variant is an encoder (sum, mean, din, bst) with options joined by '+': softmax
-# (weights_softmax), positions (din_positions), dot (interaction: {kind: dot}), noside
-# (drop model.sequence.side and the hist_cats feature: the history's items alone). With
+# (weights_softmax), positions (din_positions), attN (attention_hidden: [N]), dot
+# (interaction: {kind: dot}), noside (drop model.sequence.side and the hist_cats feature:
+# the history's items alone); the generated spec's own encoder options are dropped. With
 # the side, sum and mean pool hist_cats like any multi-valued field, so "ctr - sum"
 # compares variants with the same options. --torch also trains each variant in PyTorch (benchmarks/e2e_torch.py
 # --per_epoch, 1 thread) on the CSV copy of the same data (WORK/ROWS/csv), in
@@ -22,7 +23,7 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 
 sizes="200000 1000000"; seed=7; epochs=12; jobs=1
-variants="sum mean din bst sum+dot din+dot bst+dot sum+noside din+noside din+dot+noside"
+variants="sum din bst sum+dot din+dot bst+dot din+positions+dot din+positions+softmax+att64+dot bst+softmax+dot"
 build_dir="$root/build"; work=""; torch=0
 usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 while [ $# -gt 0 ]; do
@@ -59,6 +60,8 @@ variant_spec() {
     case "$opt" in
       softmax) options+=", weights_softmax: true" ;;
       positions) options+=", din_positions: true" ;;
+      att[1-9]*) [[ "$opt" =~ ^att[1-9][0-9]*$ ]] || die "bad option '$opt' in variant '$variant'"
+                 options+=", attention_hidden: [${opt#att}]" ;;
       dot) interaction="        interaction: {kind: dot}," ;;
       noside) side=0 ;;
       *) die "unknown option '$opt' in variant '$variant'" ;;
@@ -70,7 +73,8 @@ spec, encoder, interaction, epochs, side = sys.argv[1:]
 text = open(spec).read()
 text = re.sub(r"(?m)^\s*interaction: \{kind: dot\},\n", "", text)
 # The generated spec's own encoder options go: each variant names its options.
-text = re.sub(r", (din_positions|weights_softmax): true", "", text)
+text = re.sub(r",\s*(din_positions|weights_softmax): true", "", text)
+text = re.sub(r",\s*attention_hidden: \[[^\]]*\]", "", text)
 if side == "0":
     text = re.sub(r",\s*side: \[[^\]]*\]", "", text)
     text = re.sub(r"(?m)^\s*- \{name: hist_cats,.*\n", "", text)

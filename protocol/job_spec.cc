@@ -63,7 +63,12 @@ class MapReader {
 
   Status Finish() const {
     for (const auto& entry : node_) {
-      const std::string key = entry.first.as<std::string>();
+      // YAML lets a key be a sequence or a mapping (`? - a`); a spec's keys are names.
+      if (!entry.first.IsScalar()) {
+        return InvalidArgument((path_.empty() ? std::string("the top level") : path_) +
+                               ": a key must be a plain name, not a sequence or mapping");
+      }
+      const std::string key = entry.first.Scalar();
       if (!used_.count(key)) return InvalidArgument(Path(key) + ": unknown field");
     }
     return Status::OK();
@@ -904,7 +909,7 @@ StatusOr<JobSpec> ParseJobSpec(const std::string& yaml_text, const std::string& 
   if (!root.IsMap()) return InvalidArgument(origin + ": the top level must be a mapping");
 
   JobSpec spec;
-  Status status = [&]() -> Status {
+  auto parse = [&]() -> Status {
     MapReader r(root, "");
     MTPS_RETURN_IF_ERROR(r.Optional("name", &spec.name));
     MTPS_RETURN_IF_ERROR(ParseData(r.Node("data"), "data", &spec.data));
@@ -943,7 +948,14 @@ StatusOr<JobSpec> ParseJobSpec(const std::string& yaml_text, const std::string& 
     MTPS_RETURN_IF_ERROR(ParseCheckpoint(r.Node("checkpoint"), "checkpoint", &spec.checkpoint));
     MTPS_RETURN_IF_ERROR(r.Finish());
     return CrossCheck(spec);
-  }();
+  };
+  // yaml-cpp throws where a node has an unexpected shape; every such case is a bad spec.
+  Status status;
+  try {
+    status = parse();
+  } catch (const YAML::Exception& e) {
+    status = InvalidArgument(std::string("unreadable YAML structure: ") + e.what());
+  }
   if (!status.ok()) return status.WithContext(origin);
 
   // The canonical text is the parsed tree emitted again: comments and layout drop out.

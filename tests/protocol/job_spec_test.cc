@@ -192,6 +192,22 @@ TEST(JobSpecTest, RefusesMissingSectionsAndBrokenText) {
             std::string::npos);
 }
 
+// YAML allows a sequence or mapping as a key (`? - x`): a clear refusal, not a yaml-cpp
+// exception out of the parser (the job_spec fuzzer found it).
+TEST(JobSpecTest, RefusesAKeyThatIsNotAName) {
+  std::string top = kFullSpec;
+  top += "? [a, b]\n: 1\n";
+  Status s = ParseJobSpec(top).status();
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("the top level: a key must be a plain name"), std::string::npos) << s;
+
+  std::string nested = kFullSpec;
+  nested.replace(nested.find("training:\n"), 10, "training:\n  ? - {name: x}\n  : 2\n");
+  s = ParseJobSpec(nested).status();
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("training: a key must be a plain name"), std::string::npos) << s;
+}
+
 TEST(JobSpecTest, LoadNamesTheFile) {
   StatusOr<JobSpec> missing = LoadJobSpec("/nonexistent/job.yaml");
   EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);

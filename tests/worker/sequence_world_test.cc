@@ -186,10 +186,11 @@ TEST(SequenceWorldTest, DatasetsCarryHistoriesAsASequenceOfItemKeys) {
                               "pooling: sequence, max_length: 12"));
   EXPECT_THAT(yaml, HasSubstr("name: hist_cats, table: category, key_field: category, "
                               "multi_valued: true, pooling: sequence, max_length: 12"));
-  // The best configuration measured: DIN over items with their categories and positions,
-  // and dot.
+  // The best configuration measured: DIN over items with their categories, positions and
+  // softmax weights, and dot.
   EXPECT_THAT(yaml, HasSubstr("sequence: {field: hist_items, target: item_id, encoder: din, "
                               "din_positions: true,\n"
+                              "                   weights_softmax: true, attention_hidden: [64],\n"
                               "                   side: [{field: hist_cats, target: category}]}"));
   EXPECT_THAT(yaml, HasSubstr("interaction: {kind: dot}"));
   const std::string csv = ReadFile(dir.File("csv/train-00000.csv"));

@@ -210,12 +210,15 @@ std::string GeneratedJobYaml(const DatagenOptions& o) {
   }
   y << "model: {type: mmoe, experts: 4, expert_units: [64], tower_units: [32]";
   // The best configuration measured on the sequence world (benchmarks/sequence_encoders.sh,
-  // seed 7): DIN over [item ⊕ category] per history item with recency positions, and the
-  // dot interaction, which hands the trunk <history encoding, target> and the other
-  // products an MLP learns poorly.
+  // seeds 7 and 8): DIN over [item ⊕ category] per history item with recency positions and
+  // softmax weights (the click reads the most recent item of the target's category: a
+  // softmax can pick it, raw weights sum every match), a wider scorer, and the dot
+  // interaction, which hands the trunk <history encoding, target> and the other products an
+  // MLP learns poorly.
   if (o.world.history_length > 0) {
     y << ",\n        interaction: {kind: dot},\n"
       << "        sequence: {field: hist_items, target: item_id, encoder: din, din_positions: true,\n"
+      << "                   weights_softmax: true, attention_hidden: [64],\n"
       << "                   side: [{field: hist_cats, target: category}]}";
   }
   y << "}\n"

@@ -27,19 +27,24 @@ PY
 list="${TMPDIR:-/tmp}/mtps-pkgs.$$"; trap 'rm -f "$list"' EXIT
 nonfree_known=0
 ls /var/lib/apt/lists/*_non-free_*Packages* >/dev/null 2>&1 && nonfree_known=1
-checked=0; missing=(); unchecked=()
+checked=0; missing=(); unchecked=(); wanted=()
 while read -r component pkg; do
   if [ "$component" = non-free ] && [ "$nonfree_known" -eq 0 ]; then
     unchecked+=("$pkg"); continue
   fi
-  # Whole output first: `| grep -q` would end apt-cache with SIGPIPE, a failure under pipefail.
-  shown="$(apt-cache show --no-all-versions "$pkg" 2>/dev/null || true)"
+  wanted+=("$pkg")
+done <"$list"
+# One apt-cache for all names (each run loads the whole package cache, about a second): it
+# shows every package it finds, so a name without its "Package:" line does not exist.
+# Whole output first: `| grep -q` would end apt-cache with SIGPIPE, a failure under pipefail.
+shown="$(apt-cache show --no-all-versions "${wanted[@]}" 2>/dev/null || true)"
+for pkg in "${wanted[@]}"; do
   if grep -q "^Package: $pkg\$" <<<"$shown"; then
     checked=$((checked + 1))
   else
     missing+=("$pkg")
   fi
-done <"$list"
+done
 [ "$checked" -gt 10 ] || { echo "found only $checked package names: the parser is broken"; exit 1; }
 if [ ${#missing[@]} -gt 0 ]; then
   echo "packages that do not exist in this Debian archive: ${missing[*]}"; exit 1

@@ -15,7 +15,9 @@
 // chose anything but Prescott, or when the BLAS is not OpenBLAS. The variable stays set, so
 // child processes load the same kernels.
 // Thread-safety: UseTheBestBlasKernels runs once per process (std::call_once) and must come
-// before the first BLAS call; every other function is pure or reads only.
+// before the first BLAS call. It calls setenv, which races with other threads reading the
+// environment: a program makes its first CPU backend before it starts threads (mtps-worker
+// does at startup). Every other function is pure or reads only.
 #pragma once
 
 #include <string>

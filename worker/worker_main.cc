@@ -65,12 +65,14 @@ int main(int argc, char** argv) {
     return mtps::kExitBadConfig;
   }
   // The device is tried before the worker joins a cluster: a missing GPU ends this process
-  // at once instead of after the cluster formed around it.
+  // at once instead of after the cluster formed around it. A CPU backend made here, before
+  // any thread starts, also picks OpenBLAS's kernels (models/blas_core.h: it sets the
+  // environment).
   if (auto backend = mtps::models::MakeBackend<float>(FLAGS_device, 1); !backend.ok()) {
     LOG(ERROR) << "mtps-worker: --device " << FLAGS_device << ": " << backend.status();
     return mtps::kExitBadConfig;
   }
-  LOG(INFO) << "CPU BLAS kernels: OpenBLAS " << mtps::models::BlasCoreName();
+  if (FLAGS_device == "cpu") LOG(INFO) << "CPU BLAS kernels: OpenBLAS " << mtps::models::BlasCoreName();
   mtps::StatusOr<mtps::JobSpec> spec = mtps::LoadJobSpec(FLAGS_config);
   if (!spec.ok()) {
     LOG(ERROR) << spec.status();

@@ -356,7 +356,9 @@ TEST_F(ServerLoopbackTest, ServersRefuseTheirPartOfAPushHoldingNaN) {
     const int owner = JumpConsistentHash(key, 2);
     const bool has_row = RowOn(cluster_, owner, kUserTable, key, &row);
     if (owner == bad_server) {
-      if (has_row) EXPECT_EQ(row, InitialRow(job_.tables[kUserTable], key)) << "key " << key;
+      if (has_row) {
+        EXPECT_EQ(row, InitialRow(job_.tables[kUserTable], key)) << "key " << key;
+      }
     } else {
       ASSERT_TRUE(has_row);
       EXPECT_NE(row, InitialRow(job_.tables[kUserTable], key)) << "key " << key;

@@ -191,6 +191,9 @@ INSTANTIATE_TEST_SUITE_P(
                     SequenceSpec::BstPooling::kAttention, true},
         EncoderCase{"DinSoftmax", SequenceSpec::Encoder::kDin,
                     SequenceSpec::BstPooling::kAttention, false, true},
+        // The default sequence spec's options together (mtps-datagen --world sequence).
+        EncoderCase{"DinWithPositionsSoftmax", SequenceSpec::Encoder::kDin,
+                    SequenceSpec::BstPooling::kAttention, true, true},
         EncoderCase{"BstSoftmax", SequenceSpec::Encoder::kBst,
                     SequenceSpec::BstPooling::kAttention, false, true},
         EncoderCase{"BstAttention", SequenceSpec::Encoder::kBst,

@@ -80,7 +80,9 @@ class GradientTest : public ::testing::Test {
       std::vector<double> g(grads.begin() + b.offset, grads.begin() + b.offset + b.size);
       double max_abs = 0;
       for (double v : g) max_abs = std::max(max_abs, std::abs(v));
-      if (b.name != exact_zero) EXPECT_GT(max_abs, 0.0) << "no gradient reaches " << b.name;
+      if (b.name != exact_zero) {
+        EXPECT_GT(max_abs, 0.0) << "no gradient reaches " << b.name;
+      }
       ExpectGradient(&block, g, f, b.name, [&] {
         ASSERT_TRUE(params_.SetBlockValues(b.name, block.data(), block.size()).ok());
       });

@@ -20,6 +20,7 @@
 #include <chrono>
 #include <fstream>
 #include <optional>
+#include <random>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -31,20 +32,42 @@ namespace mtps::testing {
 
 inline std::string BinPath(const std::string& name) { return std::string(MTPS_BIN_DIR) + "/" + name; }
 
-// A TCP port on 127.0.0.1 that was free a moment ago (the kernel picks it).
-inline int FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+// A TCP port on 127.0.0.1 that was free a moment ago, for a process to bind next. It is
+// drawn below the kernel's ephemeral range (ip_local_port_range): a port the kernel hands
+// out for bind(0) or an outgoing connection (servers with --port 0, every client socket,
+// other tests' processes) can then never be the one a process was told to bind, which
+// happened while it was starting (CI: "address in use").
+// Binds `fd` to 127.0.0.1:`port` (0: the kernel picks); the bound port, or -1.
+inline int BindLoopback(int fd, int port) {
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  int port = -1;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
-    socklen_t len = sizeof(addr);
-    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) port = ntohs(addr.sin_port);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) return -1;
+  socklen_t len = sizeof(addr);
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return -1;
+  return ntohs(addr.sin_port);
+}
+
+inline int FreePort() {
+  auto try_bind = [](int port) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    const int bound = BindLoopback(fd, port);
+    ::close(fd);
+    return bound;
+  };
+  int ephemeral_low = 32768;
+  std::ifstream("/proc/sys/net/ipv4/ip_local_port_range") >> ephemeral_low;
+  constexpr int kLowest = 10000;
+  static std::mt19937 pick(std::random_device{}() ^ static_cast<unsigned>(::getpid()));
+  if (ephemeral_low - 1 > kLowest) {
+    std::uniform_int_distribution<int> port(kLowest, ephemeral_low - 1);
+    for (int attempt = 0; attempt < 200; ++attempt) {
+      const int bound = try_bind(port(pick));
+      if (bound > 0) return bound;
+    }
   }
-  ::close(fd);
-  return port;
+  return try_bind(0);  // no room below the ephemeral range: the kernel's pick
 }
 
 // A loopback port held by a listening socket for the object's life: a process told to
@@ -53,13 +76,8 @@ class BusyPort {
  public:
   BusyPort() {
     fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 && ::listen(fd_, 1) == 0) {
-      socklen_t len = sizeof(addr);
-      if (::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) == 0) port_ = ntohs(addr.sin_port);
-    }
+    const int bound = BindLoopback(fd_, 0);
+    if (bound > 0 && ::listen(fd_, 1) == 0) port_ = bound;
   }
   ~BusyPort() { ::close(fd_); }
   BusyPort(const BusyPort&) = delete;

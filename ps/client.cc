@@ -372,10 +372,8 @@ void Client::PushAsync(uint32_t table_id, std::span<const uint64_t> keys, int di
   if (options.sync) {
     // Every server counts every worker's part of a step, so one with none of this push's
     // keys gets an empty part: without it, that server's step would wait for ever.
-    std::vector<bool> has_part(num_servers(), false);
-    for (const Part& part : parts) has_part[part.slots.server] = true;
     for (int32_t s = 0; s < num_servers(); ++s)
-      if (!has_part[s]) parts.push_back(Part{{s, 0, 0}, nullptr});
+      if (routing.unique_count(s) == 0) parts.push_back(Part{{s, 0, 0}, nullptr});
   }
   // Where each server's slot j lands: the wire rows of the part that holds it.
   std::vector<size_t> first_part_of(num_servers(), 0);

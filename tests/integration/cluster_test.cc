@@ -163,20 +163,25 @@ class ClusterTest : public ::testing::Test {
     return spec_path;
   }
 
-  // A 2-server, 2-worker job of `mode` whose server 1 is killed once a whole checkpoint
-  // exists and started again under its rank (as local.sh does) after the scheduler
-  // declared it lost; returns the spec's path once the job succeeded.
-  std::string RunWithServerOneKilledAndReplaced(const std::string& mode) {
+  // A 2-server, 2-worker job of `mode`, checkpointing every 10 steps: once a whole
+  // checkpoint exists, server 1 gets `signal` and the scheduler declares it lost (after
+  // the 2 s heartbeat timeout). Sets *spec_path.
+  void StartJobAndLoseServerOne(const std::string& mode, int signal, std::string* spec_path) {
     Generate(60000);
-    const std::string spec_path =
-        WriteSpec("job.yaml", JobYaml(dir_ / "data", mode, 2, dir_ / "ckpt", /*interval=*/10));
-    StartCluster(spec_path, 2, 2, /*heartbeat_timeout=*/2, -1, /*recover_timeout=*/60);
-    EXPECT_TRUE(WaitFor([&] { return HasWholeCheckpoint(); }, seconds(60))) << AllLogs();
-    servers_[1]->Signal(SIGKILL);
-    // The scheduler declares it lost after the heartbeat timeout and tells the workers.
-    EXPECT_TRUE(WaitFor([&] { return scheduler_->Log().find("is lost") != std::string::npos; },
+    *spec_path = WriteSpec("job.yaml", JobYaml(dir_ / "data", mode, 2, dir_ / "ckpt", /*interval=*/10));
+    StartCluster(*spec_path, 2, 2, /*heartbeat_timeout=*/2, -1, /*recover_timeout=*/60);
+    ASSERT_TRUE(WaitFor([&] { return HasWholeCheckpoint(); }, seconds(60))) << AllLogs();
+    servers_[1]->Signal(signal);
+    ASSERT_TRUE(WaitFor([&] { return scheduler_->Log().find("is lost") != std::string::npos; },
                         seconds(30)))
         << AllLogs();
+  }
+  // StartJobAndLoseServerOne with SIGKILL, server 1 started again under its rank (as
+  // local.sh does); returns the spec's path once the job succeeded.
+  std::string RunWithServerOneKilledAndReplaced(const std::string& mode) {
+    std::string spec_path;
+    EXPECT_NO_FATAL_FAILURE(StartJobAndLoseServerOne(mode, SIGKILL, &spec_path));
+    if (HasFatalFailure()) return spec_path;
     StartServer(spec_path, 1, /*restart=*/1);
     ExpectJobSucceeds(seconds(180));
     return spec_path;
@@ -513,15 +518,8 @@ TEST_F(ClusterTest, AKilledServerRestoresThroughItsIncrementChainAndTheJobComple
 }
 
 TEST_F(ClusterTest, AStoppedServerThatComesBackIsFencedAndTheJobCompletes) {
-  Generate(60000);
-  const std::string spec_path =
-      WriteSpec("job.yaml", JobYaml(dir_ / "data", "async", 2, dir_ / "ckpt", /*interval=*/10));
-  StartCluster(spec_path, 2, 2, /*heartbeat_timeout=*/2, -1, /*recover_timeout=*/60);
-  ASSERT_TRUE(WaitFor([&] { return HasWholeCheckpoint(); }, seconds(60))) << AllLogs();
-  servers_[1]->Signal(SIGSTOP);
-  ASSERT_TRUE(WaitFor([&] { return scheduler_->Log().find("is lost") != std::string::npos; },
-                      seconds(30)))
-      << AllLogs();
+  std::string spec_path;
+  ASSERT_NO_FATAL_FAILURE(StartJobAndLoseServerOne("async", SIGSTOP, &spec_path));
   // The stopped process keeps its port; the replacement gets another.
   std::unique_ptr<ChildProcess> stale = std::move(servers_[1]);
   StartServer(spec_path, 1, /*restart=*/1);
